@@ -1,0 +1,1 @@
+"""cadesk: a chat bot for CA digital certificates on UKEYs."""

@@ -1,0 +1,59 @@
+"""Assembling the nonebot application from settings: adapters, runtime hooks, plugins."""
+
+from typing import Any
+
+import nonebot
+from nonebot.adapters.console import Adapter as ConsoleAdapter
+from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
+
+from bot.config import Settings
+from bot.log_masking import install_log_masking
+from bot.runtime import start_runtime, stop_runtime
+
+PLUGINS = ("plugins.applicant",)
+
+
+def nonebot_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``nonebot.init``: everything comes from bot.toml."""
+    adapters = settings.bot.adapters
+    return {
+        # the OneBot reverse WebSocket needs a server driver; the Console needs none
+        "driver": "~fastapi" if "onebot" in adapters else "~none",
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": settings.bot.log_level,
+        "command_start": ["/", ""],
+        "nickname": [settings.bot.nickname],
+        "onebot_access_token": settings.onebot.access_token or None,
+        "fastapi_reload": False,
+        "fastapi_docs_url": None,
+        "fastapi_redoc_url": None,
+        "fastapi_openapi_url": None,
+    }
+
+
+def install(settings: Settings) -> None:
+    """Register adapters, the runtime's start and stop, and the plugins (after nonebot.init)."""
+    install_log_masking()
+    driver = nonebot.get_driver()
+    if "onebot" in settings.bot.adapters:
+        driver.register_adapter(OneBotAdapter)
+    if "console" in settings.bot.adapters:
+        driver.register_adapter(ConsoleAdapter)
+
+    @driver.on_startup
+    async def _start() -> None:
+        await start_runtime(settings)
+
+    @driver.on_shutdown
+    async def _stop() -> None:
+        await stop_runtime()
+
+    for plugin in PLUGINS:
+        nonebot.load_plugin(plugin)
+
+
+def run(settings: Settings) -> None:
+    nonebot.init(**nonebot_options(settings))
+    install(settings)
+    nonebot.run()

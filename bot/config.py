@@ -1,0 +1,122 @@
+"""``bot.toml``: the one configuration file, read into typed settings.
+
+Paths in the file are relative to the file's own directory, so a staging and a live instance
+each point at their own data. Secrets may come from the environment instead of the file:
+``CADESK_ONEBOT_ACCESS_TOKEN`` and ``CADESK_DATABASE_URL``.
+"""
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.domain.lifecycle import OrderType
+from bot.domain.scans import ScanRules
+
+DEFAULT_CONFIG = "bot.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in bot.toml is an error, not a silence
+
+
+class BotSection(_Section):
+    adapters: list[Literal["console", "onebot"]] = ["console"]
+    data_dir: Path = Path("data")
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    timezone: str = "Asia/Shanghai"
+    nickname: str = "cadesk"
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class OneBotSection(_Section):
+    access_token: str = ""
+
+
+class DatabaseSection(_Section):
+    url: str = ""  # empty: SQLite file cadesk.db in the data directory
+
+
+class ScansSection(_Section):
+    max_megabytes: float = Field(10, gt=0)
+    min_short_side: int = Field(600, ge=1)
+    min_long_side: int = Field(800, ge=1)
+    max_megapixels: float = Field(60, gt=0)
+    download_timeout_seconds: float = Field(20, gt=0)
+
+    def rules(self) -> ScanRules:
+        return ScanRules(max_bytes=int(self.max_megabytes * 1024 * 1024),
+                         min_short_side=self.min_short_side, min_long_side=self.min_long_side,
+                         max_pixels=int(self.max_megapixels * 1_000_000))
+
+
+class DialogueSection(_Section):
+    idle_minutes: float = Field(30, gt=0)  # after this, a flow waits for 继续
+
+
+class Settings(_Section):
+    bot: BotSection = BotSection()
+    server: ServerSection = ServerSection()
+    onebot: OneBotSection = OneBotSection()
+    database: DatabaseSection = DatabaseSection()
+    scans: ScansSection = ScansSection()
+    dialogue: DialogueSection = DialogueSection()
+    fees: dict[OrderType, Decimal] = {}  # yuan per UKEY (certificates) or per order
+
+    @property
+    def data_dir(self) -> Path:
+        return self.bot.data_dir
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'cadesk.db'}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.bot.timezone)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def config_path(cli_value: str | None = None) -> Path:
+    return Path(cli_value or os.environ.get("CADESK_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        with path.open("rb") as file:
+            raw = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return _resolved(settings, path.resolve().parent)
+
+
+def _resolved(settings: Settings, base: Path) -> Settings:
+    data_dir = settings.bot.data_dir
+    if not data_dir.is_absolute():
+        settings.bot.data_dir = base / data_dir
+    env = os.environ
+    settings.onebot.access_token = env.get("CADESK_ONEBOT_ACCESS_TOKEN",
+                                           settings.onebot.access_token)
+    settings.database.url = env.get("CADESK_DATABASE_URL", settings.database.url)
+    try:
+        ZoneInfo(settings.bot.timezone)
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"unknown time zone {settings.bot.timezone!r}") from error
+    return settings

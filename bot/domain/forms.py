@@ -1,0 +1,116 @@
+"""The forms of cadesk: company binding and the certificate order (SPEC.md §0 and §1)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.domain import validators
+from bot.domain.fields import Field, FieldKind
+from bot.domain.masking import mask_id_number, mask_mobile
+from bot.domain.validators import InvalidAnswer
+
+
+@dataclass(frozen=True)
+class Form:
+    key: str
+    title: str  # 【证书新办】
+    fields: tuple[Field, ...]
+    confirm: bool = True  # show a summary and ask 确认提交 before finishing
+
+    def field(self, key: str) -> Field:
+        for field in self.fields:
+            if field.key == key:
+                return field
+        raise KeyError(key)
+
+
+PLEDGE = (
+    "注册协议：本单位对在平台上传的全部资料的真实性、准确性和完整性负责，"
+    "如有不实，自行承担由此产生的一切后果。"
+)
+
+
+def _agree(answer: str) -> str:
+    value = validators.choice(("同意", "不同意"))(answer)
+    if value != "同意":
+        raise InvalidAnswer("须同意注册协议才能绑定单位。如不同意，可回复「取消」结束。")
+    return value
+
+
+BINDING = Form(
+    key="binding",
+    title="绑定单位",
+    confirm=False,
+    fields=(
+        Field("uscc", "统一社会信用代码", validate=validators.uscc_code,
+              hint="营业执照上的 18 位代码。",
+              help="统一社会信用代码印在营业执照左上方，共 18 位，由数字和大写字母组成。"),
+        Field("company_name", "单位名称", validate=validators.company_name,
+              hint="与营业执照上的名称完全一致。",
+              help="请输入营业执照上的单位全称，包括括号内的内容，例如「某某建设工程有限公司」。"),
+        Field("pledge", "注册协议", kind=FieldKind.CHOICE, choices=("同意", "不同意"),
+              validate=_agree, hint=PLEDGE,
+              help="绑定单位前须同意注册协议：" + PLEDGE),
+    ),
+)
+
+
+SCAN_RULE = "须为清晰的扫描件，格式 jpg/jpeg/bmp/gif，不得修图。"
+SHANDONG_CITIES = (
+    "济南", "青岛", "淄博", "枣庄", "东营", "烟台", "潍坊", "济宁",
+    "泰安", "威海", "日照", "临沂", "德州", "聊城", "滨州", "菏泽",
+)
+
+
+def _posted(values: Mapping[str, str]) -> bool:
+    return values.get("self_pickup") == "邮寄"
+
+
+def _scan(key: str, slot: str, label: str, shows: str) -> Field:
+    return Field(key, label, kind=FieldKind.SCAN, slot=slot, hint=f"要求：{shows}",
+                 help=f"{slot}【{label}】要求：{shows}{SCAN_RULE}请拍照或扫描后以图片发送。")
+
+
+CERTIFICATE = Form(
+    key="certificate",
+    title="证书新办/补办",
+    fields=(
+        Field("cert_type", "证书类型", kind=FieldKind.CHOICE, choices=("机构证书",), preset=True),
+        Field("years", "证书年限", kind=FieldKind.CHOICE, choices=("1年", "2年", "3年"),
+              help="证书有效期，到期前可以续期。"),
+        Field("region", "项目所属地区", kind=FieldKind.CHOICE, choices=SHANDONG_CITIES,
+              help="投标项目所在的地级市。"),
+        Field("ukey_count", "办理Ukey数量", validate=validators.integer_between(1, 20, "个"),
+              hint="请输入数字，例如 1。", help="需要办理的 UKEY（CA锁）个数，一般为 1 个。"),
+        Field("apply_kind", "办理类型", kind=FieldKind.CHOICE, choices=("新办", "补办"),
+              preset=True),
+        Field("company_name", "公司名称", preset=True),
+        Field("org_id_type", "机构证件类型", kind=FieldKind.CHOICE,
+              choices=("统一社会信用代码",), preset=True),
+        Field("org_id", "机构证件号", preset=True),
+        Field("handler_name", "经办人姓名", validate=validators.person_name,
+              help="来办理业务的经办人，须与身份证复印件一致。"),
+        Field("handler_id_number", "经办人身份证号", validate=validators.id_number,
+              mask=mask_id_number, hint="18 位，最后一位可能是 X。",
+              help="经办人的居民身份证号，共 18 位，最后一位可能是字母 X。"),
+        Field("mobile", "手机号", validate=validators.mobile, mask=mask_mobile,
+              hint="收件人手机号，须能接通并知晓本订单。",
+              help="用于接收审核、发货等通知的手机号，须能接通且机主知晓本订单。"),
+        Field("self_pickup", "是否自取", kind=FieldKind.CHOICE, choices=("自取", "邮寄"),
+              help="自取：经办人携带身份证原件和单位授权书到服务大厅领取；邮寄：快递寄送。"),
+        Field("city", "地级市", validate=validators.text(2, 40, "地级市"), applies=_posted,
+              hint="省/市/区，例如：山东省临沂市兰山区。", help="收件地址所在的省、市、区。"),
+        Field("address", "邮寄地址", validate=validators.text(5, 120, "邮寄地址"),
+              applies=_posted, hint="街道、门牌号及单位名称。",
+              help="详细收件地址：街道、门牌号、楼层及单位名称。"),
+        _scan("scan_form", "附件一", "信息印章采集表",
+              "打印的采集表，按表头要求加盖单位公章并签字。"),
+        _scan("scan_id_card", "附件二", "经办人身份证复印件",
+              "经办人身份证正反面复印在同一张 A4 纸上，加盖单位公章。"),
+        _scan("scan_authorisation", "附件三", "单位授权书及诚信承诺书",
+              "单位授权书及诚信承诺书，加盖公章并由法定代表人签字。"),
+        _scan("scan_licence", "附件四", "机构营业执照",
+              "新版三证合一营业执照复印件，加盖公章。"),
+    ),
+)
+
+FORMS = {form.key: form for form in (BINDING, CERTIFICATE)}

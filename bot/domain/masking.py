@@ -1,0 +1,26 @@
+"""Masking personal numbers wherever a stranger might read them (logs, group chats, summaries)."""
+
+import re
+
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_id_number(number: str) -> str:
+    """370102199003071234 → 370***********1234."""
+    if len(number) < 8:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def mask_mobile(number: str) -> str:
+    """13812345678 → 138****5678."""
+    if len(number) < 8:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def mask_personal_numbers(text: str) -> str:
+    """Mask every ID number and mainland mobile number found in free text."""
+    text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 11 + m.group(2), text)
+    return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)

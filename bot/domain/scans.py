@@ -1,0 +1,73 @@
+"""Checking a scanned image: what the bytes really are, not what the file is called."""
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+# Pillow format name → what we call it to the applicant
+ALLOWED_FORMATS = {"JPEG": "jpg", "BMP": "bmp", "GIF": "gif"}
+
+
+@dataclass(frozen=True)
+class ScanRules:
+    max_bytes: int = 10 * 1024 * 1024
+    min_short_side: int = 600  # pixels; an A4 page at ~75 dpi
+    min_long_side: int = 800
+    max_pixels: int = 60_000_000  # decompression-bomb guard: refuse before decoding
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    sha256: str
+    format: str  # JPEG, BMP or GIF
+    size: int  # bytes
+    width: int
+    height: int
+
+    def describe(self) -> str:
+        return f"{ALLOWED_FORMATS[self.format]} {self.width}×{self.height}，{_size(self.size)}"
+
+
+class InvalidScan(ValueError):
+    """``str(error)`` tells the applicant what is wrong with the image and what to send."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(1, round(n / 1024))} KB"
+
+
+def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
+    if not data:
+        raise InvalidScan("收到的图片是空的，请重新发送。")
+    if len(data) > rules.max_bytes:
+        raise InvalidScan(f"图片太大（{_size(len(data))}），请压缩到 {_size(rules.max_bytes)} "
+                          "以内后重新发送。")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                fmt = image.format or ""
+                if width * height > rules.max_pixels:
+                    raise InvalidScan(f"图片像素过多（{width}×{height}），请缩小后重新发送。")
+                if fmt not in ALLOWED_FORMATS:
+                    raise InvalidScan(f"只接受 jpg、jpeg、bmp、gif 格式的图片，您发送的是 "
+                                      f"{fmt or '无法识别的'} 格式，请另存为 jpg 后重新发送。")
+                frames = getattr(image, "n_frames", 1)
+                image.load()  # decode fully: a truncated or corrupt file fails here
+    except InvalidScan:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidScan("无法识别这张图片，请发送 jpg、bmp 或 gif 格式的扫描件。") from None
+    except (OSError, SyntaxError, ValueError):
+        raise InvalidScan("图片文件已损坏或不完整，请重新扫描后发送。") from None
+    if frames > 1:
+        raise InvalidScan("请发送静态图片，不要发送动图。")
+    short, long = sorted((width, height))
+    if short < rules.min_short_side or long < rules.min_long_side:
+        raise InvalidScan(f"图片分辨率太低（{width}×{height}），看不清内容。请用扫描仪或手机"
+                          f"拍摄清晰的图片，至少 {rules.min_short_side}×{rules.min_long_side}。")
+    return ScanInfo(hashlib.sha256(data).hexdigest(), fmt, len(data), width, height)

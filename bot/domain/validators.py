@@ -1,0 +1,138 @@
+"""Validators for form answers: each returns the normalised value or raises InvalidAnswer.
+
+The messages are shown to the applicant as they are, so they say what to fix, in Chinese.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+from bot.domain.text import compact, normalise
+
+Validator = Callable[[str], str]
+
+
+class InvalidAnswer(ValueError):
+    """An answer that cannot be accepted; ``str(error)`` tells the applicant what to fix."""
+
+
+def uscc_code(value: str) -> str:
+    """统一社会信用代码: 18 characters with the GB 32100-2015 check character."""
+    code = compact(value).upper()
+    if len(code) != 18:
+        raise InvalidAnswer(
+            f"统一社会信用代码应为 18 位，您输入了 {len(code)} 位，请对照营业执照重新输入。"
+        )
+    try:
+        return uscc.validate(code)
+    except InvalidChecksum:
+        raise InvalidAnswer(
+            "统一社会信用代码校验位不正确，可能有字符输错，请对照营业执照逐位核对。"
+        ) from None
+    except (InvalidFormat, InvalidComponent):
+        raise InvalidAnswer(
+            "统一社会信用代码含有不允许的字符（只能是数字和除 I、O、Z、S、V 外的大写字母），"
+            "请对照营业执照重新输入。"
+        ) from None
+
+
+def id_number(value: str) -> str:
+    """居民身份证号: 18 characters with the GB 11643-1999 check digit (the last may be X)."""
+    number = compact(value).upper()
+    if len(number) != 18:
+        raise InvalidAnswer(
+            f"身份证号应为 18 位，您输入了 {len(number)} 位，请重新输入（最后一位可能是 X）。"
+        )
+    try:
+        return ric.validate(number)
+    except InvalidChecksum:
+        raise InvalidAnswer(
+            "身份证号校验位不正确，可能有数字输错，请对照身份证逐位核对（最后一位可能是 X）。"
+        ) from None
+    except InvalidComponent:
+        raise InvalidAnswer("身份证号中的出生日期或地区码无效，请对照身份证重新输入。") from None
+    except (InvalidFormat, InvalidLength):
+        raise InvalidAnswer(
+            "身份证号只能由数字组成，最后一位可以是 X，请重新输入。"
+        ) from None
+
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def mobile(value: str) -> str:
+    """Mainland mobile number: 11 digits starting 13–19; +86 / 0086 prefixes are accepted."""
+    number = compact(value)
+    for prefix in ("+86", "0086"):
+        number = number.removeprefix(prefix)
+    if not number.isdigit():
+        raise InvalidAnswer("手机号只能由数字组成，请输入 11 位手机号。")
+    if len(number) != 11:
+        raise InvalidAnswer(f"手机号应为 11 位，您输入了 {len(number)} 位，请重新输入。")
+    if not _MOBILE.fullmatch(number):
+        raise InvalidAnswer("这不是有效的大陆手机号（应以 13–19 开头），请重新输入。")
+    return number
+
+
+_NAME = re.compile(r"[\u3400-\u9fff]+(?:[·•][\u3400-\u9fff]+)*")
+
+
+def person_name(value: str) -> str:
+    """A person's name as on the ID card: Chinese characters, a middle dot for some names."""
+    name = normalise(value).replace("•", "·").replace("・", "·")
+    if not 2 <= len(name) <= 20 or not _NAME.fullmatch(name):
+        raise InvalidAnswer("请输入身份证上的中文姓名（2–20 个汉字，少数民族姓名可用「·」分隔）。")
+    return name
+
+
+def text(min_length: int, max_length: int, what: str) -> Validator:
+    """Free text of a sensible length, e.g. an address."""
+
+    def validate(value: str) -> str:
+        cleaned = " ".join(normalise(value).split())
+        if len(cleaned) < min_length:
+            raise InvalidAnswer(f"{what}太短了，请至少输入 {min_length} 个字。")
+        if len(cleaned) > max_length:
+            raise InvalidAnswer(f"{what}太长了，请不要超过 {max_length} 个字。")
+        return cleaned
+
+    return validate
+
+
+def company_name(value: str) -> str:
+    """Full company name as on the business licence; brackets are normalised to full-width."""
+    name = text(4, 100, "单位名称")(value).replace("(", "（").replace(")", "）")
+    if not re.search(r"[\u3400-\u9fff]", name):
+        raise InvalidAnswer("请输入营业执照上的单位全称（中文）。")
+    return name
+
+
+def integer_between(low: int, high: int, unit: str) -> Validator:
+    def validate(value: str) -> str:
+        cleaned = compact(value).removesuffix(unit)
+        if not cleaned.isdigit():
+            raise InvalidAnswer(f"请输入一个数字（{low}–{high}）。")
+        number = int(cleaned)
+        if not low <= number <= high:
+            raise InvalidAnswer(f"数量应在 {low}–{high}{unit} 之间，请重新输入。")
+        return str(number)
+
+    return validate
+
+
+def choice(choices: Sequence[str]) -> Validator:
+    """One of ``choices``, by its number in the list (1-based) or by its text."""
+
+    def validate(value: str) -> str:
+        answer = compact(value)
+        if answer.isdigit() and 1 <= int(answer) <= len(choices):
+            return choices[int(answer) - 1]
+        for option in choices:
+            if answer == compact(option):
+                return option
+        listed = "、".join(f"{i} {option}" for i, option in enumerate(choices, 1))
+        raise InvalidAnswer(f"请回复选项的序号或文字：{listed}。")
+
+    return validate

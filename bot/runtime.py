@@ -1,0 +1,58 @@
+"""What the running bot holds: settings, database, scan store, image fetcher, dialogue.
+
+Started by the driver's start-up hook and stopped by its shutdown hook; plugins reach it through
+the ``get_runtime`` dependency.
+"""
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.services.dialogue import Dialogue
+from bot.services.fetch import ImageFetcher
+from bot.services.scan_store import ScanStore
+from storage.db import Database
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    scans: ScanStore
+    fetcher: ImageFetcher
+    dialogue: Dialogue
+
+    @classmethod
+    async def start(cls, settings: Settings) -> "Runtime":
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = Database(settings.database_url)
+        await db.migrate()
+        scans = ScanStore(settings.data_dir / "scans")
+        fetcher = ImageFetcher(settings.scans.rules().max_bytes,
+                               settings.scans.download_timeout_seconds)
+        return cls(settings, db, scans, fetcher, Dialogue(settings, db, scans, fetcher))
+
+    async def stop(self) -> None:
+        await self.fetcher.close()
+        await self.db.close()
+
+
+_current: Runtime | None = None
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    global _current
+    _current = await Runtime.start(settings)
+    return _current
+
+
+async def stop_runtime() -> None:
+    global _current
+    if _current is not None:
+        await _current.stop()
+        _current = None
+
+
+def get_runtime() -> Runtime:
+    if _current is None:
+        raise RuntimeError("the cadesk runtime is not started")
+    return _current

@@ -1,0 +1,267 @@
+"""The applicant's side of the chat: one entry point, ``Dialogue.handle``, for every message.
+
+A message either belongs to the form in progress (saved after every step, so a restart loses
+nothing) or is a command. The rules live in the domain; this module fetches, stores and routes.
+"""
+
+import asyncio
+import re
+import weakref
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from loguru import logger
+
+from bot.config import Settings
+from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
+from bot.domain.forms import BINDING, CERTIFICATE
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
+from bot.domain.order_numbers import new_order_number, parse_order_number
+from bot.domain.orders import amount_cents, number_prefix, order_title, yuan
+from bot.domain.scans import InvalidScan, inspect_scan
+from bot.domain.text import normalise
+from bot.services import order_views
+from bot.services.fetch import FetchError, ImageFetcher, ImageSource
+from bot.services.scan_store import ScanStore
+from storage.db import Database
+from storage.models import Attachment, Handler, Order, OrderEvent, utcnow
+from storage.repositories import Companies, Conversations, Handlers, Orders
+
+ORDER_LIST_LIMIT = 10
+_QUERY = re.compile(r"查询\s*(.*)")
+START_COMMANDS = {"新办证书": "新办", "补办证书": "补办"}
+
+
+@dataclass(frozen=True)
+class Account:
+    platform: str  # qq, console, ...
+    user_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    text: str = ""
+    images: tuple[ImageSource, ...] = ()
+    local_files: bool = False  # Console: a typed file path or URL counts as an image
+
+
+def menu(company_name: str) -> str:
+    return (f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：\n"
+            "· 新办证书 — 首次办理 CA 数字证书（UKEY）\n"
+            "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
+            "· 我的订单 — 查看本单位的订单\n"
+            "· 查询 订单号 — 查看某个订单的详情和进度\n"
+            "· 帮助 — 查看本说明")
+
+
+WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
+           "之后即可在这里办理证书、上传资料、查询进度。")
+
+
+class Dialogue:
+    def __init__(self, settings: Settings, db: Database, scans: ScanStore,
+                 fetcher: ImageFetcher) -> None:
+        self.settings = settings
+        self.db = db
+        self.scans = scans
+        self.fetcher = fetcher
+        self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    async def handle(self, account: Account, incoming: Incoming) -> list[str]:
+        """Answer one message. Messages of one account are handled one at a time, in order."""
+        lock = self._locks.get(account)
+        if lock is None:
+            lock = self._locks[account] = asyncio.Lock()
+        async with lock:
+            return await self._handle(account, incoming)
+
+    async def _handle(self, account: Account, incoming: Incoming) -> list[str]:
+        text = normalise(incoming.text)
+        async with self.db.transaction() as session:
+            handler = await Handlers(session).get(account.platform, account.user_id)
+            conversation = await Conversations(session).get(account.platform, account.user_id)
+            state = FlowState.from_json(conversation.state) if conversation else None
+            idle = conversation is not None and (utcnow() - conversation.updated_at > timedelta(
+                minutes=self.settings.dialogue.idle_minutes))
+        if handler is not None and text == "我的订单":
+            return [await self._order_list(handler), *self._still_open(state)]
+        if handler is not None and (match := _QUERY.fullmatch(text)):
+            return [await self._order_query(handler, match.group(1)), *self._still_open(state)]
+        if state is not None:
+            flow = FormFlow(state)
+            if idle and state.mode is not Mode.CONFIRM_CANCEL:
+                flow.pause()
+            if text in START_COMMANDS and state.mode is not Mode.CONFIRM_CANCEL:
+                flow.pause()
+            return await self._continue(account, handler, flow, incoming)
+        if handler is None:
+            flow, outcome = FormFlow.start(BINDING)
+            await self._save(account, flow)
+            return [WELCOME, *outcome.replies[1:]]
+        if text in START_COMMANDS:
+            company = handler.company
+            flow, outcome = FormFlow.start(CERTIFICATE, {
+                "cert_type": "机构证书", "apply_kind": START_COMMANDS[text],
+                "company_name": company.name, "org_id_type": "统一社会信用代码",
+                "org_id": company.uscc})
+            await self._save(account, flow)
+            return outcome.replies
+        if text in {"继续", "取消"}:
+            return ["当前没有未完成的办理。\n" + menu(handler.company.name)]
+        return [menu(handler.company.name)]
+
+    def _still_open(self, state: FlowState | None) -> list[str]:
+        return [FormFlow(state).reminder()] if state is not None else []
+
+    # --- a form in progress ---------------------------------------------------------------
+    async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
+                        incoming: Incoming) -> list[str]:
+        sources = list(incoming.images)
+        text = normalise(incoming.text)
+        if not sources and incoming.local_files and flow.expects_scan:
+            source = _typed_source(text)
+            sources = [source] if source else []
+        if sources:
+            outcome = await self._take_scans(flow, sources)
+        else:
+            outcome = flow.handle_text(text)
+        if outcome.cancelled:
+            await self._drop(account, flow)
+            return outcome.replies
+        if outcome.finished:
+            return outcome.replies + await self._finish(account, handler, flow)
+        await self._save(account, flow)
+        return outcome.replies
+
+    async def _take_scans(self, flow: FormFlow, sources: list[ImageSource]) -> Outcome:
+        """Each image answers the next scan asked for, so several may come in one message."""
+        if not flow.expects_scan:
+            if flow.state.paused:
+                return Outcome([flow.reminder()])
+            return Outcome(["这一步不需要图片。\n" + flow.prompt()])
+        receipts: list[str] = []
+        for i, source in enumerate(sources):
+            current = flow.current
+            if not flow.expects_scan or current is None:
+                receipts.append(f"多出的 {len(sources) - i} 张图片没有使用。")
+                break
+            try:
+                data = await self.fetcher.fetch(source)
+                info = await asyncio.to_thread(inspect_scan, data, self.settings.scans.rules())
+                await asyncio.to_thread(self.scans.save, info.sha256, data)
+            except (FetchError, InvalidScan) as error:
+                logger.info(f"scan refused for {current.key}: {error}")
+                return Outcome([*receipts, f"【{current.title}】未通过检查：{error}\n"
+                                f"{flow.prompt()}"])
+            receipts.append(flow.handle_scan(info).replies[0])
+        return Outcome([*receipts, flow.prompt()])
+
+    async def _finish(self, account: Account, handler: Handler | None,
+                      flow: FormFlow) -> list[str]:
+        if flow.form is BINDING:
+            return await self._bind(account, flow)
+        assert handler is not None
+        return await self._submit(account, handler, flow)
+
+    async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
+        values, _ = flow.result()
+        async with self.db.transaction() as session:
+            company = await Companies(session).by_uscc(values["uscc"])
+            if company is not None and company.name != values["company_name"]:
+                outcome = flow.reopen("company_name", "该统一社会信用代码已登记的单位名称与您填写的"
+                                      "不一致，请对照营业执照核对后重新输入。")
+                await Conversations(session).save(account.platform, account.user_id,
+                                                   flow.state.to_json())
+                return outcome.replies
+            if company is None:
+                company = await Companies(session).add(values["uscc"], values["company_name"],
+                                                       utcnow())
+            await Handlers(session).bind(account.platform, account.user_id, company)
+            await Conversations(session).delete(account.platform, account.user_id)
+        logger.info(f"{account} bound to company #{company.id}")
+        return [f"绑定成功！您现在代表【{company.name}】办理业务。", menu(company.name)]
+
+    async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
+        values, scans = flow.result()
+        order_type = OrderType.CERTIFICATE
+        now = utcnow()
+        amount = amount_cents(order_type, values, self.settings.fees)
+        async with self.db.transaction() as session:
+            orders = Orders(session)
+            number = await self._free_number(orders, number_prefix(order_type, values))
+            status = next_status(order_type, INITIAL, Event.SUBMIT)
+            order = Order(number=number, type=order_type, status=status,
+                          company_id=handler.company_id, handler_id=handler.id, channel="chat",
+                          fields=values, amount_cents=amount, submitted_at=now, created_at=now,
+                          attachments=[Attachment(slot=key, sha256=s.sha256, format=s.format,
+                                                  size=s.size, width=s.width, height=s.height)
+                                       for key, s in scans.items()])
+            await orders.add(order, OrderEvent(actor=str(account), event=Event.SUBMIT,
+                                               from_status=INITIAL, to_status=status, at=now))
+            await Conversations(session).delete(account.platform, account.user_id)
+        logger.info(f"order {number} submitted by {account}")
+        assert status is OrderStatus.SUBMITTED
+        return [f"提交成功！\n订单号：{number}\n"
+                f"【{order_title(order_type, values)}】金额：{yuan(amount)}\n"
+                "接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；"
+                "审核通过后请按提示扫码支付。如被驳回，请按驳回理由修改后重新提交。\n"
+                f"随时回复「查询 {number}」查看进度。"]
+
+    async def _free_number(self, orders: Orders, prefix: str) -> str:
+        today = utcnow().astimezone(self.settings.tz).date()
+        for _ in range(10):
+            number = new_order_number(prefix, today)
+            if not await orders.number_taken(number):
+                return number  # the unique constraint still guards a simultaneous draw
+        raise RuntimeError("no free order number after 10 draws")
+
+    # --- persistence of the flow ------------------------------------------------------------
+    async def _save(self, account: Account, flow: FormFlow) -> None:
+        async with self.db.transaction() as session:
+            await Conversations(session).save(account.platform, account.user_id,
+                                              flow.state.to_json())
+
+    async def _drop(self, account: Account, flow: FormFlow) -> None:
+        """Forget an abandoned form, and the scans that nothing else refers to."""
+        async with self.db.transaction() as session:
+            await Conversations(session).delete(account.platform, account.user_id)
+            others = {s["sha256"] for state in await Conversations(session).states()
+                      for s in state.get("scans", {}).values()}
+            unused = [s["sha256"] for s in flow.state.scans.values()
+                      if s["sha256"] not in others
+                      and not await Orders(session).scan_in_use(s["sha256"])]
+        for sha256 in unused:
+            await asyncio.to_thread(self.scans.discard, sha256)
+
+    # --- order queries ----------------------------------------------------------------------
+    async def _order_list(self, handler: Handler) -> str:
+        async with self.db.transaction() as session:
+            orders = await Orders(session).of_company(handler.company_id, ORDER_LIST_LIMIT)
+            total = await Orders(session).count_of_company(handler.company_id)
+        return order_views.order_list(handler.company.name, orders, total, self.settings.tz)
+
+    async def _order_query(self, handler: Handler, typed: str) -> str:
+        number = parse_order_number(typed)
+        if number is None:
+            return "请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"
+        async with self.db.transaction() as session:
+            order = await Orders(session).by_number(number)
+            if order is None or order.company_id != handler.company_id:
+                return (f"没有找到本单位的订单 {number}，请核对订单号。"
+                        "回复「我的订单」查看全部订单。")
+            events = await Orders(session).events(order.id)
+        return order_views.order_detail(order, events, self.settings.tz)
+
+
+def _typed_source(text: str) -> ImageSource | None:
+    """On the Console there are no image messages: a URL or an existing file path stands in."""
+    if text.startswith(("http://", "https://")):
+        return ImageSource(url=text)
+    path = Path(text.strip("'\"")).expanduser()
+    return ImageSource(path=path) if text and path.is_file() else None
+

@@ -1,0 +1,70 @@
+"""How orders read in a chat: the order list with SPEC.md's columns, and one order in full."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.domain.fields import FieldKind
+from bot.domain.forms import FORMS
+from bot.domain.lifecycle import OrderStatus, OrderType, status_label
+from bot.domain.orders import order_title, yuan
+from bot.domain.scans import ALLOWED_FORMATS
+from storage.models import Order, OrderEvent
+
+FORM_OF_TYPE = {OrderType.CERTIFICATE: "certificate"}
+
+
+def _local(at: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return at.astimezone(tz).strftime(fmt) if at else "—"
+
+
+def _columns(order: Order, tz: ZoneInfo) -> list[str]:
+    order_type, status = OrderType(order.type), OrderStatus(order.status)
+    express = " ".join(filter(None, (order.express_company, order.express_number))) or "—"
+    return [
+        f"订单号：{order.number}",
+        f"项目：{order.fields.get('region', '—')}　名称：{order.company.name}",
+        f"订单类型：{order_title(order_type, order.fields)}　"
+        f"订单日期：{_local(order.submitted_at or order.created_at, tz, '%Y-%m-%d')}　"
+        f"金额：{yuan(order.amount_cents)}",
+        f"订单状态：{status_label(order_type, status)}",
+        f"驳回信息：{order.reject_reason or '—'}",
+        f"快递单号：{express}　发票信息：{order.invoice_info or '—'}",
+    ]
+
+
+def order_list(company_name: str, orders: Sequence[Order], total: int, tz: ZoneInfo) -> str:
+    if not orders:
+        return f"【{company_name}】还没有订单。回复「新办证书」开始办理。"
+    head = f"【{company_name}】的订单" + (f"（最近 {len(orders)} 个，共 {total} 个）"
+                                          if total > len(orders) else f"（共 {total} 个）")
+    blocks = [head]
+    for i, order in enumerate(orders, 1):
+        first, *rest = _columns(order, tz)
+        blocks.append("\n".join([f"{i}. {first}", *(f"   {line}" for line in rest)]))
+    blocks.append("回复「查询 订单号」查看某个订单的详情。")
+    return "\n".join(blocks)
+
+
+def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo) -> str:
+    lines = _columns(order, tz)
+    form = FORMS.get(FORM_OF_TYPE.get(OrderType(order.type), ""))
+    if form:
+        lines.append("—— 申请信息 ——")
+        for f in form.fields:
+            if f.kind is not FieldKind.SCAN and f.key in order.fields:
+                lines.append(f"{f.label}：{f.shown(order.fields[f.key])}")
+        current = {a.slot: a for a in order.attachments}  # later revisions win
+        for f in form.fields:
+            if f.kind is FieldKind.SCAN and f.key in current:
+                a = current[f.key]
+                lines.append(f"{f.title}：已上传（{ALLOWED_FORMATS[a.format]} "
+                             f"{a.width}×{a.height}）")
+    if events:
+        lines.append("—— 办理进度 ——")
+        order_type = OrderType(order.type)
+        for e in events:
+            why = f"（{e.reason}）" if e.reason else ""
+            lines.append(f"{_local(e.at, tz)} {status_label(order_type, OrderStatus(e.to_status))}"
+                         f"{why}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""nonebot2 plugins: they talk; the services decide and storage keeps."""

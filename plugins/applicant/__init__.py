@@ -1,0 +1,47 @@
+"""申请人对话: binding a company, applying for a certificate, querying orders, in private chat."""
+
+from nonebot import on_message
+from nonebot.adapters import Bot, Event
+from nonebot.adapters.console import MessageEvent as ConsoleMessage
+from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
+from nonebot.plugin import PluginMetadata
+
+from bot.runtime import get_runtime
+from bot.services.dialogue import Account, Incoming
+from bot.services.fetch import ImageSource
+
+__plugin_meta__ = PluginMetadata(
+    name="申请人对话",
+    description="绑定单位、新办/补办证书、上传扫描件、查询订单",
+    usage="私聊发送「新办证书」「补办证书」「我的订单」「查询 订单号」「帮助」",
+)
+
+PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
+
+
+def is_private(event: Event) -> bool:
+    # the Console is one local person at a terminal: every channel there counts as private
+    return isinstance(event, OneBotPrivate | ConsoleMessage)
+
+
+def account_of(bot: Bot, event: Event) -> Account:
+    platform = PLATFORMS.get(bot.adapter.get_name(), bot.adapter.get_name())
+    return Account(platform, event.get_user_id())
+
+
+def incoming_of(event: Event) -> Incoming:
+    message = event.get_message()
+    images = tuple(
+        ImageSource(url=segment.data.get("url") or segment.data.get("file"))
+        for segment in message if segment.type == "image")
+    text = "".join(str(segment) for segment in message if segment.is_text())
+    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage))
+
+
+applicant = on_message(rule=is_private, priority=50, block=True)
+
+
+@applicant.handle()
+async def _(bot: Bot, event: Event) -> None:
+    for reply in await get_runtime().dialogue.handle(account_of(bot, event), incoming_of(event)):
+        await applicant.send(reply)

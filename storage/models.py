@@ -1,0 +1,152 @@
+"""The tables. Designed for every order type in SPEC.md: an order keeps its form's values as JSON,
+so a new order type needs a form and a lifecycle entry, not a migration."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}  # noqa: RUF012
+
+
+class Company(Base):
+    """单位档案: one per unified social credit code."""
+
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    pledge_accepted_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Handler(Base):
+    """经办人: a chat account on one platform, acting for one company."""
+
+    __tablename__ = "handlers"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    company: Mapped[Company] = relationship(lazy="joined")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_company_created", "company_id", "created_at"),
+                      Index("ix_orders_status_submitted", "status", "submitted_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("handlers.id"))
+    channel: Mapped[str] = mapped_column(String(10), default="chat")  # chat / email
+    fields: Mapped[dict[str, Any]]
+    amount_cents: Mapped[int | None]
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    express_company: Mapped[str | None] = mapped_column(String(40))
+    express_number: Mapped[str | None] = mapped_column(String(40))
+    invoice_info: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock between reviewers
+
+    company: Mapped[Company] = relationship(lazy="joined")
+    attachments: Mapped[list["Attachment"]] = relationship(
+        back_populates="order", order_by="Attachment.id", lazy="selectin")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class Attachment(Base):
+    """A scan kept content-addressed (SHA-256) under the data directory; a replaced scan keeps its
+    old row with a lower revision, so the order's history shows both versions."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("order_id", "slot", "revision"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    slot: Mapped[str] = mapped_column(String(40))  # the form field, e.g. scan_licence
+    revision: Mapped[int] = mapped_column(default=1)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    format: Mapped[str] = mapped_column(String(10))
+    size: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    order: Mapped[Order] = relationship(back_populates="attachments")
+
+
+class OrderEvent(Base):
+    """Every status change: who, when, from, to, why."""
+
+    __tablename__ = "order_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # e.g. qq:12345, system
+    event: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Conversation(Base):
+    """A form in progress for one chat account, saved after every step."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

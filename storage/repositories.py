@@ -1,0 +1,98 @@
+"""Repositories: the queries the services need, each over one session (one transaction)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Attachment, Company, Conversation, Handler, Order, OrderEvent, utcnow
+
+
+class Companies:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_uscc(self, uscc: str) -> Company | None:
+        return await self.session.scalar(select(Company).where(Company.uscc == uscc))
+
+    async def add(self, uscc: str, name: str, pledge_accepted_at: datetime) -> Company:
+        company = Company(uscc=uscc, name=name, pledge_accepted_at=pledge_accepted_at)
+        self.session.add(company)
+        await self.session.flush()
+        return company
+
+
+class Handlers:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, platform: str, user_id: str) -> Handler | None:
+        return await self.session.scalar(
+            select(Handler).where(Handler.platform == platform, Handler.user_id == user_id))
+
+    async def bind(self, platform: str, user_id: str, company: Company) -> Handler:
+        handler = Handler(platform=platform, user_id=user_id, company=company)
+        self.session.add(handler)
+        await self.session.flush()
+        return handler
+
+
+class Conversations:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, platform: str, user_id: str) -> Conversation | None:
+        return await self.session.scalar(select(Conversation).where(
+            Conversation.platform == platform, Conversation.user_id == user_id))
+
+    async def save(self, platform: str, user_id: str, state: dict) -> None:
+        conversation = await self.get(platform, user_id)
+        if conversation is None:
+            self.session.add(Conversation(platform=platform, user_id=user_id, state=state))
+        else:
+            conversation.state, conversation.updated_at = state, utcnow()
+
+    async def delete(self, platform: str, user_id: str) -> None:
+        await self.session.execute(delete(Conversation).where(
+            Conversation.platform == platform, Conversation.user_id == user_id))
+
+    async def states(self) -> Sequence[dict]:
+        return (await self.session.scalars(select(Conversation.state))).all()
+
+
+class Orders:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def number_taken(self, number: str) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Order.number == number))))
+
+    async def add(self, order: Order, event: OrderEvent) -> Order:
+        self.session.add(order)
+        await self.session.flush()
+        event.order_id = order.id
+        self.session.add(event)
+        await self.session.flush()
+        return order
+
+    async def by_number(self, number: str) -> Order | None:
+        return await self.session.scalar(select(Order).where(Order.number == number))
+
+    async def of_company(self, company_id: int, limit: int) -> Sequence[Order]:
+        return (await self.session.scalars(
+            select(Order).where(Order.company_id == company_id)
+            .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+
+    async def count_of_company(self, company_id: int) -> int:
+        return await self.session.scalar(
+            select(func.count()).select_from(Order).where(Order.company_id == company_id)) or 0
+
+    async def events(self, order_id: int) -> Sequence[OrderEvent]:
+        return (await self.session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order_id)
+            .order_by(OrderEvent.at, OrderEvent.id))).all()
+
+    async def scan_in_use(self, sha256: str) -> bool:
+        return bool(await self.session.scalar(
+            select(exists().where(Attachment.sha256 == sha256))))
