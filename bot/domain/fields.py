@@ -38,11 +38,11 @@ class Field:
 
     def check(self, answer: str) -> str:
         """Validate a typed answer; raises validators.InvalidAnswer."""
+        if self.validate is not None:
+            return self.validate(answer)
         if self.kind is FieldKind.CHOICE:
             return validators.choice(self.choices)(answer)
-        if self.validate is None:
-            return validators.text(1, 200, self.label)(answer)
-        return self.validate(answer)
+        return validators.text(1, 200, self.label)(answer)
 
     def shown(self, value: str) -> str:
         """The value as shown in summaries and lists: personal numbers masked."""

@@ -62,7 +62,8 @@ SHANDONG_CITIES = (
 
 
 def _posted(values: Mapping[str, str]) -> bool:
-    return values.get("self_pickup") == "邮寄"
+    # counted until 自取 is chosen, so the step count shrinks rather than grows
+    return values.get("self_pickup", "邮寄") == "邮寄"
 
 
 def _scan(key: str, slot: str, label: str, shows: str) -> Field:

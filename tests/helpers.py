@@ -1,0 +1,91 @@
+"""Helpers shared by the tests: chat events, a local image server, loose message matching."""
+
+import itertools
+import socket
+import time
+from typing import Any
+
+from aiohttp import web
+from nonebot.adapters.onebot.v11 import Message, MessageSegment, PrivateMessageEvent
+from nonebot.adapters.onebot.v11.event import Sender
+
+SELF_ID = 10000
+_message_ids = itertools.count(1)
+
+
+def private_message(user_id: int, message: str | Message) -> PrivateMessageEvent:
+    message = Message(message)
+    return PrivateMessageEvent(
+        time=int(time.time()), self_id=SELF_ID, post_type="message", sub_type="friend",
+        user_id=user_id, message_type="private", message_id=next(_message_ids),
+        message=message, original_message=message, raw_message=str(message), font=0,
+        sender=Sender(user_id=user_id, nickname=f"user{user_id}"), to_me=True)
+
+
+def image(url: str) -> MessageSegment:
+    """An image segment as NapCat sends it: a file name and a download URL."""
+    return MessageSegment("image", {"file": url.rsplit("/", 1)[-1], "url": url})
+
+
+class Says:
+    """Matches a sent message containing every fragment and none of the ``absent`` ones."""
+
+    def __init__(self, *fragments: str, absent: tuple[str, ...] = ()) -> None:
+        self.fragments, self.absent = fragments, absent
+
+    def __eq__(self, other: object) -> bool:
+        text = str(other)
+        return all(f in text for f in self.fragments) and not any(a in text for a in self.absent)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Says{self.fragments!r}" + (f" absent={self.absent!r}" if self.absent else "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ScanServer:
+    """A local HTTP server handing out images, as the QQ media server would."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.slow: set[str] = set()
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    def add(self, name: str, data: bytes) -> str:
+        self.files[name] = data
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        import asyncio
+
+        name = request.match_info["name"]
+        if name in self.slow:
+            await asyncio.sleep(30)
+        if name not in self.files:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
+
+    async def __aenter__(self) -> "ScanServer":
+        app = web.Application()
+        app.router.add_get("/{name}", self._serve)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()

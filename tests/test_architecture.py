@@ -1,0 +1,28 @@
+"""The domain and the services stay free of the frameworks around them."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(package: str) -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+    return names
+
+
+def test_domain_imports_no_framework() -> None:
+    forbidden = ("nonebot", "sqlalchemy", "aiohttp", "alembic", "storage", "bot.services")
+    bad = {m for m in imported_modules("bot/domain") if m.startswith(forbidden)}
+    assert not bad
+
+
+def test_services_and_storage_import_no_nonebot() -> None:
+    for package in ("bot/services", "storage"):
+        assert not {m for m in imported_modules(package) if m.startswith("nonebot")}

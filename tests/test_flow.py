@@ -1,0 +1,160 @@
+"""The form engine without a bot: the rules every conversation follows."""
+
+import random
+
+from bot.domain.flow import FlowState, FormFlow, Mode
+from bot.domain.forms import BINDING, CERTIFICATE
+from bot.domain.scans import ScanInfo
+from bot.samples import fake_id_number, fake_uscc
+
+RNG = random.Random(7)
+PRESETS = {"cert_type": "机构证书", "apply_kind": "新办", "company_name": "临沂测试建设有限公司",
+           "org_id_type": "统一社会信用代码", "org_id": fake_uscc(RNG)}
+ID_NUMBER = fake_id_number(RNG, ends_with_x=True)
+
+
+def scan(n: int) -> ScanInfo:
+    return ScanInfo(sha256=f"{n:064x}", format="JPEG", size=200_000, width=1240, height=1754)
+
+
+def start() -> FormFlow:
+    flow, _ = FormFlow.start(CERTIFICATE, PRESETS)
+    return flow
+
+
+def answer_all(flow: FormFlow, pickup: str = "邮寄") -> None:
+    for text in ("1", "临沂", "1", "张三", ID_NUMBER, "13812345678", pickup):
+        flow.handle_text(text)
+    if pickup == "邮寄":
+        flow.handle_text("山东省临沂市兰山区")
+        flow.handle_text("金雀山路 1 号 某某大厦 5 楼")
+    for n in range(4):
+        flow.handle_scan(scan(n))
+
+
+def test_questions_name_the_field_and_count_steps() -> None:
+    flow, outcome = FormFlow.start(CERTIFICATE, PRESETS)
+    assert "请选择【证书年限】（第 1/13 项）" in outcome.replies[-1]
+    assert "1. 1年" in outcome.replies[-1]
+
+
+def test_presets_are_not_asked_but_shown_in_the_summary() -> None:
+    flow = start()
+    answer_all(flow)
+    assert flow.state.mode is Mode.SUMMARY
+    summary = flow.prompt()
+    assert "公司名称：临沂测试建设有限公司" in summary
+    assert "机构证件号：" + PRESETS["org_id"] in summary
+
+
+def test_summary_masks_id_and_mobile() -> None:
+    flow = start()
+    answer_all(flow)
+    summary = flow.summary()
+    assert ID_NUMBER not in summary and "13812345678" not in summary
+    assert "138****5678" in summary and ID_NUMBER[-4:] in summary
+
+
+def test_invalid_answer_keeps_the_field_and_the_earlier_answers() -> None:
+    flow = start()
+    for text in ("2", "临沂", "1", "张三"):
+        flow.handle_text(text)
+    outcome = flow.handle_text(ID_NUMBER[:-1] + "0")
+    assert "校验位" in outcome.replies[0] and "【经办人身份证号】" in outcome.replies[0]
+    assert flow.state.position == "handler_id_number"
+    assert flow.state.values["years"] == "2年" and flow.state.values["handler_name"] == "张三"
+
+
+def test_back_reasks_the_previous_field_showing_the_old_answer() -> None:
+    flow = start()
+    flow.handle_text("2")
+    outcome = flow.handle_text("上一步")
+    assert "【证书年限】" in outcome.replies[0] and "原填写：2年" in outcome.replies[0]
+    assert "已经是第一项" in flow.handle_text("上一步").replies[0]
+
+
+def test_self_pickup_skips_the_address_and_posting_asks_it() -> None:
+    flow = start()
+    answer_all(flow, pickup="自取")
+    assert "地级市" not in flow.summary()
+    assert len(flow.asked_fields()) == 11
+    # change to posting from the summary: the two address fields are asked, then back to summary
+    flow.handle_text("修改 7")
+    outcome = flow.handle_text("邮寄")
+    assert "【地级市】" in outcome.replies[-1]
+    flow.handle_text("山东省临沂市兰山区")
+    outcome = flow.handle_text("金雀山路 1 号")
+    assert flow.state.mode is Mode.SUMMARY and "邮寄地址：金雀山路 1 号" in outcome.replies[-1]
+
+
+def test_edit_from_summary_returns_to_summary() -> None:
+    flow = start()
+    answer_all(flow)
+    outcome = flow.handle_text("修改 4")
+    assert "【经办人姓名】" in outcome.replies[0]
+    outcome = flow.handle_text("李四")
+    assert flow.state.mode is Mode.SUMMARY and "4. 经办人姓名：李四" in outcome.replies[0]
+    assert "没有第 99 项" in flow.handle_text("修改 99").replies[0]
+
+
+def test_moot_answers_are_dropped_from_the_result() -> None:
+    flow = start()
+    answer_all(flow, pickup="邮寄")
+    flow.handle_text("修改 7")
+    flow.handle_text("自取")
+    values, scans = flow.result()
+    assert "address" not in values and "city" not in values
+    assert len(scans) == 4 and values["org_id"] == PRESETS["org_id"]
+
+
+def test_cancel_asks_first_and_other_answers_resume() -> None:
+    flow = start()
+    flow.handle_text("1")
+    outcome = flow.handle_text("取消")
+    assert "确定要放弃" in outcome.replies[0] and not outcome.cancelled
+    outcome = flow.handle_text("不")
+    assert not outcome.cancelled and "【项目所属地区】" in outcome.replies[-1]
+    flow.handle_text("取消")
+    assert flow.handle_text("是").cancelled
+
+
+def test_text_when_a_scan_is_expected_and_help() -> None:
+    flow = start()
+    answer_all(flow)
+    flow.handle_text("修改 10")
+    assert flow.expects_scan
+    assert "请直接发送图片" in flow.handle_text("好的").replies[0]
+    assert "加盖单位公章" in flow.handle_text("帮助").replies[0]
+
+
+def test_state_survives_json_round_trip_mid_flow() -> None:
+    import json
+
+    flow = start()
+    for text in ("1", "临沂", "1"):
+        flow.handle_text(text)
+    flow.handle_text("取消")
+    restored = FormFlow(FlowState.from_json(json.loads(json.dumps(flow.state.to_json()))))
+    assert restored.state.mode is Mode.CONFIRM_CANCEL
+    outcome = restored.handle_text("继续填写")
+    assert "【经办人姓名】" in outcome.replies[-1]
+
+
+def test_paused_flow_waits_for_resume() -> None:
+    flow = start()
+    flow.handle_text("1")
+    flow.pause()
+    outcome = flow.handle_text("临沂")
+    assert "未完成的【证书新办/补办】（已填写 1/13 项）" in outcome.replies[0]
+    assert "region" not in flow.state.values
+    outcome = flow.handle_text("继续")
+    assert "【项目所属地区】" in outcome.replies[-1]
+
+
+def test_binding_finishes_without_a_summary_and_needs_agreement() -> None:
+    flow, _ = FormFlow.start(BINDING)
+    flow.handle_text(fake_uscc(RNG))
+    flow.handle_text("临沂测试建设有限公司")
+    refused = flow.handle_text("2")
+    assert "须同意注册协议" in refused.replies[0] and not refused.finished
+    assert flow.handle_text("同意").finished
