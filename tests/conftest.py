@@ -15,7 +15,7 @@ TEST_CONFIG = """
 [bot]
 adapters = ["onebot"]
 data_dir = "data"
-log_level = "DEBUG"
+log_level = "WARNING"
 
 [scans]
 min_short_side = 600

@@ -81,7 +81,7 @@ class ScanServer:
     async def __aenter__(self) -> "ScanServer":
         app = web.Application()
         app.router.add_get("/{name}", self._serve)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self

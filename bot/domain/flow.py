@@ -217,7 +217,7 @@ class FormFlow:
         self.state.values.pop(key, None)
         self.state.scans.pop(key, None)
         self.state.position, self.state.mode, self.state.editing = key, Mode.FILLING, True
-        return Outcome([message, self.prompt()])
+        return Outcome([f"{message}\n{self.prompt()}"])
 
     # --- moving ---------------------------------------------------------------------------
     def _after_answer(self, f: Field, receipt: str = "") -> Outcome:
