@@ -60,7 +60,8 @@ class Applicant:
                         Says("请发送【附件一 信息印章采集表】的图片", "加盖单位公章"))
 
     async def send_scans(self, server: ScanServer) -> None:
-        titles = ["附件二 经办人身份证复印件", "附件三 单位授权书及诚信承诺书", "附件四 机构营业执照"]
+        titles = ["附件二 经办人身份证复印件", "附件三 单位授权书及诚信承诺书",
+                  "附件四 机构营业执照"]
         for n, title in enumerate(titles, 1):
             await self.says(image(self.scan_url(server, n)), Says("已收到"),
                             Says(f"请发送【{title}】的图片"))

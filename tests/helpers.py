@@ -1,9 +1,10 @@
 """Helpers shared by the tests: chat events, a local image server, loose message matching."""
 
+import asyncio
 import itertools
 import socket
 import time
-from typing import Any
+from typing import Self
 
 from aiohttp import web
 from nonebot.adapters.onebot.v11 import Message, MessageSegment, PrivateMessageEvent
@@ -69,8 +70,6 @@ class ScanServer:
         return f"http://127.0.0.1:{self.port}/{name}"
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        import asyncio
-
         name = request.match_info["name"]
         if name in self.slow:
             await asyncio.sleep(30)
@@ -78,7 +77,7 @@ class ScanServer:
             raise web.HTTPNotFound()
         return web.Response(body=self.files[name], content_type="application/octet-stream")
 
-    async def __aenter__(self) -> "ScanServer":
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/{name}", self._serve)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
@@ -86,6 +85,6 @@ class ScanServer:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()

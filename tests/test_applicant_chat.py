@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from bot.runtime import get_runtime, start_runtime, stop_runtime
 from bot.samples import sample_scan
-from storage.models import Attachment, Conversation, Order, OrderEvent
+from storage.models import Conversation, Order, OrderEvent
 from tests.chat import Applicant
 from tests.helpers import Says, ScanServer, image
 
@@ -46,9 +46,11 @@ async def test_whole_application_files_an_order_with_four_scans(
     await user.says("确认提交", Says("提交成功", "订单号：XB-", "¥260.00", "查询"))
 
     [order] = await orders_of(user.uscc)
-    assert order.status == "submitted" and order.type == "certificate"
+    assert order.status == "submitted"
+    assert order.type == "certificate"
     assert order.fields["handler_id_number"] == user.id_number
-    assert order.fields["company_name"] == user.company and order.fields["org_id"] == user.uscc
+    assert order.fields["company_name"] == user.company
+    assert order.fields["org_id"] == user.uscc
     assert order.amount_cents == 26000
     assert sorted(a.slot for a in order.attachments) == sorted(
         ["scan_form", "scan_id_card", "scan_authorisation", "scan_licence"])
@@ -151,7 +153,8 @@ async def test_edit_at_summary(app: App, scan_server: ScanServer) -> None:
     await user.says("好的", Says("请回复「确认提交」"))
     await user.says("确认提交", Says("提交成功"))
     [order] = await orders_of(user.uscc)
-    assert order.fields["handler_id_number"] == other and order.fields["self_pickup"] == "自取"
+    assert order.fields["handler_id_number"] == other
+    assert order.fields["self_pickup"] == "自取"
     assert "address" not in order.fields
 
 
@@ -200,7 +203,8 @@ async def test_second_handler_sees_the_company_orders(app: App, scan_server: Sca
                                       "订单状态：待审核", "驳回信息：—", "快递单号：—",
                                       "发票信息：—"))
     await second.says(f"查询 {order.number.lower()}",
-                      Says(order.number, "经办人身份证号：", "138****5678", "附件四 机构营业执照：已上传",
+                      Says(order.number, "经办人身份证号：", "138****5678",
+                           "附件四 机构营业执照：已上传",
                            "待审核", absent=(first.id_number, "13812345678")))
 
     stranger = Applicant(app)
@@ -228,7 +232,8 @@ async def test_personal_numbers_never_reach_the_log(app: App) -> None:
         logger.remove(sink)
     text = "".join(lines)
     assert user.id_number[-4:] in text  # the messages were logged, masked
-    assert user.id_number not in text and "13812345678" not in text
+    assert user.id_number not in text
+    assert "13812345678" not in text
 
 
 @pytest.fixture(autouse=True)

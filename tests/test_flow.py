@@ -33,7 +33,7 @@ def answer_all(flow: FormFlow, pickup: str = "邮寄") -> None:
 
 
 def test_questions_name_the_field_and_count_steps() -> None:
-    flow, outcome = FormFlow.start(CERTIFICATE, PRESETS)
+    _flow, outcome = FormFlow.start(CERTIFICATE, PRESETS)
     assert "请选择【证书年限】（第 1/13 项）" in outcome.replies[-1]
     assert "1. 1年" in outcome.replies[-1]
 
@@ -51,8 +51,10 @@ def test_summary_masks_id_and_mobile() -> None:
     flow = start()
     answer_all(flow)
     summary = flow.summary()
-    assert ID_NUMBER not in summary and "13812345678" not in summary
-    assert "138****5678" in summary and ID_NUMBER[-4:] in summary
+    assert ID_NUMBER not in summary
+    assert "13812345678" not in summary
+    assert "138****5678" in summary
+    assert ID_NUMBER[-4:] in summary
 
 
 def test_invalid_answer_keeps_the_field_and_the_earlier_answers() -> None:
@@ -60,16 +62,19 @@ def test_invalid_answer_keeps_the_field_and_the_earlier_answers() -> None:
     for text in ("2", "临沂", "1", "张三"):
         flow.handle_text(text)
     outcome = flow.handle_text(ID_NUMBER[:-1] + "0")
-    assert "校验位" in outcome.replies[0] and "【经办人身份证号】" in outcome.replies[0]
+    assert "校验位" in outcome.replies[0]
+    assert "【经办人身份证号】" in outcome.replies[0]
     assert flow.state.position == "handler_id_number"
-    assert flow.state.values["years"] == "2年" and flow.state.values["handler_name"] == "张三"
+    assert flow.state.values["years"] == "2年"
+    assert flow.state.values["handler_name"] == "张三"
 
 
 def test_back_reasks_the_previous_field_showing_the_old_answer() -> None:
     flow = start()
     flow.handle_text("2")
     outcome = flow.handle_text("上一步")
-    assert "【证书年限】" in outcome.replies[0] and "原填写：2年" in outcome.replies[0]
+    assert "【证书年限】" in outcome.replies[0]
+    assert "原填写：2年" in outcome.replies[0]
     assert "已经是第一项" in flow.handle_text("上一步").replies[0]
 
 
@@ -84,7 +89,8 @@ def test_self_pickup_skips_the_address_and_posting_asks_it() -> None:
     assert "【地级市】" in outcome.replies[-1]
     flow.handle_text("山东省临沂市兰山区")
     outcome = flow.handle_text("金雀山路 1 号")
-    assert flow.state.mode is Mode.SUMMARY and "邮寄地址：金雀山路 1 号" in outcome.replies[-1]
+    assert flow.state.mode is Mode.SUMMARY
+    assert "邮寄地址：金雀山路 1 号" in outcome.replies[-1]
 
 
 def test_edit_from_summary_returns_to_summary() -> None:
@@ -93,7 +99,8 @@ def test_edit_from_summary_returns_to_summary() -> None:
     outcome = flow.handle_text("修改 4")
     assert "【经办人姓名】" in outcome.replies[0]
     outcome = flow.handle_text("李四")
-    assert flow.state.mode is Mode.SUMMARY and "4. 经办人姓名：李四" in outcome.replies[0]
+    assert flow.state.mode is Mode.SUMMARY
+    assert "4. 经办人姓名：李四" in outcome.replies[0]
     assert "没有第 99 项" in flow.handle_text("修改 99").replies[0]
 
 
@@ -103,17 +110,21 @@ def test_moot_answers_are_dropped_from_the_result() -> None:
     flow.handle_text("修改 7")
     flow.handle_text("自取")
     values, scans = flow.result()
-    assert "address" not in values and "city" not in values
-    assert len(scans) == 4 and values["org_id"] == PRESETS["org_id"]
+    assert "address" not in values
+    assert "city" not in values
+    assert len(scans) == 4
+    assert values["org_id"] == PRESETS["org_id"]
 
 
 def test_cancel_asks_first_and_other_answers_resume() -> None:
     flow = start()
     flow.handle_text("1")
     outcome = flow.handle_text("取消")
-    assert "确定要放弃" in outcome.replies[0] and not outcome.cancelled
+    assert "确定要放弃" in outcome.replies[0]
+    assert not outcome.cancelled
     outcome = flow.handle_text("不")
-    assert not outcome.cancelled and "【项目所属地区】" in outcome.replies[-1]
+    assert not outcome.cancelled
+    assert "【项目所属地区】" in outcome.replies[-1]
     flow.handle_text("取消")
     assert flow.handle_text("是").cancelled
 
@@ -156,5 +167,6 @@ def test_binding_finishes_without_a_summary_and_needs_agreement() -> None:
     flow.handle_text(fake_uscc(RNG))
     flow.handle_text("临沂测试建设有限公司")
     refused = flow.handle_text("2")
-    assert "须同意注册协议" in refused.replies[0] and not refused.finished
+    assert "须同意注册协议" in refused.replies[0]
+    assert not refused.finished
     assert flow.handle_text("同意").finished

@@ -131,7 +131,8 @@ class TestChoiceAndText:
                 validators.person_name(bad)
 
     def test_company_name_brackets_become_full_width(self) -> None:
-        assert validators.company_name("临沂某某建设(集团)有限公司") == "临沂某某建设（集团）有限公司"
+        typed = "临沂某某建设(集团)有限公司"
+        assert validators.company_name(typed) == "临沂某某建设（集团）有限公司"
 
     def test_ukey_count_range(self) -> None:
         count = validators.integer_between(1, 20, "个")
