@@ -31,6 +31,7 @@ from storage.repositories import Companies, Conversations, Handlers, Orders
 ORDER_LIST_LIMIT = 10
 _QUERY = re.compile(r"查询\s*(.*)")
 START_COMMANDS = {"新办证书": "新办", "补办证书": "补办"}
+CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ class Dialogue:
         if outcome.finished:
             return outcome.replies + await self._finish(account, handler, flow)
         await self._save(account, flow)
+        if incoming.local_files and flow.expects_scan and outcome.replies:
+            outcome.replies[-1] += CONSOLE_SCAN_HINT
         return outcome.replies
 
     async def _take_scans(self, flow: FormFlow, sources: list[ImageSource]) -> Outcome:

@@ -1,0 +1,128 @@
+"""End to end: the real bot process, a OneBot v11 peer on a real WebSocket, a restart mid-flow."""
+
+import hashlib
+import random
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.samples import fake_id_number, fake_uscc, sample_scan
+from tests.helpers import ScanServer, free_port
+from tests.onebot_peer import BotProcess, OneBotPeer
+
+TOKEN = "test-access-token"
+USER = 31337
+
+
+def text(value: str) -> list[dict]:
+    return [{"type": "text", "data": {"text": value}}]
+
+
+def picture(url: str) -> list[dict]:
+    return [{"type": "image", "data": {"file": url.rsplit("/", 1)[-1], "url": url}}]
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> tuple[BotProcess, int]:
+    port = free_port()
+    config = tmp_path / "bot.toml"
+    config.write_text(f"""
+[bot]
+adapters = ["onebot"]
+data_dir = "live-data"
+log_level = "INFO"
+[server]
+port = {port}
+[onebot]
+access_token = "{TOKEN}"
+[fees]
+certificate = 300
+""", encoding="utf-8")
+    return BotProcess(config, port), port
+
+
+async def test_application_over_onebot_survives_a_restart(
+        instance: tuple[BotProcess, int], scan_server: ScanServer, tmp_path: Path) -> None:
+    bot, port = instance
+    rng = random.Random(5)
+    uscc, id_number = fake_uscc(rng), fake_id_number(rng, ends_with_x=True)
+    scans = [sample_scan(f"e2e {n}") for n in range(4)]
+    urls = [scan_server.add(f"e2e-{n}.jpg", data) for n, data in enumerate(scans)]
+
+    await bot.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            peer = OneBotPeer(port, TOKEN)
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(peer.url, headers=peer.headers("wrong-token"))
+            assert refused.value.status == 403
+
+        peer = OneBotPeer(port, TOKEN)
+        await peer.connect()
+
+        async def say(segments: list[dict], until: str) -> str:
+            await peer.send_private(USER, segments)
+            replies = await peer.replies_until(until)
+            assert {user for user, _ in replies} == {USER}
+            return "\n".join(t for _, t in replies)
+
+        await say(text("你好"), "【统一社会信用代码】")
+        await say(text(uscc), "【单位名称】")
+        await say(text("临沂端到端测试有限公司"), "【注册协议】")
+        await say(text("同意"), "新办证书")
+        await say(text("新办证书"), "【证书年限】")
+        await say(text("1"), "【项目所属地区】")
+        await say(text("临沂"), "【办理Ukey数量】")
+        await say(text("1"), "【经办人姓名】")
+        await say(text("张三"), "【经办人身份证号】")
+        await say(text(id_number), "【手机号】")
+        await say(text("13812345678"), "【是否自取】")
+        await say(text("2"), "【地级市】")
+        await say(text("山东省临沂市兰山区"), "【邮寄地址】")
+        await say(text("金雀山路 1 号"), "【附件一 信息印章采集表】")
+        await say(picture(urls[0]), "【附件二 经办人身份证复印件】")
+
+        await peer.close()
+        await bot.stop()  # the operator restarts the bot in the middle of the application
+        await bot.start()
+        peer = OneBotPeer(port, TOKEN)
+        await peer.connect()
+
+        replies = await say(picture(urls[1]), "【附件三 单位授权书及诚信承诺书】")
+        assert "已收到【附件二" in replies  # nothing re-asked: the flow went on where it was
+        await say(picture(urls[2]), "【附件四 机构营业执照】")
+        summary = await say(picture(urls[3]), "确认提交")
+        assert "138****5678" in summary
+        assert id_number not in summary
+        done = await say(text("确认提交"), "订单号：")
+        number = done.split("订单号：")[1].split()[0]
+        assert "¥300.00" in done
+        await say(text(f"查询 {number}"), number)
+        await peer.close()
+    finally:
+        await bot.stop()
+
+    data_dir = tmp_path / "live-data"
+    with sqlite3.connect(data_dir / "cadesk.db") as db:
+        [(order_id, status, fields)] = db.execute(
+            "SELECT id, status, fields FROM orders WHERE number = ?", (number,)).fetchall()
+        attachments = db.execute(
+            "SELECT slot, sha256, format FROM attachments WHERE order_id = ?",
+            (order_id,)).fetchall()
+        conversations = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
+    assert status == "submitted"
+    assert id_number in fields
+    assert uscc in fields
+    assert conversations == 0
+    by_slot = {slot: sha for slot, sha, _ in attachments}
+    expected = dict(zip(["scan_form", "scan_id_card", "scan_authorisation", "scan_licence"],
+                        (hashlib.sha256(d).hexdigest() for d in scans), strict=True))
+    assert by_slot == expected
+    for sha in by_slot.values():
+        stored = data_dir / "scans" / sha[:2] / sha
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+    log = (tmp_path / "bot.log").read_text(errors="replace")
+    assert id_number not in log
+    assert "13812345678" not in log
