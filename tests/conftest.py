@@ -13,7 +13,7 @@ _SETTINGS = pytest.StashKey[Settings]()
 
 TEST_CONFIG = """
 [bot]
-adapters = ["onebot"]
+adapters = ["onebot", "console"]
 data_dir = "data"
 log_level = "WARNING"
 
@@ -35,7 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     (root / "bot.toml").write_text(TEST_CONFIG, encoding="utf-8")
     settings = load_settings(root / "bot.toml")
     config.stash[_SETTINGS] = settings
-    config.stash[NONEBOT_INIT_KWARGS] = nonebot_options(settings)
+    # the Console adapter without its terminal window
+    config.stash[NONEBOT_INIT_KWARGS] = {**nonebot_options(settings), "console_headless_mode": True}
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from storage.repositories import Companies, Conversations, Handlers, Orders
 ORDER_LIST_LIMIT = 10
 _QUERY = re.compile(r"查询\s*(.*)")
 START_COMMANDS = {"新办证书": "新办", "补办证书": "补办"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 
 
@@ -262,9 +263,10 @@ class Dialogue:
 
 
 def _typed_source(text: str) -> ImageSource | None:
-    """On the Console there are no image messages: a URL or an existing file path stands in."""
+    """On the Console there are no image messages: a URL or a file path stands in."""
     if text.startswith(("http://", "https://")):
         return ImageSource(url=text)
-    path = Path(text.strip("'\"")).expanduser()
-    return ImageSource(path=path) if text and path.is_file() else None
-
+    cleaned = text.strip("'\"")
+    if "/" in cleaned or "\\" in cleaned or Path(cleaned).suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path=Path(cleaned).expanduser())
+    return None
