@@ -59,6 +59,7 @@ class ScanServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.slow: set[str] = set()
+        self.chunked: set[str] = set()  # sent without Content-Length, in pieces
         self.port = free_port()
         self._runner: web.AppRunner | None = None
 
@@ -75,6 +76,15 @@ class ScanServer:
             await asyncio.sleep(30)
         if name not in self.files:
             raise web.HTTPNotFound()
+        if name in self.chunked:
+            response = web.StreamResponse()
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            data = self.files[name]
+            for start in range(0, len(data), 256 * 1024):
+                await response.write(data[start:start + 256 * 1024])
+            await response.write_eof()
+            return response
         return web.Response(body=self.files[name], content_type="application/octet-stream")
 
     async def __aenter__(self) -> Self:

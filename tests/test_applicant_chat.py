@@ -100,10 +100,13 @@ async def test_bad_scans_are_refused_with_the_reason(app: App, scan_server: Scan
     small = scan_server.add(f"{user.user_id}-small.jpg", sample_scan("s", size=(400, 300)))
     huge = scan_server.add(f"{user.user_id}-huge.bmp", sample_scan("h", "BMP", (2000, 2800)))
     scan_server.slow.add(f"{user.user_id}-slow.jpg")
+    streamed = scan_server.add(f"{user.user_id}-stream.bmp", sample_scan("c", "BMP", (2000, 2800)))
+    scan_server.chunked.add(f"{user.user_id}-stream.bmp")
     first = "【附件一 信息印章采集表】未通过检查"
     await user.says(image(png), Says(first, "PNG", "请发送【附件一 信息印章采集表】"))
     await user.says(image(small), Says(first, "分辨率太低"))
     await user.says(image(huge), Says(first, "超过 2 MB"))
+    await user.says(image(streamed), Says(first, "超过 2 MB"))  # no Content-Length to trust
     await user.says(image(scan_server.url("missing.jpg")), Says(first, "HTTP 404"))
     await user.says(image(scan_server.url(f"{user.user_id}-slow.jpg")), Says(first, "超时"))
     await user.says(image(user.scan_url(scan_server, 1)), Says("已收到【附件一"),

@@ -123,3 +123,18 @@ async def test_a_scan_shared_with_a_filed_order_survives_a_cancel(
     async with runtime.db.transaction() as session:
         for sha in (await session.scalars(select(Attachment.sha256))).all():
             assert runtime.scans.path(sha).exists()
+
+
+async def test_two_handlers_registering_one_new_company_at_once(runtime: Runtime) -> None:
+    uscc = fake_uscc(RNG)
+    first, second = Account("qq", "501"), Account("qq", "502")
+    for account in (first, second):
+        for text in ("你好", uscc, "临沂同时注册有限公司"):
+            await say(runtime, account, text)
+    replies = await asyncio.gather(say(runtime, first, "同意"), say(runtime, second, "同意"))
+    assert all("绑定成功" in r for r in replies)
+    async with runtime.db.transaction() as session:
+        from storage.models import Company, Handler
+
+        assert await session.scalar(select(func.count()).select_from(Company)) == 1
+        assert await session.scalar(select(func.count()).select_from(Handler)) == 2

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from loguru import logger
+from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
@@ -173,6 +174,12 @@ class Dialogue:
         return await self._submit(account, handler, flow)
 
     async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
+        try:
+            return await self._bind_once(account, flow)
+        except IntegrityError:  # another handler registered the same USCC at this instant
+            return await self._bind_once(account, flow)
+
+    async def _bind_once(self, account: Account, flow: FormFlow) -> list[str]:
         values, _ = flow.result()
         async with self.db.transaction() as session:
             company = await Companies(session).by_uscc(values["uscc"])
