@@ -1,13 +1,16 @@
 """Test set-up: one nonebot instance (OneBot v11 adapter) over a throwaway data directory."""
 
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from nonebug import NONEBOT_INIT_KWARGS
 
 from bot.config import Settings, load_settings
+from storage.db import sqlite_url
 from tests.helpers import ScanServer
+from tests.postgres import postgres_server
 
 _SETTINGS = pytest.StashKey[Settings]()
 
@@ -49,6 +52,21 @@ async def after_nonebot_init(after_nonebot_init: None, settings: Settings) -> No
     from bot.app import install
 
     install(settings)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Callable[[], str]]:
+    """A real PostgreSQL server for the session; call it for a fresh database URL."""
+    with postgres_server() as new_database:
+        yield new_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a storage test on both backends bot.toml supports."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "test.db")
+    return request.getfixturevalue("postgres")()
 
 
 @pytest.fixture(scope="session")

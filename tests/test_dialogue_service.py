@@ -1,4 +1,5 @@
-"""The dialogue service without nonebot: concurrency, all-or-nothing filing, number collisions."""
+"""The dialogue service without nonebot, on SQLite and PostgreSQL: concurrency, all-or-nothing
+filing, number collisions."""
 
 import asyncio
 import random
@@ -20,8 +21,9 @@ RNG = random.Random(99)
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path):
-    (tmp_path / "bot.toml").write_text("[fees]\ncertificate = 100\n", encoding="utf-8")
+async def runtime(tmp_path: Path, database_url: str):
+    (tmp_path / "bot.toml").write_text(
+        f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 100\n', encoding="utf-8")
     runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"))
     yield runtime
     await runtime.stop()

@@ -8,14 +8,14 @@ from alembic import command
 from sqlalchemy import inspect
 
 from bot.config import ConfigError, load_settings
-from storage.db import Database, alembic_config, sqlite_url
+from storage.db import Database, alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_migrations_build_the_schema_from_empty_and_match_the_models(
-        tmp_path: Path) -> None:
-    db = Database(sqlite_url(tmp_path / "fresh.db"))
+        database_url: str) -> None:
+    db = Database(database_url)
     await db.migrate()
     await db.migrate()  # a second start changes nothing
     async with db.engine.connect() as connection:
