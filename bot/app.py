@@ -6,11 +6,12 @@ import nonebot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
+from bot.chat_delivery import NonebotChat
 from bot.config import Settings
 from bot.log_masking import install_log_masking
 from bot.runtime import start_runtime, stop_runtime
 
-PLUGINS = ("plugins.applicant",)
+PLUGINS = ("plugins.review", "plugins.applicant")
 
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def install(settings: Settings) -> None:
 
     @driver.on_startup
     async def _start() -> None:
-        await start_runtime(settings)
+        await start_runtime(settings, NonebotChat())
 
     @driver.on_shutdown
     async def _stop() -> None:

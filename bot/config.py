@@ -2,7 +2,7 @@
 
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
-``CADESK_ONEBOT_ACCESS_TOKEN`` and ``CADESK_DATABASE_URL``.
+``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL`` and ``CADESK_SMTP_PASSWORD``.
 """
 
 import os
@@ -62,6 +62,36 @@ class DialogueSection(_Section):
     idle_minutes: float = Field(30, gt=0)  # after this, a flow waits for 继续
 
 
+class StaffSection(_Section):
+    # "platform:user id", e.g. "qq:10001"; the Console's own user is "console:user"
+    technicians: list[str] = []
+    group: str = ""  # "qq:GROUP_ID": staff notices go here, else to each technician privately
+    approvals_required: int = Field(1, ge=1, le=5)  # 2 = four-eyes
+
+    def is_technician(self, account: str) -> bool:
+        return account in self.technicians
+
+
+class PaymentSection(_Section):
+    # {number} and {amount} (yuan, two decimals) are filled in; the QR code encodes the result
+    url_template: str = "https://pay.example.invalid/ca?order={number}&amount={amount}"
+
+
+class EmailSection(_Section):
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: str = ""  # better: CADESK_SMTP_PASSWORD
+    from_address: str = "cadesk@example.invalid"
+    from_name: str = "CA证书服务"
+    timeout_seconds: float = Field(20, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    retry_seconds: float = Field(30, gt=0)  # doubled after every failed attempt
+    poll_seconds: float = Field(5, gt=0)
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
@@ -70,6 +100,9 @@ class Settings(_Section):
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
     fees: dict[OrderType, Decimal] = {}  # yuan per UKEY (certificates) or per order
+    staff: StaffSection = StaffSection()
+    payment: PaymentSection = PaymentSection()
+    email: EmailSection = EmailSection()
 
     @property
     def data_dir(self) -> Path:
@@ -115,6 +148,7 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     settings.onebot.access_token = env.get("CADESK_ONEBOT_ACCESS_TOKEN",
                                            settings.onebot.access_token)
     settings.database.url = env.get("CADESK_DATABASE_URL", settings.database.url)
+    settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
     try:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:

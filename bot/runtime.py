@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.services.dialogue import Dialogue
 from bot.services.fetch import ImageFetcher
+from bot.services.mail import MailOutbox
+from bot.services.notify import ChatChannel, Notifier
+from bot.services.review import ReviewDesk
 from bot.services.scan_store import ScanStore
 from storage.db import Database
 
@@ -19,19 +22,27 @@ class Runtime:
     db: Database
     scans: ScanStore
     fetcher: ImageFetcher
+    mail: MailOutbox
     dialogue: Dialogue
+    desk: ReviewDesk
 
     @classmethod
-    async def start(cls, settings: Settings) -> "Runtime":
+    async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.database_url)
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
                                settings.scans.download_timeout_seconds)
-        return cls(settings, db, scans, fetcher, Dialogue(settings, db, scans, fetcher))
+        mail = MailOutbox(db, settings.email)
+        mail.start()
+        notifier = Notifier(settings, chat, mail)
+        return cls(settings, db, scans, fetcher, mail,
+                   Dialogue(settings, db, scans, fetcher, notifier),
+                   ReviewDesk(settings, db, scans, notifier))
 
     async def stop(self) -> None:
+        await self.mail.stop()
         await self.fetcher.close()
         await self.db.close()
 
@@ -39,9 +50,9 @@ class Runtime:
 _current: Runtime | None = None
 
 
-async def start_runtime(settings: Settings) -> Runtime:
+async def start_runtime(settings: Settings, chat: ChatChannel) -> Runtime:
     global _current
-    _current = await Runtime.start(settings)
+    _current = await Runtime.start(settings, chat)
     return _current
 
 

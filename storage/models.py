@@ -73,6 +73,7 @@ class Handler(Base):
     platform: Mapped[str] = mapped_column(String(20))
     user_id: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))  # notifications by mail as well
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     company: Mapped[Company] = relationship(lazy="joined")
 
@@ -100,6 +101,7 @@ class Order(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock between reviewers
 
     company: Mapped[Company] = relationship(lazy="joined")
+    handler: Mapped[Handler | None] = relationship(lazy="joined")
     attachments: Mapped[list["Attachment"]] = relationship(
         back_populates="order", order_by="Attachment.id", lazy="selectin")
 
@@ -150,3 +152,22 @@ class Conversation(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     state: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutgoingMail(Base):
+    """A mail to send: kept until sent, so a failing server or a restart loses nothing."""
+
+    __tablename__ = "outgoing_mail"
+    __table_args__ = (Index("ix_outgoing_mail_due", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any] | None]  # e.g. In-Reply-To for threaded replies
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]  # gave up after the last attempt
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,9 +1,9 @@
 """Repositories: the queries the services need, each over one session (one transaction)."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attachment, Company, Conversation, Handler, Order, OrderEvent, utcnow
@@ -92,6 +92,36 @@ class Orders:
         return (await self.session.scalars(
             select(OrderEvent).where(OrderEvent.order_id == order_id)
             .order_by(OrderEvent.at, OrderEvent.id))).all()
+
+    async def in_review(self, limit: int) -> Sequence[Order]:
+        return (await self.session.scalars(
+            select(Order).where(Order.status.in_(("submitted", "resubmitted")))
+            .order_by(Order.submitted_at, Order.id).limit(limit))).all()
+
+    async def search(self, statuses: Collection[str], company: str, limit: int) -> Sequence[Order]:
+        query = select(Order).join(Order.company)
+        if statuses:
+            query = query.where(Order.status.in_(statuses))
+        if company:
+            query = query.where(or_(Company.name.contains(company), Company.uscc == company))
+        return (await self.session.scalars(
+            query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+
+    async def last_event(self, order_id: int, event: str) -> OrderEvent | None:
+        return await self.session.scalar(
+            select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.event == event)
+            .order_by(OrderEvent.at.desc(), OrderEvent.id.desc()).limit(1))
+
+    async def approvers_since_submission(self, order_id: int) -> list[str]:
+        """Technicians who approved since the order was last (re)submitted (four-eyes)."""
+        events = await self.events(order_id)
+        approvers: list[str] = []
+        for event in events:
+            if event.event in ("submit", "resubmit"):
+                approvers = []
+            elif event.event == "approval":
+                approvers.append(event.actor)
+        return approvers
 
     async def scan_in_use(self, sha256: str) -> bool:
         return bool(await self.session.scalar(

@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import socket
 import time
+from collections.abc import Sequence
 from typing import Self
 
 from aiohttp import web
@@ -98,3 +99,18 @@ class ScanServer:
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+class RecordingChat:
+    """A ``ChatChannel`` that keeps what it was asked to send, for service-level tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+
+    async def send(self, account: object, replies: Sequence[object]) -> bool:
+        self.sent += [(str(account), reply) for reply in replies]
+        return True
+
+    async def send_group(self, group: object, replies: Sequence[object]) -> bool:
+        self.sent += [(f"group {group}", reply) for reply in replies]
+        return True

@@ -9,6 +9,7 @@ from nonebot.adapters.onebot.v11 import Message, MessageSegment
 from nonebug import App
 from sqlalchemy import select, update
 
+from bot.chat_delivery import NonebotChat
 from bot.runtime import get_runtime, start_runtime, stop_runtime
 from bot.samples import sample_scan
 from storage.models import Conversation, Order, OrderEvent
@@ -167,7 +168,7 @@ async def test_flow_survives_a_runtime_restart(app: App, settings) -> None:
     await user.says("补办证书", Says("开始办理【证书新办/补办】"), Says("【证书年限】"))
     await user.says("2", Says("【项目所属地区】"))
     await stop_runtime()
-    await start_runtime(settings)  # a new process would read the same database
+    await start_runtime(settings, NonebotChat())  # a new process reads the same database
     await user.says("临沂", Says("【办理Ukey数量】", "第 3/13 项"))
 
 

@@ -12,10 +12,11 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services import dialogue as dialogue_module
-from bot.services.dialogue import Account, Incoming
 from bot.services.fetch import ImageSource
+from bot.services.messages import Account, Incoming
 from storage.models import Attachment, Conversation, Order
 from storage.repositories import Conversations
+from tests.helpers import RecordingChat
 
 RNG = random.Random(99)
 
@@ -24,7 +25,7 @@ RNG = random.Random(99)
 async def runtime(tmp_path: Path, database_url: str):
     (tmp_path / "bot.toml").write_text(
         f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 100\n', encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"))
+    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
     yield runtime
     await runtime.stop()
 

@@ -41,6 +41,8 @@ class FlowState:
     before_cancel: Mode = Mode.FILLING
     editing: bool = False  # changing one field from the summary
     paused: bool = False  # idle for long: wait for 继续 before taking answers
+    order_number: str | None = None  # revising this rejected order rather than a new one
+    previous: dict[str, str] = field(default_factory=dict)  # shown answers of revised fields
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,29 @@ class FormFlow:
             raise ValueError(f"presets missing for {form.key}: {missing}")
         flow._advance_from(None)
         return flow, Outcome([f"开始办理【{form.title}】。{COMMANDS_HINT}", flow.prompt()])
+
+    @classmethod
+    def revise(cls, form: Form, order_number: str, values: dict[str, str],
+               scans: dict[str, ScanInfo], redo: list[Field],
+               reason: str) -> tuple["FormFlow", Outcome]:
+        """Correct a rejected order: ask again only ``redo``; with none named, go to the summary
+        so the applicant picks with 修改 N."""
+        state = FlowState(form=form.key, values=dict(values),
+                          scans={k: asdict(v) for k, v in scans.items()}, order_number=order_number)
+        flow = cls(state)
+        for f in redo:
+            if f.kind is FieldKind.SCAN:
+                state.previous[f.key] = "已上传" if state.scans.pop(f.key, None) else ""
+            elif f.key in state.values:
+                state.previous[f.key] = f.shown(state.values.pop(f.key))
+        state.editing = True
+        flow._advance_from(None)
+        head = f"修改订单 {order_number}。驳回理由：{reason}"
+        if redo:
+            head += f"\n需要重新提供：{'、'.join(f.title for f in redo)}，其余内容保持不变。"
+        else:
+            head += "\n请回复「修改 序号」修改相应的项目，改好后回复「确认提交」重新提交。"
+        return flow, Outcome([head, flow.prompt()])
 
     # --- what the state means --------------------------------------------------------------
     def asked_fields(self) -> list[Field]:
@@ -129,13 +154,14 @@ class FormFlow:
 
     def _previous_answer(self, f: Field) -> str:
         if f.kind is FieldKind.SCAN:
-            return "已上传" if f.key in self.state.scans else ""
+            return "已上传" if f.key in self.state.scans else self.state.previous.get(f.key, "")
         value = self.state.values.get(f.key)
-        return f.shown(value) if value else ""
+        return f.shown(value) if value else self.state.previous.get(f.key, "")
 
     def summary(self) -> str:
         values = self.state.values
-        lines = [f"请核对【{self.form.title}】信息："]
+        action = f"修改订单 {self.state.order_number}" if self.state.order_number else ""
+        lines = [f"请核对【{self.form.title}】信息：" + (f"（{action}）" if action else "")]
         lines += [f"{f.label}：{f.shown(values[f.key])}" for f in self.form.fields if f.preset]
         for i, f in enumerate(self.asked_fields(), 1):
             if f.kind is FieldKind.SCAN:
@@ -144,7 +170,8 @@ class FormFlow:
             else:
                 shown = f.shown(values[f.key]) if f.key in values else "未填写"
             lines.append(f"{i}. {f.title}：{shown}")
-        lines.append("回复「确认提交」提交；回复「修改 序号」修改某一项，例如「修改 3」；"
+        submit = "重新提交" if self.state.order_number else "提交"
+        lines.append(f"回复「确认提交」{submit}；回复「修改 序号」修改某一项，例如「修改 3」；"
                      "回复「取消」放弃。")
         return "\n".join(lines)
 
@@ -172,13 +199,19 @@ class FormFlow:
         state = self.state
         if state.mode is Mode.CONFIRM_CANCEL:
             if word in YES:
+                number = state.order_number
+                if number:
+                    return Outcome([f"已放弃修改。订单 {number} 仍为已驳回状态，"
+                                    f"随时可以回复「修改 {number}」重新修改。"], cancelled=True)
                 return Outcome([f"已放弃本次【{self.form.title}】，填写的内容和上传的图片已删除。"],
                                cancelled=True)
             state.mode = state.before_cancel
             return Outcome(["好的，继续填写。", self.prompt()])
         if word in CANCEL:
             state.before_cancel, state.mode, state.paused = state.mode, Mode.CONFIRM_CANCEL, False
-            return Outcome([f"确定要放弃本次【{self.form.title}】吗？已填写的内容将被删除。"
+            what = (f"对订单 {state.order_number} 的修改" if state.order_number
+                    else f"本次【{self.form.title}】")
+            return Outcome([f"确定要放弃{what}吗？已填写的内容将被删除。"
                             "回复「是」放弃，回复其他内容继续填写。"])
         if state.paused:
             if word in RESUME:

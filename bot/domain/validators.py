@@ -157,3 +157,13 @@ def choice(choices: Sequence[str]) -> Validator:
         raise InvalidAnswer(f"请回复选项的序号或文字：{listed}。")
 
     return validate
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+def email_address(value: str) -> str:
+    address = normalise(value)
+    if len(address) > 254 or not _EMAIL.fullmatch(address):
+        raise InvalidAnswer("这不是有效的电子邮箱地址，例如：name@example.com。")
+    return address

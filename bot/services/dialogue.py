@@ -7,7 +7,6 @@ nothing) or is a command. The rules live in the domain; this module fetches, sto
 import asyncio
 import re
 import weakref
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,13 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import BINDING, CERTIFICATE
-from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status, status_label
 from bot.domain.order_numbers import new_order_number, parse_order_number
 from bot.domain.orders import amount_cents, number_prefix, order_title, yuan
-from bot.domain.scans import InvalidScan, inspect_scan
+from bot.domain.review import changed_fields
+from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
+from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
+from bot.services.messages import Account, Incoming
+from bot.services.notify import Notifier, staff_notice
 from bot.services.scan_store import ScanStore
 from storage.db import Database
 from storage.models import Attachment, Handler, Order, OrderEvent, utcnow
@@ -31,25 +34,11 @@ from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
 _QUERY = re.compile(r"查询\s*(.*)")
+_REVISE = re.compile(r"修改\s*(\S{10,})")  # 修改 + an order number; 修改 3 is the summary's
+_EMAIL = re.compile(r"邮箱\s*(.*)")
 START_COMMANDS = {"新办证书": "新办", "补办证书": "补办"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
-
-
-@dataclass(frozen=True)
-class Account:
-    platform: str  # qq, console, ...
-    user_id: str
-
-    def __str__(self) -> str:
-        return f"{self.platform}:{self.user_id}"
-
-
-@dataclass(frozen=True)
-class Incoming:
-    text: str = ""
-    images: tuple[ImageSource, ...] = ()
-    local_files: bool = False  # Console: a typed file path or URL counts as an image
 
 
 def menu(company_name: str) -> str:
@@ -58,6 +47,8 @@ def menu(company_name: str) -> str:
             "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
             "· 我的订单 — 查看本单位的订单\n"
             "· 查询 订单号 — 查看某个订单的详情和进度\n"
+            "· 修改 订单号 — 按驳回理由修改后重新提交\n"
+            "· 邮箱 地址 — 同时用电子邮件接收通知（「邮箱 删除」取消）\n"
             "· 帮助 — 查看本说明")
 
 
@@ -67,8 +58,9 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 
 class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 fetcher: ImageFetcher) -> None:
+                 fetcher: ImageFetcher, notifier: Notifier) -> None:
         self.settings = settings
+        self.notifier = notifier
         self.db = db
         self.scans = scans
         self.fetcher = fetcher
@@ -95,11 +87,14 @@ class Dialogue:
             return [await self._order_list(handler), *self._still_open(state)]
         if handler is not None and (match := _QUERY.fullmatch(text)):
             return [await self._order_query(handler, match.group(1)), *self._still_open(state)]
+        if handler is not None and (match := _EMAIL.fullmatch(text)):
+            return [await self._set_email(handler, match.group(1)), *self._still_open(state)]
+        revise = parse_order_number(m.group(1)) if (m := _REVISE.fullmatch(text)) else None
         if state is not None:
             flow = FormFlow(state)
             if idle and state.mode is not Mode.CONFIRM_CANCEL:
                 flow.pause()
-            if text in START_COMMANDS and state.mode is not Mode.CONFIRM_CANCEL:
+            if (text in START_COMMANDS or revise) and state.mode is not Mode.CONFIRM_CANCEL:
                 flow.pause()
             return await self._continue(account, handler, flow, incoming)
         if handler is None:
@@ -114,6 +109,8 @@ class Dialogue:
                 "org_id": company.uscc})
             await self._save(account, flow)
             return outcome.replies
+        if revise:
+            return await self._revise(account, handler, revise)
         if text in {"继续", "取消"}:
             return ["当前没有未完成的办理。\n" + menu(handler.company.name)]
         return [menu(handler.company.name)]
@@ -198,6 +195,8 @@ class Dialogue:
         return [f"绑定成功！您现在代表【{company.name}】办理业务。", menu(company.name)]
 
     async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
+        if flow.state.order_number:
+            return await self._resubmit(account, handler, flow)
         values, scans = flow.result()
         order_type = OrderType.CERTIFICATE
         now = utcnow()
@@ -215,13 +214,95 @@ class Dialogue:
             await orders.add(order, OrderEvent(actor=str(account), event=Event.SUBMIT,
                                                from_status=INITIAL, to_status=status, at=now))
             await Conversations(session).delete(account.platform, account.user_id)
+            await session.refresh(order, ["company"])
+            notice = staff_notice(order, None)
         logger.info(f"order {number} submitted by {account}")
+        await self.notifier.tell_staff(notice)
         assert status is OrderStatus.SUBMITTED
         return [f"提交成功！\n订单号：{number}\n"
                 f"【{order_title(order_type, values)}】金额：{yuan(amount)}\n"
                 "接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；"
                 "审核通过后请按提示扫码支付。如被驳回，请按驳回理由修改后重新提交。\n"
                 f"随时回复「查询 {number}」查看进度。"]
+
+    async def _revise(self, account: Account, handler: Handler, number: str) -> list[str]:
+        """``修改 订单号``: correct a rejected order, asked only what the technician named."""
+        async with self.db.transaction() as session:
+            orders = Orders(session)
+            order = await orders.by_number(number)
+            if order is None or order.company_id != handler.company_id:
+                return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+            if order.status != OrderStatus.REJECTED:
+                label = status_label(OrderType(order.type), OrderStatus(order.status))
+                return [f"订单 {number} 目前{label}，只有被驳回的订单才能修改。"]
+            rejection = await orders.last_event(order.id, Event.REJECT)
+        keys = set((rejection.detail or {}).get("fields", [])) if rejection else set()
+        redo = [f for f in CERTIFICATE.fields if f.key in keys]
+        current = {a.slot: ScanInfo(a.sha256, a.format, a.size, a.width, a.height)
+                   for a in order.attachments}  # later revisions win
+        flow, outcome = FormFlow.revise(CERTIFICATE, number, order.fields, current, redo,
+                                        order.reject_reason or "")
+        await self._save(account, flow)
+        return outcome.replies
+
+    async def _resubmit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
+        values, scans = flow.result()
+        number = flow.state.order_number
+        async with self.db.transaction() as session:
+            order = await Orders(session).by_number(number)
+            if order is None or order.status != OrderStatus.REJECTED:
+                await Conversations(session).delete(account.platform, account.user_id)
+                return [f"订单 {number} 已不是驳回状态，本次修改未提交。"
+                        f"回复「查询 {number}」查看。"]
+            order_type = OrderType(order.type)
+            current = {a.slot: a for a in order.attachments}
+            changed = changed_fields(
+                CERTIFICATE, order.fields, values,
+                {k: a.sha256 for k, a in current.items()}, {k: s.sha256 for k, s in scans.items()})
+            previous = dict(order.fields)
+            now = utcnow()
+            for f in changed:
+                if f.key in scans:
+                    s = scans[f.key]
+                    revision = current[f.key].revision + 1 if f.key in current else 1
+                    order.attachments.append(Attachment(
+                        slot=f.key, revision=revision, sha256=s.sha256, format=s.format,
+                        size=s.size, width=s.width, height=s.height))
+            status = next_status(order_type, OrderStatus(order.status), Event.RESUBMIT)
+            session.add(OrderEvent(order_id=order.id, actor=str(account), event=Event.RESUBMIT,
+                                   from_status=order.status, to_status=status, at=now,
+                                   detail={"changed": [f.title for f in changed],
+                                           "previous_fields": previous}))
+            order.fields, order.status, order.submitted_at = values, status, now
+            order.reject_reason = None
+            await Conversations(session).delete(account.platform, account.user_id)
+            notice = staff_notice(order, changed)
+        logger.info(f"order {number} resubmitted by {account}")
+        await self.notifier.tell_staff(notice)
+        names = "、".join(f.title for f in changed) or "（没有改动）"
+        return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
+                "结果会在这里通知您。"]
+
+    async def _set_email(self, handler: Handler, typed: str) -> str:
+        typed = typed.strip()
+        if not typed:
+            current = handler.email or "（未设置）"
+            return (f"当前接收通知的邮箱：{current}。"
+                    "设置请回复「邮箱 地址」，取消请回复「邮箱 删除」。")
+        if typed in {"删除", "取消", "清除"}:
+            address = None
+        else:
+            try:
+                address = email_address(typed)
+            except InvalidAnswer as error:
+                return str(error)
+        async with self.db.transaction() as session:
+            row = await session.get(Handler, handler.id)
+            assert row is not None
+            row.email = address
+        if address is None:
+            return "已取消邮件通知，之后只在这里通知您。"
+        return f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"
 
     async def _free_number(self, orders: Orders, prefix: str) -> str:
         today = utcnow().astimezone(self.settings.tz).date()

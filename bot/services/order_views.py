@@ -46,14 +46,18 @@ def order_list(company_name: str, orders: Sequence[Order], total: int, tz: ZoneI
     return "\n".join(blocks)
 
 
-def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo) -> str:
+def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
+                 reveal: bool = False) -> str:
+    """One order in full; ID and mobile numbers masked unless ``reveal`` (a technician in a
+    private chat)."""
     lines = _columns(order, tz)
     form = FORMS.get(FORM_OF_TYPE.get(OrderType(order.type), ""))
     if form:
         lines.append("—— 申请信息 ——")
         for f in form.fields:
             if f.kind is not FieldKind.SCAN and f.key in order.fields:
-                lines.append(f"{f.label}：{f.shown(order.fields[f.key])}")
+                value = order.fields[f.key]
+                lines.append(f"{f.label}：{value if reveal else f.shown(value)}")
         current = {a.slot: a for a in order.attachments}  # later revisions win
         for f in form.fields:
             if f.kind is FieldKind.SCAN and f.key in current:

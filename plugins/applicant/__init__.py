@@ -6,9 +6,10 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
+from bot.chat_delivery import platform_of, to_message
 from bot.runtime import get_runtime
-from bot.services.dialogue import Account, Incoming
 from bot.services.fetch import ImageSource
+from bot.services.messages import Account, Incoming
 
 __plugin_meta__ = PluginMetadata(
     name="申请人对话",
@@ -16,17 +17,13 @@ __plugin_meta__ = PluginMetadata(
     usage="私聊发送「新办证书」「补办证书」「我的订单」「查询 订单号」「帮助」",
 )
 
-PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
-
-
 def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private
     return isinstance(event, OneBotPrivate | ConsoleMessage)
 
 
 def account_of(bot: Bot, event: Event) -> Account:
-    platform = PLATFORMS.get(bot.adapter.get_name(), bot.adapter.get_name())
-    return Account(platform, event.get_user_id())
+    return Account(platform_of(bot), event.get_user_id())
 
 
 def incoming_of(event: Event) -> Incoming:
@@ -44,4 +41,4 @@ applicant = on_message(rule=is_private, priority=50, block=True)
 @applicant.handle()
 async def _(bot: Bot, event: Event) -> None:
     for reply in await get_runtime().dialogue.handle(account_of(bot, event), incoming_of(event)):
-        await applicant.send(reply)
+        await applicant.send(to_message(bot, reply))

@@ -1,0 +1,73 @@
+"""Sending to chat accounts and groups through whichever nonebot bot serves the platform.
+
+Used by the plugins (replies) and by the notifier (messages nobody asked for: an approval, a
+rejection, a staff notice).
+"""
+
+from collections.abc import Sequence
+
+import nonebot
+from loguru import logger
+from nonebot.adapters import Bot
+from nonebot.adapters.onebot.v11 import Message as OneBotMessage
+from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
+from nonebot.exception import ActionFailed, NetworkError
+
+from bot.services.messages import Account, Reply
+
+PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
+
+
+def platform_of(bot: Bot) -> str:
+    name = bot.adapter.get_name()
+    return PLATFORMS.get(name, name)
+
+
+def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage:
+    if isinstance(reply, str):
+        return reply
+    if platform_of(bot) == "qq":
+        caption = OneBotSegment.text(f"{reply.alt}\n")
+        return OneBotMessage([caption, OneBotSegment.image(reply.data)])
+    return f"[图片：{reply.alt}]（这里无法显示图片）"
+
+
+class NonebotChat:
+    """The ``ChatChannel`` of the running bot."""
+
+    def _bot(self, platform: str) -> Bot | None:
+        for bot in nonebot.get_bots().values():
+            if platform_of(bot) == platform:
+                return bot
+        return None
+
+    async def send(self, account: Account, replies: Sequence[Reply]) -> bool:
+        bot = self._bot(account.platform)
+        if bot is None:
+            logger.warning(f"no {account.platform} bot online: {account} not told")
+            return False
+        try:
+            for reply in replies:
+                message = to_message(bot, reply)
+                if account.platform == "qq":
+                    await bot.send_private_msg(user_id=int(account.user_id), message=message)
+                else:
+                    await bot.send_private_message(user_id=account.user_id, message=message)
+        except (ActionFailed, NetworkError) as error:
+            logger.warning(f"sending to {account} failed: {error}")
+            return False
+        return True
+
+    async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:
+        bot = self._bot(group.platform)
+        if bot is None or group.platform != "qq":
+            logger.warning(f"no bot online for group {group}: staff notice not delivered")
+            return False
+        try:
+            for reply in replies:
+                await bot.send_group_msg(group_id=int(group.user_id),
+                                         message=to_message(bot, reply))
+        except (ActionFailed, NetworkError) as error:
+            logger.warning(f"sending to group {group} failed: {error}")
+            return False
+        return True

@@ -1,0 +1,37 @@
+"""What goes in and out of a chat, independent of the platform."""
+
+from dataclasses import dataclass
+
+from bot.services.fetch import ImageSource
+
+
+@dataclass(frozen=True)
+class Account:
+    platform: str  # qq, console, ...
+    user_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Account":
+        platform, _, user_id = text.partition(":")
+        return cls(platform, user_id)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    text: str = ""
+    images: tuple[ImageSource, ...] = ()
+    local_files: bool = False  # Console: a typed file path or URL counts as an image
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image to send (PNG or JPEG bytes); ``alt`` is said where pictures cannot be shown."""
+
+    data: bytes
+    alt: str
+
+
+Reply = str | Picture

@@ -1,0 +1,117 @@
+"""Telling people: the applicant (chat, and e-mail when they gave an address) and the staff.
+
+Texts are composed here; delivery goes through a ``ChatChannel`` (implemented with nonebot in
+``bot/chat_delivery.py``, by a recorder in tests) and the ``MailOutbox``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain.fields import Field
+from bot.domain.lifecycle import Event, OrderType
+from bot.domain.masking import mask_personal_numbers
+from bot.domain.orders import order_title, yuan
+from bot.services.mail import MailOutbox
+from bot.services.messages import Account, Picture, Reply
+from bot.services.payment import payment_url, qr_png
+from storage.models import Order
+
+
+class ChatChannel(Protocol):
+    async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
+
+    async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
+
+
+@dataclass
+class Notice:
+    replies: list[Reply]  # chat
+    subject: str  # mail
+    body: str
+
+
+def _names(fields: Sequence[Field]) -> str:
+    return "、".join(f.title for f in fields)
+
+
+def applicant_notice(order: Order, event: str, settings: Settings,
+                     fix: Sequence[Field] = ()) -> Notice:
+    """What the applicant is told when ``event`` happened to ``order``."""
+    number, title = order.number, order_title(OrderType(order.type), order.fields)
+    head = f"您的订单 {number}（{title}）"
+    if event == Event.APPROVE:
+        if order.amount_cents:
+            url = payment_url(settings.payment.url_template, number, order.amount_cents)
+            text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
+                    f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
+            return Notice([text, Picture(qr_png(url), f"支付二维码：{url}")],
+                          f"订单 {number} 审核通过，请支付", text)
+        text = f"{head}已审核通过。"
+    elif event == Event.REJECT:
+        todo = (f"需要修改：{_names(fix)}。\n" if fix else "")
+        text = (f"{head}未通过审核。\n驳回理由：{order.reject_reason}\n{todo}"
+                f"请回复「修改 {number}」按提示修改后重新提交，其余内容无需重填。")
+    elif event == Event.PAY:
+        text = f"已收到订单 {number} 的付款 {yuan(order.amount_cents)}，我们将尽快为您制作证书。"
+    elif event == Event.SHIP:
+        text = (f"{head}的证书已寄出：{order.express_company} 快递单号 {order.express_number}。"
+                "请注意查收。")
+    elif event == Event.AWAIT_PICKUP:
+        text = f"{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"
+    elif event == Event.COMPLETE:
+        text = f"{head}已办结，感谢您的使用。"
+    elif event == "invoice":
+        text = f"{head}的发票信息已登记：{order.invoice_info}"
+    else:
+        raise ValueError(f"no notice for {event}")
+    return Notice([text], f"订单 {number}：{text.split('。')[0].removeprefix(head)}", text)
+
+
+def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
+    """New or resubmitted order, for the staff group: personal numbers never shown."""
+    title = order_title(OrderType(order.type), order.fields)
+    if changed is None:
+        what = "新订单待审核"
+    else:
+        what = f"已重新提交，修改了：{_names(changed) or '（无改动）'}"
+    return mask_personal_numbers(
+        f"【{title}】{order.number} {what}\n单位：{order.company.name}\n"
+        f"发送「查看 {order.number}」审核。")
+
+
+class Notifier:
+    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailOutbox) -> None:
+        self.settings = settings
+        self.chat = chat
+        self.mail = mail
+
+    async def queue_mail(self, session: AsyncSession, order: Order, notice: Notice) -> None:
+        """Inside the transaction that made the change: the mail is as durable as the change."""
+        handler = order.handler
+        if handler is not None and handler.email:
+            await self.mail.enqueue(session, handler.email, notice.subject, notice.body,
+                                    order_id=order.id)
+
+    async def tell_applicant(self, order: Order, notice: Notice) -> None:
+        """After the commit: the chat message now, and a nudge to the mail worker."""
+        self.mail.wake()
+        handler = order.handler
+        if handler is None:
+            return
+        account = Account(handler.platform, handler.user_id)
+        if not await self.chat.send(account, notice.replies):
+            logger.warning(f"order {order.number}: {account} could not be told in chat")
+
+    async def tell_staff(self, text: str) -> None:
+        text = mask_personal_numbers(text)
+        staff = self.settings.staff
+        if staff.group:
+            await self.chat.send_group(Account.parse(staff.group), [text])
+            return
+        for technician in staff.technicians:
+            await self.chat.send(Account.parse(technician), [text])

@@ -1,0 +1,320 @@
+"""The technicians' review desk: one entry point, ``ReviewDesk.execute``, for every command.
+
+Every change is one transaction: the order, its event row and the queued e-mail together. The
+applicant is told in chat right after the commit.
+"""
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.config import Settings
+from bot.domain.fields import FieldKind
+from bot.domain.forms import CERTIFICATE
+from bot.domain.lifecycle import (
+    Event,
+    OrderStatus,
+    OrderType,
+    TransitionNotAllowed,
+    next_status,
+    status_label,
+)
+from bot.domain.masking import mask_personal_numbers
+from bot.domain.order_numbers import parse_order_number
+from bot.domain.orders import order_title, yuan
+from bot.domain.review import (
+    STATUS_WORDS,
+    ReviewRefused,
+    check_approval,
+    check_delivery,
+    named_fields,
+)
+from bot.domain.text import normalise
+from bot.services import order_views
+from bot.services.messages import Account, Picture, Reply
+from bot.services.notify import Notice, Notifier, applicant_notice
+from bot.services.scan_store import ScanStore
+from storage.db import Database
+from storage.models import Order, OrderEvent, utcnow
+from storage.repositories import Orders
+
+QUEUE_LIMIT = 30
+SEARCH_LIMIT = 20
+USAGE = {
+    "待审核": "待审核",
+    "查看": "查看 订单号",
+    "通过": "通过 订单号",
+    "驳回": "驳回 订单号 理由（写明要修改的项目或附件，例如：附件二不清晰）",
+    "收款": "收款 订单号",
+    "发货": "发货 订单号 快递公司 快递单号",
+    "待自取": "待自取 订单号",
+    "完成": "完成 订单号",
+    "发票": "发票 订单号 发票信息",
+    "订单": "订单 [状态] [单位名称或信用代码]",
+    "历史": "历史 订单号",
+}
+COMMANDS = frozenset(USAGE)
+EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
+               "invoice": "登记发票"}
+
+
+def command_word(text: str) -> str | None:
+    """The technician command a message starts with (followed by a space or nothing)."""
+    word = normalise(text).split(maxsplit=1)
+    return word[0] if word and word[0] in COMMANDS else None
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return ""
+    minutes = int((now - since).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} 小时"
+    return f"{minutes // (24 * 60)} 天"
+
+
+Mutation = Callable[[Order], None]
+
+
+class ReviewDesk:
+    def __init__(self, settings: Settings, db: Database, scans: ScanStore,
+                 notifier: Notifier) -> None:
+        self.settings = settings
+        self.db = db
+        self.scans = scans
+        self.notifier = notifier
+        self._commands: dict[str, Callable[[Account, list[str], bool], Awaitable[list[Reply]]]] = {
+            "待审核": self._queue, "查看": self._view, "通过": self._approve,
+            "驳回": self._reject, "收款": self._pay, "发货": self._ship,
+            "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
+            "订单": self._search, "历史": self._history,
+        }
+
+    async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
+        word, *rest = normalise(text).split(maxsplit=1)
+        if not self.settings.staff.is_technician(str(actor)):
+            logger.warning(f"technician command {word!r} refused: {actor} is not a technician")
+            return [f"「{word}」是技术人员命令，您没有权限使用。"
+                    "查询本单位的订单请回复「我的订单」或「查询 订单号」。"]
+        args = rest[0].split(maxsplit=2 if word == "发货" else 1) if rest else []
+        try:
+            replies = await self._commands[word](actor, args, private)
+        except (ReviewRefused, TransitionNotAllowed) as error:
+            replies = [str(error)]
+        except StaleDataError:
+            replies = ["该订单刚被其他人处理过，请先「查看」确认后再操作。"]
+        if not private:  # a group is read by many: no personal numbers, no scans
+            replies = [mask_personal_numbers(r) for r in replies if isinstance(r, str)]
+        return replies
+
+    # --- reading --------------------------------------------------------------------------
+    async def _queue(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        async with self.db.transaction() as session:
+            orders = await Orders(session).in_review(QUEUE_LIMIT)
+        if not orders:
+            return ["没有待审核的订单。"]
+        now = utcnow()
+        lines = [f"待审核订单（{len(orders)} 个，等得最久的在前）："]
+        for i, o in enumerate(orders, 1):
+            again = "（重新提交）" if o.status == OrderStatus.RESUBMITTED else ""
+            lines.append(f"{i}. {o.number} {order_title(OrderType(o.type), o.fields)} "
+                         f"{o.company.name} 已等待 {_age(o.submitted_at, now)}{again}")
+        lines.append("发送「查看 订单号」审核。")
+        return ["\n".join(lines)]
+
+    async def _view(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "查看")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            events = await Orders(session).events(order.id)
+        text = order_views.order_detail(order, events, self.settings.tz, reveal=private)
+        hint = f"\n审核：「通过 {number}」或「驳回 {number} 理由」"
+        if not private:
+            return [text + "\n扫描件含个人信息，请私聊查看。" + hint]
+        current = {a.slot: a for a in order.attachments}
+        pictures: list[Reply] = []
+        for f in CERTIFICATE.fields:
+            if f.kind is FieldKind.SCAN and f.key in current:
+                data = await asyncio.to_thread(self.scans.read, current[f.key].sha256)
+                pictures.append(Picture(data, f.title))
+        return [text + hint, *pictures]
+
+    async def _search(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        words = " ".join(args).split()
+        statuses: set[str] = set()
+        company = ""
+        for word in words:
+            if word in STATUS_WORDS:
+                statuses |= STATUS_WORDS[word]
+            else:
+                company = word
+        async with self.db.transaction() as session:
+            orders = await Orders(session).search(statuses, company, SEARCH_LIMIT)
+        if not orders:
+            return ["没有符合条件的订单。"]
+        lines = [f"找到 {len(orders)} 个订单（最新的在前" +
+                 (f"，最多显示 {SEARCH_LIMIT} 个" if len(orders) == SEARCH_LIMIT else "") + "）："]
+        for i, o in enumerate(orders, 1):
+            order_type = OrderType(o.type)
+            lines.append(f"{i}. {o.number} {order_title(order_type, o.fields)} {o.company.name} "
+                         f"{status_label(order_type, OrderStatus(o.status))} "
+                         f"{yuan(o.amount_cents)}")
+        return ["\n".join(lines)]
+
+    async def _history(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "历史")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            events = await Orders(session).events(order.id)
+        order_type = OrderType(order.type)
+        lines = [f"订单 {number} 的办理记录："]
+        for e in events:
+            moved = (f"{status_label(order_type, OrderStatus(e.from_status))} → "
+                     f"{status_label(order_type, OrderStatus(e.to_status))}"
+                     if e.from_status != e.to_status else "")
+            why = f"：{e.reason}" if e.reason else ""
+            changed = (e.detail or {}).get("changed")
+            what = f"（修改了 {'、'.join(changed)}）" if changed else ""
+            lines.append(f"{e.at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} {e.actor} "
+                         f"{EVENT_NAMES.get(e.event, e.event)} {moved}{why}{what}".rstrip())
+        return ["\n".join(lines)]
+
+    # --- changing -------------------------------------------------------------------------
+    async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "通过")
+        required = self.settings.staff.approvals_required
+        async with self.db.transaction() as session:
+            orders = Orders(session)
+            order = await self._load(orders, number)
+            status = OrderStatus(order.status)
+            next_status(OrderType(order.type), status, Event.APPROVE)  # refuses a wrong state
+            approvers = await orders.approvers_since_submission(order.id)
+            if not check_approval(approvers, str(actor), required):
+                session.add(OrderEvent(order_id=order.id, actor=str(actor), event="approval",
+                                       from_status=status, to_status=status))
+                order.updated_at = utcnow()  # bumps the version: two approvals cannot race
+                return [f"已记录您对 {number} 的通过（{len(approvers) + 1}/{required}），"
+                        "还需另一位技术人员复核。"]
+            notice = await self._change(session, order, actor, Event.APPROVE,
+                                        detail={"approvers": [*approvers, str(actor)]})
+        await self.notifier.tell_applicant(order, notice)
+        paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
+        return [f"已通过订单 {number}{paid}。"]
+
+    async def _reject(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "驳回")
+        reason = args[1].strip() if len(args) > 1 else ""
+        if not reason:
+            raise ReviewRefused(f"请写明驳回理由，申请人要据此修改。用法：{USAGE['驳回']}")
+        fix = named_fields(CERTIFICATE, reason)
+
+        def mutate(order: Order) -> None:
+            order.reject_reason = reason
+
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
+                                        reason=reason, fix=fix,
+                                        detail={"fields": [f.key for f in fix]})
+        await self.notifier.tell_applicant(order, notice)
+        if fix:
+            return [f"已驳回订单 {number}，申请人将被要求重新提供："
+                    f"{'、'.join(f.title for f in fix)}。"]
+        return [f"已驳回订单 {number}。理由中没有认出具体的项目或附件，"
+                "申请人将自行选择要修改的内容。"]
+
+    async def _pay(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "收款")
+        order = await self._simple(actor, number, Event.PAY)
+        return [f"已登记订单 {number} 收款 {yuan(order.amount_cents)}，已通知申请人。"]
+
+    async def _ship(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        if len(args) < 3:
+            raise ReviewRefused(f"用法：{USAGE['发货']}，"
+                                "例如：发货 XB-261125-7KQ3 顺丰 SF1234567890")
+        number = self._number(args, "发货")
+        company, tracking = args[1], args[2].strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]{6,40}", tracking):
+            raise ReviewRefused("快递单号应为 6–40 位字母或数字，请核对。")
+
+        def mutate(order: Order) -> None:
+            order.express_company, order.express_number = company, tracking
+
+        await self._simple(actor, number, Event.SHIP, mutate)
+        return [f"已登记订单 {number} 发货：{company} {tracking}，已通知申请人。"]
+
+    async def _await_pickup(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "待自取")
+        await self._simple(actor, number, Event.AWAIT_PICKUP)
+        return [f"订单 {number} 已设为待自取，已通知申请人。"]
+
+    async def _complete(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "完成")
+        await self._simple(actor, number, Event.COMPLETE)
+        return [f"订单 {number} 已办结，已通知申请人。"]
+
+    async def _invoice(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "发票")
+        info = args[1].strip() if len(args) > 1 else ""
+        if not info:
+            raise ReviewRefused(f"请写上发票信息。用法：{USAGE['发票']}")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            if order.status == OrderStatus.CANCELLED:
+                raise ReviewRefused("该订单已取消，不能登记发票。")
+            order.invoice_info = info
+            status = order.status
+            session.add(OrderEvent(order_id=order.id, actor=str(actor), event="invoice",
+                                   from_status=status, to_status=status, reason=info))
+            notice = applicant_notice(order, "invoice", self.settings)
+            await self.notifier.queue_mail(session, order, notice)
+        await self.notifier.tell_applicant(order, notice)
+        return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
+
+    # --- helpers --------------------------------------------------------------------------
+    async def _simple(self, actor: Account, number: str, event: Event,
+                      mutate: Mutation | None = None) -> Order:
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            if event in (Event.SHIP, Event.AWAIT_PICKUP):
+                check_delivery(order.fields, event)
+            notice = await self._change(session, order, actor, event, mutate=mutate)
+        await self.notifier.tell_applicant(order, notice)
+        return order
+
+    async def _change(self, session: Any, order: Order, actor: Account, event: Event, *,
+                      mutate: Mutation | None = None, reason: str | None = None,
+                      fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
+        """Move the order, log the event, queue the mail: all in the caller's transaction."""
+        before = OrderStatus(order.status)
+        after = next_status(OrderType(order.type), before, event)
+        if mutate:
+            mutate(order)
+        order.status = after
+        session.add(OrderEvent(order_id=order.id, actor=str(actor), event=event,
+                               from_status=before, to_status=after, reason=reason,
+                               detail=detail))
+        await session.flush()  # the version check happens here
+        notice = applicant_notice(order, event, self.settings, fix)
+        await self.notifier.queue_mail(session, order, notice)
+        logger.info(f"order {order.number}: {before} → {after} by {actor}")
+        return notice
+
+    def _number(self, args: list[str], word: str) -> str:
+        number = parse_order_number(args[0]) if args else None
+        if number is None:
+            raise ReviewRefused(f"请写上订单号。用法：{USAGE[word]}")
+        return number
+
+    async def _load(self, orders: Orders, number: str) -> Order:
+        order = await orders.by_number(number)
+        if order is None:
+            raise ReviewRefused(f"没有找到订单 {number}，请核对订单号。")
+        return order

@@ -1,0 +1,43 @@
+"""技术人员审核台: review commands in private chat or in the staff group."""
+
+from nonebot import on_message
+from nonebot.adapters import Bot, Event
+from nonebot.adapters.console import MessageEvent as ConsoleMessage
+from nonebot.adapters.onebot.v11 import GroupMessageEvent
+from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
+from nonebot.plugin import PluginMetadata
+
+from bot.chat_delivery import to_message
+from bot.runtime import get_runtime
+from bot.services.review import USAGE, command_word
+from plugins.applicant import account_of
+
+__plugin_meta__ = PluginMetadata(
+    name="技术人员审核台",
+    description="审核、通过、驳回订单，登记收款、发货、自取、发票，查询订单与记录",
+    usage="\n".join(USAGE.values()),
+)
+
+
+def in_staff_group(event: Event) -> bool:
+    staff_group = get_runtime().settings.staff.group
+    return isinstance(event, GroupMessageEvent) and staff_group == f"qq:{event.group_id}"
+
+
+def is_review_command(event: Event) -> bool:
+    if not isinstance(event, OneBotPrivate | ConsoleMessage | GroupMessageEvent):
+        return False
+    if isinstance(event, GroupMessageEvent) and not in_staff_group(event):
+        return False  # other groups the bot sits in are none of its business
+    return command_word(event.get_plaintext()) is not None
+
+
+desk = on_message(rule=is_review_command, priority=10, block=True)
+
+
+@desk.handle()
+async def _(bot: Bot, event: Event) -> None:
+    replies = await get_runtime().desk.execute(
+        account_of(bot, event), event.get_plaintext(), private=not in_staff_group(event))
+    for reply in replies:
+        await desk.send(to_message(bot, reply))

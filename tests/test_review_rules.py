@@ -1,0 +1,59 @@
+import pytest
+
+from bot.domain.forms import CERTIFICATE
+from bot.domain.lifecycle import Event
+from bot.domain.review import (
+    ReviewRefused,
+    changed_fields,
+    check_approval,
+    check_delivery,
+    named_fields,
+)
+from bot.domain.validators import InvalidAnswer, email_address
+
+
+@pytest.mark.parametrize(("reason", "keys"), [
+    ("附件二不清晰，请重新扫描", ["scan_id_card"]),
+    ("身份证复印件没有盖章；营业执照过期", ["scan_id_card", "scan_licence"]),
+    ("经办人身份证号与复印件不符", ["handler_id_number"]),
+    ("手机号打不通，邮寄地址不完整", ["mobile", "address"]),
+    ("授权书缺少法定代表人签字", ["scan_authorisation"]),
+    ("资料不全", []),
+])
+def test_a_reason_names_the_fields_to_fix(reason: str, keys: list[str]) -> None:
+    assert [f.key for f in named_fields(CERTIFICATE, reason)] == keys
+
+
+def test_company_name_from_the_profile_is_never_asked_again() -> None:
+    assert named_fields(CERTIFICATE, "公司名称写错了") == []
+
+
+def test_four_eyes() -> None:
+    assert check_approval([], "qq:1", 1) is True
+    assert check_approval([], "qq:1", 2) is False
+    assert check_approval(["qq:1"], "qq:2", 2) is True
+    with pytest.raises(ReviewRefused, match="需要另一位技术人员复核"):
+        check_approval(["qq:1"], "qq:1", 2)
+
+
+def test_delivery_must_match_what_the_applicant_chose() -> None:
+    with pytest.raises(ReviewRefused, match="选择了自取"):
+        check_delivery({"self_pickup": "自取"}, Event.SHIP)
+    with pytest.raises(ReviewRefused, match="选择了邮寄"):
+        check_delivery({"self_pickup": "邮寄"}, Event.AWAIT_PICKUP)
+    check_delivery({"self_pickup": "邮寄"}, Event.SHIP)
+
+
+def test_changed_fields_cover_values_and_scans() -> None:
+    changed = changed_fields(CERTIFICATE, {"mobile": "13800000000", "years": "1年"},
+                             {"mobile": "13900000000", "years": "1年"},
+                             {"scan_form": "a", "scan_licence": "b"},
+                             {"scan_form": "a", "scan_licence": "c"})
+    assert [f.key for f in changed] == ["mobile", "scan_licence"]
+
+
+def test_email_address() -> None:
+    assert email_address(" zhang.san@example.com ") == "zhang.san@example.com"
+    for bad in ("zhang", "a@b", "a b@example.com"):
+        with pytest.raises(InvalidAnswer, match="电子邮箱"):
+            email_address(bad)
