@@ -9,7 +9,15 @@ from nonebot.adapters.onebot.v11 import Adapter, Bot, Message
 from nonebug import App
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from tests.helpers import SELF_ID, Says, ScanServer, image, private_message
+from tests.helpers import (
+    SELF_ID,
+    STAFF_GROUP,
+    Says,
+    ScanServer,
+    group_message,
+    image,
+    private_message,
+)
 
 _users = itertools.count(200_001)
 _rng = random.Random(42)
@@ -25,8 +33,10 @@ class Applicant:
     company: str = "临沂测试建设有限公司"
     id_number: str = field(default_factory=lambda: fake_id_number(_rng, ends_with_x=True))
 
-    async def says(self, message: str | Message, *expected: str | Says) -> None:
-        """Send one message and expect exactly these replies, in order."""
+    async def says(self, message: str | Message, *expected: str | Says,
+                   staff: Says | None = None) -> None:
+        """Send one message and expect exactly these replies, in order (after a notice to the
+        staff group, when ``staff`` is given)."""
         from plugins.applicant import applicant
 
         async with self.app.test_matcher(applicant) as ctx:
@@ -34,6 +44,9 @@ class Applicant:
                                  self_id=str(SELF_ID))
             event = private_message(self.user_id, message)
             ctx.receive_event(bot, event)
+            if staff is not None:
+                ctx.should_call_api("send_group_msg", {"group_id": STAFF_GROUP, "message": staff},
+                                    result={"message_id": 1})
             for reply in expected:
                 ctx.should_call_send(event, reply, result={"message_id": 1})
 
@@ -70,3 +83,27 @@ class Applicant:
 
     def scan_url(self, server: ScanServer, n: int, fmt: str = "JPEG") -> str:
         return server.add(f"{self.user_id}-{n}.jpg", sample_scan(f"{self.user_id} {n}", fmt=fmt))
+
+
+@dataclass
+class Technician:
+    app: App
+    user_id: int = 900001
+
+    async def says(self, text: str, *expected: str | Says, group: bool = False,
+                   tells: tuple[tuple[int, str | Says], ...] = ()) -> None:
+        """A review command, in private or in the staff group; ``tells`` are the messages the
+        applicants get (user id, message), which come before the technician's reply."""
+        from plugins.review import desk
+
+        async with self.app.test_matcher(desk) as ctx:
+            bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
+                                 self_id=str(SELF_ID))
+            event = (group_message(STAFF_GROUP, self.user_id, text) if group
+                     else private_message(self.user_id, text))
+            ctx.receive_event(bot, event)
+            for user_id, message in tells:
+                ctx.should_call_api("send_private_msg", {"user_id": user_id, "message": message},
+                                    result={"message_id": 1})
+            for reply in expected:
+                ctx.should_call_send(event, reply, result={"message_id": 1})

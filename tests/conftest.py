@@ -28,6 +28,13 @@ download_timeout_seconds = 3
 
 [fees]
 certificate = 260
+
+[staff]
+technicians = ["qq:900001", "qq:900002"]
+group = "qq:900"
+
+[payment]
+url_template = "https://pay.example.test/ca?order={number}&amount={amount}"
 """
 
 

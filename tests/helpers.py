@@ -8,10 +8,16 @@ from collections.abc import Sequence
 from typing import Self
 
 from aiohttp import web
-from nonebot.adapters.onebot.v11 import Message, MessageSegment, PrivateMessageEvent
+from nonebot.adapters.onebot.v11 import (
+    GroupMessageEvent,
+    Message,
+    MessageSegment,
+    PrivateMessageEvent,
+)
 from nonebot.adapters.onebot.v11.event import Sender
 
 SELF_ID = 10000
+STAFF_GROUP = 900
 _message_ids = itertools.count(1)
 
 
@@ -22,6 +28,15 @@ def private_message(user_id: int, message: str | Message) -> PrivateMessageEvent
         user_id=user_id, message_type="private", message_id=next(_message_ids),
         message=message, original_message=message, raw_message=str(message), font=0,
         sender=Sender(user_id=user_id, nickname=f"user{user_id}"), to_me=True)
+
+
+def group_message(group_id: int, user_id: int, message: str | Message) -> GroupMessageEvent:
+    message = Message(message)
+    return GroupMessageEvent(
+        time=int(time.time()), self_id=SELF_ID, post_type="message", sub_type="normal",
+        user_id=user_id, message_type="group", message_id=next(_message_ids), group_id=group_id,
+        message=message, original_message=message, raw_message=str(message), font=0,
+        sender=Sender(user_id=user_id, nickname=f"user{user_id}"), to_me=False)
 
 
 def image(url: str) -> MessageSegment:

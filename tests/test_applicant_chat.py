@@ -44,7 +44,8 @@ async def test_whole_application_files_an_order_with_four_scans(
     await user.bind()
     await user.fill_until_scans()
     await user.send_scans(scan_server)
-    await user.says("确认提交", Says("提交成功", "订单号：XB-", "¥260.00", "查询"))
+    await user.says("确认提交", Says("提交成功", "订单号：XB-", "¥260.00", "查询"),
+                    staff=Says("【证书新办】XB-", "新订单待审核", user.company, "查看 XB-"))
 
     [order] = await orders_of(user.uscc)
     assert order.status == "submitted"
@@ -155,7 +156,7 @@ async def test_edit_at_summary(app: App, scan_server: ScanServer) -> None:
     await user.says("修改 11", Says("【附件四 机构营业执照】"))
     await user.says(image(user.scan_url(scan_server, 9)), Says("已收到"), Says("请核对"))
     await user.says("好的", Says("请回复「确认提交」"))
-    await user.says("确认提交", Says("提交成功"))
+    await user.says("确认提交", Says("提交成功"), staff=Says("新订单待审核"))
     [order] = await orders_of(user.uscc)
     assert order.fields["handler_id_number"] == other
     assert order.fields["self_pickup"] == "自取"
@@ -193,7 +194,7 @@ async def test_second_handler_sees_the_company_orders(app: App, scan_server: Sca
     await first.bind()
     await first.fill_until_scans()
     await first.send_scans(scan_server)
-    await first.says("确认提交", Says("提交成功"))
+    await first.says("确认提交", Says("提交成功"), staff=Says("新订单待审核"))
     [order] = await orders_of(first.uscc)
 
     second = Applicant(app, uscc=first.uscc)

@@ -141,3 +141,10 @@ class TestChoiceAndText:
             count("0")
         with pytest.raises(InvalidAnswer, match="数字"):
             count("两个")
+
+
+def test_chinese_punctuation_survives_normalising() -> None:
+    from bot.domain.text import normalise
+
+    assert normalise("　金雀山路１号，５楼（东）：ＡＢ ") == "金雀山路1号，5楼（东）：AB"
+    assert validators.mobile("＋８６ １３８－１２３４－５６７８") == "13812345678"

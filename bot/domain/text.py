@@ -1,15 +1,18 @@
 """Normalising what people type in a chat."""
 
-import unicodedata
+# Phone keyboards in Chinese mode often send full-width digits (１３８…), letters and spaces
+# (U+3000). Those, and the few symbols numbers and e-mail addresses use, become half-width.
+# Chinese punctuation (，：（）) is left as typed: it belongs to the text.
+_FOLD = {0x3000: " "}
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF10, 0xFF1A)})  # ０-９
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF21, 0xFF3B)})  # Ａ-Ｚ
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF41, 0xFF5B)})  # ａ-ｚ
+_FOLD.update({ord(c): ord(c) - 0xFEE0 for c in "＋－＠．＿"})
 
 
 def normalise(text: str) -> str:
-    """Full-width letters, digits and spaces become half-width; outer whitespace goes.
-
-    Phone keyboards in Chinese mode often send full-width digits (１３８…) and spaces (U+3000).
-    NFKC folds exactly those; Chinese characters are unchanged.
-    """
-    return unicodedata.normalize("NFKC", text).strip()
+    """Fold full-width letters, digits and spaces to half-width; drop outer whitespace."""
+    return text.translate(_FOLD).strip()
 
 
 def compact(text: str) -> str:
