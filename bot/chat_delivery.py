@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import nonebot
 from loguru import logger
-from nonebot.adapters import Bot
+from nonebot.adapters import Bot, Event
 from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
@@ -21,6 +21,10 @@ PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
 def platform_of(bot: Bot) -> str:
     name = bot.adapter.get_name()
     return PLATFORMS.get(name, name)
+
+
+def account_of(bot: Bot, event: Event) -> Account:
+    return Account(platform_of(bot), event.get_user_id())
 
 
 def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage:

@@ -76,18 +76,28 @@ class OneBotPeer:
             await self._session.close()
 
     async def send_private(self, user_id: int, segments: list[dict[str, Any]]) -> None:
+        await self._send_message(user_id, segments, {"message_type": "private",
+                                                     "sub_type": "friend"})
+
+    async def send_group(self, group_id: int, user_id: int,
+                         segments: list[dict[str, Any]]) -> None:
+        await self._send_message(user_id, segments, {"message_type": "group",
+                                                     "sub_type": "normal", "group_id": group_id})
+
+    async def _send_message(self, user_id: int, segments: list[dict[str, Any]],
+                            kind: dict[str, Any]) -> None:
         assert self._ws is not None
-        message_id = next(self._ids)
         await self._ws.send_json({
             "time": int(time.time()), "self_id": SELF_ID, "post_type": "message",
-            "message_type": "private", "sub_type": "friend", "message_id": message_id,
-            "user_id": user_id, "message": segments, "raw_message": "", "font": 0,
-            "sender": {"user_id": user_id, "nickname": f"user{user_id}"}})
+            "message_id": next(self._ids), "user_id": user_id, "message": segments,
+            "raw_message": "", "font": 0,
+            "sender": {"user_id": user_id, "nickname": f"user{user_id}"}, **kind})
 
-    async def replies_until(self, fragment: str, within: float = 20) -> list[tuple[int, str]]:
-        """Answer the bot's send actions and collect (user_id, text) until one has ``fragment``."""
+    async def replies_until(self, fragment: str, within: float = 20) -> list[tuple[str, str]]:
+        """Answer the bot's send actions and collect (to, text) until a text has ``fragment``;
+        ``to`` is "user:ID" or "group:ID", an image segment reads as [图片]."""
         assert self._ws is not None
-        collected: list[tuple[int, str]] = []
+        collected: list[tuple[str, str]] = []
         async with asyncio.timeout(within):
             while True:
                 frame = await self._ws.receive()
@@ -99,10 +109,16 @@ class OneBotPeer:
                 await self._ws.send_json({"status": "ok", "retcode": 0,
                                           "data": {"message_id": next(self._ids)},
                                           "echo": action.get("echo")})
-                if action["action"] not in ("send_msg", "send_private_msg"):
+                if action["action"] not in ("send_msg", "send_private_msg", "send_group_msg"):
                     continue
                 params = action["params"]
-                text = "".join(s["data"]["text"] for s in params["message"] if s["type"] == "text")
-                collected.append((int(params["user_id"]), text))
+                to = (f"group:{params['group_id']}" if params.get("group_id")
+                      else f"user:{params['user_id']}")
+                message = params["message"]
+                if isinstance(message, str):  # OneBot allows a plain (CQ-code) string
+                    message = [{"type": "text", "data": {"text": message}}]
+                text = "".join(s["data"]["text"] if s["type"] == "text" else "[图片]"
+                               for s in message)
+                collected.append((to, text))
                 if fragment in text:
                     return collected

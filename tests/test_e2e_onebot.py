@@ -24,11 +24,10 @@ def picture(url: str) -> list[dict]:
     return [{"type": "image", "data": {"file": url.rsplit("/", 1)[-1], "url": url}}]
 
 
-@pytest.fixture
-def instance(tmp_path: Path) -> tuple[BotProcess, int]:
+def make_instance(tmp_path: Path, extra: str = "") -> tuple[BotProcess, int]:
     port = free_port()
     config = tmp_path / "bot.toml"
-    config.write_text(f"""
+    config.write_text(extra + f"""
 [bot]
 adapters = ["onebot"]
 data_dir = "live-data"
@@ -41,6 +40,11 @@ access_token = "{TOKEN}"
 certificate = 300
 """, encoding="utf-8")
     return BotProcess(config, port), port
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> tuple[BotProcess, int]:
+    return make_instance(tmp_path)
 
 
 async def test_application_over_onebot_survives_a_restart(
@@ -65,7 +69,7 @@ async def test_application_over_onebot_survives_a_restart(
         async def say(segments: list[dict], until: str) -> str:
             await peer.send_private(USER, segments)
             replies = await peer.replies_until(until)
-            assert {user for user, _ in replies} == {USER}
+            assert {to for to, _ in replies} == {f"user:{USER}"}
             return "\n".join(t for _, t in replies)
 
         await say(text("你好"), "【统一社会信用代码】")
@@ -124,5 +128,99 @@ async def test_application_over_onebot_survives_a_restart(
         stored = data_dir / "scans" / sha[:2] / sha
         assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
     log = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "[ERROR]" not in log
     assert id_number not in log
     assert "13812345678" not in log
+
+
+TECHNICIAN, GROUP = 9001, 900
+
+
+async def test_review_cycle_over_onebot(scan_server: ScanServer, tmp_path: Path) -> None:
+    """Submit, reject, correct one scan, resubmit, approve, pay, ship: each message reaches the
+    right person, and nothing personal shows in the staff group or the log."""
+    bot, port = make_instance(tmp_path, f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+group = "qq:{GROUP}"
+""")
+    rng = random.Random(8)
+    uscc, id_number = fake_uscc(rng), fake_id_number(rng)
+    urls = [scan_server.add(f"cycle-{n}.jpg", sample_scan(f"cycle {n}")) for n in range(5)]
+    seen: list[tuple[str, str]] = []
+    await bot.start()
+    peer = OneBotPeer(port, TOKEN)
+    try:
+        await peer.connect()
+
+        async def act(send, until: str) -> dict[str, str]:
+            await send
+            replies = await peer.replies_until(until)
+            seen.extend(replies)
+            by_target: dict[str, str] = {}
+            for to, message in replies:
+                by_target[to] = by_target.get(to, "") + message + "\n"
+            return by_target
+
+        def applicant(value: list[dict], until: str):
+            return act(peer.send_private(USER, value), until)
+
+        def staff_private(command: str, until: str):
+            return act(peer.send_private(TECHNICIAN, text(command)), until)
+
+        def staff_group(command: str, until: str):
+            return act(peer.send_group(GROUP, TECHNICIAN, text(command)), until)
+
+        for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
+                              ("临沂审核测试有限公司", "【注册协议】"), ("同意", "新办证书"),
+                              ("新办证书", "【证书年限】"), ("1", "【项目所属地区】"),
+                              ("临沂", "【办理Ukey数量】"), ("1", "【经办人姓名】"),
+                              ("李四", "【经办人身份证号】"), (id_number, "【手机号】"),
+                              ("13912345678", "【是否自取】"), ("2", "【地级市】"),
+                              ("山东省临沂市兰山区", "【邮寄地址】"),
+                              ("金雀山路 2 号", "【附件一")]:
+            await applicant(text(answer), until)
+        for url, until in zip(urls[:4], ["【附件二", "【附件三", "【附件四", "确认提交"],
+                              strict=True):
+            await applicant(picture(url), until)
+        got = await applicant(text("确认提交"), "订单号：")
+        number = got[f"user:{USER}"].split("订单号：")[1].split()[0]
+        assert "新订单待审核" in got[f"group:{GROUP}"]
+
+        got = await staff_group(f"驳回 {number} 附件二复印件模糊", "已驳回")
+        assert "驳回理由：附件二复印件模糊" in got[f"user:{USER}"]
+        assert "附件二 经办人身份证复印件" in got[f"group:{GROUP}"]
+
+        await applicant(text(f"修改 {number}"), "请发送【附件二")
+        await applicant(picture(urls[4]), "确认提交")
+        got = await applicant(text("确认提交"), "已重新提交")
+        assert "修改了：附件二 经办人身份证复印件" in got[f"group:{GROUP}"]
+
+        got = await staff_private(f"通过 {number}", f"已通过订单 {number}")
+        assert "审核通过" in got[f"user:{USER}"]
+        assert "[图片]" in got[f"user:{USER}"]  # the payment QR code
+        got = await staff_private(f"收款 {number}", "已登记")
+        assert "的付款 ¥300.00" in got[f"user:{USER}"]
+        got = await staff_private(f"发货 {number} 顺丰 SF9876543210", "已登记")
+        assert "顺丰 快递单号 SF9876543210" in got[f"user:{USER}"]
+        got = await staff_group(f"查看 {number}", "扫描件含个人信息")
+        assert "139****5678" in got[f"group:{GROUP}"]
+    finally:
+        await peer.close()
+        await bot.stop()
+
+    targets = {to for to, _ in seen}
+    assert targets == {f"user:{USER}", f"user:{TECHNICIAN}", f"group:{GROUP}"}
+    for to, message in seen:
+        if to.startswith("group:"):
+            assert id_number not in message
+            assert "13912345678" not in message
+    log = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "[ERROR]" not in log
+    assert id_number not in log
+    assert "13912345678" not in log
+    with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
+        events = [e for (e,) in db.execute(
+            "SELECT event FROM order_events JOIN orders ON orders.id = order_id "
+            "WHERE number = ? ORDER BY order_events.id", (number,))]
+    assert events == ["submit", "reject", "resubmit", "approve", "pay", "ship"]

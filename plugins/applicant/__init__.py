@@ -6,10 +6,10 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.chat_delivery import platform_of, to_message
+from bot.chat_delivery import account_of, to_message
 from bot.runtime import get_runtime
 from bot.services.fetch import ImageSource
-from bot.services.messages import Account, Incoming
+from bot.services.messages import Incoming
 
 __plugin_meta__ = PluginMetadata(
     name="申请人对话",
@@ -20,10 +20,6 @@ __plugin_meta__ = PluginMetadata(
 def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private
     return isinstance(event, OneBotPrivate | ConsoleMessage)
-
-
-def account_of(bot: Bot, event: Event) -> Account:
-    return Account(platform_of(bot), event.get_user_id())
 
 
 def incoming_of(event: Event) -> Incoming:
