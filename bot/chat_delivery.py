@@ -27,13 +27,19 @@ def account_of(bot: Bot, event: Event) -> Account:
     return Account(platform_of(bot), event.get_user_id())
 
 
+# The Console (Textual) renders notifications as markup: an ASCII bracket in any text, such as a
+# rejection reason, would crash the whole terminal app. Full-width brackets read the same.
+_CONSOLE_SAFE = str.maketrans({"[": "［", "]": "］"})
+
+
 def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage:
-    if isinstance(reply, str):
-        return reply
     if platform_of(bot) == "qq":
+        if isinstance(reply, str):
+            return reply
         caption = OneBotSegment.text(f"{reply.alt}\n")
         return OneBotMessage([caption, OneBotSegment.image(reply.data)])
-    return f"[图片：{reply.alt}]（这里无法显示图片）"
+    text = reply if isinstance(reply, str) else f"（图片：{reply.alt}，这里无法显示）"
+    return text.translate(_CONSOLE_SAFE)
 
 
 class NonebotChat:

@@ -54,3 +54,24 @@ async def test_an_application_on_the_console_with_file_paths(app: App, tmp_path:
             ctx.receive_event(bot, event)
             for reply in replies:
                 ctx.should_call_send(event, reply, result=None)
+
+
+def test_console_text_cannot_break_the_terminal_ui() -> None:
+    from nonebot.adapters.console import Adapter as ConsoleAdapter
+    from textual.content import Content
+
+    from bot.chat_delivery import to_message
+    from bot.services.messages import Picture
+
+    class FakeConsoleBot:
+        adapter = ConsoleAdapter
+
+    bot = FakeConsoleBot()
+    texts = [to_message(bot, "驳回理由：[附件二] 不清晰，见 https://x.example/a?b=[1]"),
+             to_message(bot, Picture(b"png", "支付二维码"))]  # type: ignore[arg-type]
+    for text in texts:
+        # what the Console does with a message for another channel: a markup notification
+        rendered = Content.from_markup(f"Message from Bot: {text}")
+        assert rendered.plain == f"Message from Bot: {text}"
+    assert "［附件二］" in texts[0]
+    assert "支付二维码" in texts[1]

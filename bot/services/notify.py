@@ -49,7 +49,7 @@ def applicant_notice(order: Order, event: str, settings: Settings,
             url = payment_url(settings.payment.url_template, number, order.amount_cents)
             text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
                     f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
-            return Notice([text, Picture(qr_png(url), f"支付二维码：{url}")],
+            return Notice([text, Picture(qr_png(url), "支付二维码")],
                           f"订单 {number} 审核通过，请支付", text)
         text = f"{head}已审核通过。"
     elif event == Event.REJECT:
