@@ -82,6 +82,7 @@ class EmailSection(_Section):
     host: str = "localhost"
     port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
+    ca_file: Path | None = None  # a private CA's certificate (PEM); empty: the system's CAs
     username: str = ""
     password: str = ""  # better: CADESK_SMTP_PASSWORD
     from_address: str = "cadesk@example.invalid"
@@ -144,6 +145,9 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     data_dir = settings.bot.data_dir
     if not data_dir.is_absolute():
         settings.bot.data_dir = base / data_dir
+    ca_file = settings.email.ca_file
+    if ca_file is not None and not ca_file.is_absolute():
+        settings.email.ca_file = base / ca_file
     env = os.environ
     settings.onebot.access_token = env.get("CADESK_ONEBOT_ACCESS_TOKEN",
                                            settings.onebot.access_token)

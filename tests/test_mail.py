@@ -6,6 +6,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.config import load_settings
@@ -15,7 +16,7 @@ from bot.services.fetch import ImageSource
 from bot.services.messages import Account, Incoming
 from storage.models import OutgoingMail, utcnow
 from tests.helpers import RecordingChat, free_port
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import SmtpSink, server_tls
 
 RNG = random.Random(11)
 APPLICANT, TECHNICIAN = Account("qq", "777"), Account("qq", "900001")
@@ -83,6 +84,38 @@ async def test_approval_mail_arrives_with_chinese_subject_and_body(tmp_path: Pat
     raw = sink.keeper.raw[0]
     assert b"Subject: =?utf-8?" in raw  # RFC 2047 on the wire: any mail client decodes it
     assert "审核通过".encode() not in raw.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_mail_over_tls_with_a_private_ca(tmp_path: Path, security: str) -> None:
+    context, ca_file = server_tls(tmp_path)
+    with SmtpSink(tls=security, context=context) as sink:
+        runtime = await make_runtime(tmp_path, sink.port, security=f'"{security}"',
+                                     ca_file=f'"{ca_file.name}"')
+        try:
+            number = await submitted_order(runtime, tmp_path)
+            await runtime.desk.execute(TECHNICIAN, f"驳回 {number} 手机号打不通", private=True)
+            await wait_for(lambda: len(sink.messages) == 1)
+        finally:
+            await runtime.stop()
+    assert sink.messages[0]["Subject"].startswith(f"订单 {number}")
+    assert "驳回理由：手机号打不通" in sink.messages[0].get_content()
+
+
+async def test_an_untrusted_certificate_is_not_sent_to(tmp_path: Path) -> None:
+    context, _ = server_tls(tmp_path)
+    with SmtpSink(tls="starttls", context=context) as sink:
+        runtime = await make_runtime(tmp_path, sink.port, security='"starttls"')
+        try:
+            number = await submitted_order(runtime, tmp_path)
+            await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
+            await wait_for(lambda: _attempts(runtime) == 1)
+            async with runtime.db.transaction() as session:
+                mail = await session.scalar(select(OutgoingMail))
+                assert "CERTIFICATE_VERIFY_FAILED" in mail.last_error
+        finally:
+            await runtime.stop()
+    assert sink.messages == []
 
 
 async def test_a_mail_server_that_is_down_does_not_block_and_is_retried(tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ class MailOutbox:
                 self.message(mail), hostname=s.host, port=s.port,
                 username=s.username or None, password=s.password or None,
                 use_tls=s.security == "tls", start_tls=s.security == "starttls",
+                cert_bundle=str(s.ca_file) if s.ca_file else None,
                 timeout=s.timeout_seconds)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             return f"{type(error).__name__}: {error}"
