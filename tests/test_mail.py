@@ -69,7 +69,7 @@ async def test_approval_mail_arrives_with_chinese_subject_and_body(tmp_path: Pat
             await runtime.stop()
     mail = sink.messages[0]
     assert sink.keeper.envelopes == [("ca@centre.example", ["zhang.san@example.com"])]
-    assert mail["Subject"] == f"订单 {number} 审核通过，请支付"
+    assert mail["Subject"] == f"订单 {number}：审核通过，请支付"
     assert mail["From"].addresses[0].display_name == "CA证书服务"
     assert mail["From"].addresses[0].addr_spec == "ca@centre.example"
     assert mail["To"] == "zhang.san@example.com"
@@ -98,7 +98,7 @@ async def test_mail_over_tls_with_a_private_ca(tmp_path: Path, security: str) ->
             await wait_for(lambda: len(sink.messages) == 1)
         finally:
             await runtime.stop()
-    assert sink.messages[0]["Subject"].startswith(f"订单 {number}")
+    assert sink.messages[0]["Subject"] == f"订单 {number}：未通过审核，请修改后重新提交"
     assert "驳回理由：手机号打不通" in sink.messages[0].get_content()
 
 

@@ -39,18 +39,25 @@ def _names(fields: Sequence[Field]) -> str:
     return "、".join(f.title for f in fields)
 
 
+SUBJECTS = {
+    Event.APPROVE: "审核通过", Event.REJECT: "未通过审核，请修改后重新提交",
+    Event.PAY: "已收到付款", Event.SHIP: "证书已寄出", Event.AWAIT_PICKUP: "证书可以领取了",
+    Event.COMPLETE: "已办结", "invoice": "发票信息已登记",
+}
+
+
 def applicant_notice(order: Order, event: str, settings: Settings,
                      fix: Sequence[Field] = ()) -> Notice:
     """What the applicant is told when ``event`` happened to ``order``."""
     number, title = order.number, order_title(OrderType(order.type), order.fields)
     head = f"您的订单 {number}（{title}）"
+    subject = f"订单 {number}：{SUBJECTS[event]}"
+    if event == Event.APPROVE and order.amount_cents:
+        url = payment_url(settings.payment.url_template, number, order.amount_cents)
+        text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
+                f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
+        return Notice([text, Picture(qr_png(url), "支付二维码")], f"{subject}，请支付", text)
     if event == Event.APPROVE:
-        if order.amount_cents:
-            url = payment_url(settings.payment.url_template, number, order.amount_cents)
-            text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
-                    f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
-            return Notice([text, Picture(qr_png(url), "支付二维码")],
-                          f"订单 {number} 审核通过，请支付", text)
         text = f"{head}已审核通过。"
     elif event == Event.REJECT:
         todo = (f"需要修改：{_names(fix)}。\n" if fix else "")
@@ -65,11 +72,9 @@ def applicant_notice(order: Order, event: str, settings: Settings,
         text = f"{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"
     elif event == Event.COMPLETE:
         text = f"{head}已办结，感谢您的使用。"
-    elif event == "invoice":
+    else:  # invoice
         text = f"{head}的发票信息已登记：{order.invoice_info}"
-    else:
-        raise ValueError(f"no notice for {event}")
-    return Notice([text], f"订单 {number}：{text.split('。')[0].removeprefix(head)}", text)
+    return Notice([text], subject, text)
 
 
 def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
@@ -289,7 +290,7 @@ class ReviewDesk:
         await self.notifier.tell_applicant(order, notice)
         return order
 
-    async def _change(self, session: Any, order: Order, actor: Account, event: Event, *,
+    async def _change(self, session: AsyncSession, order: Order, actor: Account, event: Event, *,
                       mutate: Mutation | None = None, reason: str | None = None,
                       fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
         """Move the order, log the event, queue the mail: all in the caller's transaction."""
