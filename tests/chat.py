@@ -2,6 +2,7 @@
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 
 import nonebot
@@ -80,6 +81,20 @@ class Applicant:
                             Says(f"请发送【{title}】的图片"))
         await self.says(image(self.scan_url(server, 4)), Says("已收到【附件四 机构营业执照】"),
                         Says("请核对", "确认提交"))
+
+    async def submit(self, staff: Says) -> str:
+        """确认提交, expecting the staff notice; returns the order number."""
+        number = ""
+
+        class Receipt(Says):
+            def __eq__(self, other: object) -> bool:
+                nonlocal number
+                found = re.search(r"订单号：(\S+)", str(other))
+                number = found.group(1) if found else ""
+                return bool(found)
+
+        await self.says("确认提交", Receipt(), staff=staff)
+        return number
 
     def scan_url(self, server: ScanServer, n: int, fmt: str = "JPEG") -> str:
         return server.add(f"{self.user_id}-{n}.jpg", sample_scan(f"{self.user_id} {n}", fmt=fmt))

@@ -1,7 +1,6 @@
 """The technicians' commands through nonebug, and what the applicant hears back."""
 
 import base64
-import re
 
 import pytest
 from loguru import logger
@@ -26,16 +25,7 @@ async def submitted(app: App, scan_server: ScanServer, pickup: str = "2") -> tup
     else:
         for n in range(1, 5):
             await user.says(image(user.scan_url(scan_server, n)), Says("已收到"), Says("请"))
-    number = ""
-
-    class Grab(Says):
-        def __eq__(self, other: object) -> bool:
-            nonlocal number
-            found = re.search(r"订单号：(\S+)", str(other))
-            number = found.group(1) if found else ""
-            return bool(found)
-
-    await user.says("确认提交", Grab(), staff=Says("新订单待审核"))
+    number = await user.submit(Says("新订单待审核"))
     return user, number
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from bot.domain import validators
 from bot.domain.fields import Field, FieldKind
+from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_id_number, mask_mobile
 from bot.domain.validators import InvalidAnswer
 
@@ -15,6 +16,13 @@ class Form:
     title: str  # 【证书新办】
     fields: tuple[Field, ...]
     confirm: bool = True  # show a summary and ask 确认提交 before finishing
+    order_type: OrderType | None = None  # the order it files; None: not an order (binding)
+
+    def presets(self, company_name: str, uscc: str, **extra: str) -> dict[str, str]:
+        """Values every preset field of this form takes from the company profile."""
+        known = {"cert_type": "机构证书", "company_name": company_name,
+                 "org_id_type": "统一社会信用代码", "org_id": uscc, "uscc": uscc, **extra}
+        return {f.key: known[f.key] for f in self.fields if f.preset}
 
     def field(self, key: str) -> Field:
         for field in self.fields:
@@ -74,6 +82,7 @@ def _scan(key: str, slot: str, label: str, shows: str) -> Field:
 CERTIFICATE = Form(
     key="certificate",
     title="证书新办/补办",
+    order_type=OrderType.CERTIFICATE,
     fields=(
         Field("cert_type", "证书类型", kind=FieldKind.CHOICE, choices=("机构证书",), preset=True),
         Field("years", "证书年限", kind=FieldKind.CHOICE, choices=("1年", "2年", "3年"),
@@ -114,4 +123,37 @@ CERTIFICATE = Form(
     ),
 )
 
-FORMS = {form.key: form for form in (BINDING, CERTIFICATE)}
+UNLOCK = Form(
+    key="unlock",
+    title="证书解锁",
+    order_type=OrderType.UNLOCK,
+    fields=(
+        Field("company_name", "单位名称", preset=True),
+        Field("uscc", "统一社会信用代码", preset=True),
+        Field("company_address", "单位地址", validate=validators.text(5, 120, "单位地址"),
+              hint="营业执照上的住所或实际办公地址。"),
+        Field("legal_rep", "法定代表人姓名", validate=validators.person_name,
+              help="营业执照上的法定代表人。"),
+        Field("company_phone", "单位电话", validate=validators.phone,
+              hint="座机请带区号，例如 0539-8123456；也可以填手机号。"),
+        Field("handler_name", "经办人姓名", validate=validators.person_name,
+              help="授权委托的经办人，须与身份证复印件一致。"),
+        Field("mobile", "经办人手机号", validate=validators.mobile, mask=mask_mobile,
+              hint="解锁结果会通知到这个号码的机主，请确保能接通。"),
+        Field("handler_id_number", "经办人身份证号", validate=validators.id_number,
+              mask=mask_id_number, hint="18 位，最后一位可能是 X。"),
+        _scan("scan_reset_form", "附件一", "CA数字证书密码重置申请表",
+              "填写完整的申请表（申请事由：因CA锁密码忘记，申请CA数字证书密码重置），"
+              "加盖单位公章，经办人签字并注明日期。"),
+        _scan("scan_licence", "附件二", "营业执照复印件", "营业执照复印件，加盖公章。"),
+        _scan("scan_id_card", "附件三", "经办人身份证复印件",
+              "经办人身份证正反面复印件，加盖公章。"),
+    ),
+)
+
+FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK)}
+_FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
+
+
+def form_for(order_type: OrderType | str) -> Form:
+    return _FORM_OF_TYPE[OrderType(order_type)]

@@ -97,6 +97,20 @@ def mobile(value: str) -> str:
     return number
 
 
+_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}(-\d{1,6})?")
+
+
+def phone(value: str) -> str:
+    """A company telephone: a landline with its area code (0539-8123456), or a mobile."""
+    number = "".join(normalise(value).split()).replace("—", "-").replace("(", "").replace(")", "")
+    if _LANDLINE.fullmatch(number):
+        return number
+    try:
+        return mobile(number)
+    except InvalidAnswer:
+        raise InvalidAnswer("请填写带区号的座机号码（例如 0539-8123456）或 11 位手机号。") from None
+
+
 _NAME = re.compile(r"[\u3400-\u9fff]+(?:[·•][\u3400-\u9fff]+)*")
 
 

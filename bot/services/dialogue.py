@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
-from bot.domain.forms import BINDING, CERTIFICATE
+from bot.domain.forms import BINDING, CERTIFICATE, UNLOCK, Form, form_for
 from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status, status_label
 from bot.domain.order_numbers import new_order_number, parse_order_number
 from bot.domain.orders import amount_cents, number_prefix, order_title, yuan
@@ -36,7 +36,13 @@ ORDER_LIST_LIMIT = 10
 _QUERY = re.compile(r"查询\s*(.*)")
 _REVISE = re.compile(r"修改\s*(\S{10,})")  # 修改 + an order number; 修改 3 is the summary's
 _EMAIL = re.compile(r"邮箱\s*(.*)")
-START_COMMANDS = {"新办证书": "新办", "补办证书": "补办"}
+# what starts a form: the form, and values beyond the company profile's
+START_COMMANDS: dict[str, tuple[Form, dict[str, str]]] = {
+    "新办证书": (CERTIFICATE, {"apply_kind": "新办"}),
+    "补办证书": (CERTIFICATE, {"apply_kind": "补办"}),
+    "解锁": (UNLOCK, {}),
+    "证书解锁": (UNLOCK, {}),
+}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 
@@ -45,6 +51,7 @@ def menu(company_name: str) -> str:
     return (f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：\n"
             "· 新办证书 — 首次办理 CA 数字证书（UKEY）\n"
             "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
+            "· 解锁 — UKEY 密码忘记，申请重置密码\n"
             "· 我的订单 — 查看本单位的订单\n"
             "· 查询 订单号 — 查看某个订单的详情和进度\n"
             "· 修改 订单号 — 按驳回理由修改后重新提交\n"
@@ -102,11 +109,9 @@ class Dialogue:
             await self._save(account, flow)
             return [WELCOME, *outcome.replies[1:]]
         if text in START_COMMANDS:
+            form, extra = START_COMMANDS[text]
             company = handler.company
-            flow, outcome = FormFlow.start(CERTIFICATE, {
-                "cert_type": "机构证书", "apply_kind": START_COMMANDS[text],
-                "company_name": company.name, "org_id_type": "统一社会信用代码",
-                "org_id": company.uscc})
+            flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra))
             await self._save(account, flow)
             return outcome.replies
         if revise:
@@ -198,7 +203,8 @@ class Dialogue:
         if flow.state.order_number:
             return await self._resubmit(account, handler, flow)
         values, scans = flow.result()
-        order_type = OrderType.CERTIFICATE
+        order_type = flow.form.order_type
+        assert order_type is not None
         now = utcnow()
         amount = amount_cents(order_type, values, self.settings.fees)
         async with self.db.transaction() as session:
@@ -237,10 +243,11 @@ class Dialogue:
                 return [f"订单 {number} 目前{label}，只有被驳回的订单才能修改。"]
             rejection = await orders.last_event(order.id, Event.REJECT)
         keys = set((rejection.detail or {}).get("fields", [])) if rejection else set()
-        redo = [f for f in CERTIFICATE.fields if f.key in keys]
+        form = form_for(order.type)
+        redo = [f for f in form.fields if f.key in keys]
         current = {a.slot: ScanInfo(a.sha256, a.format, a.size, a.width, a.height)
                    for a in order.attachments}  # later revisions win
-        flow, outcome = FormFlow.revise(CERTIFICATE, number, order.fields, current, redo,
+        flow, outcome = FormFlow.revise(form, number, order.fields, current, redo,
                                         order.reject_reason or "")
         await self._save(account, flow)
         return outcome.replies
@@ -257,7 +264,7 @@ class Dialogue:
             order_type = OrderType(order.type)
             current = {a.slot: a for a in order.attachments}
             changed = changed_fields(
-                CERTIFICATE, order.fields, values,
+                flow.form, order.fields, values,
                 {k: a.sha256 for k, a in current.items()}, {k: s.sha256 for k, s in scans.items()})
             previous = dict(order.fields)
             now = utcnow()

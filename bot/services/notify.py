@@ -57,7 +57,9 @@ def applicant_notice(order: Order, event: str, settings: Settings,
         text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
                 f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
         return Notice([text, Picture(qr_png(url), "支付二维码")], f"{subject}，请支付", text)
-    if event == Event.APPROVE:
+    if event == Event.APPROVE and order.type == OrderType.UNLOCK:
+        text = f"{head}已审核通过，技术人员会尽快为您重置 UKEY 密码，完成后会通知您。"
+    elif event == Event.APPROVE:
         text = f"{head}已审核通过。"
     elif event == Event.REJECT:
         todo = (f"需要修改：{_names(fix)}。\n" if fix else "")

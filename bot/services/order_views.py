@@ -5,13 +5,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.domain.fields import FieldKind
-from bot.domain.forms import FORMS
+from bot.domain.forms import form_for
 from bot.domain.lifecycle import OrderStatus, OrderType, status_label
 from bot.domain.orders import order_title, yuan
 from bot.domain.scans import ALLOWED_FORMATS
 from storage.models import Order, OrderEvent
-
-FORM_OF_TYPE = {OrderType.CERTIFICATE: "certificate"}
 
 
 def _local(at: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -51,7 +49,7 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
     """One order in full; ID and mobile numbers masked unless ``reveal`` (a technician in a
     private chat)."""
     lines = _columns(order, tz)
-    form = FORMS.get(FORM_OF_TYPE.get(OrderType(order.type), ""))
+    form = form_for(order.type)
     if form:
         lines.append("—— 申请信息 ——")
         for f in form.fields:

@@ -16,7 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
 from bot.domain.fields import FieldKind
-from bot.domain.forms import CERTIFICATE
+from bot.domain.forms import form_for
 from bot.domain.lifecycle import (
     Event,
     OrderStatus,
@@ -141,7 +141,7 @@ class ReviewDesk:
             return [text + "\n扫描件含个人信息，请私聊查看。" + hint]
         current = {a.slot: a for a in order.attachments}
         pictures: list[Reply] = []
-        for f in CERTIFICATE.fields:
+        for f in form_for(order.type).fields:
             if f.kind is FieldKind.SCAN and f.key in current:
                 data = await asyncio.to_thread(self.scans.read, current[f.key].sha256)
                 pictures.append(Picture(data, f.title))
@@ -214,13 +214,13 @@ class ReviewDesk:
         reason = args[1].strip() if len(args) > 1 else ""
         if not reason:
             raise ReviewRefused(f"请写明驳回理由，申请人要据此修改。用法：{USAGE['驳回']}")
-        fix = named_fields(CERTIFICATE, reason)
 
         def mutate(order: Order) -> None:
             order.reject_reason = reason
 
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
+            fix = named_fields(form_for(order.type), reason)
             notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
                                         reason=reason, fix=fix,
                                         detail={"fields": [f.key for f in fix]})
