@@ -2,7 +2,8 @@
 
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
-``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL`` and ``CADESK_SMTP_PASSWORD``.
+``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD`` and
+``CADESK_IMAP_PASSWORD``.
 """
 
 import os
@@ -93,6 +94,29 @@ class EmailSection(_Section):
     poll_seconds: float = Field(5, gt=0)
 
 
+class MailboxSection(_Section):
+    """The unlock mailbox (IMAP): read, filed, answered; never deleted from."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["tls", "none"] = "tls"  # implicit TLS (993), or plain for loopback only
+    username: str = ""
+    password: str = ""  # better: CADESK_IMAP_PASSWORD
+    address: str = ""  # the mailbox's own address, never answered; empty: the username
+    folder: str = "INBOX"
+    human_folder: str = "待人工处理"  # what the bot cannot file goes here for a person
+    processed_folder: str = ""  # empty: processed mail stays, flagged \Seen and CadeskFiled
+    poll_seconds: float = Field(60, gt=0)
+    max_message_megabytes: float = Field(30, gt=0)
+    max_attachment_megabytes: float = Field(10, gt=0)
+    replies_per_sender_per_hour: int = Field(3, ge=0)
+
+    @property
+    def own_address(self) -> str:
+        return (self.address or self.username).lower()
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
@@ -104,6 +128,7 @@ class Settings(_Section):
     staff: StaffSection = StaffSection()
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()
+    mailbox: MailboxSection = MailboxSection()
 
     @property
     def data_dir(self) -> Path:
@@ -153,6 +178,7 @@ def _resolved(settings: Settings, base: Path) -> Settings:
                                            settings.onebot.access_token)
     settings.database.url = env.get("CADESK_DATABASE_URL", settings.database.url)
     settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
+    settings.mailbox.password = env.get("CADESK_IMAP_PASSWORD", settings.mailbox.password)
     try:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:

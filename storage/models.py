@@ -60,7 +60,7 @@ class Company(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    pledge_accepted_at: Mapped[datetime]
+    pledge_accepted_at: Mapped[datetime | None]  # None: first known from an unlock mail
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -89,6 +89,8 @@ class Order(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("handlers.id"))
     channel: Mapped[str] = mapped_column(String(10), default="chat")  # chat / email
+    contact_email: Mapped[str | None] = mapped_column(String(254))  # who mailed it in
+    source_message_id: Mapped[str | None] = mapped_column(String(998))  # to thread replies
     fields: Mapped[dict[str, Any]]
     amount_cents: Mapped[int | None]
     reject_reason: Mapped[str | None] = mapped_column(Text)
@@ -171,3 +173,29 @@ class OutgoingMail(Base):
     sent_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]  # gave up after the last attempt
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MailboxState(Base):
+    """Where the poller is in one IMAP folder: a restart neither misses nor repeats mail."""
+
+    __tablename__ = "mailbox_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(300), unique=True)  # user@host/folder
+    uidvalidity: Mapped[int]
+    last_uid: Mapped[int] = mapped_column(default=0)
+
+
+class InboundMail(Base):
+    """Every mail the poller handled, once (Message-ID), and what became of it."""
+
+    __tablename__ = "inbound_mail"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    mailbox: Mapped[str] = mapped_column(String(300))
+    uid: Mapped[int]
+    sender: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))  # filed / incomplete / for_humans
+    reason: Mapped[str | None] = mapped_column(Text)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

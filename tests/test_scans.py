@@ -4,7 +4,7 @@ import struct
 import pytest
 from PIL import Image
 
-from bot.domain.scans import InvalidScan, ScanRules, inspect_scan
+from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanRules, inspect_scan
 from bot.samples import sample_scan
 
 
@@ -23,7 +23,18 @@ def test_png_is_refused_even_when_called_jpg() -> None:
 
 def test_not_an_image() -> None:
     with pytest.raises(InvalidScan, match="无法识别"):
-        inspect_scan(b"%PDF-1.7 not an image at all")
+        inspect_scan(b"GIF89a? no, just some words")
+
+
+def test_pdf_is_named_in_the_chat_and_accepted_from_mail() -> None:
+    pdf = b"%PDF-1.4\n" + b"0" * 5000 + b"\n%%EOF\n"
+    with pytest.raises(InvalidScan, match="只接受 jpg、bmp、gif 格式的图片，您发送的是 PDF 文件"):
+        inspect_scan(pdf)
+    mail = ScanRules(formats=MAIL_FORMATS)
+    assert inspect_scan(pdf, mail).format == "PDF"
+    with pytest.raises(InvalidScan, match="PDF 文件不完整"):
+        inspect_scan(pdf[:3000], mail)
+    assert inspect_scan(sample_scan("x", fmt="PNG"), mail).format == "PNG"
 
 
 def test_truncated_jpeg() -> None:

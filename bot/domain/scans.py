@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-# Pillow format name → what we call it to the applicant
-ALLOWED_FORMATS = {"JPEG": "jpg", "BMP": "bmp", "GIF": "gif"}
+# format → what we call it to the applicant
+FORMAT_NAMES = {"JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "PNG": "png", "PDF": "pdf"}
+CHAT_FORMATS = frozenset({"JPEG", "BMP", "GIF"})  # SPEC.md: .jpg .jpeg .bmp .gif only
+MAIL_FORMATS = CHAT_FORMATS | {"PNG", "PDF"}  # mailed scans: phones send PNG, scanners PDF
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class ScanRules:
     min_short_side: int = 600  # pixels; an A4 page at ~75 dpi
     min_long_side: int = 800
     max_pixels: int = 60_000_000  # decompression-bomb guard: refuse before decoding
+    formats: frozenset[str] = CHAT_FORMATS
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class ScanInfo:
     height: int
 
     def describe(self) -> str:
-        return f"{ALLOWED_FORMATS[self.format]} {self.width}×{self.height}，{_size(self.size)}"
+        if self.format == "PDF":
+            return f"pdf，{_size(self.size)}"
+        return f"{FORMAT_NAMES[self.format]} {self.width}×{self.height}，{_size(self.size)}"
 
 
 class InvalidScan(ValueError):
@@ -45,6 +50,13 @@ def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
     if len(data) > rules.max_bytes:
         raise InvalidScan(f"图片太大（{_size(len(data))}），请压缩到 {_size(rules.max_bytes)} "
                           "以内后重新发送。")
+    allowed = "、".join(FORMAT_NAMES[f] for f in FORMAT_NAMES if f in rules.formats)
+    if data.startswith(b"%PDF-"):
+        if "PDF" not in rules.formats:
+            raise InvalidScan(f"只接受 {allowed} 格式的图片，您发送的是 PDF 文件。")
+        if b"%%EOF" not in data[-2048:]:
+            raise InvalidScan("PDF 文件不完整，请重新扫描后发送。")
+        return ScanInfo(hashlib.sha256(data).hexdigest(), "PDF", len(data), 0, 0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -53,8 +65,8 @@ def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
                 fmt = image.format or ""
                 if width * height > rules.max_pixels:
                     raise InvalidScan(f"图片像素过多（{width}×{height}），请缩小后重新发送。")
-                if fmt not in ALLOWED_FORMATS:
-                    raise InvalidScan(f"只接受 jpg、jpeg、bmp、gif 格式的图片，您发送的是 "
+                if fmt not in rules.formats:
+                    raise InvalidScan(f"只接受 {allowed} 格式的图片，您发送的是 "
                                       f"{fmt or '无法识别的'} 格式，请另存为 jpg 后重新发送。")
                 frames = getattr(image, "n_frames", 1)
                 image.load()  # decode fully: a truncated or corrupt file fails here

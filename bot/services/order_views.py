@@ -8,7 +8,7 @@ from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
 from bot.domain.lifecycle import OrderStatus, OrderType, status_label
 from bot.domain.orders import order_title, yuan
-from bot.domain.scans import ALLOWED_FORMATS
+from bot.domain.scans import ScanInfo
 from storage.models import Order, OrderEvent
 
 
@@ -60,8 +60,8 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
         for f in form.fields:
             if f.kind is FieldKind.SCAN and f.key in current:
                 a = current[f.key]
-                lines.append(f"{f.title}：已上传（{ALLOWED_FORMATS[a.format]} "
-                             f"{a.width}×{a.height}）")
+                shown = ScanInfo(a.sha256, a.format, a.size, a.width, a.height).describe()
+                lines.append(f"{f.title}：已上传（{shown}）")
     if events:
         lines.append("—— 办理进度 ——")
         order_type = OrderType(order.type)
