@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from bot.services import dialogue as dialogue_module
+from bot.services import filing
 from bot.services.fetch import ImageSource
 from bot.services.messages import Account, Incoming
 from storage.models import Attachment, Conversation, Order
@@ -107,7 +107,7 @@ async def test_a_failed_submission_files_nothing_and_can_be_retried(
 async def test_an_order_number_already_taken_is_drawn_again(
         runtime: Runtime, scan_files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter(["XB-261125-AAAA", "XB-261125-AAAA", "XB-261125-BBBB"])
-    monkeypatch.setattr(dialogue_module, "new_order_number", lambda prefix, day: next(draws))
+    monkeypatch.setattr(filing, "new_order_number", lambda prefix, day: next(draws))
     first, second = Account("qq", "1"), Account("qq", "2")
     await apply_until_summary(runtime, first, scan_files)
     assert "XB-261125-AAAA" in await say(runtime, first, "确认提交")

@@ -16,20 +16,21 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import BINDING, CERTIFICATE, UNLOCK, Form, form_for
-from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status, status_label
-from bot.domain.order_numbers import new_order_number, parse_order_number
-from bot.domain.orders import amount_cents, number_prefix, order_title, yuan
+from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status, status_label
+from bot.domain.order_numbers import parse_order_number
+from bot.domain.orders import order_title, yuan
 from bot.domain.review import changed_fields
 from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
+from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from bot.services.notify import Notifier, staff_notice
 from bot.services.scan_store import ScanStore
 from storage.db import Database
-from storage.models import Attachment, Handler, Order, OrderEvent, utcnow
+from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
@@ -205,31 +206,21 @@ class Dialogue:
         values, scans = flow.result()
         order_type = flow.form.order_type
         assert order_type is not None
-        now = utcnow()
-        amount = amount_cents(order_type, values, self.settings.fees)
         async with self.db.transaction() as session:
-            orders = Orders(session)
-            number = await self._free_number(orders, number_prefix(order_type, values))
-            status = next_status(order_type, INITIAL, Event.SUBMIT)
-            order = Order(number=number, type=order_type, status=status,
-                          company_id=handler.company_id, handler_id=handler.id, channel="chat",
-                          fields=values, amount_cents=amount, submitted_at=now, created_at=now,
-                          attachments=[Attachment(slot=key, sha256=s.sha256, format=s.format,
-                                                  size=s.size, width=s.width, height=s.height)
-                                       for key, s in scans.items()])
-            await orders.add(order, OrderEvent(actor=str(account), event=Event.SUBMIT,
-                                               from_status=INITIAL, to_status=status, at=now))
+            order = await file_order(session, self.settings, order_type=order_type,
+                                     values=values, scans=scans, company_id=handler.company_id,
+                                     handler_id=handler.id, actor=str(account))
             await Conversations(session).delete(account.platform, account.user_id)
-            await session.refresh(order, ["company"])
             notice = staff_notice(order, None)
-        logger.info(f"order {number} submitted by {account}")
+        logger.info(f"order {order.number} submitted by {account}")
         await self.notifier.tell_staff(notice)
-        assert status is OrderStatus.SUBMITTED
-        return [f"提交成功！\n订单号：{number}\n"
-                f"【{order_title(order_type, values)}】金额：{yuan(amount)}\n"
-                "接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；"
-                "审核通过后请按提示扫码支付。如被驳回，请按驳回理由修改后重新提交。\n"
-                f"随时回复「查询 {number}」查看进度。"]
+        after = ("审核通过后请按提示扫码支付。" if order.amount_cents
+                 else "审核通过后会尽快为您办理。")
+        return [f"提交成功！\n订单号：{order.number}\n"
+                f"【{order_title(order_type, values)}】金额：{yuan(order.amount_cents)}\n"
+                f"接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；{after}"
+                "如被驳回，请按驳回理由修改后重新提交。\n"
+                f"随时回复「查询 {order.number}」查看进度。"]
 
     async def _revise(self, account: Account, handler: Handler, number: str) -> list[str]:
         """``修改 订单号``: correct a rejected order, asked only what the technician named."""
@@ -310,14 +301,6 @@ class Dialogue:
         if address is None:
             return "已取消邮件通知，之后只在这里通知您。"
         return f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"
-
-    async def _free_number(self, orders: Orders, prefix: str) -> str:
-        today = utcnow().astimezone(self.settings.tz).date()
-        for _ in range(10):
-            number = new_order_number(prefix, today)
-            if not await orders.number_taken(number):
-                return number  # the unique constraint still guards a simultaneous draw
-        raise RuntimeError("no free order number after 10 draws")
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
