@@ -1,4 +1,4 @@
-"""What the running bot holds: settings, database, scan store, image fetcher, dialogue.
+"""What the running bot holds: settings, database, scans, the services and background workers.
 
 Started by the driver's start-up hook and stopped by its shutdown hook; plugins reach it through
 the ``get_runtime`` dependency.
@@ -10,9 +10,11 @@ from bot.config import Settings
 from bot.services.dialogue import Dialogue
 from bot.services.fetch import ImageFetcher
 from bot.services.mail import MailOutbox
+from bot.services.mailbox import MailboxPoller
 from bot.services.notify import ChatChannel, Notifier
 from bot.services.review import ReviewDesk
 from bot.services.scan_store import ScanStore
+from bot.services.unlock_inbox import UnlockInbox
 from storage.db import Database
 
 
@@ -25,6 +27,8 @@ class Runtime:
     mail: MailOutbox
     dialogue: Dialogue
     desk: ReviewDesk
+    inbox: UnlockInbox
+    poller: MailboxPoller
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -37,11 +41,16 @@ class Runtime:
         mail = MailOutbox(db, settings.email)
         mail.start()
         notifier = Notifier(settings, chat, mail)
+        inbox = UnlockInbox(settings, db, scans, notifier, mail)
+        poller = MailboxPoller(settings.mailbox, inbox)
+        if settings.mailbox.enabled:
+            poller.start()
         return cls(settings, db, scans, fetcher, mail,
                    Dialogue(settings, db, scans, fetcher, notifier),
-                   ReviewDesk(settings, db, scans, notifier))
+                   ReviewDesk(settings, db, scans, notifier), inbox, poller)
 
     async def stop(self) -> None:
+        await self.poller.stop()
         await self.mail.stop()
         await self.fetcher.close()
         await self.db.close()

@@ -198,4 +198,5 @@ class InboundMail(Base):
     outcome: Mapped[str] = mapped_column(String(20))  # filed / incomplete / for_humans
     reason: Mapped[str | None] = mapped_column(Text)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replied: Mapped[bool] = mapped_column(default=False)  # an automatic answer was queued
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

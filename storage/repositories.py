@@ -3,10 +3,20 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Attachment, Company, Conversation, Handler, Order, OrderEvent, utcnow
+from storage.models import (
+    Attachment,
+    Company,
+    Conversation,
+    Handler,
+    InboundMail,
+    MailboxState,
+    Order,
+    OrderEvent,
+    utcnow,
+)
 
 
 class Companies:
@@ -16,7 +26,10 @@ class Companies:
     async def by_uscc(self, uscc: str) -> Company | None:
         return await self.session.scalar(select(Company).where(Company.uscc == uscc))
 
-    async def add(self, uscc: str, name: str, pledge_accepted_at: datetime) -> Company:
+    async def by_name(self, name: str) -> Company | None:
+        return await self.session.scalar(select(Company).where(Company.name == name))
+
+    async def add(self, uscc: str, name: str, pledge_accepted_at: datetime | None) -> Company:
         company = Company(uscc=uscc, name=name, pledge_accepted_at=pledge_accepted_at)
         self.session.add(company)
         await self.session.flush()
@@ -126,3 +139,39 @@ class Orders:
     async def scan_in_use(self, sha256: str) -> bool:
         return bool(await self.session.scalar(
             select(exists().where(Attachment.sha256 == sha256))))
+
+
+class Mailboxes:
+    """The poller's place in each folder, and the log of every mail it handled."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def last_uid(self, mailbox: str, uidvalidity: int) -> int:
+        """The last UID handled; 0 when the folder is new or its UIDVALIDITY changed (then
+        every mail is looked at again, and the Message-ID log keeps each filed once)."""
+        state = await self.session.scalar(
+            select(MailboxState).where(MailboxState.mailbox == mailbox))
+        if state is None:
+            self.session.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=0))
+            return 0
+        if state.uidvalidity != uidvalidity:
+            state.uidvalidity, state.last_uid = uidvalidity, 0
+        return state.last_uid
+
+    async def advance(self, mailbox: str, uidvalidity: int, uid: int) -> None:
+        await self.session.execute(
+            update(MailboxState)
+            .where(MailboxState.mailbox == mailbox, MailboxState.uidvalidity == uidvalidity,
+                   MailboxState.last_uid < uid)
+            .values(last_uid=uid))
+
+    async def seen(self, message_id: str) -> bool:
+        return bool(await self.session.scalar(
+            select(exists().where(InboundMail.message_id == message_id))))
+
+    async def replies_since(self, sender: str, since: datetime) -> int:
+        return await self.session.scalar(
+            select(func.count()).select_from(InboundMail).where(
+                InboundMail.sender == sender, InboundMail.replied.is_(True),
+                InboundMail.received_at >= since)) or 0

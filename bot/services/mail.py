@@ -102,8 +102,8 @@ class MailOutbox:
         message["Subject"] = mail.subject
         message["Date"] = format_datetime(mail.created_at)
         message["Message-ID"] = make_msgid(domain=s.from_address.rpartition("@")[2])
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-        for name, value in (mail.headers or {}).items():
+        headers = {"Auto-Submitted": "auto-generated", **(mail.headers or {})}
+        for name, value in headers.items():  # RFC 3834: nobody auto-replies to these
             message[name] = value
         message.set_content(mail.body, charset="utf-8")
         return message

@@ -98,11 +98,16 @@ class Notifier:
         self.mail = mail
 
     async def queue_mail(self, session: AsyncSession, order: Order, notice: Notice) -> None:
-        """Inside the transaction that made the change: the mail is as durable as the change."""
-        handler = order.handler
-        if handler is not None and handler.email:
-            await self.mail.enqueue(session, handler.email, notice.subject, notice.body,
-                                    order_id=order.id)
+        """Inside the transaction that made the change: the mail is as durable as the change.
+        Goes to the handler's address and to whoever mailed the order in (threaded there)."""
+        addresses = {a for a in (order.handler.email if order.handler else None,
+                                 order.contact_email) if a}
+        thread = ({"In-Reply-To": order.source_message_id,
+                   "References": order.source_message_id} if order.source_message_id else None)
+        for address in sorted(addresses):
+            await self.mail.enqueue(session, address, notice.subject, notice.body,
+                                    order_id=order.id,
+                                    headers=thread if address == order.contact_email else None)
 
     async def tell_applicant(self, order: Order, notice: Notice) -> None:
         """After the commit: the chat message now, and a nudge to the mail worker."""

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
 from bot.domain.lifecycle import OrderStatus, OrderType, status_label
+from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.domain.scans import ScanInfo
 from storage.models import Order, OrderEvent
@@ -62,6 +63,12 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
                 a = current[f.key]
                 shown = ScanInfo(a.sha256, a.format, a.size, a.width, a.height).describe()
                 lines.append(f"{f.title}：已上传（{shown}）")
+    if order.channel == "email":
+        body = order.fields.get("mail_body", "")
+        body = body if reveal else mask_personal_numbers(body)
+        lines += ["—— 来自解锁邮箱 ——", f"发件人：{order.contact_email}",
+                  f"邮件主题：{order.fields.get('mail_subject', '')}",
+                  f"邮件正文：{body[:300] + ('…' if len(body) > 300 else '') or '（空）'}"]
     if events:
         lines.append("—— 办理进度 ——")
         order_type = OrderType(order.type)

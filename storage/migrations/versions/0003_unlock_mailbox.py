@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("order_id", sa.Integer(), nullable=True),
+        sa.Column("replied", sa.Boolean(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["order_id"], ["orders.id"], name=op.f("fk_inbound_mail_order_id_orders")
@@ -44,6 +45,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_mail")),
         sa.UniqueConstraint("message_id", name=op.f("uq_inbound_mail_message_id")),
     )
+    with op.batch_alter_table("inbound_mail", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_inbound_mail_received_at"), ["received_at"], unique=False
+        )
+
     with op.batch_alter_table("companies", schema=None) as batch_op:
         batch_op.alter_column(
             "pledge_accepted_at", existing_type=sa.DateTime(timezone=True), nullable=True
@@ -63,6 +69,9 @@ def downgrade() -> None:
         batch_op.alter_column(
             "pledge_accepted_at", existing_type=sa.DateTime(timezone=True), nullable=False
         )
+
+    with op.batch_alter_table("inbound_mail", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_mail_received_at"))
 
     op.drop_table("inbound_mail")
     op.drop_table("mailbox_state")

@@ -1,0 +1,146 @@
+"""The unlock mailbox poller: IMAP (aioimaplib), new mail by UID, filed by ``UnlockInbox``.
+
+Mail is never deleted. Filed mail stays where it is, flagged (or moves to ``processed_folder``
+when one is set); what the bot cannot file moves to ``human_folder`` for a person.
+"""
+
+import asyncio
+import base64
+import contextlib
+import re
+import ssl
+
+from aioimaplib import IMAP4, IMAP4_SSL
+from loguru import logger
+
+from bot.config import MailboxSection
+from bot.services.unlock_inbox import UnlockInbox
+
+FILED_FLAGS = "(\\Seen CadeskFiled)"
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+
+
+class MailboxError(Exception):
+    pass
+
+
+def imap_folder(name: str) -> str:
+    """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
+    out, pending = [], []
+
+    def flush() -> None:
+        if pending:
+            encoded = base64.b64encode("".join(pending).encode("utf-16-be")).decode()
+            out.append("&" + encoded.rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    quoted = "".join(out).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}"'
+
+
+class MailboxPoller:
+    def __init__(self, settings: MailboxSection, inbox: UnlockInbox) -> None:
+        self.settings = settings
+        self.inbox = inbox
+        self.key = f"{settings.username}@{settings.host}/{settings.folder}"
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="unlock-mailbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception as error:  # a mail server outage must not stop the poller
+                logger.warning(f"unlock mailbox poll failed: {type(error).__name__}: {error}")
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def poll_once(self) -> int:
+        """Handle every mail that came since the last poll; returns how many."""
+        imap = await self._connect()
+        try:
+            uidvalidity = await self._select(imap)
+            last = await self.inbox.last_uid(self.key, uidvalidity)
+            handled = 0
+            for uid, size in await self._new_mail(imap, last):
+                too_large = size > self.settings.max_message_megabytes * 1024 * 1024
+                raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
+                                        else "BODY.PEEK[]")
+                filing = await self.inbox.file(self.key, uidvalidity, uid, raw,
+                                               too_large=too_large)
+                await self._put_away(imap, uid, filing.for_humans)
+                handled += 1
+            return handled
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await imap.logout()
+
+    # --- IMAP -------------------------------------------------------------------------------
+    async def _connect(self) -> IMAP4:
+        s = self.settings
+        if s.security == "tls":
+            imap: IMAP4 = IMAP4_SSL(s.host, s.port, timeout=30,
+                                    ssl_context=ssl.create_default_context())
+        else:
+            imap = IMAP4(s.host, s.port, timeout=30)
+        await imap.wait_hello_from_server()
+        response = await imap.login(s.username, s.password)
+        if response.result != "OK":
+            raise MailboxError(f"IMAP login refused for {s.username}")
+        return imap
+
+    async def _select(self, imap: IMAP4) -> int:
+        response = await imap.select(imap_folder(self.settings.folder))
+        if response.result != "OK":
+            raise MailboxError(f"cannot open folder {self.settings.folder}")
+        for line in response.lines:
+            if isinstance(line, bytes) and (match := _UIDVALIDITY.search(line)):
+                return int(match.group(1))
+        raise MailboxError("the server gave no UIDVALIDITY")
+
+    async def _new_mail(self, imap: IMAP4, last: int) -> list[tuple[int, int]]:
+        response = await imap.uid("fetch", f"{last + 1}:*", "(UID RFC822.SIZE)")
+        found = []
+        for line in response.lines:
+            if isinstance(line, bytes) and (match := _SIZE.search(line)):
+                uid, size = (int(match.group(1)), int(match.group(2))) if match.group(1) else (
+                    int(match.group(4)), int(match.group(3)))
+                if uid > last:  # "n:*" always names the newest mail, even an old one
+                    found.append((uid, size))
+        return sorted(found)
+
+    async def _fetch(self, imap: IMAP4, uid: int, what: str) -> bytes:
+        response = await imap.uid("fetch", str(uid), f"({what})")
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+        raise MailboxError(f"mail {uid} could not be fetched")
+
+    async def _put_away(self, imap: IMAP4, uid: int, for_humans: bool) -> None:
+        target = self.settings.human_folder if for_humans else self.settings.processed_folder
+        if not target:
+            await imap.uid("store", str(uid), "+FLAGS", FILED_FLAGS)
+            return
+        folder = imap_folder(target)
+        await imap.create(folder)  # "already exists" is fine
+        if imap.has_capability("MOVE"):
+            await imap.uid("move", str(uid), folder)
+        else:  # without MOVE: a copy there, and the original flagged, never deleted
+            await imap.uid("copy", str(uid), folder)
+            await imap.uid("store", str(uid), "+FLAGS", FILED_FLAGS)
