@@ -101,6 +101,7 @@ class MailboxSection(_Section):
     host: str = "localhost"
     port: int = Field(993, ge=1, le=65535)
     security: Literal["tls", "none"] = "tls"  # implicit TLS (993), or plain for loopback only
+    ca_file: Path | None = None  # a private CA's certificate (PEM); empty: the system's CAs
     username: str = ""
     password: str = ""  # better: CADESK_IMAP_PASSWORD
     address: str = ""  # the mailbox's own address, never answered; empty: the username
@@ -170,9 +171,9 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     data_dir = settings.bot.data_dir
     if not data_dir.is_absolute():
         settings.bot.data_dir = base / data_dir
-    ca_file = settings.email.ca_file
-    if ca_file is not None and not ca_file.is_absolute():
-        settings.email.ca_file = base / ca_file
+    for section in (settings.email, settings.mailbox):
+        if section.ca_file is not None and not section.ca_file.is_absolute():
+            section.ca_file = base / section.ca_file
     env = os.environ
     settings.onebot.access_token = env.get("CADESK_ONEBOT_ACCESS_TOKEN",
                                            settings.onebot.access_token)

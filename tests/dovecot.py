@@ -45,7 +45,7 @@ listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u/Maildir
@@ -65,18 +65,20 @@ namespace inbox {{
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
-    port = {port}
+    port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 """
 
 
 @contextmanager
-def dovecot_server(user: str = "unlock@example.test", password: str = "secret"
-                   ) -> Iterator[Dovecot]:
+def dovecot_server(user: str = "unlock@example.test", password: str = "secret",
+                   tls: tuple[Path, Path] | None = None) -> Iterator[Dovecot]:
+    """Plain IMAP on a free port; with ``tls`` (certificate, key): implicit TLS only."""
     if not os.path.exists(DOVECOT):
         raise RuntimeError("Dovecot is not installed: run scripts/test (installs it as root)")
     root = Path(tempfile.mkdtemp(prefix="cadesk-dovecot-"))
@@ -87,7 +89,11 @@ def dovecot_server(user: str = "unlock@example.test", password: str = "secret"
     (root / "users").write_text(
         f"{user}:{{PLAIN}}{password}:{uid}:{uid}::{root}/mail/{user}::\n", encoding="utf-8")
     config = root / "dovecot.conf"
-    config.write_text(CONFIG.format(root=root, port=port, uid=uid), encoding="utf-8")
+    ssl_settings = (f"ssl = required\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}" if tls
+                    else "ssl = no")
+    config.write_text(CONFIG.format(root=root, uid=uid, ssl=ssl_settings,
+                                    imap_port=0 if tls else port, imaps_port=port if tls else 0),
+                      encoding="utf-8")
     if os.geteuid() == 0:
         os.chown(root / "mail", NOBODY, NOBODY)
     server = subprocess.Popen([DOVECOT, "-F", "-c", str(config)],

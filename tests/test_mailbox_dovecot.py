@@ -3,6 +3,7 @@ filed exactly once, across crashes, with the right automatic replies."""
 
 import asyncio
 import sqlite3
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -230,3 +231,52 @@ async def test_an_oversized_mail_goes_to_humans_without_being_downloaded(
         [(outcome, reason)] = db.execute("SELECT outcome, reason FROM inbound_mail").fetchall()
     assert (outcome, reason) == ("for_humans", "邮件超过 0.1 MB")
     assert smtp.messages == []
+
+
+async def test_chat_and_mail_unlocks_share_one_review_queue(
+        runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink, tmp_path: Path) -> None:
+    from bot.samples import fake_id_number, sample_scan
+    from bot.services.fetch import ImageSource
+    from bot.services.messages import Incoming
+
+    uscc, applicant = fake_uscc(), Account("qq", "555")
+    scans = []
+    for n in range(3):
+        scans.append(tmp_path / f"{n}.jpg")
+        scans[-1].write_bytes(sample_scan(f"queue {n}"))
+    for text in ("你好", uscc, corpus.COMPANY, "同意", "解锁", "临沂市兰山区金雀山路 1 号", "王五",
+                 "0539-8123456", "张三", "13812345678", fake_id_number()):
+        await runtime.dialogue.handle(applicant, Incoming(text=text))
+    await runtime.dialogue.handle(applicant, Incoming(
+        images=tuple(ImageSource(path=p) for p in scans)))
+    await runtime.dialogue.handle(applicant, Incoming(text="确认提交"))
+    dovecot.deliver(corpus.qq_mail(uscc))  # the same company, by mail
+    assert await poller_of(runtime).poll_once() == 1
+
+    [queue] = await runtime.desk.execute(TECHNICIAN, "待审核", private=True)
+    assert queue.count("证书解锁") == 2
+    async with runtime.db.transaction() as session:
+        orders = (await session.scalars(select(Order))).unique().all()
+    assert sorted(o.channel for o in orders) == ["chat", "email"]
+    assert len({o.company_id for o in orders}) == 1  # the mail found the bound company
+
+
+async def test_imap_over_tls_with_a_private_ca(runtime: Runtime, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.smtp_sink import server_tls
+
+    _, ca_file = server_tls(tmp_path)
+    with dovecot_server(corpus.MAILBOX, tls=(tmp_path / "cert.pem", tmp_path / "key.pem")
+                        ) as secure:
+        secure.deliver(corpus.qq_mail(fake_uscc()))
+        box = runtime.settings.mailbox
+        monkeypatch.setattr(box, "port", secure.port)
+        monkeypatch.setattr(box, "security", "tls")
+        (tmp_path / "other").mkdir()
+        _, other_ca = server_tls(tmp_path / "other")
+        monkeypatch.setattr(box, "ca_file", other_ca)
+        with pytest.raises(ssl.SSLCertVerificationError):  # a CA we do not trust: no login
+            await poller_of(runtime).poll_once()
+        monkeypatch.setattr(box, "ca_file", ca_file)
+        assert await poller_of(runtime).poll_once() == 1
+    assert await count(runtime, Order) == 1

@@ -95,8 +95,8 @@ class MailboxPoller:
     async def _connect(self) -> IMAP4:
         s = self.settings
         if s.security == "tls":
-            imap: IMAP4 = IMAP4_SSL(s.host, s.port, timeout=30,
-                                    ssl_context=ssl.create_default_context())
+            context = ssl.create_default_context(cafile=s.ca_file)
+            imap: IMAP4 = IMAP4_SSL(s.host, s.port, timeout=30, ssl_context=context)
         else:
             imap = IMAP4(s.host, s.port, timeout=30)
         await imap.wait_hello_from_server()
