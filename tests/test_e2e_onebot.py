@@ -1,5 +1,6 @@
 """End to end: the real bot process, a OneBot v11 peer on a real WebSocket, a restart mid-flow."""
 
+import asyncio
 import hashlib
 import random
 import sqlite3
@@ -224,3 +225,53 @@ group = "qq:{GROUP}"
             "SELECT event FROM order_events JOIN orders ON orders.id = order_id "
             "WHERE number = ? ORDER BY order_events.id", (number,))]
     assert events == ["submit", "reject", "resubmit", "approve", "pay", "ship"]
+
+
+async def test_mailed_unlock_reaches_the_technician_and_the_decision_goes_back_by_mail(
+        tmp_path: Path) -> None:
+    from tests import mail_corpus as corpus
+    from tests.dovecot import dovecot_server
+    from tests.smtp_sink import SmtpSink
+
+    with dovecot_server(corpus.MAILBOX) as dovecot, SmtpSink() as smtp:
+        bot, port = make_instance(tmp_path, f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+[email]
+enabled = true
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+from_address = "{corpus.MAILBOX}"
+poll_seconds = 0.5
+[mailbox]
+enabled = true
+host = "127.0.0.1"
+port = {dovecot.port}
+security = "none"
+username = "{dovecot.user}"
+password = "{dovecot.password}"
+poll_seconds = 0.5
+""")
+        await bot.start()
+        peer = OneBotPeer(port, TOKEN)
+        try:
+            await peer.connect()
+            dovecot.deliver(corpus.qq_mail(fake_uscc()))
+            [(to, notice)] = await peer.replies_until("新订单待审核")
+            assert to == f"user:{TECHNICIAN}"
+            number = notice.split("】")[1].split()[0]
+            await peer.send_private(TECHNICIAN, text(f"通过 {number}"))
+            await peer.replies_until(f"已通过订单 {number}")
+            async with asyncio.timeout(15):
+                while len(smtp.messages) < 2:  # noqa: ASYNC110 - another thread fills it
+                    await asyncio.sleep(0.1)
+        finally:
+            await peer.close()
+            await bot.stop()
+    received, decided = smtp.messages
+    assert f"订单号：{number}" in received.get_content()
+    assert received["Auto-Submitted"] == "auto-replied"
+    assert "已审核通过" in decided.get_content()
+    assert decided["In-Reply-To"] == "<qq-1@qq.test>"
+    assert "[ERROR]" not in (tmp_path / "bot.log").read_text(errors="replace")
