@@ -115,3 +115,25 @@ def dovecot_server(user: str = "unlock@example.test", password: str = "secret",
         server.terminate()
         server.wait(15)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def mail_settings(dovecot: Dovecot, smtp_port: int, poll_seconds: float = 0.5,
+                  mailbox_enabled: bool = True) -> str:
+    """The [email] and [mailbox] sections of a bot.toml pointing at these test servers."""
+    return f"""
+[email]
+enabled = true
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from_address = "{dovecot.user}"
+poll_seconds = {poll_seconds}
+[mailbox]
+enabled = {"true" if mailbox_enabled else "false"}
+host = "127.0.0.1"
+port = {dovecot.port}
+security = "none"
+username = "{dovecot.user}"
+password = "{dovecot.password}"
+poll_seconds = {poll_seconds}
+"""

@@ -230,29 +230,14 @@ group = "qq:{GROUP}"
 async def test_mailed_unlock_reaches_the_technician_and_the_decision_goes_back_by_mail(
         tmp_path: Path) -> None:
     from tests import mail_corpus as corpus
-    from tests.dovecot import dovecot_server
+    from tests.dovecot import dovecot_server, mail_settings
     from tests.smtp_sink import SmtpSink
 
     with dovecot_server(corpus.MAILBOX) as dovecot, SmtpSink() as smtp:
         bot, port = make_instance(tmp_path, f"""
 [staff]
 technicians = ["qq:{TECHNICIAN}"]
-[email]
-enabled = true
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-from_address = "{corpus.MAILBOX}"
-poll_seconds = 0.5
-[mailbox]
-enabled = true
-host = "127.0.0.1"
-port = {dovecot.port}
-security = "none"
-username = "{dovecot.user}"
-password = "{dovecot.password}"
-poll_seconds = 0.5
-""")
+{mail_settings(dovecot, smtp.port)}""")
         await bot.start()
         peer = OneBotPeer(port, TOKEN)
         try:

@@ -18,7 +18,7 @@ from bot.services.messages import Account
 from bot.services.unlock_inbox import UnlockInbox
 from storage.models import InboundMail, MailboxState, Order
 from tests import mail_corpus as corpus
-from tests.dovecot import Dovecot, dovecot_server
+from tests.dovecot import Dovecot, dovecot_server, mail_settings
 from tests.helpers import RecordingChat
 from tests.smtp_sink import SmtpSink
 
@@ -42,19 +42,7 @@ async def runtime(tmp_path: Path, dovecot: Dovecot, smtp: SmtpSink) -> AsyncIter
     (tmp_path / "bot.toml").write_text(f"""
 [staff]
 technicians = ["qq:900001"]
-[email]
-enabled = true
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-from_address = "{corpus.MAILBOX}"
-poll_seconds = 0.2
-[mailbox]
-host = "127.0.0.1"
-port = {dovecot.port}
-security = "none"
-username = "{dovecot.user}"
-password = "{dovecot.password}"
+{mail_settings(dovecot, smtp.port, 0.2, mailbox_enabled=False)}
 human_folder = "待人工处理"
 replies_per_sender_per_hour = 3
 """, encoding="utf-8")

@@ -2,7 +2,6 @@
 sent by a background worker with aiosmtplib, retried with exponential backoff. The chat never
 waits for the mail server."""
 
-import asyncio
 from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EmailSection
+from bot.services.periodic import Periodic
 from storage.db import Database
 from storage.models import OutgoingMail, utcnow
 
@@ -24,8 +24,7 @@ class MailOutbox:
     def __init__(self, db: Database, settings: EmailSection) -> None:
         self.db = db
         self.settings = settings
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Periodic("mail outbox", self.send_due, settings.poll_seconds)
 
     @property
     def enabled(self) -> bool:
@@ -40,30 +39,14 @@ class MailOutbox:
                                  order_id=order_id))
 
     def wake(self) -> None:
-        self._wake.set()
+        self._worker.wake()
 
     def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mail-outbox")
+        if self.enabled:
+            self._worker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.send_due()
-            except Exception:  # the worker must outlive a broken database moment
-                logger.exception("mail outbox pass failed")
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await self._worker.stop()
 
     async def send_due(self) -> int:
         """Send what is due now; returns how many were sent."""

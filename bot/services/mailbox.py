@@ -4,16 +4,15 @@ Mail is never deleted. Filed mail stays where it is, flagged (or moves to ``proc
 when one is set); what the bot cannot file moves to ``human_folder`` for a person.
 """
 
-import asyncio
 import base64
 import contextlib
 import re
 import ssl
 
 from aioimaplib import IMAP4, IMAP4_SSL
-from loguru import logger
 
 from bot.config import MailboxSection
+from bot.services.periodic import Periodic
 from bot.services.unlock_inbox import UnlockInbox
 
 FILED_FLAGS = "(\\Seen CadeskFiled)"
@@ -51,25 +50,13 @@ class MailboxPoller:
         self.settings = settings
         self.inbox = inbox
         self.key = f"{settings.username}@{settings.host}/{settings.folder}"
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Periodic("unlock mailbox poll", self.poll_once, settings.poll_seconds)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="unlock-mailbox")
+        self._worker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except Exception as error:  # a mail server outage must not stop the poller
-                logger.warning(f"unlock mailbox poll failed: {type(error).__name__}: {error}")
-            await asyncio.sleep(self.settings.poll_seconds)
+        await self._worker.stop()
 
     async def poll_once(self) -> int:
         """Handle every mail that came since the last poll; returns how many."""
