@@ -76,6 +76,7 @@ class ScanServer:
         self.files: dict[str, bytes] = {}
         self.slow: set[str] = set()
         self.chunked: set[str] = set()  # sent without Content-Length, in pieces
+        self.requested: list[str] = []
         self.port = free_port()
         self._runner: web.AppRunner | None = None
 
@@ -88,6 +89,7 @@ class ScanServer:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
+        self.requested.append(name)
         if name in self.slow:
             await asyncio.sleep(30)
         if name not in self.files:

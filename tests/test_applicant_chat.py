@@ -3,9 +3,8 @@
 import hashlib
 from datetime import timedelta
 
-import pytest
 from loguru import logger
-from nonebot.adapters.onebot.v11 import Message, MessageSegment
+from nonebot.adapters.onebot.v11 import Message
 from nonebug import App
 from sqlalchemy import select, update
 
@@ -241,7 +240,11 @@ async def test_personal_numbers_never_reach_the_log(app: App) -> None:
     assert "13812345678" not in text
 
 
-@pytest.fixture(autouse=True)
-def _no_text_urls_over_qq() -> None:
-    """Over QQ, a typed URL is text, never fetched (only image segments are)."""
-    assert MessageSegment.text("http://127.0.0.1/x.jpg").is_text()
+
+async def test_a_typed_url_over_qq_is_never_fetched(app: App, scan_server: ScanServer) -> None:
+    user = Applicant(app)
+    await user.bind()
+    await user.fill_until_scans(pickup="1")
+    url = user.scan_url(scan_server, 1)
+    await user.says(url, Says("请直接发送图片"))  # text, not an image segment
+    assert url.rsplit("/", 1)[-1] not in scan_server.requested
