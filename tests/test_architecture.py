@@ -26,3 +26,9 @@ def test_domain_imports_no_framework() -> None:
 def test_services_and_storage_import_no_nonebot() -> None:
     for package in ("bot/services", "storage"):
         assert not {m for m in imported_modules(package) if m.startswith("nonebot")}
+
+
+def test_the_key_agent_stands_alone() -> None:
+    """It runs on the applicant's PC: no bot framework, no database, nothing of the bot."""
+    forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins")
+    assert not {m for m in imported_modules("bot/key_agent") if m.startswith(forbidden)}
