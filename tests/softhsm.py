@@ -28,6 +28,11 @@ class SoftToken:
             raise RuntimeError(f"pkcs11-tool failed: {result.stderr}")
         return result.returncode == 0
 
+    def set_so_pin(self, old: str, new: str) -> None:
+        subprocess.run(["pkcs11-tool", "--module", self.module, "--token-label", self.label,
+                        "--login", "--login-type", "so", "--so-pin", old, "--change-pin",
+                        "--new-pin", new], check=True, capture_output=True)
+
     def write_certificate(self, der: bytes, pin: str = USER_PIN) -> None:
         with tempfile.NamedTemporaryFile(suffix=".der") as file:
             file.write(der)

@@ -1,0 +1,197 @@
+"""Trust between the bot and a key agent, in plain cryptography.
+
+- Each side has an Ed25519 identity key; the agent also has an X25519 key for secrets sent to it.
+- A job is a JSON object signed by the bot: id, kind, company (USCC), token serial, expiry,
+  nonce, and — for a PIN reset — the SO PIN sealed to the agent (ephemeral X25519, HKDF-SHA256,
+  ChaCha20-Poly1305 with the job id as associated data), so nobody watching the connection,
+  nor a relay, can read it.
+- The agent accepts a job only with a good signature from the pinned bot key, for its own
+  company, not expired, and never seen before (``ReplayGuard`` remembers ids on disk).
+"""
+
+import base64
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KINDS = ("token_info", "reset_pin")
+_RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def canonical(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Refused(Exception):
+    """A message that must not be acted on; ``code`` for logs and technicians."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class AgentKeys:
+    """The agent's own keys: identity (Ed25519) and secrets (X25519)."""
+
+    identity: Ed25519PrivateKey
+    sealing: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> "AgentKeys":
+        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+    def public(self) -> dict[str, str]:
+        return {"identity": b64(self.identity.public_key().public_bytes(**_RAW)),
+                "sealing": b64(self.sealing.public_key().public_bytes(**_RAW))}
+
+    def to_json(self) -> dict[str, str]:
+        raw = {"encoding": serialization.Encoding.Raw,
+               "format": serialization.PrivateFormat.Raw,
+               "encryption_algorithm": serialization.NoEncryption()}
+        return {"identity": b64(self.identity.private_bytes(**raw)),
+                "sealing": b64(self.sealing.private_bytes(**raw))}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> "AgentKeys":
+        return cls(Ed25519PrivateKey.from_private_bytes(unb64(data["identity"])),
+                   X25519PrivateKey.from_private_bytes(unb64(data["sealing"])))
+
+    def prove(self, challenge: str) -> str:
+        """Answer the bot's challenge on connecting: a signature over it."""
+        return b64(self.identity.sign(b"cadesk-agent-hello:" + unb64(challenge)))
+
+
+def check_proof(agent_identity: str, challenge: str, proof: str) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(unb64(agent_identity)).verify(
+            unb64(proof), b"cadesk-agent-hello:" + unb64(challenge))
+    except (InvalidSignature, ValueError):
+        raise Refused("bad_proof", "agent did not prove its key") from None
+
+
+def new_challenge() -> str:
+    return b64(secrets.token_bytes(32))
+
+
+def _box_key(shared: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+
+
+def seal(recipient_sealing: str, secret: str, job_id: str) -> str:
+    ephemeral = X25519PrivateKey.generate()
+    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(unb64(recipient_sealing)))
+    nonce = secrets.token_bytes(12)
+    sealed = ChaCha20Poly1305(_box_key(shared, b"cadesk-seal")).encrypt(
+        nonce, secret.encode(), job_id.encode())
+    return b64(ephemeral.public_key().public_bytes(**_RAW) + nonce + sealed)
+
+
+def unseal(keys: AgentKeys, sealed: str, job_id: str) -> str:
+    data = unb64(sealed)
+    ephemeral, nonce, box = data[:32], data[32:44], data[44:]
+    shared = keys.sealing.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+    try:
+        return ChaCha20Poly1305(_box_key(shared, b"cadesk-seal")).decrypt(
+            nonce, box, job_id.encode()).decode()
+    except InvalidTag:
+        raise Refused("bad_seal",
+                      "the sealed secret was altered or is not for this agent") from None
+
+
+@dataclass
+class BotKey:
+    """The bot's signing key; agents pin its public half when they pair."""
+
+    key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> "BotKey":
+        return cls(Ed25519PrivateKey.generate())
+
+    def public(self) -> str:
+        return b64(self.key.public_key().public_bytes(**_RAW))
+
+    def job(self, *, kind: str, company: str, token_serial: str | None, agent_sealing: str,
+            lifetime_seconds: float, so_pin: str | None = None, now: float | None = None,
+            job_id: str | None = None) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise ValueError(kind)
+        job_id = job_id or b64(secrets.token_bytes(16))
+        body = {"id": job_id, "kind": kind, "company": company, "token_serial": token_serial,
+                "expires_at": (now or time.time()) + lifetime_seconds,
+                "nonce": b64(secrets.token_bytes(16)),
+                "so_pin": seal(agent_sealing, so_pin, job_id) if so_pin is not None else None}
+        return {**body, "signature": b64(self.key.sign(canonical(body)))}
+
+
+class ReplayGuard:
+    """Job ids already accepted, kept in a file until they expire: a restart forgets none."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: dict[str, float] = (json.loads(path.read_text(encoding="utf-8"))
+                                        if path.exists() else {})
+
+    def claim(self, job_id: str, expires_at: float, now: float) -> None:
+        if job_id in self._seen:
+            raise Refused("replay", f"job {job_id} was already received")
+        self._seen = {k: v for k, v in self._seen.items() if v > now}
+        self._seen[job_id] = expires_at
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".seen-")
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(self._seen, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, self.path)  # remembered before the job runs
+
+
+@dataclass
+class VerifiedJob:
+    id: str
+    kind: str
+    company: str
+    token_serial: str | None
+    so_pin: str | None
+
+
+def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: AgentKeys,
+               replay: ReplayGuard, now: float | None = None) -> VerifiedJob:
+    """Everything an agent checks before it touches a token, in this order."""
+    now = time.time() if now is None else now
+    body = {k: v for k, v in job.items() if k != "signature"}
+    try:
+        Ed25519PublicKey.from_public_bytes(unb64(bot_public)).verify(
+            unb64(str(job.get("signature", ""))), canonical(body))
+    except (InvalidSignature, ValueError):
+        raise Refused("bad_signature", "job not signed by the paired bot") from None
+    if body.get("kind") not in KINDS:
+        raise Refused("bad_kind", f"unknown job kind {body.get('kind')!r}")
+    if body.get("company") != company:
+        raise Refused("wrong_company", "job is for another company")
+    if float(body.get("expires_at", 0)) <= now:
+        raise Refused("expired", "job expired")
+    replay.claim(str(body["id"]), float(body["expires_at"]), now)
+    so_pin = unseal(keys, body["so_pin"], body["id"]) if body.get("so_pin") else None
+    return VerifiedJob(body["id"], body["kind"], body["company"], body.get("token_serial"),
+                       so_pin)
