@@ -187,6 +187,8 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("bad_signature", "job not signed by the paired bot") from None
     if body.get("kind") not in KINDS:
         raise Refused("bad_kind", f"unknown job kind {body.get('kind')!r}")
+    if body.get("kind") == "reset_pin" and not (body.get("token_serial") and body.get("so_pin")):
+        raise Refused("bad_job", "a PIN reset names its token and carries its SO PIN")
     if body.get("company") != company:
         raise Refused("wrong_company", "job is for another company")
     if float(body.get("expires_at", 0)) <= now:
