@@ -118,6 +118,15 @@ class MailboxSection(_Section):
         return (self.address or self.username).lower()
 
 
+class AgentsSection(_Section):
+    """Key agents beside the UKEYs (see docs/key-agent.md)."""
+
+    enabled: bool = False  # needs the bot's HTTP server: agents connect to [server]
+    public_url: str = ""  # what agents connect to; empty: http://[server] host:port
+    pairing_code_minutes: float = Field(10, gt=0)
+    job_lifetime_minutes: float = Field(30, gt=0)
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
@@ -130,6 +139,7 @@ class Settings(_Section):
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()
     mailbox: MailboxSection = MailboxSection()
+    agents: AgentsSection = AgentsSection()
 
     @property
     def data_dir(self) -> Path:

@@ -7,6 +7,7 @@ the ``get_runtime`` dependency.
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.services.agents import AgentRegistry, load_bot_key
 from bot.services.dialogue import Dialogue
 from bot.services.fetch import ImageFetcher
 from bot.services.mail import MailOutbox
@@ -29,6 +30,7 @@ class Runtime:
     desk: ReviewDesk
     inbox: UnlockInbox
     poller: MailboxPoller
+    agents: AgentRegistry
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -45,9 +47,10 @@ class Runtime:
         poller = MailboxPoller(settings.mailbox, inbox)
         if settings.mailbox.enabled:
             poller.start()
+        agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir))
         return cls(settings, db, scans, fetcher, mail,
-                   Dialogue(settings, db, scans, fetcher, notifier),
-                   ReviewDesk(settings, db, scans, notifier), inbox, poller)
+                   Dialogue(settings, db, scans, fetcher, notifier, agents),
+                   ReviewDesk(settings, db, scans, notifier, agents), inbox, poller, agents)
 
     async def stop(self) -> None:
         await self.poller.stop()

@@ -200,3 +200,31 @@ class InboundMail(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     replied: Mapped[bool] = mapped_column(default=False)  # an automatic answer was queued
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Agent(Base):
+    """A paired key agent: the machine beside a company's UKEY."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    identity_key: Mapped[str] = mapped_column(String(64), unique=True)  # Ed25519, base64url
+    sealing_key: Mapped[str] = mapped_column(String(64))  # X25519, base64url
+    paired_by: Mapped[str] = mapped_column(String(100))  # the chat account that asked
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    company: Mapped[Company] = relationship(lazy="joined")
+
+
+class PairingCode(Base):
+    """A one-time code for pairing an agent: kept hashed, short-lived, used once."""
+
+    __tablename__ = "pairing_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

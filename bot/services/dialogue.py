@@ -24,6 +24,7 @@ from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
+from bot.services.agents import AgentRegistry
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
 from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
@@ -57,6 +58,7 @@ def menu(company_name: str) -> str:
             "· 查询 订单号 — 查看某个订单的详情和进度\n"
             "· 修改 订单号 — 按驳回理由修改后重新提交\n"
             "· 邮箱 地址 — 同时用电子邮件接收通知（「邮箱 删除」取消）\n"
+            "· 绑定密钥代理 — 让插着 UKEY 的电脑可以远程解锁\n"
             "· 帮助 — 查看本说明")
 
 
@@ -66,9 +68,10 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 
 class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 fetcher: ImageFetcher, notifier: Notifier) -> None:
+                 fetcher: ImageFetcher, notifier: Notifier, agents: AgentRegistry) -> None:
         self.settings = settings
         self.notifier = notifier
+        self.agents = agents
         self.db = db
         self.scans = scans
         self.fetcher = fetcher
@@ -117,6 +120,8 @@ class Dialogue:
             return outcome.replies
         if revise:
             return await self._revise(account, handler, revise)
+        if text == "绑定密钥代理":
+            return [await self._pairing_code(account, handler)]
         if text in {"继续", "取消"}:
             return ["当前没有未完成的办理。\n" + menu(handler.company.name)]
         return [menu(handler.company.name)]
@@ -280,6 +285,18 @@ class Dialogue:
         names = "、".join(f.title for f in changed) or "（没有改动）"
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
+
+    async def _pairing_code(self, account: Account, handler: Handler) -> str:
+        agents = self.settings.agents
+        if not agents.enabled:
+            return "本服务暂未开通密钥代理，解锁将由技术人员联系您办理。"
+        code, _ = await self.agents.new_code(handler, str(account))
+        minutes = int(agents.pairing_code_minutes)
+        server = agents.public_url or f"http://{self.settings.server.host}:{self.settings.server.port}"
+        return (f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
+                "在插着 UKEY 的电脑上安装密钥代理后运行：\n"
+                f"cadesk-agent pair --server {server} --code {code}\n"
+                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。")
 
     async def _set_email(self, handler: Handler, typed: str) -> str:
         typed = typed.strip()

@@ -37,6 +37,7 @@ from bot.domain.review import (
 )
 from bot.domain.text import normalise
 from bot.services import order_views
+from bot.services.agents import AgentRefused, AgentRegistry
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.scan_store import ScanStore
@@ -58,6 +59,8 @@ USAGE = {
     "发票": "发票 订单号 发票信息",
     "订单": "订单 [状态] [单位名称或信用代码]",
     "历史": "历史 订单号",
+    "代理": "代理 [单位名称或信用代码]",
+    "吊销代理": "吊销代理 编号",
 }
 COMMANDS = frozenset(USAGE)
 EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
@@ -86,8 +89,9 @@ Mutation = Callable[[Order], None]
 
 class ReviewDesk:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 notifier: Notifier) -> None:
+                 notifier: Notifier, agents: AgentRegistry) -> None:
         self.settings = settings
+        self.agents = agents
         self.db = db
         self.scans = scans
         self.notifier = notifier
@@ -96,6 +100,7 @@ class ReviewDesk:
             "驳回": self._reject, "收款": self._pay, "发货": self._ship,
             "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
             "订单": self._search, "历史": self._history,
+            "代理": self._list_agents, "吊销代理": self._revoke_agent,
         }
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
@@ -186,6 +191,30 @@ class ReviewDesk:
             lines.append(f"{e.at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} {e.actor} "
                          f"{EVENT_NAMES.get(e.event, e.event)} {moved}{why}{what}".rstrip())
         return ["\n".join(lines)]
+
+    async def _list_agents(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        wanted = args[0].strip() if args else ""
+        agents = [a for a in await self.agents.of_company()
+                  if not wanted or wanted in a.company.name or wanted == a.company.uscc]
+        if not agents:
+            return ["没有密钥代理。申请人发送「绑定密钥代理」即可绑定。"]
+        lines = [f"密钥代理（{len(agents)} 个）："]
+        for a in agents:
+            state = "已吊销" if a.revoked_at else "有效"
+            seen = (f"，最近在线 {a.last_seen_at.astimezone(self.settings.tz):%m-%d %H:%M}"
+                    if a.last_seen_at else "，尚未上线")
+            lines.append(f"{a.id}. {a.company.name} {state}{seen}（由 {a.paired_by} 绑定）")
+        lines.append("吊销：「吊销代理 编号」")
+        return ["\n".join(lines)]
+
+    async def _revoke_agent(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        if not args or not args[0].strip().isdigit():
+            raise ReviewRefused(f"用法：{USAGE['吊销代理']}")
+        try:
+            agent = await self.agents.revoke(int(args[0]), str(actor))
+        except AgentRefused as error:
+            raise ReviewRefused(str(error)) from None
+        return [f"已吊销 {agent.company.name} 的密钥代理 {agent.id}，它再也不能接收任务。"]
 
     # --- changing -------------------------------------------------------------------------
     async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:

@@ -1,0 +1,114 @@
+"""Key agents on the bot's side: one-time pairing codes, the registry, revocation.
+
+A pairing code is short (8 characters without look-alikes), lives for minutes, is stored only
+as its SHA-256, and can be used once. Pairing binds the agent's public keys to the company of
+the handler who asked for the code; one company may have several agents.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from loguru import logger
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.domain.order_numbers import ALPHABET
+from bot.key_agent.protocol import BotKey, unb64
+from storage.db import Database
+from storage.models import Agent, Handler, PairingCode, utcnow
+
+CODE_LENGTH = 8
+
+
+class AgentRefused(Exception):
+    """``code`` for logs, ``str`` for the person (Chinese)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Paired:
+    agent_id: int
+    company: str  # USCC
+    bot_public: str
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def load_bot_key(data_dir: Path) -> BotKey:
+    """The bot's signing key: made on first start, kept owner-readable in the data directory."""
+    path = data_dir / "bot-signing-key.raw"
+    if path.exists():
+        return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
+    key = BotKey.generate()
+    path.write_bytes(key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+    path.chmod(0o600)
+    return key
+
+
+class AgentRegistry:
+    def __init__(self, settings: Settings, db: Database, bot_key: BotKey) -> None:
+        self.settings = settings
+        self.db = db
+        self.bot_key = bot_key
+
+    async def new_code(self, handler: Handler, requested_by: str) -> tuple[str, datetime]:
+        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        expires = utcnow() + timedelta(minutes=self.settings.agents.pairing_code_minutes)
+        async with self.db.transaction() as session:
+            session.add(PairingCode(code_hash=_hash(code), company_id=handler.company_id,
+                                    requested_by=requested_by, expires_at=expires))
+        return code, expires
+
+    async def pair(self, code: str, identity: str, sealing: str) -> Paired:
+        try:
+            if len(unb64(identity)) != 32 or len(unb64(sealing)) != 32:
+                raise ValueError
+        except ValueError:
+            raise AgentRefused("bad_keys", "公钥格式不正确") from None
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(PairingCode).where(PairingCode.code_hash == _hash(code))
+                .with_for_update())
+            if row is None or row.used_at is not None or row.expires_at <= utcnow():
+                logger.warning("agent pairing refused: unknown, used or expired code")
+                raise AgentRefused("bad_code", "绑定码无效、已使用或已过期，"
+                                   "请在聊天中重新发送「绑定密钥代理」。")
+            if await session.scalar(select(Agent).where(Agent.identity_key == identity)):
+                raise AgentRefused("already_paired", "这个密钥代理已经绑定过了。")
+            row.used_at = utcnow()
+            agent = Agent(company_id=row.company_id, identity_key=identity, sealing_key=sealing,
+                          paired_by=row.requested_by)
+            session.add(agent)
+            await session.flush()
+            await session.refresh(agent, ["company"])
+            paired = Paired(agent.id, agent.company.uscc, self.bot_key.public())
+        logger.info(f"agent #{paired.agent_id} paired for company {paired.company}")
+        return paired
+
+    async def of_company(self, company_id: int | None = None) -> Sequence[Agent]:
+        async with self.db.transaction() as session:
+            query = select(Agent).order_by(Agent.id)
+            if company_id is not None:
+                query = query.where(Agent.company_id == company_id)
+            return (await session.scalars(query)).unique().all()
+
+    async def revoke(self, agent_id: int, actor: str) -> Agent:
+        async with self.db.transaction() as session:
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                raise AgentRefused("unknown_agent", f"没有编号为 {agent_id} 的密钥代理。")
+            if agent.revoked_at is None:
+                agent.revoked_at, agent.revoked_by = utcnow(), actor
+            logger.warning(f"agent #{agent_id} revoked by {actor}")
+            return agent
