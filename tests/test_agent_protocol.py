@@ -10,8 +10,8 @@ import pytest
 from bot.key_agent.protocol import (
     AgentKeys,
     BotKey,
+    JobJournal,
     Refused,
-    ReplayGuard,
     b64,
     check_proof,
     new_challenge,
@@ -28,7 +28,7 @@ COMPANY = "91371302MA3C4XYZ8K"
 @pytest.fixture
 def parties(tmp_path: Path):
     bot, agent = BotKey.generate(), AgentKeys.generate()
-    return bot, agent, ReplayGuard(tmp_path / "seen.json")
+    return bot, agent, JobJournal(tmp_path / "journal.json")
 
 
 def a_job(bot: BotKey, agent: AgentKeys, **changes) -> dict:
@@ -38,21 +38,20 @@ def a_job(bot: BotKey, agent: AgentKeys, **changes) -> dict:
     return bot.job(**options)
 
 
-def verify(job: dict, bot: BotKey, agent: AgentKeys, replay: ReplayGuard, **changes):
-    options = {"bot_public": bot.public(), "company": COMPANY, "keys": agent, "replay": replay,
-               **changes}
+def verify(job: dict, bot: BotKey, agent: AgentKeys, **changes):
+    options = {"bot_public": bot.public(), "company": COMPANY, "keys": agent, **changes}
     return verify_job(job, **options)
 
 
-def refused(code: str, job: dict, bot: BotKey, agent: AgentKeys, replay: ReplayGuard, **changes):
+def refused(code: str, job: dict, bot: BotKey, agent: AgentKeys, **changes):
     with pytest.raises(Refused) as error:
-        verify(job, bot, agent, replay, **changes)
+        verify(job, bot, agent, **changes)
     assert error.value.code == code
 
 
 def test_a_good_job_is_accepted_and_its_secret_opened(parties) -> None:
-    bot, agent, replay = parties
-    job = verify(a_job(bot, agent), bot, agent, replay)
+    bot, agent, _ = parties
+    job = verify(a_job(bot, agent), bot, agent)
     assert (job.kind, job.company, job.token_serial, job.so_pin) == (
         "reset_pin", COMPANY, "abc", "123412341234")
 
@@ -63,30 +62,36 @@ def test_the_so_pin_is_not_readable_on_the_wire(parties) -> None:
 
 
 def test_forged_and_altered_jobs_are_refused(parties) -> None:
-    bot, agent, replay = parties
+    bot, agent, _ = parties
     impostor = BotKey.generate()
-    refused("bad_signature", a_job(impostor, agent), bot, agent, replay)
+    refused("bad_signature", a_job(impostor, agent), bot, agent)
     altered = {**a_job(bot, agent), "token_serial": "another-token"}
-    refused("bad_signature", altered, bot, agent, replay)
-    refused("bad_signature", {**a_job(bot, agent), "signature": ""}, bot, agent, replay)
+    refused("bad_signature", altered, bot, agent)
+    refused("bad_signature", {**a_job(bot, agent), "signature": ""}, bot, agent)
 
 
 def test_expired_wrong_company_and_foreign_agent(parties) -> None:
-    bot, agent, replay = parties
-    refused("expired", a_job(bot, agent, now=time.time() - 3600), bot, agent, replay)
-    refused("wrong_company", a_job(bot, agent, company="91110000000000000X"), bot, agent,
-            replay)
+    bot, agent, _ = parties
+    refused("expired", a_job(bot, agent, now=time.time() - 3600), bot, agent)
+    refused("wrong_company", a_job(bot, agent, company="91110000000000000X"), bot, agent)
     other_agent = AgentKeys.generate()
-    refused("bad_seal", a_job(bot, other_agent), bot, agent, replay)  # sealed for someone else
+    refused("bad_seal", a_job(bot, other_agent), bot, agent)  # sealed for someone else
 
 
-def test_a_replayed_job_is_refused_even_after_a_restart(parties, tmp_path: Path) -> None:
-    bot, agent, replay = parties
-    job = a_job(bot, agent)
-    verify(job, bot, agent, replay)
-    refused("replay", job, bot, agent, replay)
-    restarted = ReplayGuard(tmp_path / "seen.json")
-    refused("replay", job, bot, agent, restarted)
+def test_the_journal_across_a_restart(parties, tmp_path: Path) -> None:
+    bot, agent, journal = parties
+    done, cut_short = a_job(bot, agent), a_job(bot, agent)
+    for job in (done, cut_short):
+        journal.begin(job, time.time())
+    journal.finish(done["id"], {"id": done["id"], "ok": True})
+    restarted = JobJournal(tmp_path / "journal.json")  # the agent process died here
+    assert restarted.earlier(done) == {"id": done["id"], "ok": True}  # sent again: same answer
+    assert restarted.earlier(cut_short)["code"] == "interrupted"  # never run a second time
+    reused_id = a_job(bot, agent, job_id=done["id"])
+    with pytest.raises(Refused) as refusal:
+        restarted.earlier(reused_id)
+    assert refusal.value.code == "replay"
+    assert restarted.earlier(a_job(bot, agent)) is None
 
 
 def test_the_agent_proves_its_key_on_connecting(parties) -> None:
@@ -119,7 +124,7 @@ def test_so_pins_are_derived_per_token_and_never_stored(monkeypatch: pytest.Monk
 
 
 async def test_a_signed_reset_job_resets_a_real_token(parties) -> None:
-    bot, agent, replay = parties
+    bot, agent, _ = parties
     master, wrong_master = bytes(range(32, 64)), bytes(range(64, 96))
     with softhsm():
         token = new_token("ukey-job", so_pin="00000000")
@@ -128,13 +133,13 @@ async def test_a_signed_reset_job_resets_a_real_token(parties) -> None:
         try:
             stale = verify(a_job(bot, agent, token_serial=token.serial,
                                  so_pin=so_pin_for(wrong_master, token.serial)),
-                           bot, agent, replay)
+                           bot, agent)
             with pytest.raises(TokenError, match="不正确"):
                 await worker.reset_pin(stale.token_serial, stale.so_pin, "24681357")
             assert token.login_works(USER_PIN)  # a wrong SO PIN changed nothing
 
             job = verify(a_job(bot, agent, token_serial=token.serial,
-                               so_pin=so_pin_for(master, token.serial)), bot, agent, replay)
+                               so_pin=so_pin_for(master, token.serial)), bot, agent)
             await worker.reset_pin(job.token_serial, job.so_pin, "24681357")
             assert not token.login_works(USER_PIN)
             assert token.login_works("24681357")

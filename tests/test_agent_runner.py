@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.key_agent.config import AgentConfig, PairedState
-from bot.key_agent.protocol import AgentKeys, BotKey, ReplayGuard
+from bot.key_agent.protocol import AgentKeys, BotKey, JobJournal
 from bot.key_agent.runner import JobRunner, ask_new_pin, new_pin_from_environment
 from bot.key_agent.token import TokenWorker
 from bot.services.so_pins import so_pin_for
@@ -26,7 +26,14 @@ def setting(tmp_path: Path):
         bot = BotKey.generate()
         state = PairedState("agent-1", COMPANY, bot.public(), AgentKeys.generate())
         worker = TokenWorker(MODULE)
-        runner = JobRunner(state, worker, ReplayGuard(tmp_path / "seen.json"), lambda: NEW_PIN)
+        asked: list[str] = []
+
+        def new_pin() -> str:
+            asked.append(NEW_PIN)
+            return NEW_PIN
+
+        runner = JobRunner(state, worker, JobJournal(tmp_path / "journal.json"), new_pin)
+        runner.asked = asked
         yield bot, state, token, runner
         worker.close()
 
@@ -38,10 +45,13 @@ def reset_job(bot: BotKey, state: PairedState, token: SoftToken, **changes) -> d
     return bot.job(**options)
 
 
-async def test_a_good_job_resets_the_pin(setting) -> None:
+async def test_a_good_job_resets_the_pin_once_even_if_sent_twice(setting) -> None:
     bot, state, token, runner = setting
-    result = await runner.run(reset_job(bot, state, token))
+    job = reset_job(bot, state, token)
+    result = await runner.run(job)
     assert result["ok"], result
+    assert await runner.run(job) == result  # the bot lost the answer and sent the job again
+    assert len(runner.asked) == 1  # the person was asked for a PIN once
     assert result["token"]["serial"] == token.serial
     assert not token.login_works(USER_PIN)
     assert token.login_works(NEW_PIN)

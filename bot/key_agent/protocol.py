@@ -6,7 +6,7 @@
   ChaCha20-Poly1305 with the job id as associated data), so nobody watching the connection,
   nor a relay, can read it.
 - The agent accepts a job only with a good signature from the pinned bot key, for its own
-  company, not expired, and never seen before (``ReplayGuard`` remembers ids on disk).
+  company, not expired, and never run before (``JobJournal`` keeps ids and results on disk).
 """
 
 import base64
@@ -145,25 +145,58 @@ class BotKey:
         return {**body, "signature": b64(self.key.sign(canonical(body)))}
 
 
-class ReplayGuard:
-    """Job ids already accepted, kept in a file until they expire: a restart forgets none."""
+class JobJournal:
+    """Every job this agent accepted, on disk before it runs, with its result once done.
+
+    A job sent again (the bot lost the answer) gets the stored result; a job that was started
+    but never finished (the agent died) reports ``interrupted`` and is not run again; another
+    job reusing an id is a replay.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: dict[str, float] = (json.loads(path.read_text(encoding="utf-8"))
-                                        if path.exists() else {})
+        self._jobs: dict[str, dict[str, Any]] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.exists() else {})
 
-    def claim(self, job_id: str, expires_at: float, now: float) -> None:
-        if job_id in self._seen:
-            raise Refused("replay", f"job {job_id} was already received")
-        self._seen = {k: v for k, v in self._seen.items() if v > now}
-        self._seen[job_id] = expires_at
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".seen-")
+    def earlier(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """What became of this very job before, or None when it is new."""
+        entry = self._jobs.get(str(job.get("id")))
+        if entry is None:
+            return None
+        if entry["digest"] != _digest(job):
+            raise Refused("replay", f"job id {job.get('id')} was already used")
+        if entry.get("result") is not None:
+            return entry["result"]
+        return {"id": job["id"], "ok": False, "code": "interrupted",
+                "message": "密钥代理在执行中断开，任务未重做，请技术人员确认 UKEY 状态后重新安排"}
+
+    def begin(self, job: dict[str, Any], now: float) -> None:
+        self._jobs = {k: v for k, v in self._jobs.items() if v["expires_at"] > now - 86400}
+        self._jobs[str(job["id"])] = {"digest": _digest(job),
+                                      "expires_at": float(job["expires_at"]), "result": None}
+        self._write()
+
+    def finish(self, job_id: str, result: dict[str, Any]) -> None:
+        self._jobs[job_id]["result"] = result
+        self._write()
+
+    def _write(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal-")
         with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(self._seen, file)
+            json.dump(self._jobs, file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, self.path)  # remembered before the job runs
+        os.replace(tmp, self.path)
+
+
+def _digest(job: dict[str, Any]) -> str:
+    return b64(hashes_sha256(canonical(job)))
+
+
+def hashes_sha256(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
 
 
 @dataclass
@@ -176,8 +209,8 @@ class VerifiedJob:
 
 
 def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: AgentKeys,
-               replay: ReplayGuard, now: float | None = None) -> VerifiedJob:
-    """Everything an agent checks before it touches a token, in this order."""
+               now: float | None = None) -> VerifiedJob:
+    """Everything an agent checks about a job itself, before anything else happens."""
     now = time.time() if now is None else now
     body = {k: v for k, v in job.items() if k != "signature"}
     try:
@@ -193,7 +226,6 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("wrong_company", "job is for another company")
     if float(body.get("expires_at", 0)) <= now:
         raise Refused("expired", "job expired")
-    replay.claim(str(body["id"]), float(body["expires_at"]), now)
     so_pin = unseal(keys, body["so_pin"], body["id"]) if body.get("so_pin") else None
     return VerifiedJob(body["id"], body["kind"], body["company"], body.get("token_serial"),
                        so_pin)

@@ -6,6 +6,7 @@ is touched only after every check passed.
 
 import getpass
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from loguru import logger
 
 from bot.key_agent.config import PairedState
-from bot.key_agent.protocol import Refused, ReplayGuard, verify_job
+from bot.key_agent.protocol import JobJournal, Refused, VerifiedJob, verify_job
 from bot.key_agent.token import TokenError, TokenWorker
 
 NewPin = Callable[[], str]
@@ -41,29 +42,37 @@ def new_pin_from_environment() -> str:
 
 
 class JobRunner:
-    def __init__(self, state: PairedState, worker: TokenWorker, replay: ReplayGuard,
+    def __init__(self, state: PairedState, worker: TokenWorker, journal: JobJournal,
                  new_pin: NewPin) -> None:
         self.state = state
         self.worker = worker
-        self.replay = replay
+        self.journal = journal
         self.new_pin = new_pin
 
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
         job_id = str(job.get("id", ""))
         try:
             verified = verify_job(job, bot_public=self.state.bot_public,
-                                  company=self.state.company, keys=self.state.keys,
-                                  replay=self.replay)
-            info = await self.worker.info(verified.token_serial)  # the serial must match
-            if verified.kind == "reset_pin" and verified.token_serial and verified.so_pin:
-                info = await self.worker.reset_pin(verified.token_serial, verified.so_pin,
-                                                   self.new_pin())
+                                  company=self.state.company, keys=self.state.keys)
+            if (earlier := self.journal.earlier(job)) is not None:
+                logger.info(f"job {job_id} was received before: answering as then")
+                return earlier
         except Refused as refusal:
             logger.warning(f"job {job_id} refused: {refusal.code}: {refusal}")
             return {"id": job_id, "ok": False, "code": refusal.code, "message": str(refusal)}
+        self.journal.begin(job, time.time())  # on disk before the token is touched
+        result = await self._execute(verified)
+        self.journal.finish(job_id, result)
+        return result
+
+    async def _execute(self, job: VerifiedJob) -> dict[str, Any]:
+        try:
+            info = await self.worker.info(job.token_serial)  # the serial must match
+            if job.kind == "reset_pin" and job.token_serial and job.so_pin:
+                info = await self.worker.reset_pin(job.token_serial, job.so_pin, self.new_pin())
         except TokenError as error:
             code = "wrong_token" if error.code == "token_not_found" else error.code
-            logger.warning(f"job {job_id} failed on the token: {code}")
-            return {"id": job_id, "ok": False, "code": code, "message": str(error)}
-        logger.info(f"job {job_id} ({verified.kind}) done on token {info.serial}")
-        return {"id": job_id, "ok": True, "kind": verified.kind, "token": info.to_json()}
+            logger.warning(f"job {job.id} failed on the token: {code}")
+            return {"id": job.id, "ok": False, "code": code, "message": str(error)}
+        logger.info(f"job {job.id} ({job.kind}) done on token {info.serial}")
+        return {"id": job.id, "ok": True, "kind": job.kind, "token": info.to_json()}
