@@ -125,6 +125,7 @@ class AgentsSection(_Section):
     public_url: str = ""  # what agents connect to; empty: http://[server] host:port
     pairing_code_minutes: float = Field(10, gt=0)
     job_lifetime_minutes: float = Field(30, gt=0)
+    so_master_file: Path | None = None  # the SO PIN master secret; or CADESK_SO_MASTER (hex)
 
 
 class Settings(_Section):
@@ -181,6 +182,9 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     data_dir = settings.bot.data_dir
     if not data_dir.is_absolute():
         settings.bot.data_dir = base / data_dir
+    master = settings.agents.so_master_file
+    if master is not None and not master.is_absolute():
+        settings.agents.so_master_file = base / master
     for section in (settings.email, settings.mailbox):
         if section.ca_file is not None and not section.ca_file.is_absolute():
             section.ca_file = base / section.ca_file

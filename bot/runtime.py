@@ -7,12 +7,14 @@ the ``get_runtime`` dependency.
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRegistry, load_bot_key
 from bot.services.dialogue import Dialogue
 from bot.services.fetch import ImageFetcher
 from bot.services.mail import MailOutbox
 from bot.services.mailbox import MailboxPoller
 from bot.services.notify import ChatChannel, Notifier
+from bot.services.periodic import Periodic
 from bot.services.review import ReviewDesk
 from bot.services.scan_store import ScanStore
 from bot.services.unlock_inbox import UnlockInbox
@@ -31,6 +33,8 @@ class Runtime:
     inbox: UnlockInbox
     poller: MailboxPoller
     agents: AgentRegistry
+    hub: AgentHub
+    sweeper: Periodic
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -48,11 +52,17 @@ class Runtime:
         if settings.mailbox.enabled:
             poller.start()
         agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir))
+        hub = AgentHub(settings, db, agents, notifier)
+        sweeper = Periodic("token job expiry", hub.expire_due, 30)
+        if settings.agents.enabled:
+            sweeper.start()
         return cls(settings, db, scans, fetcher, mail,
-                   Dialogue(settings, db, scans, fetcher, notifier, agents),
-                   ReviewDesk(settings, db, scans, notifier, agents), inbox, poller, agents)
+                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub),
+                   ReviewDesk(settings, db, scans, notifier, agents, hub), inbox, poller,
+                   agents, hub, sweeper)
 
     async def stop(self) -> None:
+        await self.sweeper.stop()
         await self.poller.stop()
         await self.mail.stop()
         await self.fetcher.close()

@@ -228,3 +228,22 @@ class PairingCode(Base):
     requested_by: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class TokenJob(Base):
+    """A job for a key agent. ``signed`` is the job exactly as first sent, kept so a resend is
+    identical (its SO PIN is sealed to that one agent; no plaintext PIN is ever stored)."""
+
+    __tablename__ = "token_jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # token_info / reset_pin
+    token_serial: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # sent done failed expired
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    signed: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -1,20 +1,27 @@
 """``cadesk-agent``: the key agent's command line.
 
     cadesk-agent pair --server URL --code CODE [--config agent.toml] [--module PATH]
+    cadesk-agent run [--config agent.toml] [--unattended]
 
-makes the agent's own keys, registers their public halves with the bot using the one-time
-code from the chat, and pins the bot's public key, all in the agent's state file.
+``pair`` makes the agent's own keys, registers their public halves with the bot using the
+one-time code from the chat, and pins the bot's public key, all in the agent's state file.
+``run`` connects out to the bot (the PC may be behind NAT), proves its key, runs the jobs it is
+sent and reconnects with backoff; it stops for good only when the bot says it was revoked.
 """
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
 import aiohttp
+from loguru import logger
 
 from bot.key_agent.config import AgentConfig, PairedState
-from bot.key_agent.protocol import AgentKeys
+from bot.key_agent.protocol import AgentKeys, JobJournal
+from bot.key_agent.runner import JobRunner, NewPin, ask_new_pin, new_pin_from_environment
+from bot.key_agent.token import TokenWorker
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -36,6 +43,61 @@ async def pair(server: str, code: str, state_file: Path) -> PairedState:
     return state
 
 
+def socket_url(server: str) -> str:
+    base = server.rstrip("/")
+    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
+        if base.startswith(plain):
+            base = secure + base[len(plain):]
+    return base + "/agent/ws"
+
+
+class AgentRevoked(Exception):
+    pass
+
+
+async def serve(config: AgentConfig, new_pin: NewPin, max_delay: float = 60) -> None:
+    """Stay connected to the bot and run its jobs; reconnect with backoff when cut off."""
+    state = PairedState.load(config.state_file)
+    worker = TokenWorker(config.module)
+    runner = JobRunner(state, worker, JobJournal(config.state_file.with_name("journal.json")),
+                       new_pin)
+    delay = 1.0
+    try:
+        while True:
+            try:
+                await _session(config, state, runner)
+                delay = 1.0
+            except AgentRevoked:
+                raise
+            except (aiohttp.ClientError, OSError, ConnectionError, ValueError) as error:
+                logger.warning(f"connection to the bot lost: {type(error).__name__}: {error}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+    finally:
+        worker.close()
+
+
+async def _session(config: AgentConfig, state: PairedState, runner: JobRunner) -> None:
+    async with (aiohttp.ClientSession() as session,
+                session.ws_connect(socket_url(config.server), heartbeat=30) as socket):
+        challenge = (await socket.receive_json(timeout=30))["challenge"]
+        await socket.send_json({"type": "hello", "agent_id": int(state.agent_id),
+                                "proof": state.keys.prove(challenge)})
+        answer = await socket.receive_json(timeout=30)
+        if answer.get("type") == "refused":
+            if answer.get("code") == "revoked":
+                raise AgentRevoked(answer.get("message"))
+            raise ConnectionError(f"refused: {answer.get('message')}")
+        logger.info(f"connected to {config.server} for {answer.get('company')}")
+        async for frame in socket:
+            if frame.type is not aiohttp.WSMsgType.TEXT:
+                break
+            message = json.loads(frame.data)
+            if message.get("type") == "job":
+                result = await runner.run(message["job"])
+                await socket.send_json({"type": "result", **result})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cadesk-agent", description="CA UKEY 密钥代理")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,7 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     pairing.add_argument("--code", required=True)
     pairing.add_argument("--config", type=Path, default=Path("agent.toml"))
     pairing.add_argument("--module", default=DEFAULT_MODULE, help="PKCS#11 驱动（厂商 DLL/SO）")
+    running = commands.add_parser("run", help="连接服务并执行解锁任务")
+    running.add_argument("--config", type=Path, default=Path("agent.toml"))
+    running.add_argument("--unattended", action="store_true",
+                         help="新 PIN 取自 CADESK_AGENT_NEW_PIN 或 CADESK_AGENT_PIN_FILE，不询问")
     args = parser.parse_args(argv)
+
+    if args.command == "run":
+        config = AgentConfig.load(args.config)
+        try:
+            asyncio.run(serve(config, new_pin_from_environment if args.unattended
+                              else ask_new_pin))
+        except AgentRevoked as revoked:
+            _say(f"此密钥代理已被吊销：{revoked}。如需继续使用，请重新绑定。")
+            return 3
+        except KeyboardInterrupt:
+            return 0
 
     if args.command == "pair":
         if not args.config.exists():

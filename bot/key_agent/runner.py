@@ -4,6 +4,7 @@ Whatever goes wrong comes back as a result the bot can log and show to technicia
 is touched only after every check passed.
 """
 
+import asyncio
 import getpass
 import os
 import time
@@ -69,7 +70,8 @@ class JobRunner:
         try:
             info = await self.worker.info(job.token_serial)  # the serial must match
             if job.kind == "reset_pin" and job.token_serial and job.so_pin:
-                info = await self.worker.reset_pin(job.token_serial, job.so_pin, self.new_pin())
+                new_pin = await asyncio.to_thread(self.new_pin)  # the person may take a while
+                info = await self.worker.reset_pin(job.token_serial, job.so_pin, new_pin)
         except TokenError as error:
             code = "wrong_token" if error.code == "token_not_found" else error.code
             logger.warning(f"job {job.id} failed on the token: {code}")

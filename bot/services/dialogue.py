@@ -24,6 +24,7 @@ from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
+from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRegistry
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
 from bot.services.filing import file_order
@@ -38,6 +39,7 @@ ORDER_LIST_LIMIT = 10
 _QUERY = re.compile(r"查询\s*(.*)")
 _REVISE = re.compile(r"修改\s*(\S{10,})")  # 修改 + an order number; 修改 3 is the summary's
 _EMAIL = re.compile(r"邮箱\s*(.*)")
+_UNLOCK_STATUS = re.compile(r"解锁状态\s*(\S+)")
 # what starts a form: the form, and values beyond the company profile's
 START_COMMANDS: dict[str, tuple[Form, dict[str, str]]] = {
     "新办证书": (CERTIFICATE, {"apply_kind": "新办"}),
@@ -68,10 +70,12 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 
 class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 fetcher: ImageFetcher, notifier: Notifier, agents: AgentRegistry) -> None:
+                 fetcher: ImageFetcher, notifier: Notifier, agents: AgentRegistry,
+                 hub: AgentHub) -> None:
         self.settings = settings
         self.notifier = notifier
         self.agents = agents
+        self.hub = hub
         self.db = db
         self.scans = scans
         self.fetcher = fetcher
@@ -122,6 +126,9 @@ class Dialogue:
             return await self._revise(account, handler, revise)
         if text == "绑定密钥代理":
             return [await self._pairing_code(account, handler)]
+        if (match := _UNLOCK_STATUS.fullmatch(text)) and (number := parse_order_number(
+                match.group(1))):
+            return [await self._unlock_status(handler, number)]
         if text in {"继续", "取消"}:
             return ["当前没有未完成的办理。\n" + menu(handler.company.name)]
         return [menu(handler.company.name)]
@@ -285,6 +292,13 @@ class Dialogue:
         names = "、".join(f.title for f in changed) or "（没有改动）"
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
+
+    async def _unlock_status(self, handler: Handler, number: str) -> str:
+        async with self.db.transaction() as session:
+            order = await Orders(session).by_number(number)
+        if order is None or order.company_id != handler.company_id:
+            return f"没有找到本单位的订单 {number}，请核对订单号。"
+        return await self.hub.describe(order)
 
     async def _pairing_code(self, account: Account, handler: Handler) -> str:
         agents = self.settings.agents

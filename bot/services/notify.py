@@ -43,11 +43,13 @@ SUBJECTS = {
     Event.APPROVE: "审核通过", Event.REJECT: "未通过审核，请修改后重新提交",
     Event.PAY: "已收到付款", Event.SHIP: "证书已寄出", Event.AWAIT_PICKUP: "证书可以领取了",
     Event.COMPLETE: "已办结", "invoice": "发票信息已登记",
+    "unlocked": "UKEY 密码已重置", "unlock_failed": "远程解锁未成功",
+    "agent_offline": "请启动密钥代理",
 }
 
 
 def applicant_notice(order: Order, event: str, settings: Settings,
-                     fix: Sequence[Field] = ()) -> Notice:
+                     fix: Sequence[Field] = (), reason: str = "") -> Notice:
     """What the applicant is told when ``event`` happened to ``order``."""
     number, title = order.number, order_title(OrderType(order.type), order.fields)
     head = f"您的订单 {number}（{title}）"
@@ -74,6 +76,14 @@ def applicant_notice(order: Order, event: str, settings: Settings,
         text = f"{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"
     elif event == Event.COMPLETE:
         text = f"{head}已办结，感谢您的使用。"
+    elif event == "unlocked":
+        text = f"{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"
+    elif event == "unlock_failed":
+        text = (f"{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系。"
+                f"发送「解锁状态 {number}」可查看进度。")
+    elif event == "agent_offline":
+        text = (f"{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
+                "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。")
     else:  # invoice
         text = f"{head}的发票信息已登记：{order.invoice_info}"
     return Notice([text], subject, text)

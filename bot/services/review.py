@@ -37,6 +37,7 @@ from bot.domain.review import (
 )
 from bot.domain.text import normalise
 from bot.services import order_views
+from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRefused, AgentRegistry
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
@@ -61,6 +62,7 @@ USAGE = {
     "历史": "历史 订单号",
     "代理": "代理 [单位名称或信用代码]",
     "吊销代理": "吊销代理 编号",
+    "解锁状态": "解锁状态 订单号",
 }
 COMMANDS = frozenset(USAGE)
 EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
@@ -89,9 +91,10 @@ Mutation = Callable[[Order], None]
 
 class ReviewDesk:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 notifier: Notifier, agents: AgentRegistry) -> None:
+                 notifier: Notifier, agents: AgentRegistry, hub: AgentHub) -> None:
         self.settings = settings
         self.agents = agents
+        self.hub = hub
         self.db = db
         self.scans = scans
         self.notifier = notifier
@@ -101,6 +104,7 @@ class ReviewDesk:
             "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
             "订单": self._search, "历史": self._history,
             "代理": self._list_agents, "吊销代理": self._revoke_agent,
+            "解锁状态": self._unlock_status,
         }
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
@@ -192,6 +196,12 @@ class ReviewDesk:
                          f"{EVENT_NAMES.get(e.event, e.event)} {moved}{why}{what}".rstrip())
         return ["\n".join(lines)]
 
+    async def _unlock_status(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "解锁状态")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        return [await self.hub.describe(order)]
+
     async def _list_agents(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         wanted = args[0].strip() if args else ""
         agents = [a for a in await self.agents.of_company()
@@ -236,6 +246,13 @@ class ReviewDesk:
                                         detail={"approvers": [*approvers, str(actor)]})
         await self.notifier.tell_applicant(order, notice)
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
+        if order.type == OrderType.UNLOCK and self.settings.agents.enabled:
+            if await self.hub.start_unlock(order):
+                return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
+            offline = applicant_notice(order, "agent_offline", self.settings)
+            await self.notifier.tell_applicant(order, offline)
+            return [f"已通过订单 {number}。申请人的密钥代理不在线，已通知其启动；"
+                    f"「解锁状态 {number}」可查看进度。"]
         return [f"已通过订单 {number}{paid}。"]
 
     async def _reject(self, actor: Account, args: list[str], private: bool) -> list[Reply]:

@@ -1,11 +1,15 @@
-"""密钥代理: the HTTP side of key agents on the bot's own server (pairing)."""
+"""密钥代理: the key agents' side of the bot's own server: pairing and the job connection."""
+
+import asyncio
+import contextlib
 
 import nonebot
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from nonebot.plugin import PluginMetadata
 from pydantic import BaseModel
 
+from bot.key_agent.protocol import new_challenge
 from bot.runtime import get_runtime
 from bot.services.agents import AgentRefused
 
@@ -34,6 +38,43 @@ async def pair(request: PairRequest) -> JSONResponse:
                          "bot_public": paired.bot_public})
 
 
+async def agent_socket(socket: WebSocket) -> None:
+    """An agent's connection: it proves its key, then receives jobs and answers them."""
+    runtime = get_runtime()
+    await socket.accept()
+    if not runtime.settings.agents.enabled:
+        await socket.close(code=4404)
+        return
+    challenge = new_challenge()
+    await socket.send_json({"type": "challenge", "challenge": challenge})
+    try:
+        async with asyncio.timeout(30):
+            hello = await socket.receive_json()
+        agent = await runtime.hub.hello(int(hello["agent_id"]), challenge, str(hello["proof"]))
+    except AgentRefused as refusal:
+        await socket.send_json({"type": "refused", "code": refusal.code, "message": str(refusal)})
+        await socket.close(code=4403)
+        await runtime.desk.notifier.tell_staff(
+            f"拒绝了密钥代理 {hello.get('agent_id')} 的连接：{refusal}（{refusal.code}）")
+        return
+    except (WebSocketDisconnect, TimeoutError, KeyError, ValueError, TypeError):
+        with contextlib.suppress(RuntimeError):
+            await socket.close(code=4400)
+        return
+    await socket.send_json({"type": "welcome", "company": agent.company.uscc})
+    await runtime.hub.connected(agent, socket.send_json)
+    try:
+        while True:
+            message = await socket.receive_json()
+            if message.get("type") == "result":
+                await runtime.hub.result(agent.id, message)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        runtime.hub.disconnected(agent.id)
+
+
 app = nonebot.get_app() if hasattr(nonebot.get_driver(), "server_app") else None
 if isinstance(app, FastAPI):
     app.post("/agent/pair")(pair)
+    app.websocket("/agent/ws")(agent_socket)

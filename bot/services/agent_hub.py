@@ -1,0 +1,194 @@
+"""Running unlock jobs through the company's key agent.
+
+Approving an unlock queues a ``token_info`` job; its answer names the token, and a
+``reset_pin`` job follows with that token's SO PIN, derived from the master secret and sealed
+to the agent that will run it. Results go into the order's event log; success completes the
+order, failure is told to the applicant and the technicians. Jobs expire.
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status
+from bot.key_agent.protocol import Refused, b64, check_proof
+from bot.services.agents import AgentRefused, AgentRegistry
+from bot.services.notify import Notifier, applicant_notice
+from bot.services.so_pins import load_master, so_pin_for
+from storage.db import Database
+from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+OPEN = ("queued", "sent")
+
+
+class AgentHub:
+    def __init__(self, settings: Settings, db: Database, registry: AgentRegistry,
+                 notifier: Notifier) -> None:
+        self.settings = settings
+        self.db = db
+        self.registry = registry
+        self.notifier = notifier
+        self.online: dict[int, tuple[int, Send]] = {}  # agent id → (company id, send)
+
+    # --- connections ------------------------------------------------------------------------
+    async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
+        async with self.db.transaction() as session:
+            agent = await session.get(Agent, agent_id)
+            try:
+                if agent is None:
+                    raise AgentRefused("unknown_agent", "未绑定的密钥代理")
+                if agent.revoked_at is not None:
+                    raise AgentRefused("revoked", "该密钥代理已被吊销")
+                check_proof(agent.identity_key, challenge, proof)
+            except (AgentRefused, Refused) as refusal:
+                logger.warning(f"agent #{agent_id} refused at hello: {refusal.code}")
+                raise AgentRefused(refusal.code, str(refusal)) from None
+            agent.last_seen_at = utcnow()
+            return agent
+
+    async def connected(self, agent: Agent, send: Send) -> None:
+        self.online[agent.id] = (agent.company_id, send)
+        logger.info(f"agent #{agent.id} online")
+        await self.deliver(agent.company_id)
+
+    def disconnected(self, agent_id: int) -> None:
+        self.online.pop(agent_id, None)
+        logger.info(f"agent #{agent_id} offline")
+
+    def company_online(self, company_id: int) -> bool:
+        return any(company == company_id for company, _ in self.online.values())
+
+    # --- jobs -------------------------------------------------------------------------------
+    async def start_unlock(self, order: Order) -> bool:
+        """Queue the first job of an approved unlock; True when an agent is there to run it."""
+        async with self.db.transaction() as session:
+            self._queue(session, order.id, order.company_id, "token_info", None)
+        await self.deliver(order.company_id)
+        return self.company_online(order.company_id)
+
+    def _queue(self, session: Any, order_id: int, company_id: int, kind: str,
+               serial: str | None) -> None:
+        minutes = self.settings.agents.job_lifetime_minutes
+        session.add(TokenJob(id=b64(secrets.token_bytes(15)), order_id=order_id,
+                             company_id=company_id, kind=kind, token_serial=serial,
+                             expires_at=utcnow() + timedelta(minutes=minutes)))
+
+    async def deliver(self, company_id: int) -> None:
+        """Send the company's open jobs to its agents; a job already sent goes again, unchanged,
+        to the agent it was sealed for."""
+        outgoing: list[tuple[Send, dict[str, Any]]] = []
+        async with self.db.transaction() as session:
+            jobs = (await session.scalars(
+                select(TokenJob).where(TokenJob.company_id == company_id,
+                                       TokenJob.status.in_(OPEN),
+                                       TokenJob.expires_at > utcnow())
+                .order_by(TokenJob.created_at))).all()
+            for job in jobs:
+                if job.status == "sent":
+                    if job.agent_id in self.online and job.signed:
+                        outgoing.append((self.online[job.agent_id][1], job.signed))
+                    continue
+                agent_id = next((a for a, (c, _) in self.online.items() if c == company_id),
+                                None)
+                if agent_id is None:
+                    continue
+                agent = await session.get(Agent, agent_id)
+                if agent is None or agent.revoked_at is not None:
+                    continue
+                job.signed = self._sign(job, agent)
+                job.agent_id, job.status = agent.id, "sent"
+                outgoing.append((self.online[agent.id][1], job.signed))
+        for send, signed in outgoing:
+            try:
+                await send({"type": "job", "job": signed})
+            except Exception as error:  # the agent vanished: the job stays sent, resent later
+                logger.warning(f"sending job {signed['id']} failed: {error}")
+
+    def _sign(self, job: TokenJob, agent: Agent) -> dict[str, Any]:
+        so_pin = None
+        if job.kind == "reset_pin":
+            assert job.token_serial
+            master = load_master(self.settings.agents.so_master_file)
+            so_pin = so_pin_for(master, job.token_serial)
+        remaining = (job.expires_at - utcnow()).total_seconds()
+        return self.registry.bot_key.job(
+            kind=job.kind, company=agent.company.uscc, token_serial=job.token_serial,
+            agent_sealing=agent.sealing_key, lifetime_seconds=remaining, so_pin=so_pin,
+            job_id=job.id)
+
+    async def result(self, agent_id: int, message: dict[str, Any]) -> None:
+        """An agent's answer: logged on the order, then the next step."""
+        async with self.db.transaction() as session:
+            job = await session.get(TokenJob, str(message.get("id")))
+            if job is None or job.agent_id != agent_id or job.status != "sent":
+                logger.warning(f"agent #{agent_id}: unexpected result for {message.get('id')}")
+                return
+            ok = bool(message.get("ok"))
+            token = message.get("token") or {}
+            job.status, job.finished_at = ("done" if ok else "failed"), utcnow()
+            job.result = {k: v for k, v in message.items() if k in ("ok", "code", "message",
+                                                                     "kind", "token")}
+            order = await session.get(Order, job.order_id)
+            assert order is not None
+            status = OrderStatus(order.status)
+            session.add(OrderEvent(
+                order_id=order.id, actor=f"agent:{agent_id}", event="token_job",
+                from_status=status, to_status=status, reason=message.get("message"),
+                detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
+                        "token_serial": token.get("serial"), "pin": token.get("pin")}))
+            notice = None
+            if ok and job.kind == "token_info":
+                self._queue(session, order.id, order.company_id, "reset_pin", token["serial"])
+            elif ok:
+                order.status = next_status(OrderType(order.type), status, Event.COMPLETE)
+                session.add(OrderEvent(order_id=order.id, actor=f"agent:{agent_id}",
+                                       event=Event.COMPLETE, from_status=status,
+                                       to_status=order.status, reason="UKEY 密码已重置"))
+                notice = applicant_notice(order, "unlocked", self.settings)
+            else:
+                notice = applicant_notice(order, "unlock_failed", self.settings,
+                                          reason=str(message.get("message", "")))
+            if notice:
+                await self.notifier.queue_mail(session, order, notice)
+            company_id = order.company_id
+        logger.info(f"job {job.id} ({job.kind}) {'done' if ok else 'failed'} on agent #{agent_id}")
+        if notice:
+            await self.notifier.tell_applicant(order, notice)
+        if not ok:
+            await self.notifier.tell_staff(
+                f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
+                f"{message.get('message')}")
+        await self.deliver(company_id)
+
+    async def expire_due(self) -> int:
+        async with self.db.transaction() as session:
+            due = (await session.scalars(select(TokenJob).where(
+                TokenJob.status.in_(OPEN), TokenJob.expires_at <= utcnow()))).all()
+            for job in due:
+                job.status, job.finished_at = "expired", utcnow()
+        return len(due)
+
+    async def describe(self, order: Order) -> str:
+        """解锁状态: where an unlock order's jobs stand."""
+        async with self.db.transaction() as session:
+            jobs = (await session.scalars(select(TokenJob).where(
+                TokenJob.order_id == order.id).order_by(TokenJob.created_at))).all()
+        if not jobs:
+            return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
+        names = {"token_info": "读取 UKEY", "reset_pin": "重置密码"}
+        states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
+                  "failed": "失败", "expired": "已过期"}
+        lines = [f"订单 {order.number} 的远程解锁："]
+        for job in jobs:
+            why = f"（{job.result.get('message')}）" if job.result and not job.result.get(
+                "ok") else ""
+            lines.append(f"· {names[job.kind]}：{states[job.status]}{why}")
+        if not self.company_online(order.company_id) and any(j.status in OPEN for j in jobs):
+            lines.append("密钥代理不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」。")
+        return "\n".join(lines)
