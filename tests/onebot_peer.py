@@ -21,11 +21,12 @@ class BotProcess:
 
     def __init__(self, config: Path, port: int) -> None:
         self.config, self.port = config, port
+        self.env: dict[str, str] = {}
         self.process: asyncio.subprocess.Process | None = None
         self.log = config.parent / "bot.log"
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CADESK_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CADESK_")} | self.env
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "--config", str(self.config),

@@ -24,6 +24,7 @@ from storage.db import Database
 from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Close = Callable[[], Awaitable[None]]
 OPEN = ("queued", "sent")
 
 
@@ -35,6 +36,7 @@ class AgentHub:
         self.registry = registry
         self.notifier = notifier
         self.online: dict[int, tuple[int, Send]] = {}  # agent id → (company id, send)
+        self._closers: dict[int, Close] = {}
 
     # --- connections ------------------------------------------------------------------------
     async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
@@ -52,14 +54,21 @@ class AgentHub:
             agent.last_seen_at = utcnow()
             return agent
 
-    async def connected(self, agent: Agent, send: Send) -> None:
+    async def connected(self, agent: Agent, send: Send, close: Close) -> None:
         self.online[agent.id] = (agent.company_id, send)
+        self._closers[agent.id] = close
         logger.info(f"agent #{agent.id} online")
         await self.deliver(agent.company_id)
 
     def disconnected(self, agent_id: int) -> None:
         self.online.pop(agent_id, None)
+        self._closers.pop(agent_id, None)
         logger.info(f"agent #{agent_id} offline")
+
+    async def cut_off(self, agent_id: int) -> None:
+        """A revoked agent loses its connection now; it is refused when it comes back."""
+        if close := self._closers.get(agent_id):
+            await close()
 
     def company_online(self, company_id: int) -> bool:
         return any(company == company_id for company, _ in self.online.values())

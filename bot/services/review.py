@@ -65,6 +65,7 @@ USAGE = {
     "解锁状态": "解锁状态 订单号",
 }
 COMMANDS = frozenset(USAGE)
+SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
 EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
                "invoice": "登记发票"}
 
@@ -224,6 +225,7 @@ class ReviewDesk:
             agent = await self.agents.revoke(int(args[0]), str(actor))
         except AgentRefused as error:
             raise ReviewRefused(str(error)) from None
+        await self.hub.cut_off(agent.id)
         return [f"已吊销 {agent.company.name} 的密钥代理 {agent.id}，它再也不能接收任务。"]
 
     # --- changing -------------------------------------------------------------------------

@@ -62,7 +62,7 @@ async def agent_socket(socket: WebSocket) -> None:
             await socket.close(code=4400)
         return
     await socket.send_json({"type": "welcome", "company": agent.company.uscc})
-    await runtime.hub.connected(agent, socket.send_json)
+    await runtime.hub.connected(agent, socket.send_json, lambda: socket.close(code=4403))
     try:
         while True:
             message = await socket.receive_json()

@@ -9,7 +9,7 @@ from nonebot.plugin import PluginMetadata
 
 from bot.chat_delivery import account_of, to_message
 from bot.runtime import get_runtime
-from bot.services.review import USAGE, command_word
+from bot.services.review import SHARED_COMMANDS, USAGE, command_word
 
 __plugin_meta__ = PluginMetadata(
     name="技术人员审核台",
@@ -23,12 +23,15 @@ def in_staff_group(event: Event) -> bool:
     return isinstance(event, GroupMessageEvent) and staff_group == f"qq:{event.group_id}"
 
 
-def is_review_command(event: Event) -> bool:
+def is_review_command(bot: Bot, event: Event) -> bool:
     if not isinstance(event, OneBotPrivate | ConsoleMessage | GroupMessageEvent):
         return False
     if isinstance(event, GroupMessageEvent) and not in_staff_group(event):
         return False  # other groups the bot sits in are none of its business
-    return command_word(event.get_plaintext()) is not None
+    word = command_word(event.get_plaintext())
+    if word in SHARED_COMMANDS:  # applicants have their own 解锁状态
+        return get_runtime().settings.staff.is_technician(str(account_of(bot, event)))
+    return word is not None
 
 
 desk = on_message(rule=is_review_command, priority=10, block=True)

@@ -1,0 +1,123 @@
+"""End to end: an unlock approved in the chat resets a real PKCS#11 token (SoftHSM2) through a
+separately started agent process; OpenSC checks the token. The bot restarts and the agent
+comes back by itself; a revoked agent is cut off and refused."""
+
+import asyncio
+import os
+import random
+import sqlite3
+import sys
+from pathlib import Path
+
+from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.services.so_pins import so_pin_for
+from tests.helpers import ScanServer
+from tests.onebot_peer import OneBotPeer
+from tests.softhsm import MODULE, USER_PIN, new_token, softhsm
+from tests.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, picture, text
+
+NEW_PIN = "24681357"
+
+
+async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
+        tmp_path: Path, scan_server: ScanServer) -> None:
+    master = os.urandom(32)
+    (tmp_path / "so-master.key").write_bytes(master)
+    agent_dir = tmp_path / "applicant-pc"
+    agent_dir.mkdir()
+    rng = random.Random(31)
+    uscc = fake_uscc(rng)
+    urls = [scan_server.add(f"agent-{n}.jpg", sample_scan(f"agent {n}")) for n in range(3)]
+    with softhsm() as softhsm_conf:
+        token = new_token("company-ukey", so_pin="00000000")
+        token.set_so_pin("00000000", so_pin_for(master, token.serial))  # as the CA issued it
+        bot, port = make_instance(tmp_path, f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+[agents]
+enabled = true
+so_master_file = "so-master.key"
+""")
+        await bot.start()
+        peer = OneBotPeer(port, TOKEN)
+        agent: asyncio.subprocess.Process | None = None
+        try:
+            await peer.connect()
+
+            async def say(who: int, segments: list[dict], until: str) -> str:
+                await peer.send_private(who, segments)
+                return "\n".join(t for _, t in await peer.replies_until(until, within=40))
+
+            for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
+                                  ("临沂解锁测试有限公司", "【注册协议】"),
+                                  ("同意", "绑定密钥代理")]:
+                await say(USER, text(answer), until)
+            reply = await say(USER, text("绑定密钥代理"), "cadesk-agent pair")
+            code = reply.split("--code ")[1].split()[0]
+            agent_env = {**os.environ, "SOFTHSM2_CONF": str(softhsm_conf),
+                         "CADESK_AGENT_NEW_PIN": NEW_PIN}
+            paired = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.key_agent.cli", "pair", "--server",
+                f"http://127.0.0.1:{port}", "--code", code, "--module", MODULE,
+                cwd=agent_dir, env=agent_env)
+            assert await paired.wait() == 0
+            with (agent_dir / "agent.log").open("wb") as agent_log:
+                agent = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot.key_agent.cli", "run", "--unattended",
+                    cwd=agent_dir, env=agent_env, stdout=agent_log,
+                    stderr=asyncio.subprocess.STDOUT)
+
+            form = [("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
+                    ("王五", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
+                    ("张三", "【经办人手机号】"), ("13812345678", "【经办人身份证号】"),
+                    (fake_id_number(rng), "【附件一")]
+            for answer, until in form:
+                await say(USER, text(answer), until)
+            for url, until in zip(urls, ["【附件二", "【附件三", "确认提交"], strict=True):
+                await say(USER, picture(url), until)
+            done = await say(USER, text("确认提交"), "订单号：")
+            number = done.split("订单号：")[1].split()[0]
+
+            await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
+            unlocked = await say(TECHNICIAN, text(f"解锁状态 {number}"), "远程解锁")
+            if "重置密码：完成" not in unlocked:
+                await peer.replies_until("UKEY 密码已重置", within=60)
+            assert not token.login_works(USER_PIN)  # the forgotten PIN is gone
+            assert token.login_works(NEW_PIN)  # the one typed at the applicant's PC works
+            status = await say(USER, text(f"解锁状态 {number}"), "远程解锁")
+            assert "读取 UKEY：完成" in status
+            assert "重置密码：完成" in status
+
+            # the bot restarts; the agent reconnects by itself
+            await peer.close()
+            await bot.stop()
+            await bot.start()
+            peer = OneBotPeer(port, TOKEN)
+            await peer.connect()
+            async with asyncio.timeout(30):
+                while (tmp_path / "bot.log").read_text().count("agent #1 online") < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+
+            # revoked: cut off at once, refused on return, and the agent stops
+            await say(TECHNICIAN, text("吊销代理 1"), "已吊销")
+            async with asyncio.timeout(60):
+                assert await agent.wait() == 3
+            agent = None
+            [(to, refusal)] = await peer.replies_until("拒绝了密钥代理")  # told to technicians
+            assert to == f"user:{TECHNICIAN}"
+            assert "revoked" in refusal
+        finally:
+            if agent is not None:
+                agent.terminate()
+                await agent.wait()
+            await peer.close()
+            await bot.stop()
+    log = (tmp_path / "bot.log").read_text(errors="replace")
+    assert "[ERROR]" not in log
+    assert so_pin_for(master, token.serial) not in log  # the SO PIN is never logged
+    assert so_pin_for(master, token.serial) not in (agent_dir / "agent.log").read_text()
+    with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
+        stored = " ".join(str(row) for row in db.execute("SELECT signed FROM token_jobs"))
+        events = [e for (e,) in db.execute("SELECT event FROM order_events ORDER BY id")]
+    assert so_pin_for(master, token.serial) not in stored  # sealed, never in plaintext
+    assert events[-4:] == ["approve", "token_job", "token_job", "complete"]
