@@ -115,3 +115,15 @@ def test_unattended_pin_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     state.save(config.state_file)
     assert config.state_file.stat().st_mode & 0o077 == 0
     assert PairedState.load(config.state_file).keys.public() == state.keys.public()
+
+
+async def test_no_new_pin_fails_the_job_and_leaves_the_token(setting) -> None:
+    bot, state, token, runner = setting
+
+    def nobody_there() -> str:
+        raise RuntimeError("no new PIN given")
+
+    runner.new_pin = nobody_there
+    result = await runner.run(reset_job(bot, state, token))
+    assert (result["ok"], result["code"]) == (False, "no_new_pin")
+    assert token.login_works(USER_PIN)

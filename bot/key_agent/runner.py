@@ -70,7 +70,11 @@ class JobRunner:
         try:
             info = await self.worker.info(job.token_serial)  # the serial must match
             if job.kind == "reset_pin" and job.token_serial and job.so_pin:
-                new_pin = await asyncio.to_thread(self.new_pin)  # the person may take a while
+                try:
+                    new_pin = await asyncio.to_thread(self.new_pin)  # a person may take a while
+                except (RuntimeError, OSError, EOFError) as error:
+                    return {"id": job.id, "ok": False, "code": "no_new_pin",
+                            "message": f"没有得到新的 PIN：{error}"}
                 info = await self.worker.reset_pin(job.token_serial, job.so_pin, new_pin)
         except TokenError as error:
             code = "wrong_token" if error.code == "token_not_found" else error.code
