@@ -44,40 +44,10 @@ so_master_file = "so-master.key"
         try:
             await peer.connect()
 
-            async def say(who: int, segments: list[dict], until: str) -> str:
-                await peer.send_private(who, segments)
-                return "\n".join(t for _, t in await peer.replies_until(until, within=40))
-
-            for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-                                  ("临沂解锁测试有限公司", "【注册协议】"),
-                                  ("同意", "绑定密钥代理")]:
-                await say(USER, text(answer), until)
-            reply = await say(USER, text("绑定密钥代理"), "cadesk-agent pair")
-            code = reply.split("--code ")[1].split()[0]
-            agent_env = {**os.environ, "SOFTHSM2_CONF": str(softhsm_conf),
-                         "CADESK_AGENT_NEW_PIN": NEW_PIN}
-            paired = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.key_agent.cli", "pair", "--server",
-                f"http://127.0.0.1:{port}", "--code", code, "--module", MODULE,
-                cwd=agent_dir, env=agent_env)
-            assert await paired.wait() == 0
-            with (agent_dir / "agent.log").open("wb") as agent_log:
-                agent = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bot.key_agent.cli", "run", "--unattended",
-                    cwd=agent_dir, env=agent_env, stdout=agent_log,
-                    stderr=asyncio.subprocess.STDOUT)
-
-            form = [("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
-                    ("王五", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
-                    ("张三", "【经办人手机号】"), ("13812345678", "【经办人身份证号】"),
-                    (fake_id_number(rng), "【附件一")]
-            for answer, until in form:
-                await say(USER, text(answer), until)
-            for url, until in zip(urls, ["【附件二", "【附件三", "确认提交"], strict=True):
-                await say(USER, picture(url), until)
-            done = await say(USER, text("确认提交"), "订单号：")
-            number = done.split("订单号：")[1].split()[0]
-
+            say = talker(peer)
+            number, code = await file_unlock(say, uscc, urls, rng)
+            agent = await start_agent(agent_dir, port, code, softhsm_conf,
+                                      {"CADESK_AGENT_NEW_PIN": NEW_PIN})
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
             unlocked = await say(TECHNICIAN, text(f"解锁状态 {number}"), "远程解锁")
             if "重置密码：完成" not in unlocked:
@@ -94,6 +64,7 @@ so_master_file = "so-master.key"
             await bot.start()
             peer = OneBotPeer(port, TOKEN)
             await peer.connect()
+            say = talker(peer)
             async with asyncio.timeout(30):
                 while (tmp_path / "bot.log").read_text().count("agent #1 online") < 2:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
@@ -121,3 +92,100 @@ so_master_file = "so-master.key"
         events = [e for (e,) in db.execute("SELECT event FROM order_events ORDER BY id")]
     assert so_pin_for(master, token.serial) not in stored  # sealed, never in plaintext
     assert events[-4:] == ["approve", "token_job", "token_job", "complete"]
+
+
+def talker(peer: OneBotPeer):
+    async def say(who: int, segments: list[dict], until: str) -> str:
+        await peer.send_private(who, segments)
+        return "\n".join(t for _, t in await peer.replies_until(until, within=40))
+
+    return say
+
+
+async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random) -> tuple[str, str]:
+    """Bind, get a pairing code, file an unlock order by chat; returns (order number, code)."""
+    for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
+                          ("临沂解锁测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]:
+        await say(USER, text(answer), until)
+    reply = await say(USER, text("绑定密钥代理"), "cadesk-agent pair")
+    code = reply.split("--code ")[1].split()[0]
+    form = [("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
+            ("王五", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
+            ("张三", "【经办人手机号】"), ("13812345678", "【经办人身份证号】"),
+            (fake_id_number(rng), "【附件一")]
+    for answer, until in form:
+        await say(USER, text(answer), until)
+    for url, until in zip(urls, ["【附件二", "【附件三", "确认提交"], strict=True):
+        await say(USER, picture(url), until)
+    done = await say(USER, text("确认提交"), "订单号：")
+    return done.split("订单号：")[1].split()[0], code
+
+
+async def start_agent(agent_dir: Path, port: int, code: str | None, softhsm_conf: Path,
+                      env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Pair (when given a code) and start ``cadesk-agent run --unattended`` as its own process."""
+    agent_env = {**os.environ, "SOFTHSM2_CONF": str(softhsm_conf), **env}
+    if code is not None:
+        paired = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.key_agent.cli", "pair", "--server",
+            f"http://127.0.0.1:{port}", "--code", code, "--module", MODULE,
+            cwd=agent_dir, env=agent_env)
+        assert await paired.wait() == 0
+    with (agent_dir / "agent.log").open("ab") as agent_log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.key_agent.cli", "run", "--unattended",
+            cwd=agent_dir, env=agent_env, stdout=agent_log, stderr=asyncio.subprocess.STDOUT)
+
+
+async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
+        tmp_path: Path, scan_server: ScanServer) -> None:
+    master = os.urandom(32)
+    (tmp_path / "so-master.key").write_bytes(master)
+    agent_dir = tmp_path / "applicant-pc"
+    agent_dir.mkdir()
+    pin_fifo = agent_dir / "new-pin"
+    os.mkfifo(pin_fifo)  # reading it blocks: the person has not typed the new PIN yet
+    rng = random.Random(32)
+    urls = [scan_server.add(f"kill-{n}.jpg", sample_scan(f"kill {n}")) for n in range(3)]
+    with softhsm() as softhsm_conf:
+        token = new_token("company-ukey", so_pin="00000000")
+        token.set_so_pin("00000000", so_pin_for(master, token.serial))
+        bot, port = make_instance(tmp_path, f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+[agents]
+enabled = true
+so_master_file = "so-master.key"
+""")
+        await bot.start()
+        peer = OneBotPeer(port, TOKEN)
+        agent = None
+        try:
+            await peer.connect()
+            say = talker(peer)
+            number, code = await file_unlock(say, fake_uscc(rng), urls, rng)
+            env = {"CADESK_AGENT_PIN_FILE": str(pin_fifo)}
+            agent = await start_agent(agent_dir, port, code, softhsm_conf, env)
+            await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
+            journal = agent_dir / "journal.json"
+            async with asyncio.timeout(30):  # the reset job is journaled, waiting for the PIN
+                while '"result": null' not in (journal.read_text() if journal.exists() else ""):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            agent.kill()  # kill -9 in the middle of the job
+            await agent.wait()
+            agent = await start_agent(agent_dir, port, None, softhsm_conf, env)
+            told = dict(await peer.replies_until("远程解锁失败", within=30))
+            assert "远程解锁没有成功" in told[f"user:{USER}"]  # the applicant, with next step
+            assert "interrupted" in told[f"user:{TECHNICIAN}"]
+            status = await say(USER, text(f"解锁状态 {number}"), "远程解锁")
+            assert "重置密码：失败" in status
+        finally:
+            if agent is not None:
+                agent.kill()
+                await agent.wait()
+            await peer.close()
+            await bot.stop()
+        assert token.login_works(USER_PIN)  # not run twice, not half-run: untouched
+    with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
+        jobs = db.execute("SELECT kind, status FROM token_jobs ORDER BY created_at").fetchall()
+    assert jobs == [("token_info", "done"), ("reset_pin", "failed")]
