@@ -103,3 +103,10 @@ async def test_jobs_expire_and_status_says_so(runtime: Runtime) -> None:
     assert await runtime.hub.expire_due() == 1
     [status] = await runtime.dialogue.handle(account, Incoming(text=f"解锁状态 {order.number}"))
     assert "读取 UKEY：已过期" in status
+
+    technician = Account("qq", "900001")
+    retried = await runtime.desk.execute(technician, f"重新解锁 {order.number}", private=True)
+    assert "已为订单" in retried[0]
+    assert "读取 UKEY：等待密钥代理上线" in retried[1]
+    again = await runtime.desk.execute(technician, f"重新解锁 {order.number}", private=True)
+    assert "仍在进行" in again[0]

@@ -81,6 +81,18 @@ class AgentHub:
         await self.deliver(order.company_id)
         return self.company_online(order.company_id)
 
+    async def retry(self, order: Order, actor: str) -> bool:
+        """Start an unlock again after a failure or expiry; False while one is still open."""
+        async with self.db.transaction() as session:
+            open_jobs = await session.scalar(select(TokenJob).where(
+                TokenJob.order_id == order.id, TokenJob.status.in_(OPEN),
+                TokenJob.expires_at > utcnow()))
+            if open_jobs is not None:
+                return False
+            logger.info(f"unlock of {order.number} retried by {actor}")
+        await self.start_unlock(order)
+        return True
+
     def _queue(self, session: Any, order_id: int, company_id: int, kind: str,
                serial: str | None) -> None:
         minutes = self.settings.agents.job_lifetime_minutes

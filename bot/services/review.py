@@ -63,6 +63,7 @@ USAGE = {
     "代理": "代理 [单位名称或信用代码]",
     "吊销代理": "吊销代理 编号",
     "解锁状态": "解锁状态 订单号",
+    "重新解锁": "重新解锁 订单号",
 }
 COMMANDS = frozenset(USAGE)
 SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
@@ -105,7 +106,7 @@ class ReviewDesk:
             "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
             "订单": self._search, "历史": self._history,
             "代理": self._list_agents, "吊销代理": self._revoke_agent,
-            "解锁状态": self._unlock_status,
+            "解锁状态": self._unlock_status, "重新解锁": self._retry_unlock,
         }
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
@@ -202,6 +203,18 @@ class ReviewDesk:
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
         return [await self.hub.describe(order)]
+
+    async def _retry_unlock(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "重新解锁")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        if order.type != OrderType.UNLOCK or order.status != OrderStatus.APPROVED:
+            raise ReviewRefused("只有审核通过、尚未完成的解锁订单才能重新解锁。")
+        if not self.settings.agents.enabled:
+            raise ReviewRefused("本服务未开通密钥代理。")
+        if not await self.hub.retry(order, str(actor)):
+            raise ReviewRefused(f"订单 {number} 的远程解锁仍在进行，「解锁状态 {number}」可查看。")
+        return [f"已为订单 {number} 重新安排远程解锁。", await self.hub.describe(order)]
 
     async def _list_agents(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         wanted = args[0].strip() if args else ""
