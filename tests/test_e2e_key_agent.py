@@ -3,10 +3,12 @@ separately started agent process; OpenSC checks the token. The bot restarts and 
 comes back by itself; a revoked agent is cut off and refused."""
 
 import asyncio
+import json
 import os
 import random
 import sqlite3
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
@@ -19,18 +21,17 @@ from tests.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, pictur
 NEW_PIN = "24681357"
 
 
-async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
-        tmp_path: Path, scan_server: ScanServer) -> None:
+@contextmanager
+def agent_world(tmp_path: Path):
+    """A SoftHSM token issued as the CA would (SO PIN derived from the master), a bot with
+    agents enabled, and a directory standing for the applicant's PC."""
     master = os.urandom(32)
     (tmp_path / "so-master.key").write_bytes(master)
     agent_dir = tmp_path / "applicant-pc"
     agent_dir.mkdir()
-    rng = random.Random(31)
-    uscc = fake_uscc(rng)
-    urls = [scan_server.add(f"agent-{n}.jpg", sample_scan(f"agent {n}")) for n in range(3)]
     with softhsm() as softhsm_conf:
         token = new_token("company-ukey", so_pin="00000000")
-        token.set_so_pin("00000000", so_pin_for(master, token.serial))  # as the CA issued it
+        token.set_so_pin("00000000", so_pin_for(master, token.serial))
         bot, port = make_instance(tmp_path, f"""
 [staff]
 technicians = ["qq:{TECHNICIAN}"]
@@ -38,6 +39,15 @@ technicians = ["qq:{TECHNICIAN}"]
 enabled = true
 so_master_file = "so-master.key"
 """)
+        yield master, token, bot, port, softhsm_conf, agent_dir
+
+
+async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
+        tmp_path: Path, scan_server: ScanServer) -> None:
+    rng = random.Random(31)
+    uscc = fake_uscc(rng)
+    urls = [scan_server.add(f"agent-{n}.jpg", sample_scan(f"agent {n}")) for n in range(3)]
+    with agent_world(tmp_path) as (master, token, bot, port, softhsm_conf, agent_dir):
         await bot.start()
         peer = OneBotPeer(port, TOKEN)
         agent: asyncio.subprocess.Process | None = None
@@ -94,6 +104,13 @@ so_master_file = "so-master.key"
     assert events[-4:] == ["approve", "token_job", "token_job", "complete"]
 
 
+def reset_waiting(journal: Path) -> bool:
+    if not journal.exists():
+        return False
+    entries = list(json.loads(journal.read_text()).values())
+    return len(entries) == 2 and [e["result"] is None for e in entries].count(True) == 1
+
+
 def talker(peer: OneBotPeer):
     async def say(who: int, segments: list[dict], until: str) -> str:
         await peer.send_private(who, segments)
@@ -139,24 +156,11 @@ async def start_agent(agent_dir: Path, port: int, code: str | None, softhsm_conf
 
 async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
         tmp_path: Path, scan_server: ScanServer) -> None:
-    master = os.urandom(32)
-    (tmp_path / "so-master.key").write_bytes(master)
-    agent_dir = tmp_path / "applicant-pc"
-    agent_dir.mkdir()
-    pin_fifo = agent_dir / "new-pin"
-    os.mkfifo(pin_fifo)  # reading it blocks: the person has not typed the new PIN yet
     rng = random.Random(32)
     urls = [scan_server.add(f"kill-{n}.jpg", sample_scan(f"kill {n}")) for n in range(3)]
-    with softhsm() as softhsm_conf:
-        token = new_token("company-ukey", so_pin="00000000")
-        token.set_so_pin("00000000", so_pin_for(master, token.serial))
-        bot, port = make_instance(tmp_path, f"""
-[staff]
-technicians = ["qq:{TECHNICIAN}"]
-[agents]
-enabled = true
-so_master_file = "so-master.key"
-""")
+    with agent_world(tmp_path) as (_, token, bot, port, softhsm_conf, agent_dir):
+        pin_fifo = agent_dir / "new-pin"
+        os.mkfifo(pin_fifo)  # reading it blocks: the person has not typed the new PIN yet
         await bot.start()
         peer = OneBotPeer(port, TOKEN)
         agent = None
@@ -168,8 +172,8 @@ so_master_file = "so-master.key"
             agent = await start_agent(agent_dir, port, code, softhsm_conf, env)
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
             journal = agent_dir / "journal.json"
-            async with asyncio.timeout(30):  # the reset job is journaled, waiting for the PIN
-                while '"result": null' not in (journal.read_text() if journal.exists() else ""):  # noqa: ASYNC110
+            async with asyncio.timeout(30):  # token_info done, reset journaled, PIN awaited
+                while not reset_waiting(journal):  # noqa: ASYNC110 - another process writes it
                     await asyncio.sleep(0.1)
             agent.kill()  # kill -9 in the middle of the job
             await agent.wait()
