@@ -20,7 +20,14 @@ from loguru import logger
 
 from bot.key_agent.config import AgentConfig, PairedState
 from bot.key_agent.protocol import AgentKeys, JobJournal
-from bot.key_agent.runner import JobRunner, NewPin, ask_new_pin, new_pin_from_environment
+from bot.key_agent.runner import (
+    JobRunner,
+    NewPin,
+    ask_current_pin,
+    ask_new_pin,
+    current_pin_from_environment,
+    new_pin_from_environment,
+)
 from bot.key_agent.token import TokenWorker
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -55,12 +62,13 @@ class AgentRevoked(Exception):
     pass
 
 
-async def serve(config: AgentConfig, new_pin: NewPin, max_delay: float = 60) -> None:
+async def serve(config: AgentConfig, new_pin: NewPin, current_pin: NewPin = ask_current_pin,
+                max_delay: float = 60) -> None:
     """Stay connected to the bot and run its jobs; reconnect with backoff when cut off."""
     state = PairedState.load(config.state_file)
     worker = TokenWorker(config.module)
     runner = JobRunner(state, worker, JobJournal(config.state_file.with_name("journal.json")),
-                       new_pin)
+                       new_pin, current_pin, config.factory_so_pin)
     delay = 1.0
     try:
         while True:
@@ -109,14 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     running = commands.add_parser("run", help="连接服务并执行解锁任务")
     running.add_argument("--config", type=Path, default=Path("agent.toml"))
     running.add_argument("--unattended", action="store_true",
-                         help="新 PIN 取自 CADESK_AGENT_NEW_PIN 或 CADESK_AGENT_PIN_FILE，不询问")
+                         help="新 PIN 取自 CADESK_AGENT_NEW_PIN 或 CADESK_AGENT_PIN_FILE，"
+                         "续期用的 UKEY 密码取自 CADESK_AGENT_PIN，不询问")
     args = parser.parse_args(argv)
 
     if args.command == "run":
         config = AgentConfig.load(args.config)
         try:
-            asyncio.run(serve(config, new_pin_from_environment if args.unattended
-                              else ask_new_pin))
+            if args.unattended:
+                asyncio.run(serve(config, new_pin_from_environment,
+                                  current_pin_from_environment))
+            else:
+                asyncio.run(serve(config, ask_new_pin, ask_current_pin))
         except AgentRevoked as revoked:
             _say(f"此密钥代理已被吊销：{revoked}。如需继续使用，请重新绑定。")
             return 3

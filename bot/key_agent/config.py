@@ -21,6 +21,8 @@ class AgentConfig:
     module: str  # PKCS#11 library: /usr/lib/softhsm/libsofthsm2.so, C:\\Windows\\System32\\x.dll
     state_file: Path
     job_timeout_seconds: float = 300
+    # Only the service hall's agent, which personalises blank UKEYs: their vendor's SO PIN.
+    factory_so_pin: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> "AgentConfig":
@@ -29,7 +31,9 @@ class AgentConfig:
         state = Path(raw.get("state_file", "agent-state.json"))
         return cls(server=raw["server"], module=raw["module"],
                    state_file=state if state.is_absolute() else path.parent / state,
-                   job_timeout_seconds=float(raw.get("job_timeout_seconds", 300)))
+                   job_timeout_seconds=float(raw.get("job_timeout_seconds", 300)),
+                   factory_so_pin=os.environ.get("CADESK_AGENT_FACTORY_SO_PIN")
+                   or raw.get("factory_so_pin"))
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Trust between the bot and a key agent, in plain cryptography.
 
 - Each side has an Ed25519 identity key; the agent also has an X25519 key for secrets sent to it.
-- A job is a JSON object signed by the bot: id, kind, company (USCC), token serial, expiry,
-  nonce, and — for a PIN reset — the SO PIN sealed to the agent (ephemeral X25519, HKDF-SHA256,
-  ChaCha20-Poly1305 with the job id as associated data), so nobody watching the connection,
-  nor a relay, can read it.
+- A job is a JSON object signed by the bot: id, kind, company (USCC, or ``HALL`` for the
+  service hall's agent), token serial, expiry, nonce, plain ``data`` (e.g. a certificate to
+  write) and PINs sealed to the agent (ephemeral X25519, HKDF-SHA256, ChaCha20-Poly1305 with
+  the job id as associated data), so nobody watching the connection, nor a relay, can read them.
 - The agent accepts a job only with a good signature from the pinned bot key, for its own
   company, not expired, and never run before (``JobJournal`` keeps ids and results on disk).
 """
@@ -15,7 +15,7 @@ import os
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-KINDS = ("token_info", "reset_pin")
+KINDS = ("token_info", "reset_pin", "personalise", "request", "write_certificate")
+HALL = "HALL"  # the company of the service hall's agent, which personalises blank UKEYs
+SEALED = ("so_pin", "user_pin")  # the secrets a job may carry, each sealed to the agent
 _RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
 
 
@@ -133,15 +135,21 @@ class BotKey:
         return b64(self.key.public_key().public_bytes(**_RAW))
 
     def job(self, *, kind: str, company: str, token_serial: str | None, agent_sealing: str,
-            lifetime_seconds: float, so_pin: str | None = None, now: float | None = None,
+            lifetime_seconds: float, so_pin: str | None = None, user_pin: str | None = None,
+            data: dict[str, Any] | None = None, now: float | None = None,
             job_id: str | None = None) -> dict[str, Any]:
         if kind not in KINDS:
             raise ValueError(kind)
         job_id = job_id or b64(secrets.token_bytes(16))
-        body = {"id": job_id, "kind": kind, "company": company, "token_serial": token_serial,
-                "expires_at": (now or time.time()) + lifetime_seconds,
-                "nonce": b64(secrets.token_bytes(16)),
-                "so_pin": seal(agent_sealing, so_pin, job_id) if so_pin is not None else None}
+        body: dict[str, Any] = {
+            "id": job_id, "kind": kind, "company": company, "token_serial": token_serial,
+            "expires_at": (now or time.time()) + lifetime_seconds,
+            "nonce": b64(secrets.token_bytes(16)),
+            "so_pin": seal(agent_sealing, so_pin, job_id) if so_pin is not None else None}
+        if user_pin is not None:
+            body["user_pin"] = seal(agent_sealing, user_pin, job_id)
+        if data:
+            body["data"] = data
         return {**body, "signature": b64(self.key.sign(canonical(body)))}
 
 
@@ -206,6 +214,8 @@ class VerifiedJob:
     company: str
     token_serial: str | None
     so_pin: str | None
+    user_pin: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: AgentKeys,
@@ -220,12 +230,18 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("bad_signature", "job not signed by the paired bot") from None
     if body.get("kind") not in KINDS:
         raise Refused("bad_kind", f"unknown job kind {body.get('kind')!r}")
-    if body.get("kind") == "reset_pin" and not (body.get("token_serial") and body.get("so_pin")):
-        raise Refused("bad_job", "a PIN reset names its token and carries its SO PIN")
+    if body.get("kind") != "token_info" and not body.get("token_serial"):
+        raise Refused("bad_job", "a job that changes a token names that token")
+    needs = {"reset_pin": ("so_pin",), "personalise": ("so_pin", "user_pin")}.get(body["kind"], ())
+    if not all(body.get(name) for name in needs):
+        raise Refused("bad_job", f"a {body['kind']} job carries {' and '.join(needs)}")
+    if body["kind"] == "write_certificate" and not (body.get("data") or {}).get("certificate"):
+        raise Refused("bad_job", "a write_certificate job carries the certificate")
     if body.get("company") != company:
         raise Refused("wrong_company", "job is for another company")
     if float(body.get("expires_at", 0)) <= now:
         raise Refused("expired", "job expired")
-    so_pin = unseal(keys, body["so_pin"], body["id"]) if body.get("so_pin") else None
+    pins = {name: unseal(keys, body[name], body["id"]) if body.get(name) else None
+            for name in SEALED}
     return VerifiedJob(body["id"], body["kind"], body["company"], body.get("token_serial"),
-                       so_pin)
+                       pins["so_pin"], pins["user_pin"], dict(body.get("data") or {}))

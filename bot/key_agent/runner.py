@@ -15,7 +15,7 @@ from typing import Any
 from loguru import logger
 
 from bot.key_agent.config import PairedState
-from bot.key_agent.protocol import JobJournal, Refused, VerifiedJob, verify_job
+from bot.key_agent.protocol import JobJournal, Refused, VerifiedJob, b64, unb64, verify_job
 from bot.key_agent.token import TokenError, TokenWorker
 
 NewPin = Callable[[], str]
@@ -33,6 +33,18 @@ def ask_new_pin(prompt: Callable[[str], str] = getpass.getpass) -> str:
         print("两次输入不一致，请重新输入。")  # noqa: T201
 
 
+def ask_current_pin(prompt: Callable[[str], str] = getpass.getpass) -> str:
+    """Renewal signs a request with the key on the UKEY: the person at the PC types its PIN."""
+    return prompt("续期证书需要用 UKEY 签名，请输入 UKEY 密码（PIN）：")
+
+
+def current_pin_from_environment() -> str:
+    """Unattended use and tests: CADESK_AGENT_PIN."""
+    if pin := os.environ.get("CADESK_AGENT_PIN"):
+        return pin
+    raise RuntimeError("no UKEY PIN given (CADESK_AGENT_PIN)")
+
+
 def new_pin_from_environment() -> str:
     """Unattended use and tests: CADESK_AGENT_NEW_PIN, or a file named by CADESK_AGENT_PIN_FILE."""
     if pin := os.environ.get("CADESK_AGENT_NEW_PIN"):
@@ -44,11 +56,14 @@ def new_pin_from_environment() -> str:
 
 class JobRunner:
     def __init__(self, state: PairedState, worker: TokenWorker, journal: JobJournal,
-                 new_pin: NewPin) -> None:
+                 new_pin: NewPin, current_pin: NewPin = ask_current_pin,
+                 factory_so_pin: str | None = None) -> None:
         self.state = state
         self.worker = worker
         self.journal = journal
         self.new_pin = new_pin
+        self.current_pin = current_pin
+        self.factory_so_pin = factory_so_pin  # the service hall's blank UKEYs (agent.toml)
 
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
         job_id = str(job.get("id", ""))
@@ -67,18 +82,38 @@ class JobRunner:
         return result
 
     async def _execute(self, job: VerifiedJob) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
         try:
             info = await self.worker.info(job.token_serial)  # the serial must match
-            if job.kind == "reset_pin" and job.token_serial and job.so_pin:
-                try:
-                    new_pin = await asyncio.to_thread(self.new_pin)  # a person may take a while
-                except (RuntimeError, OSError, EOFError) as error:
-                    return {"id": job.id, "ok": False, "code": "no_new_pin",
-                            "message": f"没有得到新的 PIN：{error}"}
-                info = await self.worker.reset_pin(job.token_serial, job.so_pin, new_pin)
+            serial = info.serial
+            if job.kind == "reset_pin" and job.so_pin:
+                new_pin = await self._ask(self.new_pin, "no_new_pin", "新的 PIN")
+                info = await self.worker.reset_pin(serial, job.so_pin, new_pin)
+            elif job.kind == "personalise" and job.so_pin and job.user_pin:
+                if not self.factory_so_pin:
+                    raise TokenError("not_a_hall_agent", "这个密钥代理没有配置空白 UKEY 的出厂"
+                                     "管理员 PIN（agent.toml 的 factory_so_pin），不能制证。")
+                info, csr = await self.worker.personalise(
+                    serial, self.factory_so_pin, job.so_pin, job.user_pin,
+                    str(job.data.get("common_name", "")))
+                extra["csr"] = b64(csr)
+            elif job.kind == "request":
+                pin = await self._ask(self.current_pin, "no_pin", "UKEY 密码")
+                info, csr = await self.worker.request(serial, pin,
+                                                      str(job.data.get("common_name", "")))
+                extra["csr"] = b64(csr)
+            elif job.kind == "write_certificate":
+                info = await self.worker.write_certificate(serial,
+                                                           unb64(job.data["certificate"]))
         except TokenError as error:
             code = "wrong_token" if error.code == "token_not_found" else error.code
             logger.warning(f"job {job.id} failed on the token: {code}")
             return {"id": job.id, "ok": False, "code": code, "message": str(error)}
         logger.info(f"job {job.id} ({job.kind}) done on token {info.serial}")
-        return {"id": job.id, "ok": True, "kind": job.kind, "token": info.to_json()}
+        return {"id": job.id, "ok": True, "kind": job.kind, "token": info.to_json(), **extra}
+
+    async def _ask(self, prompt: NewPin, code: str, what: str) -> str:
+        try:
+            return await asyncio.to_thread(prompt)  # a person may take a while
+        except (RuntimeError, OSError, EOFError) as error:
+            raise TokenError(code, f"没有得到{what}：{error}") from None
