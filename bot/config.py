@@ -128,6 +128,22 @@ class AgentsSection(_Section):
     so_master_file: Path | None = None  # the SO PIN master secret; or CADESK_SO_MASTER (hex)
 
 
+class PkiSection(_Section):
+    """The CA and the certificates on the UKEYs (docs/pki.md, docs/certificates.md)."""
+
+    enabled: bool = False  # needs [agents]: UKEYs are personalised and renewed through agents
+    ca_name: str = "cadesk CA"
+    # An existing CA instead of the embedded one made in DATA_DIR/pki on first start (PEM files;
+    # an encrypted key's password in CADESK_CA_KEY_PASSWORD).
+    ca_cert_file: Path | None = None
+    ca_key_file: Path | None = None
+    term_months: int = Field(12, ge=1, le=60)  # a renewal adds this to the current expiry
+    crl_url: str = ""  # named in every certificate; empty: public URL + /pki/crl
+    crl_hours: float = Field(24, gt=0)  # re-signed at least this often (and on every change)
+    reminder_days: list[int] = [30, 7, 1]  # expiry reminders, days before
+    reminder_check_minutes: float = Field(60, gt=0)
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
@@ -141,6 +157,7 @@ class Settings(_Section):
     email: EmailSection = EmailSection()
     mailbox: MailboxSection = MailboxSection()
     agents: AgentsSection = AgentsSection()
+    pki: PkiSection = PkiSection()
 
     @property
     def data_dir(self) -> Path:
@@ -149,6 +166,12 @@ class Settings(_Section):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'cadesk.db'}"
+
+    @property
+    def public_url(self) -> str:
+        """Where agents and relying parties reach this bot's HTTP server."""
+        server = self.server
+        return (self.agents.public_url or f"http://{server.host}:{server.port}").rstrip("/")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -185,6 +208,12 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     master = settings.agents.so_master_file
     if master is not None and not master.is_absolute():
         settings.agents.so_master_file = base / master
+    for name in ("ca_cert_file", "ca_key_file"):
+        path = getattr(settings.pki, name)
+        if path is not None and not path.is_absolute():
+            setattr(settings.pki, name, base / path)
+    if settings.pki.enabled and not settings.agents.enabled:
+        raise ConfigError("[pki] enabled needs [agents] enabled: UKEYs are made through agents")
     for section in (settings.email, settings.mailbox):
         if section.ca_file is not None and not section.ca_file.is_absolute():
             section.ca_file = base / section.ca_file

@@ -10,11 +10,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -97,6 +99,8 @@ class Order(Base):
     express_company: Mapped[str | None] = mapped_column(String(40))
     express_number: Mapped[str | None] = mapped_column(String(40))
     invoice_info: Mapped[str | None] = mapped_column(Text)
+    token_serial: Mapped[str | None] = mapped_column(String(64))  # the UKEY it made or read
+    certificate_serial: Mapped[str | None] = mapped_column(String(40))  # hex, what it issued
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -203,11 +207,13 @@ class InboundMail(Base):
 
 
 class Agent(Base):
-    """A paired key agent: the machine beside a company's UKEY."""
+    """A paired key agent: the machine beside a company's UKEY, or the service hall's agent that
+    personalises blank UKEYs for every company (``hall``, no company)."""
 
     __tablename__ = "agents"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    hall: Mapped[bool] = mapped_column(default=False, server_default=false())
     identity_key: Mapped[str] = mapped_column(String(64), unique=True)  # Ed25519, base64url
     sealing_key: Mapped[str] = mapped_column(String(64))  # X25519, base64url
     paired_by: Mapped[str] = mapped_column(String(100))  # the chat account that asked
@@ -215,7 +221,7 @@ class Agent(Base):
     last_seen_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(100))
-    company: Mapped[Company] = relationship(lazy="joined")
+    company: Mapped[Company | None] = relationship(lazy="joined")
 
 
 class PairingCode(Base):
@@ -224,7 +230,8 @@ class PairingCode(Base):
     __tablename__ = "pairing_codes"
     id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    hall: Mapped[bool] = mapped_column(default=False, server_default=false())
     requested_by: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
@@ -238,7 +245,9 @@ class TokenJob(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # token_info / reset_pin
+    kind: Mapped[str] = mapped_column(String(20))  # protocol.KINDS
+    hall: Mapped[bool] = mapped_column(default=False, server_default=false())  # hall's agent
+    data: Mapped[dict[str, Any] | None]  # plain, signed payload (e.g. the certificate to write)
     token_serial: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="queued")  # sent done failed expired
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
@@ -247,3 +256,48 @@ class TokenJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class Certificate(Base):
+    """A certificate the CA issued: for which company, on which UKEY, and whether it is trusted
+    (active; hold after a loss report; revoked for good; superseded by its renewal)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_status_not_after", "status", "not_after"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)  # hex, lower case
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    token_serial: Mapped[str] = mapped_column(String(64), index=True)
+    subject_name: Mapped[str] = mapped_column(String(200))  # the company name in the subject
+    uscc: Mapped[str] = mapped_column(String(18))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    status_changed_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(String(40))  # x509.ReasonFlags value
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    company: Mapped[Company] = relationship(lazy="joined")
+
+
+class CertificateReminder(Base):
+    """An expiry reminder sent (or skipped as already late): each threshold once per certificate."""
+
+    __tablename__ = "certificate_reminders"
+    __table_args__ = (UniqueConstraint("certificate_id", "days_before"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    days_before: Mapped[int]
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Crl(Base):
+    """Every CRL the CA signed, numbered; the newest is served and written to a file."""
+
+    __tablename__ = "crls"
+    number: Mapped[int] = mapped_column(primary_key=True)
+    issued_at: Mapped[datetime]
+    next_update: Mapped[datetime]
+    der: Mapped[bytes] = mapped_column(LargeBinary)

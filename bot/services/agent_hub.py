@@ -1,31 +1,55 @@
-"""Running unlock jobs through the company's key agent.
+"""Running token jobs through key agents: the company's own, or the service hall's.
 
 Approving an unlock queues a ``token_info`` job; its answer names the token, and a
 ``reset_pin`` job follows with that token's SO PIN, derived from the master secret and sealed
-to the agent that will run it. Results go into the order's event log; success completes the
-order, failure is told to the applicant and the technicians. Jobs expire.
+to the agent that will run it. Certificate orders (制证, 续期) chain their own jobs through
+``CertificateSteps`` (bot/services/certificates.py). Results go into the order's event log;
+success moves the order on, failure is told to the applicant and the technicians. Jobs expire.
 """
 
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 from sqlalchemy import select
 
 from bot.config import Settings
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status
-from bot.key_agent.protocol import Refused, b64, check_proof
-from bot.services.agents import AgentRefused, AgentRegistry
-from bot.services.notify import Notifier, applicant_notice
-from bot.services.so_pins import load_master, so_pin_for
+from bot.key_agent.protocol import HALL, Refused, b64, check_proof
+from bot.services.agents import AgentRefused, AgentRegistry, agent_company
+from bot.services.messages import Reply
+from bot.services.notify import Notice, Notifier, applicant_notice
+from bot.services.so_pins import initial_user_pin, load_master, so_pin_for
 from storage.db import Database
 from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[], Awaitable[None]]
 OPEN = ("queued", "sent")
+Route = int | str  # a company's id, or HALL for the service hall's agents
+
+
+def route_of(agent: Agent) -> Route:
+    return HALL if agent.hall else agent.company_id  # type: ignore[return-value]
+
+
+@dataclass
+class Step:
+    """What follows a job's result: the applicant's notice (chat, and mail when ``mail``), a
+    line for the staff, chat-only words for the applicant (never mailed: an initial PIN)."""
+
+    notice: Notice | None = None
+    staff: str | None = None
+    private: list[Reply] = field(default_factory=list)
+    mail: bool = True
+
+
+class JobSteps(Protocol):
+    async def after(self, session: Any, order: Order, job: TokenJob,
+                    message: dict[str, Any]) -> Step: ...
 
 
 class AgentHub:
@@ -35,8 +59,9 @@ class AgentHub:
         self.db = db
         self.registry = registry
         self.notifier = notifier
-        self.online: dict[int, tuple[int, Send]] = {}  # agent id → (company id, send)
+        self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
+        self.certificate_steps: JobSteps | None = None  # set when [pki] is enabled
 
     # --- connections ------------------------------------------------------------------------
     async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
@@ -55,10 +80,10 @@ class AgentHub:
             return agent
 
     async def connected(self, agent: Agent, send: Send, close: Close) -> None:
-        self.online[agent.id] = (agent.company_id, send)
+        self.online[agent.id] = (route_of(agent), send)
         self._closers[agent.id] = close
         logger.info(f"agent #{agent.id} online")
-        await self.deliver(agent.company_id)
+        await self.deliver(route_of(agent))
 
     def disconnected(self, agent_id: int) -> None:
         self.online.pop(agent_id, None)
@@ -70,16 +95,23 @@ class AgentHub:
         if close := self._closers.get(agent_id):
             await close()
 
-    def company_online(self, company_id: int) -> bool:
-        return any(company == company_id for company, _ in self.online.values())
+    def company_online(self, route: Route) -> bool:
+        """Is an agent of this company (or, for HALL, of the service hall) connected?"""
+        return any(r == route for r, _ in self.online.values())
 
     # --- jobs -------------------------------------------------------------------------------
     async def start_unlock(self, order: Order) -> bool:
         """Queue the first job of an approved unlock; True when an agent is there to run it."""
+        return await self.start(order, "token_info", None)
+
+    async def start(self, order: Order, kind: str, serial: str | None, *,
+                    hall: bool = False) -> bool:
+        """Queue a job on its own; True when an agent is there to run it."""
         async with self.db.transaction() as session:
-            self._queue(session, order.id, order.company_id, "token_info", None)
-        await self.deliver(order.company_id)
-        return self.company_online(order.company_id)
+            self.queue(session, order, kind, serial, hall=hall)
+        route: Route = HALL if hall else order.company_id
+        await self.deliver(route)
+        return self.company_online(route)
 
     async def retry(self, order: Order, actor: str) -> bool:
         """Start an unlock again after a failure or expiry; False while one is still open."""
@@ -93,21 +125,25 @@ class AgentHub:
         await self.start_unlock(order)
         return True
 
-    def _queue(self, session: Any, order_id: int, company_id: int, kind: str,
-               serial: str | None) -> None:
+    def queue(self, session: Any, order: Order, kind: str, serial: str | None, *,
+              hall: bool = False, data: dict[str, Any] | None = None) -> None:
+        """Add a job for the order's company agent (or the hall's), in the caller's transaction;
+        ``deliver`` sends it after the commit."""
         minutes = self.settings.agents.job_lifetime_minutes
-        session.add(TokenJob(id=b64(secrets.token_bytes(15)), order_id=order_id,
-                             company_id=company_id, kind=kind, token_serial=serial,
+        session.add(TokenJob(id=b64(secrets.token_bytes(15)), order_id=order.id,
+                             company_id=order.company_id, kind=kind, token_serial=serial,
+                             hall=hall, data=data,
                              expires_at=utcnow() + timedelta(minutes=minutes)))
 
-    async def deliver(self, company_id: int) -> None:
-        """Send the company's open jobs to its agents; a job already sent goes again, unchanged,
-        to the agent it was sealed for."""
+    async def deliver(self, route: Route) -> None:
+        """Send the open jobs of a company (or of the hall) to its agents; a job already sent
+        goes again, unchanged, to the agent it was sealed for."""
         outgoing: list[tuple[Send, dict[str, Any]]] = []
+        whose = (TokenJob.hall.is_(True) if route == HALL
+                 else (TokenJob.company_id == route) & TokenJob.hall.is_(False))
         async with self.db.transaction() as session:
             jobs = (await session.scalars(
-                select(TokenJob).where(TokenJob.company_id == company_id,
-                                       TokenJob.status.in_(OPEN),
+                select(TokenJob).where(whose, TokenJob.status.in_(OPEN),
                                        TokenJob.expires_at > utcnow())
                 .order_by(TokenJob.created_at))).all()
             for job in jobs:
@@ -115,8 +151,7 @@ class AgentHub:
                     if job.agent_id in self.online and job.signed:
                         outgoing.append((self.online[job.agent_id][1], job.signed))
                     continue
-                agent_id = next((a for a, (c, _) in self.online.items() if c == company_id),
-                                None)
+                agent_id = next((a for a, (r, _) in self.online.items() if r == route), None)
                 if agent_id is None:
                     continue
                 agent = await session.get(Agent, agent_id)
@@ -132,16 +167,19 @@ class AgentHub:
                 logger.warning(f"sending job {signed['id']} failed: {error}")
 
     def _sign(self, job: TokenJob, agent: Agent) -> dict[str, Any]:
-        so_pin = None
-        if job.kind == "reset_pin":
+        """Signed for this agent; PINs are derived now and exist only sealed inside the job."""
+        so_pin = user_pin = None
+        if job.kind in ("reset_pin", "personalise"):
             assert job.token_serial
             master = load_master(self.settings.agents.so_master_file)
             so_pin = so_pin_for(master, job.token_serial)
+            if job.kind == "personalise":
+                user_pin = initial_user_pin(master, job.token_serial, job.order_id)
         remaining = (job.expires_at - utcnow()).total_seconds()
         return self.registry.bot_key.job(
-            kind=job.kind, company=agent.company.uscc, token_serial=job.token_serial,
+            kind=job.kind, company=agent_company(agent), token_serial=job.token_serial,
             agent_sealing=agent.sealing_key, lifetime_seconds=remaining, so_pin=so_pin,
-            job_id=job.id)
+            user_pin=user_pin, data=job.data, job_id=job.id)
 
     async def result(self, agent_id: int, message: dict[str, Any]) -> None:
         """An agent's answer: logged on the order, then the next step."""
@@ -154,7 +192,7 @@ class AgentHub:
             token = message.get("token") or {}
             job.status, job.finished_at = ("done" if ok else "failed"), utcnow()
             job.result = {k: v for k, v in message.items() if k in ("ok", "code", "message",
-                                                                     "kind", "token")}
+                                                                     "kind", "token", "csr")}
             order = await session.get(Order, job.order_id)
             assert order is not None
             status = OrderStatus(order.status)
@@ -163,29 +201,43 @@ class AgentHub:
                 from_status=status, to_status=status, reason=message.get("message"),
                 detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
                         "token_serial": token.get("serial"), "pin": token.get("pin")}))
-            notice = None
-            if ok and job.kind == "token_info":
-                self._queue(session, order.id, order.company_id, "reset_pin", token["serial"])
-            elif ok:
-                order.status = next_status(OrderType(order.type), status, Event.COMPLETE)
-                session.add(OrderEvent(order_id=order.id, actor=f"agent:{agent_id}",
-                                       event=Event.COMPLETE, from_status=status,
-                                       to_status=order.status, reason="UKEY 密码已重置"))
-                notice = applicant_notice(order, "unlocked", self.settings)
+            if order.type == OrderType.UNLOCK:
+                step = self._unlock_step(session, order, job, message, agent_id)
+            elif self.certificate_steps is not None:
+                step = await self.certificate_steps.after(session, order, job, message)
             else:
-                notice = applicant_notice(order, "unlock_failed", self.settings,
-                                          reason=str(message.get("message", "")))
-            if notice:
-                await self.notifier.queue_mail(session, order, notice)
-            company_id = order.company_id
+                step = Step()
+            if step.notice and step.mail:
+                await self.notifier.queue_mail(session, order, step.notice)
+            route: Route = HALL if job.hall else order.company_id
         logger.info(f"job {job.id} ({job.kind}) {'done' if ok else 'failed'} on agent #{agent_id}")
-        if notice:
-            await self.notifier.tell_applicant(order, notice)
-        if not ok:
-            await self.notifier.tell_staff(
-                f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
-                f"{message.get('message')}")
-        await self.deliver(company_id)
+        if step.notice:
+            await self.notifier.tell_applicant(order, step.notice)
+        if step.private:
+            await self.notifier.tell_applicant(order, Notice(step.private, "", ""))
+        if step.staff:
+            await self.notifier.tell_staff(step.staff)
+        await self.deliver(order.company_id)
+        if route == HALL:
+            await self.deliver(HALL)
+
+    def _unlock_step(self, session: Any, order: Order, job: TokenJob, message: dict[str, Any],
+                     agent_id: int) -> Step:
+        ok = bool(message.get("ok"))
+        if ok and job.kind == "token_info":
+            self.queue(session, order, "reset_pin", (message.get("token") or {})["serial"])
+            return Step()
+        if ok:
+            status = OrderStatus(order.status)
+            order.status = next_status(OrderType(order.type), status, Event.COMPLETE)
+            session.add(OrderEvent(order_id=order.id, actor=f"agent:{agent_id}",
+                                   event=Event.COMPLETE, from_status=status,
+                                   to_status=order.status, reason="UKEY 密码已重置"))
+            return Step(applicant_notice(order, "unlocked", self.settings))
+        return Step(applicant_notice(order, "unlock_failed", self.settings,
+                                     reason=str(message.get("message", ""))),
+                    staff=f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
+                          f"{message.get('message')}")
 
     async def expire_due(self) -> int:
         async with self.db.transaction() as session:
@@ -202,7 +254,8 @@ class AgentHub:
                 TokenJob.order_id == order.id).order_by(TokenJob.created_at))).all()
         if not jobs:
             return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
-        names = {"token_info": "读取 UKEY", "reset_pin": "重置密码"}
+        names = {"token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "初始化 UKEY",
+                 "request": "生成证书请求", "write_certificate": "写入证书"}
         states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
                   "failed": "失败", "expired": "已过期"}
         lines = [f"订单 {order.number} 的远程解锁："]

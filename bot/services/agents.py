@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.domain.order_numbers import ALPHABET
-from bot.key_agent.protocol import BotKey, unb64
+from bot.key_agent.protocol import HALL, BotKey, unb64
 from storage.db import Database
 from storage.models import Agent, Handler, PairingCode, utcnow
 
@@ -56,18 +56,32 @@ def load_bot_key(data_dir: Path) -> BotKey:
     return key
 
 
+def agent_company(agent: Agent) -> str:
+    """What the agent serves, as its jobs name it: a USCC, or HALL."""
+    return HALL if agent.hall or agent.company is None else agent.company.uscc
+
+
+def agent_owner(agent: Agent) -> str:
+    """Who the agent serves, for people."""
+    return "服务大厅（制证）" if agent.hall or agent.company is None else agent.company.name
+
+
 class AgentRegistry:
     def __init__(self, settings: Settings, db: Database, bot_key: BotKey) -> None:
         self.settings = settings
         self.db = db
         self.bot_key = bot_key
 
-    async def new_code(self, handler: Handler, requested_by: str) -> tuple[str, datetime]:
+    async def new_code(self, handler: Handler | None, requested_by: str) -> tuple[str, datetime]:
+        """A code for an agent of the handler's company; without a handler (a technician's
+        绑定制证代理), for the service hall's agent, which makes UKEYs for every company."""
         code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
         expires = utcnow() + timedelta(minutes=self.settings.agents.pairing_code_minutes)
         async with self.db.transaction() as session:
-            session.add(PairingCode(code_hash=_hash(code), company_id=handler.company_id,
-                                    requested_by=requested_by, expires_at=expires))
+            session.add(PairingCode(code_hash=_hash(code),
+                                    company_id=handler.company_id if handler else None,
+                                    hall=handler is None, requested_by=requested_by,
+                                    expires_at=expires))
         return code, expires
 
     async def pair(self, code: str, identity: str, sealing: str) -> Paired:
@@ -87,13 +101,13 @@ class AgentRegistry:
             if await session.scalar(select(Agent).where(Agent.identity_key == identity)):
                 raise AgentRefused("already_paired", "这个密钥代理已经绑定过了。")
             row.used_at = utcnow()
-            agent = Agent(company_id=row.company_id, identity_key=identity, sealing_key=sealing,
-                          paired_by=row.requested_by)
+            agent = Agent(company_id=row.company_id, hall=row.hall, identity_key=identity,
+                          sealing_key=sealing, paired_by=row.requested_by)
             session.add(agent)
             await session.flush()
             await session.refresh(agent, ["company"])
-            paired = Paired(agent.id, agent.company.uscc, self.bot_key.public())
-        logger.info(f"agent #{paired.agent_id} paired for company {paired.company}")
+            paired = Paired(agent.id, agent_company(agent), self.bot_key.public())
+        logger.info(f"agent #{paired.agent_id} paired for {paired.company}")
         return paired
 
     async def of_company(self, company_id: int | None = None) -> Sequence[Agent]:

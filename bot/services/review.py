@@ -38,7 +38,7 @@ from bot.domain.review import (
 from bot.domain.text import normalise
 from bot.services import order_views
 from bot.services.agent_hub import AgentHub
-from bot.services.agents import AgentRefused, AgentRegistry
+from bot.services.agents import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.scan_store import ScanStore
@@ -219,7 +219,7 @@ class ReviewDesk:
     async def _list_agents(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         wanted = args[0].strip() if args else ""
         agents = [a for a in await self.agents.of_company()
-                  if not wanted or wanted in a.company.name or wanted == a.company.uscc]
+                  if not wanted or wanted in agent_owner(a) or wanted == agent_company(a)]
         if not agents:
             return ["没有密钥代理。申请人发送「绑定密钥代理」即可绑定。"]
         lines = [f"密钥代理（{len(agents)} 个）："]
@@ -227,7 +227,7 @@ class ReviewDesk:
             state = "已吊销" if a.revoked_at else "有效"
             seen = (f"，最近在线 {a.last_seen_at.astimezone(self.settings.tz):%m-%d %H:%M}"
                     if a.last_seen_at else "，尚未上线")
-            lines.append(f"{a.id}. {a.company.name} {state}{seen}（由 {a.paired_by} 绑定）")
+            lines.append(f"{a.id}. {agent_owner(a)} {state}{seen}（由 {a.paired_by} 绑定）")
         lines.append("吊销：「吊销代理 编号」")
         return ["\n".join(lines)]
 
@@ -239,7 +239,7 @@ class ReviewDesk:
         except AgentRefused as error:
             raise ReviewRefused(str(error)) from None
         await self.hub.cut_off(agent.id)
-        return [f"已吊销 {agent.company.name} 的密钥代理 {agent.id}，它再也不能接收任务。"]
+        return [f"已吊销 {agent_owner(agent)} 的密钥代理 {agent.id}，它再也不能接收任务。"]
 
     # --- changing -------------------------------------------------------------------------
     async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:

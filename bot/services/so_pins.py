@@ -1,6 +1,7 @@
-"""The SO PIN of each UKEY, derived from one master secret and the token's serial.
+"""The SO PIN of each UKEY, derived from one master secret and the token's serial; and the
+initial user PIN of a UKEY made for an order.
 
-No SO PIN is stored anywhere: HMAC-SHA256(master, serial) gives it again when a job needs it.
+No PIN is stored anywhere: HMAC-SHA256(master, serial) gives it again when a job needs it.
 The master secret comes from the environment or a key file, never from bot.toml.
 """
 
@@ -15,6 +16,13 @@ DIGITS = 12
 def so_pin_for(master: bytes, token_serial: str) -> str:
     digest = hmac.new(master, b"cadesk-so-pin:" + token_serial.encode(), hashlib.sha256).digest()
     return str(int.from_bytes(digest, "big") % 10**DIGITS).zfill(DIGITS)
+
+
+def initial_user_pin(master: bytes, token_serial: str, order_id: int) -> str:
+    """The user PIN a new UKEY is handed over with (8 digits); the applicant changes it."""
+    digest = hmac.new(master, f"cadesk-initial-pin:{token_serial}:{order_id}".encode(),
+                      hashlib.sha256).digest()
+    return str(int.from_bytes(digest, "big") % 10**8).zfill(8)
 
 
 def load_master(key_file: Path | None = None) -> bytes:

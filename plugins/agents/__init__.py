@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from bot.key_agent.protocol import new_challenge
 from bot.runtime import get_runtime
-from bot.services.agents import AgentRefused
+from bot.services.agents import AgentRefused, agent_company
 
 __plugin_meta__ = PluginMetadata(
     name="密钥代理",
@@ -61,7 +61,7 @@ async def agent_socket(socket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError):
             await socket.close(code=4400)
         return
-    await socket.send_json({"type": "welcome", "company": agent.company.uscc})
+    await socket.send_json({"type": "welcome", "company": agent_company(agent)})
     await runtime.hub.connected(agent, socket.send_json, lambda: socket.close(code=4403))
     try:
         while True:
