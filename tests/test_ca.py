@@ -6,13 +6,17 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pkcs11
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from pkcs11.util.ec import encode_ec_public_key
+from pkcs11.util.rsa import encode_rsa_public_key
 
 from bot.pki.ca import (
     CAError,
@@ -20,11 +24,14 @@ from bot.pki.ca import (
     EmbeddedCA,
     OrgSubject,
     RevokedEntry,
+    TokenKeyRef,
     crl_der,
     crl_pem,
     subject_of,
 )
+from bot.pki.token_key import open_token_key
 from bot.samples import fake_uscc
+from tests.softhsm import MODULE, USER_PIN, new_token, softhsm
 
 CRL_URL = "http://cadesk.example.test/pki/crl"
 COMPANY = "深圳市示例科技有限公司"
@@ -363,3 +370,86 @@ def test_a_leaf_certificate_cannot_be_brought_as_the_ca(
     os.chmod(key, 0o600)
     with pytest.raises(CAError, match="不是 CA 证书"):
         EmbeddedCA.open(tmp_path, cert_file=leaf, key_file=key)
+
+
+# --- the CA key on a PKCS#11 token (SoftHSM2), never leaving it ---------------------------------
+
+TOKEN_LABEL = "cadesk-ca"
+
+
+@pytest.fixture(scope="module")
+def ca_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """A token holding an ECDSA P-384 and an RSA-2048 key made by pkcs11-tool, with the public
+    halves exported; yields the public-key files by key label."""
+    directory = tmp_path_factory.mktemp("token")
+    with softhsm():
+        new_token(TOKEN_LABEL)
+        base = ["pkcs11-tool", "--module", MODULE, "--token-label", TOKEN_LABEL]
+        keys = (("ca-ec", "EC:secp384r1", "01"), ("ca-rsa", "rsa:2048", "02"))
+        for label, key_type, key_id in keys:
+            subprocess.run([*base, "--login", "--pin", USER_PIN, "--keypairgen", "--key-type",
+                            key_type, "--label", label, "--id", key_id],
+                           check=True, capture_output=True)
+        # pkcs11-tool 0.23 cannot export EC public keys under OpenSSL 3: read them here.
+        lib = pkcs11.lib(MODULE)
+        lib.reinitialize()
+        publics = {}
+        with lib.get_token(token_label=TOKEN_LABEL).open() as session:
+            for label, _, _ in keys:
+                public = session.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=label)
+                publics[label] = directory / f"{label}.der"
+                publics[label].write_bytes(
+                    encode_ec_public_key(public) if label == "ca-ec"
+                    else encode_rsa_public_key(public)
+                )
+        yield publics
+
+
+def self_signed_on_token(public_der: Path, label: str, directory: Path) -> Path:
+    """The CA certificate, self-signed by the token key through the same adapter."""
+    public = serialization.load_der_public_key(public_der.read_bytes())
+    assert isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+    key = open_token_key(TokenKeyRef(MODULE, TOKEN_LABEL, label), public)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"令牌 CA {label}")])
+    start = now() - dt.timedelta(hours=1)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return write_pem(directory / f"{label}.pem", cert)
+
+
+@pytest.mark.parametrize("label", ["ca-ec", "ca-rsa"])
+def test_a_ca_key_on_a_pkcs11_token_signs_certificates_and_crls(
+    ca_token: dict[str, Path], label: str, rsa_key: rsa.RSAPrivateKey, company: OrgSubject,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CADESK_CA_TOKEN_PIN", USER_PIN)
+    cert_file = self_signed_on_token(ca_token[label], label, tmp_path)
+    ca = EmbeddedCA.open(tmp_path / "unused", cert_file=cert_file,
+                         key_token=TokenKeyRef(MODULE, TOKEN_LABEL, label))
+    issued = write_pem(tmp_path / "org.pem", issue_for_a_year(ca, rsa_key, company))
+    assert openssl("verify", "-CAfile", cert_file, issued).returncode == 0
+    crl = ca.crl([], 1, now(), now() + dt.timedelta(days=1))
+    crl_file = write_pem(tmp_path / "crl.pem", crl)
+    assert openssl("crl", "-noout", "-CAfile", cert_file, "-in", crl_file).stderr.strip() == (
+        "verify OK"
+    )
+
+
+def test_a_token_key_that_does_not_match_the_certificate_is_refused(
+    ca_token: dict[str, Path], ca_dir: Path, ca: EmbeddedCA, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CADESK_CA_TOKEN_PIN", USER_PIN)
+    with pytest.raises(CAError, match="不是一对"):  # the embedded CA's P-384 cert, another key
+        EmbeddedCA.open(tmp_path, cert_file=ca_dir / "ca-cert.pem",
+                        key_token=TokenKeyRef(MODULE, TOKEN_LABEL, "ca-ec"))
+    monkeypatch.setenv("CADESK_CA_TOKEN_PIN", "000000")
+    with pytest.raises(CAError, match="PIN 错误"):
+        EmbeddedCA.open(tmp_path, cert_file=ca_dir / "ca-cert.pem",
+                        key_token=TokenKeyRef(MODULE, TOKEN_LABEL, "ca-ec"))

@@ -20,8 +20,9 @@ from bot.pki.crl import RevokedEntry, build_crl, crl_der, crl_pem
 from bot.pki.errors import CAError
 from bot.pki.keys import PublicKey, SigningKey, check_subject_key, signing_hash
 from bot.pki.profile import OrgSubject, subject_name, subject_of
-from bot.pki.store import load_pair, open_directory
+from bot.pki.store import load_pair, load_token_pair, open_directory
 from bot.pki.timeutil import utc
+from bot.pki.token_key import TokenKeyRef
 
 __all__ = [
     "CAError",
@@ -29,6 +30,7 @@ __all__ = [
     "EmbeddedCA",
     "OrgSubject",
     "RevokedEntry",
+    "TokenKeyRef",
     "crl_der",
     "crl_pem",
     "subject_of",
@@ -84,12 +86,18 @@ class EmbeddedCA:
         key_file: Path | None = None,
         name: str = "cadesk CA",
         crl_url: str | None = None,
+        key_token: TokenKeyRef | None = None,
     ) -> EmbeddedCA:
-        """The configured CA (``cert_file`` + ``key_file``), else the one in ``directory``,
-        created there on the first call. Raises CAError when the files are unusable."""
-        if (cert_file is None) != (key_file is None):
+        """The configured CA (``cert_file`` + ``key_file``, or ``cert_file`` + ``key_token`` for a
+        key on a PKCS#11 token), else the one in ``directory``, created there on the first call.
+        Raises CAError when the files or the token are unusable."""
+        if key_token is not None:
+            if cert_file is None or key_file is not None:
+                raise CAError("CA 私钥在令牌上时，只需配置 CA 证书文件，不能再配置私钥文件。")
+            certificate, key = load_token_pair(Path(cert_file), key_token)
+        elif (cert_file is None) != (key_file is None):
             raise CAError("配置现有 CA 时必须同时给出证书文件和私钥文件。")
-        if cert_file is not None and key_file is not None:
+        elif cert_file is not None and key_file is not None:
             certificate, key = load_pair(Path(cert_file), Path(key_file))
         else:
             certificate, key = open_directory(Path(directory), name)

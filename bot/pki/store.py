@@ -14,12 +14,14 @@ import tempfile
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from bot.pki.errors import CAError
-from bot.pki.keys import SigningKey, same_public_key, signing_hash
+from bot.pki.keys import PublicKey, SigningKey, same_public_key, signing_hash
+from bot.pki.token_key import TokenKeyRef, open_token_key
 
 CERT_NAME = "ca-cert.pem"
 KEY_NAME = "ca-key.pem"
@@ -35,17 +37,43 @@ def key_password() -> bytes | None:
 
 def load_pair(cert_file: Path, key_file: Path) -> tuple[x509.Certificate, SigningKey]:
     """An existing CA: PEM certificate plus PEM key that belong together and may sign."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    except FileNotFoundError as error:
-        raise CAError(f"找不到 CA 证书文件 {cert_file}。") from error
-    except ValueError as error:
-        raise CAError(f"CA 证书文件 {cert_file} 不是有效的 PEM 证书。") from error
+    cert = _load_certificate(cert_file)
     key = _load_key(key_file)
     if not same_public_key(cert.public_key(), key.public_key()):
         raise CAError(f"CA 证书 {cert_file} 与私钥 {key_file} 不是一对，请检查配置。")
     _check_is_ca(cert, cert_file)
     return cert, key
+
+
+def load_token_pair(cert_file: Path, ref: TokenKeyRef) -> tuple[x509.Certificate, SigningKey]:
+    """An existing CA whose key stays on a PKCS#11 token; proven to pair by a test signature."""
+    cert = _load_certificate(cert_file)
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise CAError(f"CA 证书 {cert_file} 的密钥类型不受支持，只能是 RSA 或 ECDSA。")
+    key = open_token_key(ref, public)
+    if not _signs_for(key, public):
+        raise CAError(f"CA 证书 {cert_file} 与令牌上的私钥 {ref.key_label} 不是一对，请检查配置。")
+    _check_is_ca(cert, cert_file)
+    return cert, key
+
+
+def _signs_for(key: SigningKey, public: PublicKey) -> bool:
+    probe = b"cadesk CA key pairing check"
+    try:
+        if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(
+            public, ec.EllipticCurvePublicKey
+        ):
+            ecdsa = ec.ECDSA(hashes.SHA256())
+            public.verify(key.sign(probe, ecdsa), probe, ecdsa)
+        elif isinstance(key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
+            signature = key.sign(probe, padding.PKCS1v15(), hashes.SHA256())
+            public.verify(signature, probe, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
 
 
 def open_directory(directory: Path, name: str) -> tuple[x509.Certificate, SigningKey]:
@@ -62,6 +90,15 @@ def open_directory(directory: Path, name: str) -> tuple[x509.Certificate, Signin
             key = _load_key(key_path)
             _publish(cert_path, _self_signed(key, name).public_bytes(serialization.Encoding.PEM))
     return load_pair(cert_path, key_path)
+
+
+def _load_certificate(cert_file: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except FileNotFoundError as error:
+        raise CAError(f"找不到 CA 证书文件 {cert_file}。") from error
+    except ValueError as error:
+        raise CAError(f"CA 证书文件 {cert_file} 不是有效的 PEM 证书。") from error
 
 
 def _load_key(key_file: Path) -> SigningKey:
