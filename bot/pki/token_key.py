@@ -85,12 +85,12 @@ class _TokenSigner:
                 ) from None
 
 
-def _digest(data: bytes, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
+def _digest(data: bytes, algorithm: Any) -> bytes:
     if isinstance(algorithm, Prehashed):
-        return data, algorithm._algorithm  # type: ignore[attr-defined]
+        return data
     hasher = hashes.Hash(algorithm)
     hasher.update(data)
-    return hasher.finalize(), algorithm
+    return hasher.finalize()
 
 
 def _unsupported(what: str) -> NoReturn:
@@ -117,7 +117,7 @@ class TokenECKey(ec.EllipticCurvePrivateKey):
     def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             _unsupported("sign with anything but ECDSA")
-        digest, _ = _digest(data, signature_algorithm.algorithm)
+        digest = _digest(data, signature_algorithm.algorithm)
         raw = self._signer.sign(digest, Mechanism.ECDSA)
         half = len(raw) // 2
         return encode_dss_signature(
