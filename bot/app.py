@@ -11,14 +11,15 @@ from bot.config import Settings
 from bot.log_masking import install_log_masking
 from bot.runtime import start_runtime, stop_runtime
 
-PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents")
+PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki")
 
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``nonebot.init``: everything comes from bot.toml."""
     adapters = settings.bot.adapters
     return {
-        # the OneBot reverse WebSocket and the key agents need a server; the Console needs none
+        # the OneBot reverse WebSocket, the key agents and the CRL need a server; the Console
+        # needs none
         "driver": "~fastapi" if "onebot" in adapters or settings.agents.enabled else "~none",
         "host": settings.server.host,
         "port": settings.server.port,

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRegistry, load_bot_key
+from bot.services.certificate_chat import CertificateChat
+from bot.services.certificate_jobs import CertificateJobs
+from bot.services.certificates import CertificateOffice
 from bot.services.dialogue import Dialogue
 from bot.services.fetch import ImageFetcher
 from bot.services.mail import MailOutbox
@@ -35,6 +38,8 @@ class Runtime:
     agents: AgentRegistry
     hub: AgentHub
     sweeper: Periodic
+    certificates: CertificateChat | None  # None: [pki] is off
+    pki_workers: list[Periodic]
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -56,12 +61,25 @@ class Runtime:
         sweeper = Periodic("token job expiry", hub.expire_due, 30)
         if settings.agents.enabled:
             sweeper.start()
+        certificates, pki_workers = None, []
+        if settings.pki.enabled:
+            office = CertificateOffice(settings, db, notifier)
+            certificates = CertificateChat(office, CertificateJobs(settings, db, office, hub,
+                                                                   notifier))
+            pki_workers = [
+                Periodic("CRL", office.refresh_crl, 300),
+                Periodic("expiry reminders", office.send_reminders,
+                         settings.pki.reminder_check_minutes * 60)]
+            for worker in pki_workers:
+                worker.start()
         return cls(settings, db, scans, fetcher, mail,
-                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub),
-                   ReviewDesk(settings, db, scans, notifier, agents, hub), inbox, poller,
-                   agents, hub, sweeper)
+                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub, certificates),
+                   ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
+                   poller, agents, hub, sweeper, certificates, pki_workers)
 
     async def stop(self) -> None:
+        for worker in self.pki_workers:
+            await worker.stop()
         await self.sweeper.stop()
         await self.poller.stop()
         await self.mail.stop()

@@ -276,7 +276,7 @@ class Certificate(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default="active")
     status_changed_at: Mapped[datetime | None]
-    revocation_reason: Mapped[str | None] = mapped_column(String(40))  # x509.ReasonFlags value
+    revocation_reason: Mapped[str | None] = mapped_column(String(40))  # x509.ReasonFlags name
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     company: Mapped[Company] = relationship(lazy="joined")

@@ -1,9 +1,11 @@
-"""The forms of cadesk: company binding and the certificate order (SPEC.md §0 and §1)."""
+"""The forms of cadesk: company binding, the certificate order, the unlock request and the
+loss report (SPEC.md §0, §1, §3 and §4). A renewal needs no form: it reads the UKEY."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.domain import validators
+from bot.domain.certificates import normalise_serial
 from bot.domain.fields import Field, FieldKind
 from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_id_number, mask_mobile
@@ -151,7 +153,41 @@ UNLOCK = Form(
     ),
 )
 
-FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK)}
+def _cert_serial(answer: str) -> str:
+    serial = normalise_serial(answer)
+    if not 1 <= len(serial) <= 40 or any(c not in "0123456789abcdef" for c in serial):
+        raise InvalidAnswer("证书序列号由数字 0–9 和字母 a–f 组成（十六进制），"
+                            "发送「我的证书」可以查看本单位证书的序列号。")
+    return serial
+
+
+LOSS = Form(
+    key="loss",
+    title="证书挂失/解挂",
+    order_type=OrderType.LOSS,
+    fields=(
+        Field("cert_type", "证书类型", kind=FieldKind.CHOICE, choices=("机构证书",), preset=True),
+        Field("apply_kind", "办理类型", kind=FieldKind.CHOICE, choices=("挂失", "解挂"),
+              preset=True),
+        Field("ukey_serial", "USBKEY卡号", validate=validators.text(4, 64, "USBKEY卡号"),
+              hint="UKEY 背面或证书客户端里的卡号；发送「我的证书」可以查看。",
+              help="USBKEY卡号即 UKEY 的序列号，印在 UKEY 上，也可在「我的证书」里查看。"),
+        Field("cert_serial", "证书序列号", validate=_cert_serial,
+              hint="十六进制数字；发送「我的证书」可以查看。",
+              help="要挂失或解挂的证书的序列号（十六进制），发送「我的证书」可以查看。"),
+        Field("company_name", "机构名称", preset=True),
+        Field("org_id_type", "机构证件类型", kind=FieldKind.CHOICE,
+              choices=("统一社会信用代码",), preset=True),
+        Field("org_id", "机构证件号", preset=True),
+        Field("handler_name", "经办人姓名", validate=validators.person_name),
+        Field("handler_id_number", "经办人身份证号", validate=validators.id_number,
+              mask=mask_id_number, hint="18 位，最后一位可能是 X。"),
+        Field("mobile", "手机号", validate=validators.mobile, mask=mask_mobile,
+              hint="接收挂失相关通知的手机号。"),
+    ),
+)
+
+FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK, LOSS)}
 _FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
-from bot.domain.forms import BINDING, CERTIFICATE, UNLOCK, Form, form_for
+from bot.domain.forms import BINDING, CERTIFICATE, LOSS, UNLOCK, Form, form_for
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title, yuan
@@ -26,6 +26,8 @@ from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRegistry
+from bot.services.certificate_chat import CertificateChat
+from bot.services.certificates import CertificateRefused
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
 from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
@@ -46,6 +48,10 @@ START_COMMANDS: dict[str, tuple[Form, dict[str, str]]] = {
     "补办证书": (CERTIFICATE, {"apply_kind": "补办"}),
     "解锁": (UNLOCK, {}),
     "证书解锁": (UNLOCK, {}),
+    "挂失": (LOSS, {"apply_kind": "挂失"}),
+    "证书挂失": (LOSS, {"apply_kind": "挂失"}),
+    "解挂": (LOSS, {"apply_kind": "解挂"}),
+    "证书解挂": (LOSS, {"apply_kind": "解挂"}),
 }
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
@@ -56,6 +62,9 @@ def menu(company_name: str) -> str:
             "· 新办证书 — 首次办理 CA 数字证书（UKEY）\n"
             "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
             "· 解锁 — UKEY 密码忘记，申请重置密码\n"
+            "· 续期 — 证书快到期时，读取 UKEY 后续期\n"
+            "· 挂失 / 解挂 — UKEY 丢失时立即暂停证书；找回后恢复\n"
+            "· 我的证书 — 查看本单位的证书和到期日\n"
             "· 我的订单 — 查看本单位的订单\n"
             "· 查询 订单号 — 查看某个订单的详情和进度\n"
             "· 修改 订单号 — 按驳回理由修改后重新提交\n"
@@ -71,8 +80,9 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
                  fetcher: ImageFetcher, notifier: Notifier, agents: AgentRegistry,
-                 hub: AgentHub) -> None:
+                 hub: AgentHub, certificates: CertificateChat | None = None) -> None:
         self.settings = settings
+        self.certificates = certificates  # None: [pki] is off
         self.notifier = notifier
         self.agents = agents
         self.hub = hub
@@ -126,6 +136,9 @@ class Dialogue:
             return await self._revise(account, handler, revise)
         if text == "绑定密钥代理":
             return [await self._pairing_code(account, handler)]
+        if self.certificates is not None and (
+                answer := await self.certificates.answer(account, handler, text)) is not None:
+            return answer
         if (match := _UNLOCK_STATUS.fullmatch(text)) and (number := parse_order_number(
                 match.group(1))):
             return [await self._unlock_status(handler, number)]
@@ -218,16 +231,37 @@ class Dialogue:
         values, scans = flow.result()
         order_type = flow.form.order_type
         assert order_type is not None
+        held = False
         async with self.db.transaction() as session:
+            cert = None
+            if order_type is OrderType.LOSS:
+                if self.certificates is None:
+                    await Conversations(session).delete(account.platform, account.user_id)
+                    return ["本服务暂未开通证书挂失，请联系技术人员办理。"]
+                try:
+                    cert = await self.certificates.check_loss(session, handler, values)
+                except CertificateRefused as refusal:
+                    outcome = flow.reopen("cert_serial", str(refusal))
+                    await Conversations(session).save(account.platform, account.user_id,
+                                                       flow.state.to_json())
+                    return outcome.replies
             order = await file_order(session, self.settings, order_type=order_type,
                                      values=values, scans=scans, company_id=handler.company_id,
                                      handler_id=handler.id, actor=str(account))
+            if cert is not None and self.certificates is not None:
+                held = await self.certificates.loss_filed(session, order, cert, str(account))
             await Conversations(session).delete(account.platform, account.user_id)
             notice = staff_notice(order, None)
         logger.info(f"order {order.number} submitted by {account}")
+        if held and self.certificates is not None:
+            await self.certificates.office.publish_crl()
+            notice += "\n证书已立即挂失（暂停使用），请审核确认。"
         await self.notifier.tell_staff(notice)
         after = ("审核通过后请按提示扫码支付。" if order.amount_cents
                  else "审核通过后会尽快为您办理。")
+        if held:
+            after = ("证书已立即挂失：从现在起不能再用于签名投标（已列入证书吊销列表）。"
+                     "找回 UKEY 后可发送「解挂」申请恢复。")
         return [f"提交成功！\n订单号：{order.number}\n"
                 f"【{order_title(order_type, values)}】金额：{yuan(order.amount_cents)}\n"
                 f"接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；{after}"

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
+from bot.domain.certificates import CertStatus, revocation_reason
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
 from bot.domain.lifecycle import (
@@ -39,6 +40,8 @@ from bot.domain.text import normalise
 from bot.services import order_views
 from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRefused, AgentRegistry, agent_company, agent_owner
+from bot.services.certificate_chat import CertificateChat
+from bot.services.certificates import CertificateRefused
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.scan_store import ScanStore
@@ -64,11 +67,17 @@ USAGE = {
     "吊销代理": "吊销代理 编号",
     "解锁状态": "解锁状态 订单号",
     "重新解锁": "重新解锁 订单号",
+    "制证": "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
+    "证书": "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]",
+    "吊销": "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
+    "绑定制证代理": "绑定制证代理",
 }
 COMMANDS = frozenset(USAGE)
 SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
 EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
-               "invoice": "登记发票"}
+               "invoice": "登记发票", "token_job": "密钥代理任务", "cert_issued": "签发证书",
+               "cert_written": "写入证书", "cert_hold": "证书挂失", "cert_active": "证书解挂",
+               "cert_revoked": "证书吊销"}
 
 
 def command_word(text: str) -> str | None:
@@ -93,8 +102,10 @@ Mutation = Callable[[Order], None]
 
 class ReviewDesk:
     def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 notifier: Notifier, agents: AgentRegistry, hub: AgentHub) -> None:
+                 notifier: Notifier, agents: AgentRegistry, hub: AgentHub,
+                 certificates: CertificateChat | None = None) -> None:
         self.settings = settings
+        self.certificates = certificates  # None: [pki] is off
         self.agents = agents
         self.hub = hub
         self.db = db
@@ -107,6 +118,8 @@ class ReviewDesk:
             "订单": self._search, "历史": self._history,
             "代理": self._list_agents, "吊销代理": self._revoke_agent,
             "解锁状态": self._unlock_status, "重新解锁": self._retry_unlock,
+            "制证": self._personalise, "证书": self._certificates, "吊销": self._revoke,
+            "绑定制证代理": self._hall_code,
         }
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
@@ -261,6 +274,8 @@ class ReviewDesk:
                                         detail={"approvers": [*approvers, str(actor)]})
         await self.notifier.tell_applicant(order, notice)
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
+        if order.type == OrderType.LOSS:
+            return [await self._settle_loss(actor, number)]
         if order.type == OrderType.UNLOCK and self.settings.agents.enabled:
             if await self.hub.start_unlock(order):
                 return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
@@ -295,7 +310,19 @@ class ReviewDesk:
     async def _pay(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         number = self._number(args, "收款")
         order = await self._simple(actor, number, Event.PAY)
-        return [f"已登记订单 {number} 收款 {yuan(order.amount_cents)}，已通知申请人。"]
+        done = f"已登记订单 {number} 收款 {yuan(order.amount_cents)}，已通知申请人。"
+        if order.type == OrderType.RENEWAL and self.certificates is not None:
+            online = await self.certificates.jobs.start_rekey(order)
+            words = ("请保持 UKEY 插在运行着密钥代理的电脑上，并按电脑上的提示输入 UKEY 密码，"
+                     "新证书会直接写入 UKEY。" if online else
+                     "请在插着 UKEY 的电脑上运行「cadesk-agent run」，并按提示输入 UKEY 密码，"
+                     "新证书会直接写入 UKEY。")
+            await self.notifier.tell_applicant(order, Notice([words], "", ""))
+            state = "已交给申请人的密钥代理" if online else "等申请人的密钥代理上线"
+            return [done + f"续期{state}写入新证书。"]
+        if order.type == OrderType.CERTIFICATE and self.certificates is not None:
+            return [done + f"请把空白 UKEY 插在服务大厅的密钥代理上，发送「制证 {number}」。"]
+        return [done]
 
     async def _ship(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         if len(args) < 3:
@@ -340,6 +367,86 @@ class ReviewDesk:
         await self.notifier.tell_applicant(order, notice)
         return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
 
+    # --- certificates -----------------------------------------------------------------------
+    def _pki(self) -> CertificateChat:
+        if self.certificates is None:
+            raise ReviewRefused("本服务未开通证书签发（bot.toml 的 [pki]）。")
+        return self.certificates
+
+    async def _personalise(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        certificates = self._pki()
+        number = self._number(args, "制证")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        if order.type != OrderType.CERTIFICATE or order.status != OrderStatus.PAID:
+            state = status_label(OrderType(order.type), OrderStatus(order.status))
+            raise ReviewRefused(f"只有已支付、尚未发货的新办/补办订单才能制证，订单 {number} "
+                                f"目前{state}。")
+        logger.info(f"personalisation of {number} started by {actor}")
+        if await certificates.jobs.start_issuance(order):
+            return [f"已开始为订单 {number} 制证：服务大厅的密钥代理正在初始化 UKEY、生成密钥、"
+                    "写入证书，完成后会通知您。"]
+        return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
+                "UKEY 并运行「cadesk-agent run」，上线后自动开始。"]
+
+    async def _certificates(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        certificates = self._pki()
+        certs = await certificates.office.search(" ".join(args).strip(), SEARCH_LIMIT)
+        if not certs:
+            return ["没有符合条件的证书。"]
+        lines = [f"证书（{len(certs)} 张，最新的在前）："]
+        lines += [f"{i}. {certificates.office.describe(c, company=True)}"
+                  for i, c in enumerate(certs, 1)]
+        return ["\n".join(lines)]
+
+    async def _revoke(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        office = self._pki().office
+        reason = args[1].strip() if len(args) > 1 else ""
+        if not args or not reason:
+            raise ReviewRefused(f"请写上证书序列号和吊销理由。用法：{USAGE['吊销']}")
+        async with self.db.transaction() as session:
+            cert = await office.by_serial(session, args[0])
+            if cert is None:
+                raise ReviewRefused(f"没有找到序列号为 {args[0]} 的证书。")
+            try:
+                office.change_status(session, cert, CertStatus.REVOKED, order=None,
+                                     actor=str(actor), reason=revocation_reason(reason))
+            except CertificateRefused as refusal:
+                raise ReviewRefused(str(refusal)) from None
+            serial, company = cert.serial, cert.subject_name
+        await office.publish_crl()
+        await self.notifier.tell_staff(f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
+        return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
+
+    async def _hall_code(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        self._pki()
+        if not private:
+            raise ReviewRefused("绑定码请在私聊中获取。")
+        code, _ = await self.agents.new_code(None, str(actor))
+        minutes = int(self.settings.agents.pairing_code_minutes)
+        return [f"制证代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次）。"
+                "在服务大厅的制证电脑上运行：\n"
+                f"cadesk-agent pair --server {self.settings.public_url} --code {code}\n"
+                "然后在 agent.toml 里写上空白 UKEY 的出厂管理员 PIN（factory_so_pin），"
+                "再运行「cadesk-agent run」。"]
+
+    async def _settle_loss(self, actor: Account, number: str) -> str:
+        """A loss report or its cancellation approved: the certificate follows, the order ends."""
+        certificates = self._pki()
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            try:
+                done = await certificates.loss.on_approved(session, order, str(actor))
+            except CertificateRefused as refusal:
+                raise ReviewRefused(str(refusal)) from None
+            notice = applicant_notice(order, Event.COMPLETE, self.settings)
+            notice = Notice([f"{done}\n{notice.replies[0]}"], notice.subject,
+                            f"{done}\n{notice.body}")
+            await self.notifier.queue_mail(session, order, notice)
+        await certificates.office.publish_crl()
+        await self.notifier.tell_applicant(order, notice)
+        return f"已通过订单 {number}：{done}已通知申请人。"
+
     # --- helpers --------------------------------------------------------------------------
     async def _simple(self, actor: Account, number: str, event: Event,
                       mutate: Mutation | None = None) -> Order:
@@ -347,6 +454,8 @@ class ReviewDesk:
             order = await self._load(Orders(session), number)
             if event in (Event.SHIP, Event.AWAIT_PICKUP):
                 check_delivery(order.fields, event)
+                if self.certificates is not None and not order.certificate_serial:
+                    raise ReviewRefused(f"订单 {number} 还没有制证，请先「制证 {number}」。")
             notice = await self._change(session, order, actor, event, mutate=mutate)
         await self.notifier.tell_applicant(order, notice)
         return order

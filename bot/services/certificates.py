@@ -1,0 +1,242 @@
+"""The certificate office: the CA, the certificates it issued, their holds and revocations, the
+CRL (signed on every change and on a schedule, kept in the database and written to a file), and
+expiry reminders. The token side of issuing and renewing is in ``certificate_jobs.py``.
+"""
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from loguru import logger
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain.certificates import (
+    ON_CRL,
+    CertStatus,
+    days_until,
+    normalise_serial,
+    reminder_due,
+)
+from bot.pki import EmbeddedCA, OrgSubject, RevokedEntry, crl_der
+from bot.services.messages import Account
+from bot.services.notify import Notifier
+from storage.db import Database
+from storage.models import (
+    Certificate,
+    CertificateReminder,
+    Crl,
+    Handler,
+    Order,
+    OrderEvent,
+    utcnow,
+)
+
+CRL_PATH = "/pki/crl"  # served by plugins/pki, named in every certificate
+CA_PATH = "/pki/ca.crt"
+CRLS_KEPT = 200  # older signed CRLs are pruned; the newest is what counts
+
+
+class CertificateRefused(Exception):
+    """``str`` says in Chinese what to do instead."""
+
+
+class CertificateOffice:
+    def __init__(self, settings: Settings, db: Database, notifier: Notifier) -> None:
+        self.settings = settings
+        self.db = db
+        self.notifier = notifier
+        pki = settings.pki
+        self.directory = settings.data_dir / "pki"
+        self.ca = EmbeddedCA.open(self.directory, cert_file=pki.ca_cert_file,
+                                  key_file=pki.ca_key_file, name=pki.ca_name,
+                                  crl_url=pki.crl_url or settings.public_url + CRL_PATH)
+        self.crl_file = self.directory / "ca.crl"
+        self._crl_lock = asyncio.Lock()
+
+    @property
+    def ca_der(self) -> bytes:
+        return self.ca.certificate.public_bytes(Encoding.DER)
+
+    # --- issuing ------------------------------------------------------------------------------
+    def issue(self, session: AsyncSession, order: Order, csr_der: bytes, token_serial: str,
+              not_after: datetime, replaces: Certificate | None = None) -> Certificate:
+        """Sign the UKEY's request for the order's company (name and USCC from its profile, not
+        from the request) and record it on the order; the caller's transaction keeps both."""
+        now = utcnow()
+        company = order.company
+        cert = self.ca.issue(csr_der, OrgSubject(company.name, company.uscc), now,
+                             not_after)
+        row = Certificate(serial=f"{cert.serial_number:x}", company_id=company.id,
+                          order_id=order.id, token_serial=token_serial,
+                          subject_name=company.name, uscc=company.uscc,
+                          not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+                          der=cert.public_bytes(Encoding.DER), status=CertStatus.ACTIVE,
+                          replaces_id=replaces.id if replaces else None)
+        if replaces is not None:
+            replaces.status, replaces.status_changed_at = CertStatus.SUPERSEDED, now
+        session.add(row)
+        order.token_serial, order.certificate_serial = token_serial, row.serial
+        logger.info(f"certificate {row.serial} issued for company #{company.id} "
+                    f"on token {token_serial}, order {order.number}")
+        return row
+
+    # --- reading ------------------------------------------------------------------------------
+    async def by_serial(self, session: AsyncSession, serial: str) -> Certificate | None:
+        return await session.scalar(select(Certificate).where(
+            Certificate.serial == normalise_serial(serial)))
+
+    async def of_company(self, company_id: int) -> Sequence[Certificate]:
+        async with self.db.transaction() as session:
+            return (await session.scalars(
+                select(Certificate).where(Certificate.company_id == company_id)
+                .order_by(Certificate.not_after.desc()))).all()
+
+    async def search(self, wanted: str, limit: int = 20) -> Sequence[Certificate]:
+        async with self.db.transaction() as session:
+            query = select(Certificate).order_by(Certificate.created_at.desc()).limit(limit)
+            if wanted:
+                query = query.where(Certificate.subject_name.contains(wanted)
+                                    | (Certificate.uscc == wanted.upper())
+                                    | (Certificate.serial == normalise_serial(wanted))
+                                    | (Certificate.token_serial == wanted))
+            return (await session.scalars(query)).all()
+
+    def describe(self, cert: Certificate, *, company: bool = False) -> str:
+        tz = self.settings.tz
+        who = f"{cert.subject_name} " if company else ""
+        return (f"{who}证书序列号 {cert.serial}，UKEY 卡号 {cert.token_serial}，"
+                f"有效期至 {cert.not_after.astimezone(tz):%Y-%m-%d}，"
+                f"{CertStatus(cert.status).label}")
+
+    # --- holds and revocations ------------------------------------------------------------------
+    def change_status(self, session: AsyncSession, cert: Certificate, status: CertStatus, *,
+                      order: Order | None, actor: str, reason: str | None = None) -> None:
+        """Hold, release or revoke in the caller's transaction (call ``publish_crl`` after the
+        commit). A revoked certificate stays revoked; a superseded one cannot be held."""
+        before = CertStatus(cert.status)
+        if before is CertStatus.REVOKED:
+            raise CertificateRefused(f"证书 {cert.serial} 已吊销，不能再变更。")
+        if status is CertStatus.HOLD and before is not CertStatus.ACTIVE:
+            raise CertificateRefused(f"证书 {cert.serial} 目前{before.label}，不能挂失。")
+        if status is CertStatus.ACTIVE and before is not CertStatus.HOLD:
+            raise CertificateRefused(f"证书 {cert.serial} 目前{before.label}，不需要解挂。")
+        cert.status, cert.status_changed_at = status, utcnow()
+        cert.revocation_reason = (
+            "certificate_hold" if status is CertStatus.HOLD
+            else reason if status is CertStatus.REVOKED else None)
+        if order is not None:
+            session.add(OrderEvent(order_id=order.id, actor=actor, event=f"cert_{status}",
+                                   from_status=order.status, to_status=order.status,
+                                   reason=f"证书 {cert.serial}：{before.label} → {status.label}",
+                                   detail={"certificate": cert.serial}))
+        logger.warning(f"certificate {cert.serial}: {before} → {status} by {actor}")
+
+    # --- the CRL ------------------------------------------------------------------------------
+    async def publish_crl(self) -> bytes:
+        """Sign a new CRL of every held and revoked certificate, keep it and write the file."""
+        hours = self.settings.pki.crl_hours
+        async with self._crl_lock:
+            async with self.db.transaction() as session:
+                rows = (await session.scalars(select(Certificate).where(
+                    Certificate.status.in_(ON_CRL)))).all()
+                entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
+                                        x509.ReasonFlags[r.revocation_reason or "unspecified"])
+                           for r in rows]
+                number = (await session.scalar(select(func.max(Crl.number))) or 0) + 1
+                now = utcnow()
+                crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
+                der = crl_der(crl)
+                session.add(Crl(number=number, issued_at=now, next_update=crl.next_update_utc,
+                                der=der))
+                await session.execute(delete(Crl).where(Crl.number <= number - CRLS_KEPT))
+            await asyncio.to_thread(_write_atomically, self.crl_file, der)
+        logger.info(f"CRL {number} published with {len(entries)} entries")
+        return der
+
+    async def current_crl(self) -> bytes:
+        async with self.db.transaction() as session:
+            newest = await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+        if newest is None or newest.next_update <= utcnow():
+            return await self.publish_crl()
+        return newest.der
+
+    async def refresh_crl(self) -> None:
+        """The schedule: a new CRL once the newest is ``crl_hours`` old."""
+        async with self.db.transaction() as session:
+            newest = await session.scalar(select(func.max(Crl.issued_at)))
+        if newest is None or utcnow() - newest >= timedelta(hours=self.settings.pki.crl_hours):
+            await self.publish_crl()
+
+    # --- expiry reminders -----------------------------------------------------------------------
+    async def send_reminders(self) -> int:
+        """Tell each company's handlers (chat, and mail when known) that a certificate expires
+        in 30, 7 or 1 days (``[pki] reminder_days``). Each threshold once per certificate: the
+        reminder is recorded in the same transaction as its mail, before the chat message."""
+        now = utcnow()
+        days = self.settings.pki.reminder_days
+        horizon = now + timedelta(days=max(days, default=0) + 1)
+        sent = 0
+        async with self.db.transaction() as session:
+            certs = (await session.scalars(select(Certificate).where(
+                Certificate.status == CertStatus.ACTIVE, Certificate.not_after > now,
+                Certificate.not_after <= horizon))).all()
+            ids = [c.id for c in certs]
+        for cert_id in ids:
+            sent += await self._remind(cert_id, now, days)
+        return sent
+
+    async def _remind(self, cert_id: int, now: datetime, days: list[int]) -> int:
+        async with self.db.transaction() as session:
+            cert = await session.get(Certificate, cert_id, with_for_update=True)
+            if cert is None or cert.status != CertStatus.ACTIVE:
+                return 0
+            already = (await session.scalars(select(CertificateReminder.days_before).where(
+                CertificateReminder.certificate_id == cert.id))).all()
+            due = reminder_due(cert.not_after, now, days, already)
+            if due is None:
+                return 0
+            threshold, settled = due
+            for d in settled:
+                if d not in already:
+                    session.add(CertificateReminder(certificate_id=cert.id, days_before=d))
+            handlers = (await session.scalars(select(Handler).where(
+                Handler.company_id == cert.company_id))).all()
+            text = self._reminder_text(cert, now)
+            subject = f"CA 证书将于 {days_until(cert.not_after, now)} 天后到期"
+            for handler in handlers:
+                if handler.email:
+                    await self.notifier.mail.enqueue(session, handler.email, subject, text)
+            accounts = [Account(h.platform, h.user_id) for h in handlers]
+        self.notifier.mail.wake()
+        for account in accounts:
+            await self.notifier.chat.send(account, [text])
+        logger.info(f"expiry reminder ({threshold} days) for certificate {cert.serial} "
+                    f"sent to {len(accounts)} handler(s)")
+        return 1
+
+    def _reminder_text(self, cert: Certificate, now: datetime) -> str:
+        left = days_until(cert.not_after, now)
+        until = cert.not_after.astimezone(self.settings.tz)
+        return (f"提醒：【{cert.subject_name}】的 CA 数字证书（UKEY 卡号 {cert.token_serial}，"
+                f"证书序列号 {cert.serial}）将于 {until:%Y-%m-%d %H:%M} 到期，还剩 {left} 天。\n"
+                "到期后将无法用于投标。续期方法：把 UKEY 插在已绑定密钥代理的电脑上，运行"
+                "「cadesk-agent run」，然后在这里发送「续期」，按提示确认并支付即可，"
+                "无需重新提交资料。")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".crl-")
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.chmod(tmp, 0o644)  # the CRL is public
+    os.replace(tmp, path)
