@@ -32,3 +32,10 @@ def test_the_key_agent_stands_alone() -> None:
     """It runs on the applicant's PC: no bot framework, no database, nothing of the bot."""
     forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins")
     assert not {m for m in imported_modules("bot/key_agent") if m.startswith(forbidden)}
+
+
+def test_the_ca_core_is_a_library() -> None:
+    """A real external CA plugs in behind its interface: no bot, no database, no chat."""
+    forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins",
+                 "bot.key_agent")
+    assert not {m for m in imported_modules("bot/pki") if m.startswith(forbidden)}
