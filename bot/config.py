@@ -137,9 +137,14 @@ class PkiSection(_Section):
     # an encrypted key's password in CADESK_CA_KEY_PASSWORD).
     ca_cert_file: Path | None = None
     ca_key_file: Path | None = None
+    # Or the CA key on a PKCS#11 token (HSM or office UKEY), with ca_cert_file; its user PIN in
+    # CADESK_CA_TOKEN_PIN. All three or none.
+    ca_token_module: str = ""
+    ca_token_label: str = ""
+    ca_key_label: str = ""
     term_months: int = Field(12, ge=1, le=60)  # a renewal adds this to the current expiry
     crl_url: str = ""  # named in every certificate; empty: public URL + /pki/crl
-    crl_hours: float = Field(24, gt=0)  # re-signed at least this often (and on every change)
+    crl_hours: float = Field(1, gt=0)  # re-signed at least this often (and on every change)
     reminder_days: list[int] = [30, 7, 1]  # expiry reminders, days before
     reminder_check_minutes: float = Field(60, gt=0)
 
@@ -212,6 +217,9 @@ def _resolved(settings: Settings, base: Path) -> Settings:
         path = getattr(settings.pki, name)
         if path is not None and not path.is_absolute():
             setattr(settings.pki, name, base / path)
+    token = (settings.pki.ca_token_module, settings.pki.ca_token_label, settings.pki.ca_key_label)
+    if any(token) and not all(token):
+        raise ConfigError("[pki] ca_token_module, ca_token_label and ca_key_label go together")
     if settings.pki.enabled and not settings.agents.enabled:
         raise ConfigError("[pki] enabled needs [agents] enabled: UKEYs are made through agents")
     for section in (settings.email, settings.mailbox):

@@ -61,6 +61,8 @@ def test_secrets_from_the_environment_win(tmp_path: Path,
     ("[bot]\nadapters = ['wechat']\n", "adapters"),
     ("[bot]\ntimezone = 'Mars/Olympus'\n", "time zone"),
     ("[bot\n", "bot.toml"),
+    ("[pki]\nenabled = true\n", r"\[agents\] enabled"),
+    ("[pki]\nca_token_module = 'x.so'\n", "go together"),
 ])
 def test_mistakes_in_the_file_are_reported(tmp_path: Path, text: str, complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):

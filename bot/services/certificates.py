@@ -25,6 +25,7 @@ from bot.domain.certificates import (
     reminder_due,
 )
 from bot.pki import EmbeddedCA, OrgSubject, RevokedEntry, crl_der
+from bot.pki.token_key import TokenKeyRef
 from bot.services.messages import Account
 from bot.services.notify import Notifier
 from storage.db import Database
@@ -54,8 +55,10 @@ class CertificateOffice:
         self.notifier = notifier
         pki = settings.pki
         self.directory = settings.data_dir / "pki"
+        token = (TokenKeyRef(pki.ca_token_module, pki.ca_token_label, pki.ca_key_label)
+                 if pki.ca_token_module else None)
         self.ca = EmbeddedCA.open(self.directory, cert_file=pki.ca_cert_file,
-                                  key_file=pki.ca_key_file, name=pki.ca_name,
+                                  key_file=pki.ca_key_file, key_token=token, name=pki.ca_name,
                                   crl_url=pki.crl_url or settings.public_url + CRL_PATH)
         self.crl_file = self.directory / "ca.crl"
         self._crl_lock = asyncio.Lock()
