@@ -1,8 +1,9 @@
 """The CA behind cadesk: an interface a real external CA can implement, and an embedded default.
 
-``EmbeddedCA`` signs with a key it holds in memory (created in the data directory on first
-start, or an existing CA's PEM pair). It knows nothing about orders, companies or storage: the
-caller decides validity, serials to revoke and CRL numbers. See docs/pki.md.
+``EmbeddedCA`` signs in this process: with a key created in the data directory on first start,
+an existing CA's PEM pair, or an existing CA's key kept on a PKCS#11 token. It knows nothing
+about orders, companies or storage: the caller decides validity, serials to revoke and CRL
+numbers. See docs/pki.md.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class CertificateAuthority(Protocol):
 
 
 class EmbeddedCA:
-    """A CA whose key lives in this process (see docs/pki.md for the PKCS#11 limit)."""
+    """The default CA: signs in this process, with a PEM key or a key kept on a PKCS#11 token."""
 
     def __init__(
         self, certificate: x509.Certificate, key: SigningKey, *, crl_url: str | None = None
