@@ -268,3 +268,11 @@ async def test_expiry_reminders_reach_each_handler_once(world: World) -> None:
     assert await office.send_reminders() == 1
     assert await office.send_reminders() == 0
     assert "还剩 1 天" in str(world.chat.sent[-1][1])
+
+
+async def test_the_ukey_jobs_of_a_certificate_order_can_be_followed(world: World) -> None:
+    number, _, _ = await issue(world)
+    [status] = await world.staff(f"解锁状态 {number}")
+    assert f"订单 {number} 的 UKEY 任务" in status
+    for step in ("读取 UKEY：完成", "初始化 UKEY：完成", "写入证书：完成"):
+        assert step in status

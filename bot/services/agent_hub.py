@@ -253,12 +253,15 @@ class AgentHub:
             jobs = (await session.scalars(select(TokenJob).where(
                 TokenJob.order_id == order.id).order_by(TokenJob.created_at))).all()
         if not jobs:
+            if order.type != OrderType.UNLOCK:
+                return f"订单 {order.number} 还没有密钥代理任务。"
             return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
         names = {"token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "初始化 UKEY",
                  "request": "生成证书请求", "write_certificate": "写入证书"}
         states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
                   "failed": "失败", "expired": "已过期"}
-        lines = [f"订单 {order.number} 的远程解锁："]
+        what = "远程解锁" if order.type == OrderType.UNLOCK else " UKEY 任务"
+        lines = [f"订单 {order.number} 的{what}："]
         for job in jobs:
             why = f"（{job.result.get('message')}）" if job.result and not job.result.get(
                 "ok") else ""
