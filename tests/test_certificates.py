@@ -276,3 +276,17 @@ async def test_the_ukey_jobs_of_a_certificate_order_can_be_followed(world: World
     assert f"订单 {number} 的 UKEY 任务" in status
     for step in ("读取 UKEY：完成", "初始化 UKEY：完成", "写入证书：完成"):
         assert step in status
+
+
+async def test_a_second_loss_report_is_refused_and_nothing_changes(world: World,
+                                                                   tmp_path: Path) -> None:
+    number, token, _ = await issue(world)
+    serial = (await world.order(number)).certificate_serial
+    await loss_form(world, "挂失", token.serial, serial)
+    replies = await loss_form(world, "挂失", token.serial, serial)
+    assert any("已挂失（暂停使用），不能挂失" in r for r in replies)
+    [confirm] = await world.say("取消")
+    assert "确定要放弃" in confirm
+    await world.say("是")
+    replies = await loss_form(world, "解挂", token.serial, serial)
+    assert any("订单号：JG-" in r for r in replies)  # a held certificate may be released

@@ -30,7 +30,7 @@ from bot.domain.certificates import (
 from bot.domain.certificates import add_months as months_after
 from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
 from bot.domain.orders import amount_cents, yuan
-from bot.key_agent.protocol import b64, unb64
+from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
 from bot.services.agent_hub import AgentHub, Step
 from bot.services.certificates import CertificateOffice, CertificateRefused
@@ -78,8 +78,8 @@ class CertificateJobs:
                 assert cert is not None
                 self.hub.queue(session, order, "write_certificate", cert.token_serial, hall=True,
                                data={"certificate": b64(cert.der)})
-            await self.hub.deliver("HALL")
-            return self.hub.company_online("HALL")
+            await self.hub.deliver(HALL)
+            return self.hub.company_online(HALL)
         return await self.hub.start(order, "token_info", None, hall=True)
 
     async def start_renewal(self, handler: Handler, actor: str) -> str:
@@ -290,6 +290,12 @@ class LossDesk:
         if cert.token_serial != values.get("ukey_serial", "").strip():
             raise CertificateRefused(
                 f"【USBKEY卡号】与证书 {cert.serial} 所在的 UKEY 卡号不一致，请核对。")
+        status = CertStatus(cert.status)
+        wanted = CertStatus.ACTIVE if values.get("apply_kind") == "挂失" else CertStatus.HOLD
+        if status is not wanted:
+            action = values.get("apply_kind", "挂失")
+            raise CertificateRefused(f"证书 {cert.serial} 目前{status.label}，不能{action}。"
+                                     "请核对【证书序列号】，或发送「取消」结束。")
         return cert
 
     async def on_filed(self, session: AsyncSession, order: Order, cert: Certificate,

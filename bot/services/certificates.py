@@ -41,7 +41,8 @@ from storage.models import (
 
 CRL_PATH = "/pki/crl"  # served by plugins/pki, named in every certificate
 CA_PATH = "/pki/ca.crt"
-CRLS_KEPT = 200  # older signed CRLs are pruned; the newest is what counts
+CRLS_KEPT = 200
+BACKDATE = timedelta(minutes=5)  # older signed CRLs are pruned; the newest is what counts
 
 
 class CertificateRefused(Exception):
@@ -74,8 +75,9 @@ class CertificateOffice:
         from the request) and record it on the order; the caller's transaction keeps both."""
         now = utcnow()
         company = order.company
-        cert = self.ca.issue(csr_der, OrgSubject(company.name, company.uscc), now,
-                             not_after)
+        # a little backdated: a relying party whose clock runs slow must not see "not yet valid"
+        cert = self.ca.issue(csr_der, OrgSubject(company.name, company.uscc),
+                             now - BACKDATE, not_after)
         row = Certificate(serial=f"{cert.serial_number:x}", company_id=company.id,
                           order_id=order.id, token_serial=token_serial,
                           subject_name=company.name, uscc=company.uscc,
