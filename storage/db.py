@@ -8,6 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -32,6 +33,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be used right now (locked by another writer, server down or
+    unreachable). The transaction was rolled back, unless the connection broke during COMMIT;
+    the next one reconnects by itself. ``str(error)`` is the driver's reason, without the SQL
+    or its parameters (they may hold personal numbers)."""
+
+
+def _outage(error: DBAPIError) -> bool:
+    # OperationalError: SQLite "database is locked", a server gone; InterfaceError: asyncpg's
+    # "connection is closed"; an invalidated connection is one the pool found dead
+    return isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -48,9 +62,25 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        Raises ``DatabaseUnavailable`` when the database cannot be reached or stays locked.
+        """
+        async with self._sessions() as session:
+            try:
+                async with session.begin():
+                    try:
+                        await session.connection()  # connect now: a refusal here is an outage
+                    except DBAPIError:
+                        raise
+                    except Exception as error:  # asyncpg's own (e.g. refused) are not wrapped
+                        raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
+                    yield session
+            except DBAPIError as error:
+                if not _outage(error):
+                    raise
+                raise DatabaseUnavailable(f"{type(error.orig).__name__}: {error.orig}"
+                                          ) from error
 
     async def close(self) -> None:
         await self.engine.dispose()

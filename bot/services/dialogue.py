@@ -33,7 +33,7 @@ from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from bot.services.notify import Notifier, staff_notice
 from bot.services.scan_store import ScanStore
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
@@ -55,6 +55,9 @@ START_COMMANDS: dict[str, tuple[Form, dict[str, str]]] = {
 }
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
+# every step is one transaction, so a failed one kept nothing of this message: say so
+DATABASE_BUSY = ("系统繁忙，您刚才发送的内容没有保存，请稍等一两分钟后重新发送。"
+                 "之前已填写的内容和已提交的订单都不受影响。")
 
 
 def menu(company_name: str) -> str:
@@ -98,7 +101,11 @@ class Dialogue:
         if lock is None:
             lock = self._locks[account] = asyncio.Lock()
         async with lock:
-            return await self._handle(account, incoming)
+            try:
+                return await self._handle(account, incoming)
+            except DatabaseUnavailable as error:
+                logger.warning(f"database unavailable while answering {account}: {error}")
+                return [DATABASE_BUSY]
 
     async def _handle(self, account: Account, incoming: Incoming) -> list[str]:
         text = normalise(incoming.text)
