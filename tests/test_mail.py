@@ -137,6 +137,8 @@ async def test_a_mail_server_that_is_down_does_not_block_and_is_retried(tmp_path
                 await session.execute(update(OutgoingMail).values(next_attempt_at=utcnow()))
             runtime.mail.wake()
             await wait_for(lambda: len(sink.messages) == 1)
+            # the outbox records the send once the server has answered: wait for that too
+            await wait_for(lambda: _attempts(runtime) == 2)
         async with runtime.db.transaction() as session:
             mail = await session.scalar(select(OutgoingMail))
             assert mail.attempts == 2
