@@ -15,7 +15,8 @@ from bot.config import MailboxSection
 from bot.services.periodic import Periodic
 from bot.services.unlock_inbox import UnlockInbox
 
-FILED_FLAGS = "(\\Seen CadeskFiled)"
+FILED_KEYWORD = "CadeskFiled"
+FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
@@ -64,6 +65,8 @@ class MailboxPoller:
         try:
             uidvalidity = await self._select(imap)
             last = await self.inbox.last_uid(self.key, uidvalidity)
+            for uid in await self._not_put_away(imap, last):
+                await self._put_away(imap, uid, await self.inbox.filed_for_humans(self.key, uid))
             handled = 0
             for uid, size in await self._new_mail(imap, last):
                 too_large = size > self.settings.max_message_megabytes * 1024 * 1024
@@ -111,6 +114,21 @@ class MailboxPoller:
                 if uid > last:  # "n:*" always names the newest mail, even an old one
                     found.append((uid, size))
         return sorted(found)
+
+    async def _not_put_away(self, imap: IMAP4, last: int) -> list[int]:
+        """Mail already filed that is still here unflagged: the process died between the
+        commit and the flag or move. (Moved mail is gone from the folder.)"""
+        if last == 0:
+            return []
+        response = await imap.uid_search(f"UID 1:{last}", "UNKEYWORD", FILED_KEYWORD,
+                                         charset=None)
+        found = []
+        for line in response.lines:
+            words = line.split() if isinstance(line, bytes) else []
+            words = words[1:] if words[:1] == [b"SEARCH"] else words
+            if response.result == "OK" and words and all(w.isdigit() for w in words):
+                found += [int(w) for w in words if int(w) <= last]
+        return found
 
     async def _fetch(self, imap: IMAP4, uid: int, what: str) -> bytes:
         response = await imap.uid("fetch", str(uid), f"({what})")

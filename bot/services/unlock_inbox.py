@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from loguru import logger
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -73,6 +74,24 @@ class UnlockInbox:
         async with self.db.transaction() as session:
             return await Mailboxes(session).last_uid(mailbox, uidvalidity)
 
+    async def filed_for_humans(self, mailbox: str, uid: int) -> bool:
+        """Whether a mail filed before was left for a person (then the staff, whose notice may
+        have been lost with the process, are told again)."""
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(InboundMailRow).where(InboundMailRow.mailbox == mailbox,
+                                             InboundMailRow.uid == uid)
+                .order_by(InboundMailRow.id.desc()).limit(1))
+        if row is None or row.outcome != FOR_HUMANS:
+            return False
+        await self._tell_staff_for_humans(row.reason or "", row.sender, row.subject)
+        return True
+
+    async def _tell_staff_for_humans(self, reason: str, sender: str, subject: str) -> None:
+        await self.notifier.tell_staff(
+            f"解锁邮箱有一封邮件需要人工处理（{reason}）：来自 {sender}，"
+            f"主题「{subject}」。已移到「{self.settings.mailbox.human_folder}」文件夹。")
+
     async def file(self, mailbox: str, uidvalidity: int, uid: int, raw: bytes, *,
                    too_large: bool = False) -> Filing:
         """File one fetched mail (``raw`` is only its header when it was too large to fetch)."""
@@ -96,9 +115,7 @@ class UnlockInbox:
         if staff:
             await self.notifier.tell_staff(staff)
         elif filing.for_humans:
-            await self.notifier.tell_staff(
-                f"解锁邮箱有一封邮件需要人工处理（{filing.reason}）：来自 {mail.sender}，"
-                f"主题「{mail.subject}」。已移到「{self.settings.mailbox.human_folder}」文件夹。")
+            await self._tell_staff_for_humans(filing.reason, mail.sender, mail.subject)
         return filing
 
     # --- deciding ---------------------------------------------------------------------------
