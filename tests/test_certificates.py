@@ -131,7 +131,11 @@ async def test_renewal_keeps_the_key_and_adds_twelve_months(world: World,
                   f"统一社会信用代码：{world.uscc}", "证书信息：", "当前截止日期："):
         assert label in summary
     renewal = re.search(r"订单号：(XQ-\S+)", summary).group(1)
+    [query] = await world.say(f"查询 {renewal}")
+    assert "证书信息：临沂证书测试有限公司" in query
     [submitted] = await world.say(f"确认续期 {renewal}")
+    [review] = await world.staff(f"查看 {renewal}")
+    assert "当前截止日期：" in review
     assert "已提交续期订单" in submitted
     assert "已通过" in (await world.staff(f"通过 {renewal}"))[0]
     assert "续期" in (await world.staff(f"收款 {renewal}"))[0]

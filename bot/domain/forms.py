@@ -187,7 +187,25 @@ LOSS = Form(
     ),
 )
 
-FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK, LOSS)}
+# 续期 asks nothing: its values are read off the UKEY (bot/services/certificate_jobs.py). The
+# form names them, so the order reads like every other in 查询 / 查看 and a rejection can be
+# answered with 修改 (which then just resubmits: nothing here can be typed in).
+RENEWAL = Form(
+    key="renewal",
+    title="证书续期",
+    order_type=OrderType.RENEWAL,
+    fields=(
+        Field("project", "项目", preset=True),
+        Field("company_name", "公司名称", preset=True),
+        Field("uscc", "统一社会信用代码", preset=True),
+        Field("cert_info", "证书信息", preset=True),
+        Field("expires", "当前截止日期", preset=True),
+        Field("token_serial", "USBKEY卡号", preset=True),
+        Field("cert_serial", "证书序列号", preset=True),
+    ),
+)
+
+FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK, LOSS, RENEWAL)}
 _FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
 
 

@@ -29,6 +29,8 @@ def _columns(order: Order, tz: ZoneInfo) -> list[str]:
         f"订单状态：{status_label(order_type, status)}",
         f"驳回信息：{order.reject_reason or '—'}",
         f"快递单号：{express}　发票信息：{order.invoice_info or '—'}",
+        *([f"证书序列号：{order.certificate_serial}　UKEY 卡号：{order.token_serial}"]
+          if order.certificate_serial else []),
     ]
 
 
