@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, update
 
-from bot.samples import fake_id_number
-from bot.services.messages import Account
+from bot.config import load_settings
+from bot.runtime import Runtime
+from bot.samples import fake_id_number, fake_uscc
+from bot.services.messages import Account, Incoming
 from bot.services.so_pins import initial_user_pin
 from storage.models import Certificate, Company, Crl, utcnow
 from tests.certificate_world import (
@@ -27,6 +29,7 @@ from tests.certificate_world import (
     openssl,
     token_certificate_pem,
 )
+from tests.helpers import RecordingChat
 from tests.softhsm import SoftToken, softhsm
 from tests.test_agent_certificates import opensc_objects
 
@@ -294,3 +297,20 @@ async def test_a_second_loss_report_is_refused_and_nothing_changes(world: World,
     await world.say("是")
     replies = await loss_form(world, "解挂", token.serial, serial)
     assert any("订单号：JG-" in r for r in replies)  # a held certificate may be released
+
+
+async def test_without_the_ca_certificate_commands_are_not_offered(tmp_path: Path) -> None:
+    (tmp_path / "bot.toml").write_text("[agents]\nenabled = true\n", encoding="utf-8")
+    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+    try:
+        account = Account("qq", "5150")
+        replies: list[str] = []
+        for text in ("你好", fake_uscc(random.Random(5)), "临沂无证书测试有限公司", "同意"):
+            replies = await runtime.dialogue.handle(account, Incoming(text=text))
+        assert "续期" not in replies[-1]
+        assert "我的订单" in replies[-1]
+        for text in ("挂失", "续期", "我的证书"):
+            [answer] = await runtime.dialogue.handle(account, Incoming(text=text))
+            assert "暂未开通在线续期和挂失" in answer
+    finally:
+        await runtime.stop()

@@ -26,7 +26,7 @@ from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRegistry
-from bot.services.certificate_chat import CertificateChat
+from bot.services.certificate_chat import RENEW_WORDS, CertificateChat
 from bot.services.certificates import CertificateRefused
 from bot.services.fetch import FetchError, ImageFetcher, ImageSource
 from bot.services.filing import file_order
@@ -60,14 +60,18 @@ DATABASE_BUSY = ("系统繁忙，您刚才发送的内容没有保存，请稍�
                  "之前已填写的内容和已提交的订单都不受影响。")
 
 
-def menu(company_name: str) -> str:
+CERTIFICATE_MENU = ("· 续期 — 证书快到期时，读取 UKEY 后续期\n"
+                    "· 挂失 / 解挂 — UKEY 丢失时立即暂停证书；找回后恢复\n"
+                    "· 我的证书 — 查看本单位的证书和到期日\n")
+NO_CERTIFICATES = "本服务暂未开通在线续期和挂失，请联系技术人员办理。"
+
+
+def menu(company_name: str, certificates: bool = False) -> str:
     return (f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：\n"
             "· 新办证书 — 首次办理 CA 数字证书（UKEY）\n"
             "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
             "· 解锁 — UKEY 密码忘记，申请重置密码\n"
-            "· 续期 — 证书快到期时，读取 UKEY 后续期\n"
-            "· 挂失 / 解挂 — UKEY 丢失时立即暂停证书；找回后恢复\n"
-            "· 我的证书 — 查看本单位的证书和到期日\n"
+            + (CERTIFICATE_MENU if certificates else "") +
             "· 我的订单 — 查看本单位的订单\n"
             "· 查询 订单号 — 查看某个订单的详情和进度\n"
             "· 修改 订单号 — 按驳回理由修改后重新提交\n"
@@ -135,6 +139,8 @@ class Dialogue:
             return [WELCOME, *outcome.replies[1:]]
         if text in START_COMMANDS:
             form, extra = START_COMMANDS[text]
+            if form is LOSS and self.certificates is None:
+                return [NO_CERTIFICATES]
             company = handler.company
             flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra))
             await self._save(account, flow)
@@ -146,12 +152,17 @@ class Dialogue:
         if self.certificates is not None and (
                 answer := await self.certificates.answer(account, handler, text)) is not None:
             return answer
+        if self.certificates is None and text in RENEW_WORDS | {"我的证书"}:
+            return [NO_CERTIFICATES]
         if (match := _UNLOCK_STATUS.fullmatch(text)) and (number := parse_order_number(
                 match.group(1))):
             return [await self._unlock_status(handler, number)]
         if text in {"继续", "取消"}:
-            return ["当前没有未完成的办理。\n" + menu(handler.company.name)]
-        return [menu(handler.company.name)]
+            return ["当前没有未完成的办理。\n" + self._menu(handler.company.name)]
+        return [self._menu(handler.company.name)]
+
+    def _menu(self, company_name: str) -> str:
+        return menu(company_name, certificates=self.certificates is not None)
 
     def _still_open(self, state: FlowState | None) -> list[str]:
         return [FormFlow(state).reminder()] if state is not None else []
@@ -230,7 +241,7 @@ class Dialogue:
             await Handlers(session).bind(account.platform, account.user_id, company)
             await Conversations(session).delete(account.platform, account.user_id)
         logger.info(f"{account} bound to company #{company.id}")
-        return [f"绑定成功！您现在代表【{company.name}】办理业务。", menu(company.name)]
+        return [f"绑定成功！您现在代表【{company.name}】办理业务。", self._menu(company.name)]
 
     async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
         if flow.state.order_number:
@@ -242,9 +253,9 @@ class Dialogue:
         async with self.db.transaction() as session:
             cert = None
             if order_type is OrderType.LOSS:
-                if self.certificates is None:
+                if self.certificates is None:  # switched off while the form was being filled
                     await Conversations(session).delete(account.platform, account.user_id)
-                    return ["本服务暂未开通证书挂失，请联系技术人员办理。"]
+                    return [NO_CERTIFICATES]
                 try:
                     cert = await self.certificates.check_loss(session, handler, values)
                 except CertificateRefused as refusal:
