@@ -7,6 +7,7 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
@@ -79,3 +80,30 @@ async def test_a_poller_killed_again_and_again_files_every_mail_once(
     # put away in the mailbox too, even when the kill came between the commit and the flag
     assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * UNLOCKS
     assert len(dovecot.folder("待人工处理")) == FOR_HUMANS
+
+
+async def test_a_mail_the_reader_fails_on_goes_to_a_person_and_the_rest_flows(
+        runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.services import unlock_inbox
+
+    uscc = fake_uscc(random.Random(SEED))
+    for n in (1, 2):
+        dovecot.deliver(corpus.qq_mail(uscc, n))
+    real = unlock_inbox.read_mail
+
+    def fails_on_the_first(raw: bytes, own: tuple[str, ...] = ()):
+        if b"<qq-1@" in raw:  # a bug in the reader, hit by one odd mail
+            raise LookupError("unknown encoding: x-odd")
+        return real(raw, own)
+
+    monkeypatch.setattr(unlock_inbox, "read_mail", fails_on_the_first)
+    assert await mailbox_tests.poller_of(runtime).poll_once() == 2
+    async with runtime.db.transaction() as session:
+        outcomes = (await session.scalars(
+            select(InboundMail.outcome).order_by(InboundMail.uid))).all()
+    assert outcomes == ["for_humans", "filed"]
+    assert len(dovecot.folder("待人工处理")) == 1
+    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"]
+    told = [text for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    assert any("无法读取的邮件" in t for t in told)

@@ -59,6 +59,7 @@ def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
         return ScanInfo(hashlib.sha256(data).hexdigest(), "PDF", len(data), 0, 0)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the decode decides
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size

@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.message import Message
 from email.utils import parseaddr
@@ -50,7 +51,10 @@ def decode_words(value: object) -> str:
     if value is None:
         return ""
     # compat32 gives a Header (charset unknown-8bit) for raw 8-bit headers: keep its bytes
-    chunks = decode_header(value if isinstance(value, Header) else str(value))
+    try:
+        chunks = decode_header(value if isinstance(value, Header) else str(value))
+    except HeaderParseError:  # a broken encoded word (bad base64): show it as it came
+        return _raw(str(value))
     parts = []
     for chunk, charset in chunks:
         if isinstance(chunk, bytes):
@@ -248,3 +252,11 @@ def read_mail(raw: bytes, own_addresses: Sequence[str] = ()) -> InboundMail:
         suppress_reply=any(w in suppress for w in ("all", "autoreply", "oof")),
         company=company, uscc=find_uscc(body, subject, *(f.filename for f in files)),
         body=body, files=files)
+
+
+def unreadable(raw: bytes) -> InboundMail:
+    """A mail the reader failed on: left for a person, known by its bytes, never answered."""
+    return InboundMail(
+        message_id=f"<{hashlib.sha256(raw).hexdigest()}@unreadable.invalid>", sender="",
+        sender_name="", subject="（无法读取的邮件）", references="", automatic="无法读取的邮件",
+        suppress_reply=True, company=None, uscc=None, body="")

@@ -4,6 +4,7 @@ The messages are shown to the applicant as they are, so they say what to fix, in
 """
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 
@@ -17,6 +18,11 @@ Validator = Callable[[str], str]
 
 class InvalidAnswer(ValueError):
     """An answer that cannot be accepted; ``str(error)`` tells the applicant what to fix."""
+
+
+def _digits(value: str) -> bool:
+    """0–9 only: ``str.isdigit`` also takes ² and ٣, which ``int`` refuses or we cannot use."""
+    return value.isascii() and value.isdigit()
 
 
 def uscc_code(value: str) -> str:
@@ -60,7 +66,7 @@ def id_number(value: str, today: date | None = None) -> str:
         raise InvalidAnswer(
             f"身份证号应为 18 位，您输入了 {len(number)} 位，请重新输入（最后一位可能是 X）。"
         )
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    if not _digits(number[:17]) or not (_digits(number[17]) or number[17] == "X"):
         raise InvalidAnswer("身份证号只能由数字组成，最后一位可以是 X，请重新输入。")
     if ric.calc_check_digit(number) != number[17]:
         raise InvalidAnswer(
@@ -86,7 +92,7 @@ def mobile(value: str) -> str:
     number = compact(value)
     for prefix in ("+86", "0086"):
         number = number.removeprefix(prefix)
-    if not number.isdigit():
+    if not _digits(number):
         raise InvalidAnswer("手机号只能由数字组成，请输入 11 位手机号。")
     if number.startswith("0"):
         raise InvalidAnswer("这看起来是固定电话号码，请填写能接收短信的 11 位手机号。")
@@ -126,7 +132,9 @@ def text(min_length: int, max_length: int, what: str) -> Validator:
     """Free text of a sensible length, e.g. an address."""
 
     def validate(value: str) -> str:
-        cleaned = " ".join(normalise(value).split())
+        # control characters (NUL, C1) are never meant, and PostgreSQL refuses NUL in text
+        typed = "".join(" " if unicodedata.category(c) == "Cc" else c for c in normalise(value))
+        cleaned = " ".join(typed.split())
         if len(cleaned) < min_length:
             raise InvalidAnswer(f"{what}太短了，请至少输入 {min_length} 个字。")
         if len(cleaned) > max_length:
@@ -147,7 +155,7 @@ def company_name(value: str) -> str:
 def integer_between(low: int, high: int, unit: str) -> Validator:
     def validate(value: str) -> str:
         cleaned = compact(value).removesuffix(unit)
-        if not cleaned.isdigit():
+        if not _digits(cleaned):
             raise InvalidAnswer(f"请输入一个数字（{low}–{high}）。")
         number = int(cleaned)
         if not low <= number <= high:
@@ -162,7 +170,7 @@ def choice(choices: Sequence[str]) -> Validator:
 
     def validate(value: str) -> str:
         answer = compact(value)
-        if answer.isdigit() and 1 <= int(answer) <= len(choices):
+        if _digits(answer) and 1 <= int(answer) <= len(choices):
             return choices[int(answer) - 1]
         for option in choices:
             if answer == compact(option):

@@ -20,7 +20,7 @@ from bot.domain.forms import UNLOCK
 from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanInfo, ScanRules, inspect_scan
-from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail
+from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail, unreadable
 from bot.domain.validators import InvalidAnswer, company_name
 from bot.services.filing import file_order
 from bot.services.mail import MailOutbox
@@ -95,7 +95,11 @@ class UnlockInbox:
     async def file(self, mailbox: str, uidvalidity: int, uid: int, raw: bytes, *,
                    too_large: bool = False) -> Filing:
         """File one fetched mail (``raw`` is only its header when it was too large to fetch)."""
-        mail = read_mail(raw, self.own_addresses)
+        try:
+            mail = read_mail(raw, self.own_addresses)
+        except Exception as error:  # one mail the reader fails on must not stall the mailbox
+            logger.opt(exception=error).warning(f"mail {uid} in {mailbox} could not be read")
+            mail = unreadable(raw)
         materials = await asyncio.to_thread(self._materials, mail) if not too_large else None
         async with self.db.transaction() as session:
             boxes = Mailboxes(session)
