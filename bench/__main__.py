@@ -6,6 +6,7 @@ and writes DIR/benchmarks.md and DIR/benchmarks.png (DIR: docs/, or a temporary 
 """
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -43,6 +44,8 @@ def main() -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
 
+    # a plain kill (SIGTERM) unwinds like Ctrl+C: the servers each benchmark started are stopped
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     about = machine()
     started = time.perf_counter()
     figures: list[Figure] = []
@@ -61,8 +64,10 @@ def main() -> int:
         figures += found
         notes[name] = note
         for f in found:
-            print(f"  {f.case}: {f.cadesk:.3f} vs {f.baseline:.3f} {f.unit} "  # noqa: T201
-                  f"(ratio {f.ratio:.2f}) [{time.perf_counter() - began:.0f} s]", flush=True)
+            ratio = "" if f.ratio is None else f" (ratio {f.ratio:.2f})"
+            print(f"  {f.case}: {f.cadesk:.3f} vs {f.baseline:.3f} {f.unit}{ratio}",  # noqa: T201
+                  flush=True)
+        print(f"[bench] {name}: {time.perf_counter() - began:.0f} s", flush=True)  # noqa: T201
     out.mkdir(parents=True, exist_ok=True)
     write_chart(out / "benchmarks.png", figures)
     write_markdown(out / "benchmarks.md", figures, about=about, notes=notes,

@@ -23,10 +23,13 @@ class Figure:
     cadesk: float
     baseline: float
     higher_is_better: bool = False
+    count: bool = False  # a number of events (errors…): compared as is, no ratio
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
         """How many times the baseline's cost cadesk pays (1.0: as fast as the baseline)."""
+        if self.count:
+            return None
         if self.higher_is_better:
             return self.baseline / self.cadesk if self.cadesk else float("inf")
         return self.cadesk / self.baseline if self.baseline else float("inf")
@@ -53,6 +56,8 @@ def median(values: list[float]) -> float:
 
 
 def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -102,8 +107,9 @@ def write_markdown(path: Path, figures: list[Figure], *, about: str, notes: dict
         "|---|---|---:|---:|---|---:|",
     ]
     for f in figures:
+        ratio = "—" if f.ratio is None else f"{f.ratio:.2f}"
         lines.append(f"| {f.benchmark} | {f.case} | {_number(f.cadesk)} | {_number(f.baseline)} "
-                     f"| {f.unit} | {f.ratio:.2f} |")
+                     f"| {f.unit} | {ratio} |")
     lines += ["", f"![cadesk against its baselines]({chart})", "", "## What each one measures",
               ""]
     for name, text in notes.items():
@@ -123,6 +129,7 @@ def write_chart(path: Path, figures: list[Figure]) -> None:
     plt.rcParams["font.family"] = ["DejaVu Sans", *(name for name in CJK_FONTS
                                                     if name in installed)]
 
+    figures = [f for f in figures if f.ratio is not None]
     labels = [f"{f.benchmark}: {f.case}" for f in figures]
     ratios = [f.ratio for f in figures]
     colours = {"chat": "#4c72b0", "mailbox": "#dd8452", "unlock": "#55a868", "scans": "#c44e52",
