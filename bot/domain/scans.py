@@ -73,14 +73,90 @@ def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
                 image.load()  # decode fully: a truncated or corrupt file fails here
     except InvalidScan:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidScan("图片像素过多，请缩小后重新发送。") from None
+    except UnidentifiedImageError:
         raise InvalidScan("无法识别这张图片，请发送 jpg、bmp 或 gif 格式的扫描件。") from None
     except (OSError, SyntaxError, ValueError):
         raise InvalidScan("图片文件已损坏或不完整，请重新扫描后发送。") from None
     if frames > 1:
         raise InvalidScan("请发送静态图片，不要发送动图。")
+    if _carries_another_file(data[_image_end(data, fmt):]):
+        raise InvalidScan("这张图片后面还藏着其他文件（压缩包、网页或程序），为安全起见不予接收。"
+                          "请用扫描仪或手机重新拍摄，另存为 jpg 后发送。")
     short, long = sorted((width, height))
     if short < rules.min_short_side or long < rules.min_long_side:
         raise InvalidScan(f"图片分辨率太低（{width}×{height}），看不清内容。请用扫描仪或手机"
                           f"拍摄清晰的图片，至少 {rules.min_short_side}×{rules.min_long_side}。")
     return ScanInfo(hashlib.sha256(data).hexdigest(), fmt, len(data), width, height)
+
+
+# --- polyglots: an image with a second file stuck behind it ---------------------------------
+# Phones legitimately append data after a JPEG (Samsung's SEFH trailer, motion-photo videos),
+# so trailing bytes alone are no reason to refuse; another file's signature in them is.
+_OTHER_FILES = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c", b"%PDF-",
+                b"MZ", b"\x7fELF", b"<html", b"<script", b"<?php", b"<svg", b"<iframe", b"<body",
+                b"<!doctype", b"<?xml")
+
+
+def _carries_another_file(trailer: bytes) -> bool:
+    lowered = trailer.lower()
+    return any(signature.lower() in lowered for signature in _OTHER_FILES)
+
+
+def _image_end(data: bytes, fmt: str) -> int:
+    """Where the image's own bytes end (the rest is a trailer); ``len(data)`` if unknown."""
+    try:
+        if fmt == "JPEG":
+            return _jpeg_end(data)
+        if fmt == "GIF":
+            return _gif_end(data)
+        if fmt == "BMP":
+            return max(int.from_bytes(data[2:6], "little"), 54)  # bfSize, the file's own size
+        if fmt == "PNG":
+            return data.index(b"IEND") + 8
+    except (ValueError, IndexError):
+        pass
+    return len(data)
+
+
+def _jpeg_end(data: bytes) -> int:
+    """Walk the markers: segments carry their length; entropy-coded data ends at a marker
+    other than a restart (FFD0–FFD7) or a stuffed FF00; the image ends after EOI (FFD9)."""
+    at = 2  # after SOI
+    while True:
+        at = data.index(b"\xff", at)
+        while data[at] == 0xFF:  # fill bytes
+            at += 1
+        marker = data[at]
+        at += 1
+        if marker == 0xD9:
+            return at
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue
+        at += int.from_bytes(data[at:at + 2], "big")
+        while marker == 0xDA:  # start of scan: skip the entropy-coded data
+            at = data.index(b"\xff", at)
+            if data[at + 1] != 0x00 and not 0xD0 <= data[at + 1] <= 0xD7:
+                break
+            at += 2
+
+
+def _gif_end(data: bytes) -> int:
+    """Header, screen descriptor, colour table, then blocks until the trailer (3B)."""
+    flags = data[10]
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    while True:
+        block = data[at]
+        if block == 0x3B:
+            return at + 1
+        if block == 0x21:  # extension: label, then sub-blocks
+            at += 2
+        elif block == 0x2C:  # image: descriptor, local colour table, LZW code size, sub-blocks
+            local = data[at + 9]
+            at += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0) + 1
+        else:
+            raise ValueError("not a GIF block")
+        while data[at]:
+            at += data[at] + 1
+        at += 1
