@@ -110,7 +110,7 @@ def typed_like_a_person(value: str, data: st.DataObject) -> str:
     return data.draw(st.sampled_from(["", " ", "\u3000"])) + value + " "
 
 
-@runs(300)
+@runs(200)
 @given(seed=st.integers(0, 2**32), data=st.data())
 def test_real_codes_typed_any_way_are_accepted(seed: int, data: st.DataObject) -> None:
     rng = random.Random(seed)
@@ -172,13 +172,13 @@ ENCODED_WORD = st.builds(
     st.text(st.sampled_from("ABCDabcd0123456789+/=_%?"), max_size=20))
 
 
-@runs(800)
+@runs(400)
 @given(header=st.lists(st.one_of(ENCODED_WORD, st.text(max_size=20)), max_size=4).map(" ".join))
 def test_any_header_decodes_to_text(header: str) -> None:
     assert isinstance(decode_words(header), str)
 
 
-@runs(500)
+@runs(300)
 @given(raw=st.one_of(
     st.binary(max_size=2000),
     st.lists(st.sampled_from([
@@ -201,7 +201,7 @@ FILE_NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"
                      min_size=1, max_size=30).filter(lambda s: s.strip() == s)
 
 
-@runs(300)
+@runs(150)
 @given(names=st.lists(FILE_NAMES, min_size=1, max_size=3),
        contents=st.lists(st.binary(min_size=1, max_size=300), min_size=3, max_size=3),
        subject=st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
@@ -228,7 +228,7 @@ MAGIC = [b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"BM", b"GIF89a", b"GIF87a", b"\x8
          b"%PDF-1.4\n", b"II*\x00", b"RIFF\x00\x00\x00\x00WEBP", b""]
 
 
-@runs(800)
+@runs(500)
 @given(magic=st.sampled_from(MAGIC), body=st.binary(max_size=600))
 def test_any_bytes_as_a_scan_are_refused_with_a_reason(magic: bytes, body: bytes) -> None:
     try:
@@ -252,7 +252,7 @@ def verify(job: dict, *, keys: AgentKeys = AGENT, now: float | None = None):
     return verify_job(job, bot_public=BOT.public(), company=COMPANY, keys=keys, now=now)
 
 
-@runs(500)
+@runs(200)
 @given(job=st.dictionaries(st.sampled_from(["id", "kind", "company", "token_serial",
                                             "expires_at", "nonce", "so_pin", "user_pin", "data",
                                             "signature"]) | st.text(max_size=8),
@@ -273,7 +273,7 @@ def a_job(kind: str, **changes) -> dict:
     return BOT.job(**options)
 
 
-@runs(400)
+@runs(200)
 @given(kind=st.sampled_from(KINDS), data=st.data())
 def test_any_change_to_a_signed_job_is_refused(kind: str, data: st.DataObject) -> None:
     job = a_job(kind)
@@ -292,7 +292,7 @@ def test_any_change_to_a_signed_job_is_refused(kind: str, data: st.DataObject) -
     assert refused.value.code == "bad_signature"
 
 
-@runs(300)
+@runs(200)
 @given(kind=st.sampled_from(KINDS), company=st.sampled_from([COMPANY, OTHER_COMPANY]),
        lifetime=st.floats(-3600, -0.001) | st.floats(1, 3600), foreign=st.booleans(),
        pin=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
