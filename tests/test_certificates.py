@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.config import load_settings
 from bot.runtime import Runtime
@@ -314,3 +314,24 @@ async def test_without_the_ca_certificate_commands_are_not_offered(tmp_path: Pat
             assert "暂未开通在线续期和挂失" in answer
     finally:
         await runtime.stop()
+
+
+async def test_the_crl_is_re_signed_on_schedule(world: World, tmp_path: Path) -> None:
+    office = world.runtime.certificates.office
+    await office.refresh_crl()  # the worker's pass at start: a CRL exists
+    async with world.runtime.db.transaction() as session:
+        first = await session.scalar(select(func.max(Crl.number)))
+    await office.refresh_crl()  # fresh enough: nothing new
+    async with world.runtime.db.transaction() as session:
+        assert await session.scalar(select(func.max(Crl.number))) == first
+        await session.execute(update(Crl).values(issued_at=utcnow() - timedelta(hours=1)))
+    await office.refresh_crl()  # an hour old ([pki] crl_hours = 1): signed again
+    async with world.runtime.db.transaction() as session:
+        newest = await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+    assert newest.number == first + 1
+    lifetime = newest.next_update - newest.issued_at  # the CRL keeps whole seconds
+    assert timedelta(hours=2) - timedelta(seconds=1) < lifetime <= timedelta(hours=2)
+    assert (tmp_path / "data" / "pki" / "ca.crl").read_bytes() == newest.der
+    assert "verify OK" in openssl("crl", "-inform", "DER", "-in",
+                                  str(tmp_path / "data" / "pki" / "ca.crl"), "-noout",
+                                  "-CAfile", str(world.ca_pem()))
