@@ -139,6 +139,7 @@ def write_chart(path: Path, figures: list[Figure]) -> None:
     ax.barh(y, ratios, color=[colours.get(f.benchmark, "grey") for f in figures])
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xscale("log")
+    ax.set_xlim(right=max(ratios, default=1) * 4)  # room for the labels after the bars
     ax.axvline(1, color="black", linewidth=0.8)
     for yy, r in zip(y, ratios, strict=True):
         ax.text(r, yy, f" {r:.2f}×", va="center", fontsize=7)
