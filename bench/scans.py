@@ -32,13 +32,15 @@ def five_megabyte_jpeg(seed: int = 7) -> bytes:
     return best
 
 
-def _timed(work, repeats: int) -> list[float]:
-    work()  # warm-up: imports, plugin registry, page cache
-    times = []
+def _side_by_side(ours, baseline, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds per round of each, taken in turns so a busy moment of the machine hits both."""
+    ours(), baseline()  # warm-up: imports, plugin registry, page cache
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
+        for work, kept in ((ours, times[0]), (baseline, times[1])):
+            start = time.perf_counter()
+            work()
+            kept.append(time.perf_counter() - start)
     return times
 
 
@@ -65,10 +67,8 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
 
-        ours = _timed(cadesk, repeats)
-        baseline = _timed(pillow_verify, repeats)
-        checked = _timed(check_only, repeats)
-        decoded = _timed(pillow_load, repeats)
+        ours, baseline = _side_by_side(cadesk, pillow_verify, repeats)
+        checked, decoded = _side_by_side(check_only, pillow_load, repeats)
     megabytes = len(data) / 1024 / 1024
     figures = [Figure("scans", f"check + store a {megabytes:.1f} MB JPEG (median)", "ms",
                       median(ours) * 1000, median(baseline) * 1000),
@@ -76,7 +76,8 @@ def run(quick: bool) -> tuple[list[Figure], str]:
                       median(checked) * 1000, median(decoded) * 1000)]
     note = (f"`inspect_scan` (format, size, pixel cap before decoding, full decode, SHA-256) "
             f"then `ScanStore.save` (temp file, fsync, rename, 0600) of a "
-            f"{len(data) / 1024 / 1024:.1f} MB 2480×3508 JPEG, median of {repeats}; baseline: "
+            f"{len(data) / 1024 / 1024:.1f} MB 2480×3508 JPEG, median of {repeats}, taken in "
+            "turns with the baseline's; baseline: "
             "`Image.open(...).verify()` on the same bytes, which for a JPEG reads the headers "
             "but decodes no pixel, so it cannot see a truncated file. The second row puts "
             "`inspect_scan` alone beside Pillow's full decode (`open` + `load`), which it "
