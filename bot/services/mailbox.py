@@ -9,7 +9,7 @@ import contextlib
 import re
 import ssl
 
-from aioimaplib import IMAP4, IMAP4_SSL
+from aioimaplib import IMAP4, IMAP4_SSL, Response
 
 from bot.config import MailboxSection
 from bot.services.periodic import Periodic
@@ -17,6 +17,7 @@ from bot.services.unlock_inbox import UnlockInbox
 
 FILED_KEYWORD = "CadeskFiled"
 FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
+LIST_BATCH = 200  # new mails listed per IMAP command (see MailboxPoller._new_mail)
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
@@ -68,14 +69,16 @@ class MailboxPoller:
             for uid in await self._not_put_away(imap, last):
                 await self._put_away(imap, uid, await self.inbox.filed_for_humans(self.key, uid))
             handled = 0
-            for uid, size in await self._new_mail(imap, last):
-                too_large = size > self.settings.max_message_megabytes * 1024 * 1024
-                raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
-                                        else "BODY.PEEK[]")
-                filing = await self.inbox.file(self.key, uidvalidity, uid, raw,
-                                               too_large=too_large)
-                await self._put_away(imap, uid, filing.for_humans)
-                handled += 1
+            while batch := await self._new_mail(imap, last):
+                for uid, size in batch:
+                    too_large = size > self.settings.max_message_megabytes * 1024 * 1024
+                    raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
+                                            else "BODY.PEEK[]")
+                    filing = await self.inbox.file(self.key, uidvalidity, uid, raw,
+                                                   too_large=too_large)
+                    await self._put_away(imap, uid, filing.for_humans)
+                    handled += 1
+                last = batch[-1][0]
             return handled
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
@@ -105,7 +108,15 @@ class MailboxPoller:
         raise MailboxError("the server gave no UIDVALIDITY")
 
     async def _new_mail(self, imap: IMAP4, last: int) -> list[tuple[int, int]]:
-        response = await imap.uid("fetch", f"{last + 1}:*", "(UID RFC822.SIZE)")
+        """The next new mails after ``last`` with their sizes, oldest first, at most
+        ``LIST_BATCH``: aioimaplib parses a response recursively, a level per line, so listing
+        a backlog of about a thousand mails at once overflows the stack and hangs the poll
+        (iroco-co/aioimaplib#118). UID SEARCH answers in one line."""
+        response = await imap.uid_search(f"UID {last + 1}:*", charset=None)
+        uids = sorted(u for u in _search_uids(response) if u > last)[:LIST_BATCH]
+        if not uids:
+            return []
+        response = await imap.uid("fetch", ",".join(map(str, uids)), "(UID RFC822.SIZE)")
         found = []
         for line in response.lines:
             if isinstance(line, bytes) and (match := _SIZE.search(line)):
@@ -122,13 +133,7 @@ class MailboxPoller:
             return []
         response = await imap.uid_search(f"UID 1:{last}", "UNKEYWORD", FILED_KEYWORD,
                                          charset=None)
-        found = []
-        for line in response.lines:
-            words = line.split() if isinstance(line, bytes) else []
-            words = words[1:] if words[:1] == [b"SEARCH"] else words
-            if response.result == "OK" and words and all(w.isdigit() for w in words):
-                found += [int(w) for w in words if int(w) <= last]
-        return found
+        return [uid for uid in _search_uids(response) if uid <= last]
 
     async def _fetch(self, imap: IMAP4, uid: int, what: str) -> bytes:
         response = await imap.uid("fetch", str(uid), f"({what})")
@@ -149,3 +154,14 @@ class MailboxPoller:
         else:  # without MOVE: a copy there, and the original flagged, never deleted
             await imap.uid("copy", str(uid), folder)
             await imap.uid("store", str(uid), "+FLAGS", FILED_FLAGS)
+
+
+def _search_uids(response: Response) -> list[int]:
+    """The UIDs a UID SEARCH answered (an empty list for a failed search)."""
+    found: list[int] = []
+    for line in response.lines:
+        words = line.split() if isinstance(line, bytes) else []
+        words = words[1:] if words[:1] == [b"SEARCH"] else words
+        if response.result == "OK" and words and all(w.isdigit() for w in words):
+            found += [int(w) for w in words]
+    return found
