@@ -37,10 +37,13 @@ def test_pdf_is_named_in_the_chat_and_accepted_from_mail() -> None:
     assert inspect_scan(sample_scan("x", fmt="PNG"), mail).format == "PNG"
 
 
-def test_truncated_jpeg() -> None:
-    data = sample_scan("x")
+@pytest.mark.parametrize("kept", [0.5, 0.9, 0.99, 0.999])
+def test_truncated_jpeg(kept: float) -> None:
+    """The check decodes JPEGs at an eighth of the size (twice as fast), yet reads every byte:
+    a file cut anywhere, even in its last thousandth, is refused."""
+    data = sample_scan("x", size=(2480, 3508))
     with pytest.raises(InvalidScan, match="损坏或不完整"):
-        inspect_scan(data[: len(data) // 2])
+        inspect_scan(data[: int(len(data) * kept)])
 
 
 def test_low_resolution_whatever_the_orientation() -> None:
