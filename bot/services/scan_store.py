@@ -15,7 +15,8 @@ class ScanStore:
         return self.root / sha256[:2] / sha256
 
     def save(self, sha256: str, data: bytes) -> Path:
-        """Write once, atomically (a crash leaves no half file), readable by the owner only."""
+        """Write once, atomically (a crash leaves no half file) and durably, readable by the
+        owner only."""
         target = self.path(sha256)
         if target.exists():
             return target
@@ -31,7 +32,16 @@ class ScanStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return target
+        _fsync_directory(target.parent)  # the rename itself survives a power cut: the order
+        return target                    # row that names this scan is committed after it
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
