@@ -32,8 +32,14 @@ class ScanStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_directory(target.parent)  # the rename itself survives a power cut: the order
-        return target                    # row that names this scan is committed after it
+        _fsync_directory(target.parent)  # the rename survives a power cut too: the order row
+        return target  # that names this scan is committed only after it
+
+    def read(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()
+
+    def discard(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -42,9 +48,3 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-    def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
-
-    def discard(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
