@@ -1,17 +1,23 @@
 """The technicians' commands through nonebug, and what the applicant hears back."""
 
 import base64
+import sqlite3
+from pathlib import Path
 
 import pytest
 from loguru import logger
 from nonebug import App
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.runtime import get_runtime
+from bot.config import Settings, load_settings
+from bot.runtime import Runtime, get_runtime
+from bot.samples import fake_uscc
+from bot.services.filing import file_order
+from bot.services.messages import Account
 from storage.models import Attachment, Order, OrderEvent
+from storage.repositories import Companies
 from tests.chat import Applicant, Technician
-from tests.helpers import Says, ScanServer, image
+from tests.helpers import RecordingChat, Says, ScanServer, image
 
 ALICE, BOB = 900001, 900002  # the technicians in the test bot.toml
 
@@ -230,3 +236,27 @@ def test_qr_png_holds_the_payment_url() -> None:
                              check=True).stdout.decode().strip()
     assert decoded == url
     assert base64.b64encode(png)  # what goes into the OneBot image segment
+
+
+async def test_a_locked_database_gets_the_technician_a_retry_message(tmp_path: Path) -> None:
+    """Another writer holds SQLite past the busy timeout: the approval is not done, and the
+    technician is told so instead of hearing nothing; afterwards it works by itself."""
+    (tmp_path / "bot.toml").write_text('[staff]\ntechnicians = ["qq:900001"]\n',
+                                       encoding="utf-8")
+    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+    technician = Account("qq", "900001")
+    async with runtime.db.transaction() as session:
+        company = await Companies(session).add(fake_uscc(), "临沂繁忙测试有限公司", None)
+        order = await file_order(session, runtime.settings, order_type="unlock",
+                                 values={}, scans={}, company_id=company.id, actor="test")
+    holder = sqlite3.connect(runtime.settings.data_dir / "cadesk.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        [busy] = await runtime.desk.execute(technician, f"通过 {order.number}", private=True)
+        assert "系统繁忙，「通过」没有执行" in busy
+        holder.execute("COMMIT")
+        [done] = await runtime.desk.execute(technician, f"通过 {order.number}", private=True)
+        assert "已通过" in done
+    finally:
+        holder.close()
+        await runtime.stop()

@@ -17,6 +17,7 @@ class Periodic:
         self.seconds = seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
@@ -27,12 +28,16 @@ class Periodic:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
+            # a cancel can be swallowed below (e.g. Python 3.11's wait_for racing its own
+            # timeout, which the mail libraries use): the loop then ends at its next turn
+            self._wake.set()
             await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+            self._task, self._stopping = None, False
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.work()

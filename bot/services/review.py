@@ -45,7 +45,7 @@ from bot.services.certificates import CertificateRefused
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.scan_store import ScanStore
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Order, OrderEvent, utcnow
 from storage.repositories import Orders
 
@@ -135,6 +135,9 @@ class ReviewDesk:
             replies = [str(error)]
         except StaleDataError:
             replies = ["该订单刚被其他人处理过，请先「查看」确认后再操作。"]
+        except DatabaseUnavailable as error:  # rolled back: nothing of the command was done
+            logger.warning(f"database unavailable for {actor}'s {word}: {error}")
+            replies = [f"系统繁忙，「{word}」没有执行，请稍等一两分钟后再发一次。"]
         if not private:  # a group is read by many: no personal numbers, no scans
             replies = [mask_personal_numbers(r) for r in replies if isinstance(r, str)]
         return replies
