@@ -13,6 +13,7 @@ from bot.key_agent.protocol import (
     JobJournal,
     Refused,
     b64,
+    canonical,
     check_proof,
     new_challenge,
     unb64,
@@ -145,3 +146,24 @@ async def test_a_signed_reset_job_resets_a_real_token(parties) -> None:
             assert token.login_works("24681357")
         finally:
             worker.close()
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda job: ["not", "a", "job"],
+    lambda job: {**job, "id": 7},
+    lambda job: {**job, "data": ["x"]},
+    lambda job: {**job, "expires_at": "soon"},
+    lambda job: {**job, "expires_at": float("nan")},
+    lambda job: {**job, "so_pin": "AAAA"},
+])
+def test_malformed_jobs_signed_by_the_bot_are_refused_not_crashed(mangle) -> None:
+    """Even a job the bot itself signed (a bug on its side) is refused with a code, never an
+    exception in the agent, and a NaN expiry is not 'never'."""
+    bot, keys = BotKey.generate(), AgentKeys.generate()
+    job = bot.job(kind="reset_pin", company=COMPANY, token_serial="abc",
+                  agent_sealing=keys.public()["sealing"], lifetime_seconds=60, so_pin="1")
+    body = mangle({k: v for k, v in job.items() if k != "signature"})
+    if isinstance(body, dict):
+        body["signature"] = b64(bot.key.sign(canonical(body)))
+    with pytest.raises(Refused):
+        verify_job(body, bot_public=bot.public(), company=COMPANY, keys=keys)

@@ -102,7 +102,7 @@ async def _session(config: AgentConfig, state: PairedState, runner: JobRunner) -
                 break
             message = json.loads(frame.data)
             if message.get("type") == "job":
-                result = await runner.run(message["job"])
+                result = await runner.run(message.get("job"))
                 await socket.send_json({"type": "result", **result})
 
 

@@ -11,6 +11,7 @@
 
 import base64
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -110,13 +111,13 @@ def seal(recipient_sealing: str, secret: str, job_id: str) -> str:
 
 
 def unseal(keys: AgentKeys, sealed: str, job_id: str) -> str:
-    data = unb64(sealed)
-    ephemeral, nonce, box = data[:32], data[32:44], data[44:]
-    shared = keys.sealing.exchange(X25519PublicKey.from_public_bytes(ephemeral))
     try:
+        data = unb64(sealed)
+        ephemeral, nonce, box = data[:32], data[32:44], data[44:]
+        shared = keys.sealing.exchange(X25519PublicKey.from_public_bytes(ephemeral))
         return ChaCha20Poly1305(_box_key(shared, b"cadesk-seal")).decrypt(
             nonce, box, job_id.encode()).decode()
-    except InvalidTag:
+    except (InvalidTag, ValueError, TypeError):
         raise Refused("bad_seal",
                       "the sealed secret was altered or is not for this agent") from None
 
@@ -222,6 +223,8 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
                now: float | None = None) -> VerifiedJob:
     """Everything an agent checks about a job itself, before anything else happens."""
     now = time.time() if now is None else now
+    if not isinstance(job, dict):
+        raise Refused("bad_job", "a job is a JSON object")
     body = {k: v for k, v in job.items() if k != "signature"}
     try:
         Ed25519PublicKey.from_public_bytes(unb64(bot_public)).verify(
@@ -230,6 +233,14 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("bad_signature", "job not signed by the paired bot") from None
     if body.get("kind") not in KINDS:
         raise Refused("bad_kind", f"unknown job kind {body.get('kind')!r}")
+    if not isinstance(body.get("id"), str) or not body["id"]:
+        raise Refused("bad_job", "a job has an id")
+    if not isinstance(body.get("data") or {}, dict):
+        raise Refused("bad_job", "a job's data is an object")
+    try:
+        expires_at = float(body.get("expires_at", 0))
+    except (TypeError, ValueError):
+        raise Refused("bad_job", "a job's expiry is a time") from None
     if body.get("kind") != "token_info" and not body.get("token_serial"):
         raise Refused("bad_job", "a job that changes a token names that token")
     needs = {"reset_pin": ("so_pin",), "personalise": ("so_pin", "user_pin")}.get(body["kind"], ())
@@ -239,7 +250,7 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("bad_job", "a write_certificate job carries the certificate")
     if body.get("company") != company:
         raise Refused("wrong_company", "job is for another company")
-    if float(body.get("expires_at", 0)) <= now:
+    if not math.isfinite(expires_at) or expires_at <= now:  # NaN would never expire
         raise Refused("expired", "job expired")
     pins = {name: unseal(keys, body[name], body["id"]) if body.get(name) else None
             for name in SEALED}

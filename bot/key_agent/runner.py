@@ -65,8 +65,8 @@ class JobRunner:
         self.current_pin = current_pin
         self.factory_so_pin = factory_so_pin  # the service hall's blank UKEYs (agent.toml)
 
-    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        job_id = str(job.get("id", ""))
+    async def run(self, job: Any) -> dict[str, Any]:
+        job_id = str(job.get("id", "")) if isinstance(job, dict) else ""
         try:
             verified = verify_job(job, bot_public=self.state.bot_public,
                                   company=self.state.company, keys=self.state.keys)
