@@ -12,30 +12,16 @@ from pathlib import Path
 import pkcs11
 
 from bench.report import Figure, expect, median
-from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.samples import fake_uscc, sample_scan
 from bot.services.so_pins import so_pin_for
 from tests.helpers import ScanServer, free_port
 from tests.onebot_peer import BotProcess, OneBotPeer
 from tests.softhsm import MODULE, new_token, softhsm
-from tests.test_e2e_key_agent import file_unlock, start_agent, talker
-from tests.test_e2e_onebot import TECHNICIAN, TOKEN, USER, picture, text
+from tests.test_e2e_key_agent import file_unlock, start_agent, talker, unlock_form
+from tests.test_e2e_onebot import TECHNICIAN, TOKEN, text
 
 NEW_PIN = "24681357"
 LABEL = "company-ukey"
-
-
-async def another_unlock(say, urls: list[str], rng: random.Random) -> str:
-    """The applicant, already bound and paired, files one more unlock order by chat."""
-    form = [("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
-            ("王五", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
-            ("张三", "【经办人手机号】"), ("13812345678", "【经办人身份证号】"),
-            (fake_id_number(rng), "【附件一")]
-    for answer, until in form:
-        await say(USER, text(answer), until)
-    for url, until in zip(urls, ["【附件二", "【附件三", "确认提交"], strict=True):
-        await say(USER, picture(url), until)
-    done = await say(USER, text("确认提交"), "订单号：")
-    return done.split("订单号：")[1].split()[0]
 
 
 async def through_agent(root: Path, softhsm_conf: Path, rounds: int) -> list[float]:
@@ -72,7 +58,7 @@ so_master_file = "so-master.key"
             first, code = await file_unlock(say, fake_uscc(rng), urls, rng)
             agent = await start_agent(agent_dir, port, code, softhsm_conf,
                                       {"CADESK_AGENT_NEW_PIN": NEW_PIN})
-            numbers = [first] + [await another_unlock(say, urls, rng)
+            numbers = [first] + [await unlock_form(say, urls, rng)
                                  for _ in range(rounds)]  # one more, for the warm-up
             times = []
             for number in numbers:

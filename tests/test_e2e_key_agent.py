@@ -126,6 +126,11 @@ async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random) -> tu
         await say(USER, text(answer), until)
     reply = await say(USER, text("绑定密钥代理"), "cadesk-agent pair")
     code = reply.split("--code ")[1].split()[0]
+    return await unlock_form(say, urls, rng), code
+
+
+async def unlock_form(say, urls: list[str], rng: random.Random) -> str:
+    """The bound applicant files an unlock order by chat; returns its number."""
     form = [("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
             ("王五", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
             ("张三", "【经办人手机号】"), ("13812345678", "【经办人身份证号】"),
@@ -135,7 +140,7 @@ async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random) -> tu
     for url, until in zip(urls, ["【附件二", "【附件三", "确认提交"], strict=True):
         await say(USER, picture(url), until)
     done = await say(USER, text("确认提交"), "订单号：")
-    return done.split("订单号：")[1].split()[0], code
+    return done.split("订单号：")[1].split()[0]
 
 
 async def start_agent(agent_dir: Path, port: int, code: str | None, softhsm_conf: Path,
