@@ -17,9 +17,10 @@ from loguru import logger
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status
+from bot.domain.lifecycle import Event, OrderStatus, OrderType
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
 from bot.services.agents import AgentRefused, AgentRegistry, agent_company
+from bot.services.filing import move_order
 from bot.services.messages import Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.so_pins import initial_user_pin, load_master, so_pin_for
@@ -228,11 +229,8 @@ class AgentHub:
             self.queue(session, order, "reset_pin", (message.get("token") or {})["serial"])
             return Step()
         if ok:
-            status = OrderStatus(order.status)
-            order.status = next_status(OrderType(order.type), status, Event.COMPLETE)
-            session.add(OrderEvent(order_id=order.id, actor=f"agent:{agent_id}",
-                                   event=Event.COMPLETE, from_status=status,
-                                   to_status=order.status, reason="UKEY 密码已重置"))
+            move_order(session, order, f"agent:{agent_id}", Event.COMPLETE,
+                       reason="UKEY 密码已重置")
             return Step(applicant_notice(order, "unlocked", self.settings))
         return Step(applicant_notice(order, "unlock_failed", self.settings,
                                      reason=str(message.get("message", ""))),

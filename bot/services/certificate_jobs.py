@@ -28,13 +28,13 @@ from bot.domain.certificates import (
     years_to_months,
 )
 from bot.domain.certificates import add_months as months_after
-from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType
 from bot.domain.orders import amount_cents, yuan
 from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
 from bot.services.agent_hub import AgentHub, Step
 from bot.services.certificates import CertificateOffice, CertificateRefused
-from bot.services.filing import free_number
+from bot.services.filing import free_number, move_order
 from bot.services.messages import Account
 from bot.services.notify import Notice, Notifier, staff_notice
 from bot.services.so_pins import initial_user_pin, load_master
@@ -47,14 +47,6 @@ def _event(session: AsyncSession, order: Order, actor: str, event: str, reason: 
            detail: dict[str, Any] | None = None) -> None:
     session.add(OrderEvent(order_id=order.id, actor=actor, event=event, from_status=order.status,
                            to_status=order.status, reason=reason, detail=detail))
-
-
-def _move(session: AsyncSession, order: Order, actor: str, event: Event,
-          reason: str | None = None) -> None:
-    before = OrderStatus(order.status)
-    order.status = next_status(OrderType(order.type), before, event)
-    session.add(OrderEvent(order_id=order.id, actor=actor, event=event, from_status=before,
-                           to_status=order.status, reason=reason))
 
 
 class CertificateJobs:
@@ -120,7 +112,7 @@ class CertificateJobs:
             if not order.certificate_serial:
                 return ("还没有读到您 UKEY 里的证书，暂不能提交。请确认密钥代理在线，"
                         "再发送「续期」重新读取。")
-            _move(session, order, str(account), Event.SUBMIT)
+            move_order(session, order, str(account), Event.SUBMIT)
             order.submitted_at = utcnow()
             await session.flush()
             await session.refresh(order, ["company", "handler"])
@@ -224,7 +216,8 @@ class CertificateJobs:
         # write_certificate: done
         cert = await self.office.by_serial(session, order.certificate_serial or "")
         assert cert is not None
-        _move(session, order, actor, Event.COMPLETE, f"新证书 {cert.serial} 已写入 UKEY")
+        move_order(session, order, actor, Event.COMPLETE,
+                   reason=f"新证书 {cert.serial} 已写入 UKEY")
         until = cert.not_after.astimezone(self.settings.tz)
         text = (f"您的续期订单 {order.number} 已完成：新证书（序列号 {cert.serial}）已写入 UKEY "
                 f"{serial}，有效期至 {until:%Y-%m-%d %H:%M}。UKEY 密码不变，可以继续投标。")
@@ -268,7 +261,7 @@ class CertificateJobs:
 
     def _refuse_renewal(self, session: AsyncSession, order: Order, actor: str,
                         why: str) -> Step:
-        _move(session, order, actor, Event.CANCEL, why)
+        move_order(session, order, actor, Event.CANCEL, reason=why)
         text = f"续期订单 {order.number} 无法办理：{why}"
         return Step(Notice([text], f"续期订单 {order.number}：无法办理", text))
 
@@ -316,5 +309,5 @@ class LossDesk:
             done = f"证书 {cert.serial} 已解挂，恢复使用。"
         else:
             done = f"证书 {cert.serial} 挂失已确认，保持暂停使用。"
-        _move(session, order, actor, Event.COMPLETE, done)
+        move_order(session, order, actor, Event.COMPLETE, reason=done)
         return done

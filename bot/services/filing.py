@@ -1,16 +1,18 @@
-"""Filing an order: the one way an order comes into being, from the chat or from the mailbox.
+"""Filing an order: the one way an order comes into being, from the chat or from the mailbox;
+and the one way it moves on (``move_order``: the status by the lifecycle table, and its event).
 
 Runs inside the caller's transaction, so the order, its scans' rows and its first event are
 written together with whatever else the caller writes (the end of a chat form, a mail's log).
 """
 
 from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain.lifecycle import INITIAL, Event, OrderType, next_status
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
 from bot.domain.order_numbers import new_order_number
 from bot.domain.orders import amount_cents, number_prefix
 from bot.domain.scans import ScanInfo
@@ -48,3 +50,14 @@ async def file_order(session: AsyncSession, settings: Settings, *, order_type: O
                                        to_status=status, at=now))
     await session.refresh(order, ["company", "handler"])
     return order
+
+
+def move_order(session: AsyncSession, order: Order, actor: str, event: Event, *,
+               reason: str | None = None, detail: dict[str, Any] | None = None) -> OrderStatus:
+    """Move the order by ``event`` (refused with the reason when the table has no such move)
+    and log it, in the caller's transaction; returns the status it came from."""
+    before = OrderStatus(order.status)
+    order.status = next_status(OrderType(order.type), before, event)
+    session.add(OrderEvent(order_id=order.id, actor=actor, event=event, from_status=before,
+                           to_status=order.status, reason=reason, detail=detail))
+    return before

@@ -42,6 +42,7 @@ from bot.services.agent_hub import AgentHub
 from bot.services.agents import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.certificate_chat import CertificateChat
 from bot.services.certificates import CertificateRefused
+from bot.services.filing import move_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.scan_store import ScanStore
@@ -467,14 +468,11 @@ class ReviewDesk:
                       mutate: Mutation | None = None, reason: str | None = None,
                       fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
         """Move the order, log the event, queue the mail: all in the caller's transaction."""
-        before = OrderStatus(order.status)
-        after = next_status(OrderType(order.type), before, event)
+        next_status(OrderType(order.type), OrderStatus(order.status), event)  # before mutating
         if mutate:
             mutate(order)
-        order.status = after
-        session.add(OrderEvent(order_id=order.id, actor=str(actor), event=event,
-                               from_status=before, to_status=after, reason=reason,
-                               detail=detail))
+        before = move_order(session, order, str(actor), event, reason=reason, detail=detail)
+        after = order.status
         await session.flush()  # the version check happens here
         notice = applicant_notice(order, event, self.settings, fix)
         await self.notifier.queue_mail(session, order, notice)
