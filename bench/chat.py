@@ -5,7 +5,6 @@ against a bare nonebot2 echo bot (bench/echo_bot.py) started the same way, scena
 import asyncio
 import itertools
 import json
-import os
 import random
 import sqlite3
 import sys
@@ -24,7 +23,7 @@ from bot.samples import fake_uscc
 from storage.db import Database, sqlite_url
 from storage.repositories import Companies, Conversations, Handlers
 from tests.helpers import SELF_ID, free_port
-from tests.onebot_peer import ROOT, BotProcess
+from tests.onebot_peer import BotProcess
 
 TOKEN = "bench-access-token"
 FIRST_USER = 700_001
@@ -69,32 +68,14 @@ async def seed_applicants(database: Path, count: int) -> None:
 class EchoProcess(BotProcess):
     """``python -m bench.echo_bot``, started and awaited exactly like the bot."""
 
+    startup_seconds = 60
+
     def __init__(self, root: Path, port: int) -> None:
         super().__init__(root / "echo.toml", port)
         self.log = root / "echo.log"
 
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.echo_bot", "--port", str(self.port),
-                "--token", TOKEN, cwd=ROOT, env=dict(os.environ), stdout=log,
-                stderr=asyncio.subprocess.STDOUT)
-        await _listening(self)
-
-
-async def _listening(process: BotProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.process is not None
-        if process.process.returncode is not None:
-            raise RuntimeError(f"exited: {process.log.read_text(errors='replace')}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", process.port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError("did not start listening")
+    def command(self) -> list[str]:
+        return ["-m", "bench.echo_bot", "--port", str(self.port), "--token", TOKEN]
 
 
 class Peer:

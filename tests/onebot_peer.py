@@ -25,13 +25,18 @@ class BotProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.log = config.parent / "bot.log"
 
+    startup_seconds = 30
+
+    def command(self) -> list[str]:
+        return ["-m", "bot", "--config", str(self.config)]
+
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CADESK_")} | self.env
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "--config", str(self.config),
+                sys.executable, *self.command(),
                 cwd=ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.startup_seconds
         while time.monotonic() < deadline:
             if self.process.returncode is not None:
                 raise RuntimeError(f"bot exited: {self.log.read_text(errors='replace')}")
