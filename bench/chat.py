@@ -22,8 +22,8 @@ from bot.domain.forms import CERTIFICATE
 from bot.samples import fake_uscc
 from storage.db import Database, sqlite_url
 from storage.repositories import Companies, Conversations, Handlers
-from tests.helpers import SELF_ID, free_port
-from tests.onebot_peer import BotProcess
+from tests.support.helpers import SELF_ID, free_port
+from tests.support.onebot_peer import BotProcess
 
 TOKEN = "bench-access-token"
 FIRST_USER = 700_001

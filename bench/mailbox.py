@@ -15,14 +15,14 @@ from aioimaplib import IMAP4
 from sqlalchemy import func, select
 
 from bench.report import Figure, expect
+from bot.adapters.mailbox import MailboxPoller
 from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_uscc, sample_scan
-from bot.services.mailbox import MailboxPoller
 from storage.models import InboundMail, Order
-from tests import mail_corpus as corpus
-from tests.dovecot import Dovecot, dovecot_server, mail_settings
-from tests.helpers import RecordingChat, free_port
+from tests.support import mail_corpus as corpus
+from tests.support.dovecot import Dovecot, dovecot_server, mail_settings
+from tests.support.helpers import RecordingChat, free_port
 
 NAMES = ["CA数字证书密码重置申请表.jpg", "营业执照.jpg", "经办人身份证.jpg"]
 _UID = re.compile(rb"UID (\d+)")
@@ -134,7 +134,7 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             "file names), each from its own sender and company with three different 100 KB "
             f"JPEG scans, {size / count / 1024:.0f} KB a mail, {size / 1024 / 1024:.0f} MB in "
             f"all, delivered with `doveadm save` ({delivered:.0f} s, not counted) into a "
-            "Dovecot from tests/dovecot.py (plain IMAP on loopback). cadesk: one "
+            "Dovecot from tests/support/dovecot.py (plain IMAP on loopback). cadesk: one "
             "`MailboxPoller.poll_once` — list new UIDs, fetch each mail, `UnlockInbox.file` "
             "(parse, check the scans, store them, file the order, queue the reply, log the "
             "Message-ID, advance the UID, all in one transaction per mail), flag it filed — "

@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image
 
 from bench.report import Figure, median
+from bot.adapters.scan_store import ScanStore
 from bot.domain.scans import ScanRules, inspect_scan
-from bot.services.scan_store import ScanStore
 
 TARGET_BYTES = 5 * 1024 * 1024
 

@@ -20,8 +20,8 @@ from bot.samples import fake_id_number, fake_mobile, fake_uscc
 from bot.services.messages import Account, Incoming
 from storage.db import sqlite_url
 from storage.models import Attachment, Company, Handler, Order
-from tests.helpers import RecordingChat
-from tests.postgres import postgres_server
+from tests.support.helpers import RecordingChat
+from tests.support.postgres import postgres_server
 
 TECHNICIAN = Account("qq", "900001")
 COMPANIES = 5_000
@@ -190,5 +190,6 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             f"{rounds}, taken in turns with the baseline's. Baseline: the same rows by one "
             "plain `SELECT … JOIN companies` "
             "(and the `count(*)` for 我的订单) with `text()` on the same engine. PostgreSQL "
-            "is a throwaway server from tests/postgres.py (fsync off); SQLite is a WAL file.")
+            "is a throwaway server from tests/support/postgres.py (fsync off); "
+            "SQLite is a WAL file.")
     return figures, note

@@ -13,12 +13,12 @@ import pkcs11
 
 from bench.report import Figure, expect, median
 from bot.samples import fake_uscc, sample_scan
-from bot.services.so_pins import so_pin_for
-from tests.helpers import ScanServer, free_port
-from tests.onebot_peer import BotProcess, OneBotPeer
-from tests.softhsm import MODULE, new_token, softhsm
-from tests.test_e2e_key_agent import file_unlock, start_agent, talker, unlock_form
-from tests.test_e2e_onebot import TECHNICIAN, TOKEN, text
+from bot.services.agents.so_pins import so_pin_for
+from tests.e2e.test_e2e_key_agent import file_unlock, start_agent, talker, unlock_form
+from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, text
+from tests.support.helpers import ScanServer, free_port
+from tests.support.onebot_peer import BotProcess, OneBotPeer
+from tests.support.softhsm import MODULE, new_token, softhsm
 
 NEW_PIN = "24681357"
 LABEL = "company-ukey"
@@ -104,7 +104,7 @@ def run(quick: bool) -> tuple[list[Figure], str]:
     note = ("The bot process (agents enabled, log level WARNING) and a paired "
             "`cadesk-agent run --unattended` process (new PIN from the environment) on a "
             "SoftHSM2 token whose SO PIN is derived from the bot's master secret, as in "
-            "tests/test_e2e_key_agent.py. One applicant files unlock orders by chat "
+            "tests/e2e/test_e2e_key_agent.py. One applicant files unlock orders by chat "
             "(not timed); then, one at a time, the time from the technician's `通过 订单号` "
             "on the OneBot WebSocket to the applicant's 「UKEY 密码已重置」: approval, a signed "
             "`token_info` job to the agent and its answer, a `reset_pin` job with the SO PIN "

@@ -6,7 +6,7 @@ import nonebot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
-from bot.chat_delivery import NonebotChat
+from bot.adapters.chat_delivery import NonebotChat
 from bot.config import Settings
 from bot.log_masking import install_log_masking
 from bot.runtime import start_runtime, stop_runtime

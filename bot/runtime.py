@@ -6,21 +6,21 @@ the ``get_runtime`` dependency.
 
 from dataclasses import dataclass
 
+from bot.adapters.fetch import ImageFetcher
+from bot.adapters.mail import MailOutbox
+from bot.adapters.mailbox import MailboxPoller
+from bot.adapters.periodic import Periodic
+from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
-from bot.services.agent_hub import AgentHub
-from bot.services.agents import AgentRegistry, load_bot_key
-from bot.services.certificate_chat import CertificateChat
-from bot.services.certificate_jobs import CertificateJobs
-from bot.services.certificates import CertificateOffice
-from bot.services.dialogue import Dialogue
-from bot.services.fetch import ImageFetcher
-from bot.services.mail import MailOutbox
-from bot.services.mailbox import MailboxPoller
+from bot.services.agents.hub import AgentHub
+from bot.services.agents.registry import AgentRegistry, load_bot_key
+from bot.services.applications.dialogue import Dialogue
+from bot.services.certificates.chat import CertificateChat
+from bot.services.certificates.jobs import CertificateJobs
+from bot.services.certificates.office import CertificateOffice
 from bot.services.notify import ChatChannel, Notifier
-from bot.services.periodic import Periodic
-from bot.services.review import ReviewDesk
-from bot.services.scan_store import ScanStore
-from bot.services.unlock_inbox import UnlockInbox
+from bot.services.review.desk import ReviewDesk
+from bot.services.unlock.inbox import UnlockInbox
 from storage.db import Database
 
 

@@ -9,8 +9,8 @@ from nonebug import NONEBOT_INIT_KWARGS
 
 from bot.config import Settings, load_settings
 from storage.db import sqlite_url
-from tests.helpers import ScanServer
-from tests.postgres import postgres_server
+from tests.support.helpers import ScanServer
+from tests.support.postgres import postgres_server
 
 _SETTINGS = pytest.StashKey[Settings]()
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from bot.services.fetch import ImageSource
+from bot.adapters.fetch import ImageSource
 
 
 @dataclass(frozen=True)

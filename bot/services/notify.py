@@ -11,12 +11,12 @@ from typing import Protocol
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.adapters.mail import MailOutbox
 from bot.config import Settings
 from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
-from bot.services.mail import MailOutbox
 from bot.services.messages import Account, Picture, Reply
 from bot.services.payment import payment_url, qr_png
 from storage.models import Order

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from bot.key_agent.protocol import new_challenge
 from bot.runtime import get_runtime
-from bot.services.agents import AgentRefused, agent_company
+from bot.services.agents.registry import AgentRefused, agent_company
 
 __plugin_meta__ = PluginMetadata(
     name="密钥代理",

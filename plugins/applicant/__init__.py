@@ -6,9 +6,9 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.chat_delivery import account_of, to_message
+from bot.adapters.chat_delivery import account_of, to_message
+from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
-from bot.services.fetch import ImageSource
 from bot.services.messages import Incoming
 
 __plugin_meta__ = PluginMetadata(

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from nonebot.plugin import PluginMetadata
 
 from bot.runtime import get_runtime
-from bot.services.certificates import CA_PATH, CRL_PATH
+from bot.services.certificates.office import CA_PATH, CRL_PATH
 
 __plugin_meta__ = PluginMetadata(
     name="证书吊销列表",

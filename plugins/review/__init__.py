@@ -7,9 +7,9 @@ from nonebot.adapters.onebot.v11 import GroupMessageEvent
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.chat_delivery import account_of, to_message
+from bot.adapters.chat_delivery import account_of, to_message
 from bot.runtime import get_runtime
-from bot.services.review import SHARED_COMMANDS, USAGE, command_word
+from bot.services.review.desk import SHARED_COMMANDS, USAGE, command_word
 
 __plugin_meta__ = PluginMetadata(
     name="技术人员审核台",

@@ -1,0 +1,167 @@
+"""The unlock mailbox poller: IMAP (aioimaplib), new mail by UID, filed by ``UnlockInbox``.
+
+Mail is never deleted. Filed mail stays where it is, flagged (or moves to ``processed_folder``
+when one is set); what the bot cannot file moves to ``human_folder`` for a person.
+"""
+
+import base64
+import contextlib
+import re
+import ssl
+
+from aioimaplib import IMAP4, IMAP4_SSL, Response
+
+from bot.adapters.periodic import Periodic
+from bot.config import MailboxSection
+from bot.services.unlock.inbox import UnlockInbox
+
+FILED_KEYWORD = "CadeskFiled"
+FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
+LIST_BATCH = 200  # new mails listed per IMAP command (see MailboxPoller._new_mail)
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+
+
+class MailboxError(Exception):
+    pass
+
+
+def imap_folder(name: str) -> str:
+    """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
+    out, pending = [], []
+
+    def flush() -> None:
+        if pending:
+            encoded = base64.b64encode("".join(pending).encode("utf-16-be")).decode()
+            out.append("&" + encoded.rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    quoted = "".join(out).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}"'
+
+
+class MailboxPoller:
+    def __init__(self, settings: MailboxSection, inbox: UnlockInbox) -> None:
+        self.settings = settings
+        self.inbox = inbox
+        self.key = f"{settings.username}@{settings.host}/{settings.folder}"
+        self._worker = Periodic("unlock mailbox poll", self.poll_once, settings.poll_seconds)
+
+    def start(self) -> None:
+        self._worker.start()
+
+    async def stop(self) -> None:
+        await self._worker.stop()
+
+    async def poll_once(self) -> int:
+        """Handle every mail that came since the last poll; returns how many."""
+        imap = await self._connect()
+        try:
+            uidvalidity = await self._select(imap)
+            last = await self.inbox.last_uid(self.key, uidvalidity)
+            for uid in await self._not_put_away(imap, last):
+                await self._put_away(imap, uid, await self.inbox.filed_for_humans(self.key, uid))
+            handled = 0
+            while batch := await self._new_mail(imap, last):
+                for uid, size in batch:
+                    too_large = size > self.settings.max_message_megabytes * 1024 * 1024
+                    raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
+                                            else "BODY.PEEK[]")
+                    filing = await self.inbox.file(self.key, uidvalidity, uid, raw,
+                                                   too_large=too_large)
+                    await self._put_away(imap, uid, filing.for_humans)
+                    handled += 1
+                last = batch[-1][0]
+            return handled
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await imap.logout()
+
+    # --- IMAP -------------------------------------------------------------------------------
+    async def _connect(self) -> IMAP4:
+        s = self.settings
+        if s.security == "tls":
+            context = ssl.create_default_context(cafile=s.ca_file)
+            imap: IMAP4 = IMAP4_SSL(s.host, s.port, timeout=30, ssl_context=context)
+        else:
+            imap = IMAP4(s.host, s.port, timeout=30)
+        await imap.wait_hello_from_server()
+        response = await imap.login(s.username, s.password)
+        if response.result != "OK":
+            raise MailboxError(f"IMAP login refused for {s.username}")
+        return imap
+
+    async def _select(self, imap: IMAP4) -> int:
+        response = await imap.select(imap_folder(self.settings.folder))
+        if response.result != "OK":
+            raise MailboxError(f"cannot open folder {self.settings.folder}")
+        for line in response.lines:
+            if isinstance(line, bytes) and (match := _UIDVALIDITY.search(line)):
+                return int(match.group(1))
+        raise MailboxError("the server gave no UIDVALIDITY")
+
+    async def _new_mail(self, imap: IMAP4, last: int) -> list[tuple[int, int]]:
+        """The next new mails after ``last`` with their sizes, oldest first, at most
+        ``LIST_BATCH``: aioimaplib parses a response recursively, a level per line, so listing
+        a backlog of about a thousand mails at once overflows the stack and hangs the poll
+        (iroco-co/aioimaplib#118). UID SEARCH answers in one line."""
+        response = await imap.uid_search(f"UID {last + 1}:*", charset=None)
+        uids = sorted(u for u in _search_uids(response) if u > last)[:LIST_BATCH]
+        if not uids:
+            return []
+        response = await imap.uid("fetch", ",".join(map(str, uids)), "(UID RFC822.SIZE)")
+        found = []
+        for line in response.lines:
+            if isinstance(line, bytes) and (match := _SIZE.search(line)):
+                uid, size = (int(match.group(1)), int(match.group(2))) if match.group(1) else (
+                    int(match.group(4)), int(match.group(3)))
+                if uid > last:  # "n:*" always names the newest mail, even an old one
+                    found.append((uid, size))
+        return sorted(found)
+
+    async def _not_put_away(self, imap: IMAP4, last: int) -> list[int]:
+        """Mail already filed that is still here unflagged: the process died between the
+        commit and the flag or move. (Moved mail is gone from the folder.)"""
+        if last == 0:
+            return []
+        response = await imap.uid_search(f"UID 1:{last}", "UNKEYWORD", FILED_KEYWORD,
+                                         charset=None)
+        return [uid for uid in _search_uids(response) if uid <= last]
+
+    async def _fetch(self, imap: IMAP4, uid: int, what: str) -> bytes:
+        response = await imap.uid("fetch", str(uid), f"({what})")
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+        raise MailboxError(f"mail {uid} could not be fetched")
+
+    async def _put_away(self, imap: IMAP4, uid: int, for_humans: bool) -> None:
+        target = self.settings.human_folder if for_humans else self.settings.processed_folder
+        if not target:
+            await imap.uid("store", str(uid), "+FLAGS", FILED_FLAGS)
+            return
+        folder = imap_folder(target)
+        await imap.create(folder)  # "already exists" is fine
+        if imap.has_capability("MOVE"):
+            await imap.uid("move", str(uid), folder)
+        else:  # without MOVE: a copy there, and the original flagged, never deleted
+            await imap.uid("copy", str(uid), folder)
+            await imap.uid("store", str(uid), "+FLAGS", FILED_FLAGS)
+
+
+def _search_uids(response: Response) -> list[int]:
+    """The UIDs a UID SEARCH answered (an empty list for a failed search)."""
+    found: list[int] = []
+    for line in response.lines:
+        words = line.split() if isinstance(line, bytes) else []
+        words = words[1:] if words[:1] == [b"SEARCH"] else words
+        if response.result == "OK" and words and all(w.isdigit() for w in words):
+            found += [int(w) for w in words]
+    return found

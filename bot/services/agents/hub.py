@@ -1,0 +1,269 @@
+"""Running token jobs through key agents: the company's own, or the service hall's.
+
+Approving an unlock queues a ``token_info`` job; its answer names the token, and a
+``reset_pin`` job follows with that token's SO PIN, derived from the master secret and sealed
+to the agent that will run it. Certificate orders (制证, 续期) chain their own jobs through
+``CertificateSteps`` (bot/services/certificates.py). Results go into the order's event log;
+success moves the order on, failure is told to the applicant and the technicians. Jobs expire.
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from loguru import logger
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.domain.lifecycle import Event, OrderStatus, OrderType
+from bot.key_agent.protocol import HALL, Refused, b64, check_proof
+from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
+from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
+from bot.services.filing import move_order
+from bot.services.messages import Reply
+from bot.services.notify import Notice, Notifier, applicant_notice
+from storage.db import Database
+from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Close = Callable[[], Awaitable[None]]
+OPEN = ("queued", "sent")
+Route = int | str  # a company's id, or HALL for the service hall's agents
+
+
+def route_of(agent: Agent) -> Route:
+    return HALL if agent.hall else agent.company_id  # type: ignore[return-value]
+
+
+@dataclass
+class Step:
+    """What follows a job's result: the applicant's notice (chat, and mail when ``mail``), a
+    line for the staff, chat-only words for the applicant (never mailed: an initial PIN)."""
+
+    notice: Notice | None = None
+    staff: str | None = None
+    private: list[Reply] = field(default_factory=list)
+    mail: bool = True
+
+
+class JobSteps(Protocol):
+    async def after(self, session: Any, order: Order, job: TokenJob,
+                    message: dict[str, Any]) -> Step: ...
+
+
+class AgentHub:
+    def __init__(self, settings: Settings, db: Database, registry: AgentRegistry,
+                 notifier: Notifier) -> None:
+        self.settings = settings
+        self.db = db
+        self.registry = registry
+        self.notifier = notifier
+        self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
+        self._closers: dict[int, Close] = {}
+        self.certificate_steps: JobSteps | None = None  # set when [pki] is enabled
+
+    # --- connections ------------------------------------------------------------------------
+    async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
+        async with self.db.transaction() as session:
+            agent = await session.get(Agent, agent_id)
+            try:
+                if agent is None:
+                    raise AgentRefused("unknown_agent", "未绑定的密钥代理")
+                if agent.revoked_at is not None:
+                    raise AgentRefused("revoked", "该密钥代理已被吊销")
+                check_proof(agent.identity_key, challenge, proof)
+            except (AgentRefused, Refused) as refusal:
+                logger.warning(f"agent #{agent_id} refused at hello: {refusal.code}")
+                raise AgentRefused(refusal.code, str(refusal)) from None
+            agent.last_seen_at = utcnow()
+            return agent
+
+    async def connected(self, agent: Agent, send: Send, close: Close) -> None:
+        self.online[agent.id] = (route_of(agent), send)
+        self._closers[agent.id] = close
+        logger.info(f"agent #{agent.id} online")
+        await self.deliver(route_of(agent))
+
+    def disconnected(self, agent_id: int) -> None:
+        self.online.pop(agent_id, None)
+        self._closers.pop(agent_id, None)
+        logger.info(f"agent #{agent_id} offline")
+
+    async def cut_off(self, agent_id: int) -> None:
+        """A revoked agent loses its connection now; it is refused when it comes back."""
+        if close := self._closers.get(agent_id):
+            await close()
+
+    def company_online(self, route: Route) -> bool:
+        """Is an agent of this company (or, for HALL, of the service hall) connected?"""
+        return any(r == route for r, _ in self.online.values())
+
+    # --- jobs -------------------------------------------------------------------------------
+    async def start_unlock(self, order: Order) -> bool:
+        """Queue the first job of an approved unlock; True when an agent is there to run it."""
+        return await self.start(order, "token_info", None)
+
+    async def start(self, order: Order, kind: str, serial: str | None, *,
+                    hall: bool = False) -> bool:
+        """Queue a job on its own; True when an agent is there to run it."""
+        async with self.db.transaction() as session:
+            self.queue(session, order, kind, serial, hall=hall)
+        route: Route = HALL if hall else order.company_id
+        await self.deliver(route)
+        return self.company_online(route)
+
+    async def retry(self, order: Order, actor: str) -> bool:
+        """Start an unlock again after a failure or expiry; False while one is still open."""
+        async with self.db.transaction() as session:
+            open_jobs = await session.scalar(select(TokenJob).where(
+                TokenJob.order_id == order.id, TokenJob.status.in_(OPEN),
+                TokenJob.expires_at > utcnow()))
+            if open_jobs is not None:
+                return False
+            logger.info(f"unlock of {order.number} retried by {actor}")
+        await self.start_unlock(order)
+        return True
+
+    def queue(self, session: Any, order: Order, kind: str, serial: str | None, *,
+              hall: bool = False, data: dict[str, Any] | None = None) -> None:
+        """Add a job for the order's company agent (or the hall's), in the caller's transaction;
+        ``deliver`` sends it after the commit."""
+        minutes = self.settings.agents.job_lifetime_minutes
+        session.add(TokenJob(id=b64(secrets.token_bytes(15)), order_id=order.id,
+                             company_id=order.company_id, kind=kind, token_serial=serial,
+                             hall=hall, data=data,
+                             expires_at=utcnow() + timedelta(minutes=minutes)))
+
+    async def deliver(self, route: Route) -> None:
+        """Send the open jobs of a company (or of the hall) to its agents; a job already sent
+        goes again, unchanged, to the agent it was sealed for."""
+        outgoing: list[tuple[Send, dict[str, Any]]] = []
+        whose = (TokenJob.hall.is_(True) if route == HALL
+                 else (TokenJob.company_id == route) & TokenJob.hall.is_(False))
+        async with self.db.transaction() as session:
+            jobs = (await session.scalars(
+                select(TokenJob).where(whose, TokenJob.status.in_(OPEN),
+                                       TokenJob.expires_at > utcnow())
+                .order_by(TokenJob.created_at))).all()
+            for job in jobs:
+                if job.status == "sent":
+                    if job.agent_id in self.online and job.signed:
+                        outgoing.append((self.online[job.agent_id][1], job.signed))
+                    continue
+                agent_id = next((a for a, (r, _) in self.online.items() if r == route), None)
+                if agent_id is None:
+                    continue
+                agent = await session.get(Agent, agent_id)
+                if agent is None or agent.revoked_at is not None:
+                    continue
+                job.signed = self._sign(job, agent)
+                job.agent_id, job.status = agent.id, "sent"
+                outgoing.append((self.online[agent.id][1], job.signed))
+        for send, signed in outgoing:
+            try:
+                await send({"type": "job", "job": signed})
+            except Exception as error:  # the agent vanished: the job stays sent, resent later
+                logger.warning(f"sending job {signed['id']} failed: {error}")
+
+    def _sign(self, job: TokenJob, agent: Agent) -> dict[str, Any]:
+        """Signed for this agent; PINs are derived now and exist only sealed inside the job."""
+        so_pin = user_pin = None
+        if job.kind in ("reset_pin", "personalise"):
+            assert job.token_serial
+            master = load_master(self.settings.agents.so_master_file)
+            so_pin = so_pin_for(master, job.token_serial)
+            if job.kind == "personalise":
+                user_pin = initial_user_pin(master, job.token_serial, job.order_id)
+        remaining = (job.expires_at - utcnow()).total_seconds()
+        return self.registry.bot_key.job(
+            kind=job.kind, company=agent_company(agent), token_serial=job.token_serial,
+            agent_sealing=agent.sealing_key, lifetime_seconds=remaining, so_pin=so_pin,
+            user_pin=user_pin, data=job.data, job_id=job.id)
+
+    async def result(self, agent_id: int, message: dict[str, Any]) -> None:
+        """An agent's answer: logged on the order, then the next step."""
+        async with self.db.transaction() as session:
+            job = await session.get(TokenJob, str(message.get("id")))
+            if job is None or job.agent_id != agent_id or job.status != "sent":
+                logger.warning(f"agent #{agent_id}: unexpected result for {message.get('id')}")
+                return
+            ok = bool(message.get("ok"))
+            token = message.get("token") or {}
+            job.status, job.finished_at = ("done" if ok else "failed"), utcnow()
+            job.result = {k: v for k, v in message.items() if k in ("ok", "code", "message",
+                                                                     "kind", "token", "csr")}
+            order = await session.get(Order, job.order_id)
+            assert order is not None
+            status = OrderStatus(order.status)
+            session.add(OrderEvent(
+                order_id=order.id, actor=f"agent:{agent_id}", event="token_job",
+                from_status=status, to_status=status, reason=message.get("message"),
+                detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
+                        "token_serial": token.get("serial"), "pin": token.get("pin")}))
+            if order.type == OrderType.UNLOCK:
+                step = self._unlock_step(session, order, job, message, agent_id)
+            elif self.certificate_steps is not None:
+                step = await self.certificate_steps.after(session, order, job, message)
+            else:
+                step = Step()
+            if step.notice and step.mail:
+                await self.notifier.queue_mail(session, order, step.notice)
+            route: Route = HALL if job.hall else order.company_id
+        logger.info(f"job {job.id} ({job.kind}) {'done' if ok else 'failed'} on agent #{agent_id}")
+        if step.notice:
+            await self.notifier.tell_applicant(order, step.notice)
+        if step.private:
+            await self.notifier.tell_applicant(order, Notice(step.private, "", ""))
+        if step.staff:
+            await self.notifier.tell_staff(step.staff)
+        await self.deliver(order.company_id)
+        if route == HALL:
+            await self.deliver(HALL)
+
+    def _unlock_step(self, session: Any, order: Order, job: TokenJob, message: dict[str, Any],
+                     agent_id: int) -> Step:
+        ok = bool(message.get("ok"))
+        if ok and job.kind == "token_info":
+            self.queue(session, order, "reset_pin", (message.get("token") or {})["serial"])
+            return Step()
+        if ok:
+            move_order(session, order, f"agent:{agent_id}", Event.COMPLETE,
+                       reason="UKEY 密码已重置")
+            return Step(applicant_notice(order, "unlocked", self.settings))
+        return Step(applicant_notice(order, "unlock_failed", self.settings,
+                                     reason=str(message.get("message", ""))),
+                    staff=f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
+                          f"{message.get('message')}")
+
+    async def expire_due(self) -> int:
+        async with self.db.transaction() as session:
+            due = (await session.scalars(select(TokenJob).where(
+                TokenJob.status.in_(OPEN), TokenJob.expires_at <= utcnow()))).all()
+            for job in due:
+                job.status, job.finished_at = "expired", utcnow()
+        return len(due)
+
+    async def describe(self, order: Order) -> str:
+        """解锁状态: where an unlock order's jobs stand."""
+        async with self.db.transaction() as session:
+            jobs = (await session.scalars(select(TokenJob).where(
+                TokenJob.order_id == order.id).order_by(TokenJob.created_at))).all()
+        if not jobs:
+            if order.type != OrderType.UNLOCK:
+                return f"订单 {order.number} 还没有密钥代理任务。"
+            return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
+        names = {"token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "初始化 UKEY",
+                 "request": "生成证书请求", "write_certificate": "写入证书"}
+        states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
+                  "failed": "失败", "expired": "已过期"}
+        what = "远程解锁" if order.type == OrderType.UNLOCK else " UKEY 任务"
+        lines = [f"订单 {order.number} 的{what}："]
+        for job in jobs:
+            why = f"（{job.result.get('message')}）" if job.result and not job.result.get(
+                "ok") else ""
+            lines.append(f"· {names[job.kind]}：{states[job.status]}{why}")
+        if not self.company_online(order.company_id) and any(j.status in OPEN for j in jobs):
+            lines.append("密钥代理不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」。")
+        return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""The applicant's certificate commands: 我的证书, 续期, 确认续期 订单号; and the loss report's
+check and hold when the 挂失/解挂 form is submitted (the form itself runs in ``Dialogue``)."""
+
+import re
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.order_numbers import parse_order_number
+from bot.services.certificates.jobs import CertificateJobs, LossDesk
+from bot.services.certificates.office import CertificateOffice
+from bot.services.messages import Account
+from storage.models import Certificate, Handler, Order
+
+_CONFIRM = re.compile(r"确认续期\s*(\S*)")
+RENEW_WORDS = frozenset({"续期", "证书续期", "延期"})
+
+
+class CertificateChat:
+    def __init__(self, office: CertificateOffice, jobs: CertificateJobs) -> None:
+        self.office = office
+        self.jobs = jobs
+        self.loss = LossDesk(office)
+
+    async def answer(self, account: Account, handler: Handler, text: str) -> list[str] | None:
+        """The reply to a certificate command, or None when ``text`` is not one."""
+        if text == "我的证书":
+            return [await self._list(handler)]
+        if text in RENEW_WORDS:
+            return [await self.jobs.start_renewal(handler, str(account))]
+        if match := _CONFIRM.fullmatch(text):
+            number = parse_order_number(match.group(1))
+            if number is None:
+                return ["请在「确认续期」后面写上续期订单号，例如「确认续期 XQ-261125-7KQ3」。"]
+            return [await self.jobs.confirm_renewal(account, handler, number)]
+        return None
+
+    async def _list(self, handler: Handler) -> str:
+        certs = await self.office.of_company(handler.company_id)
+        if not certs:
+            return "本单位还没有本中心签发的证书。新办请发送「新办证书」。"
+        lines = [f"【{handler.company.name}】的证书（{len(certs)} 张）："]
+        lines += [f"{i}. {self.office.describe(c)}" for i, c in enumerate(certs, 1)]
+        lines.append("续期请发送「续期」；UKEY 丢失请发送「挂失」，找回后发送「解挂」。")
+        return "\n".join(lines)
+
+    async def check_loss(self, session: AsyncSession, handler: Handler,
+                         values: dict[str, str]) -> Certificate:
+        """Before a 挂失/解挂 is filed: the certificate must be this company's, on that UKEY
+        (raises ``CertificateRefused`` saying what to correct)."""
+        return await self.loss.certificate_for(session, handler, values)
+
+    async def loss_filed(self, session: AsyncSession, order: Order, cert: Certificate,
+                         actor: str) -> bool:
+        """In the filing transaction: a 挂失 holds the certificate at once. True when held."""
+        return await self.loss.on_filed(session, order, cert, actor)

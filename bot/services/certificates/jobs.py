@@ -1,0 +1,313 @@
+"""Certificates onto UKEYs through key agents, step by step.
+
+制证 (a paid new/reissue order, a technician's command; the service hall's agent):
+    token_info (the blank UKEY's serial) → personalise (SO PIN off the factory default, the
+    initial user PIN, a key pair made on the token, a request signed there) → the CA signs →
+    write_certificate. The initial PIN reaches the applicant only in their private chat.
+续期 (the applicant's own agent):
+    token_info (which certificate is on the key; refused if the company changed) → the applicant
+    confirms (确认续期) → review and payment like any order → request (signed with the key
+    already on the token: the key is kept) → the CA signs, counted from the current expiry →
+    write_certificate → the order completes.
+Loss reports (挂失/解挂) need no token: see ``LossDesk`` below.
+"""
+
+from typing import Any
+
+from cryptography import x509
+from loguru import logger
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain.certificates import (
+    CertStatus,
+    CertSubject,
+    renewal_refusal,
+    renewed_until,
+    years_to_months,
+)
+from bot.domain.certificates import add_months as months_after
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType
+from bot.domain.orders import amount_cents, yuan
+from bot.key_agent.protocol import HALL, b64, unb64
+from bot.pki import CAError, subject_of
+from bot.services.agents.hub import AgentHub, Step
+from bot.services.agents.so_pins import initial_user_pin, load_master
+from bot.services.certificates.office import CertificateOffice, CertificateRefused
+from bot.services.filing import free_number, move_order
+from bot.services.messages import Account
+from bot.services.notify import Notice, Notifier, staff_notice
+from storage.db import Database
+from storage.models import Certificate, Handler, Order, OrderEvent, TokenJob, utcnow
+from storage.repositories import Orders
+
+
+def _event(session: AsyncSession, order: Order, actor: str, event: str, reason: str,
+           detail: dict[str, Any] | None = None) -> None:
+    session.add(OrderEvent(order_id=order.id, actor=actor, event=event, from_status=order.status,
+                           to_status=order.status, reason=reason, detail=detail))
+
+
+class CertificateJobs:
+    """The steps after each agent result for certificate and renewal orders (``JobSteps``)."""
+
+    def __init__(self, settings: Settings, db: Database, office: CertificateOffice,
+                 hub: AgentHub, notifier: Notifier) -> None:
+        self.settings = settings
+        self.db = db
+        self.office = office
+        self.hub = hub
+        self.notifier = notifier
+        hub.certificate_steps = self
+
+    # --- starting ---------------------------------------------------------------------------
+    async def start_issuance(self, order: Order) -> bool:
+        """制证: True when the service hall's agent is online to take the blank UKEY."""
+        if order.certificate_serial:  # made already, but the write did not finish: write again
+            async with self.db.transaction() as session:
+                cert = await self.office.by_serial(session, order.certificate_serial)
+                assert cert is not None
+                self.hub.queue(session, order, "write_certificate", cert.token_serial, hall=True,
+                               data={"certificate": b64(cert.der)})
+            await self.hub.deliver(HALL)
+            return self.hub.company_online(HALL)
+        return await self.hub.start(order, "token_info", None, hall=True)
+
+    async def start_renewal(self, handler: Handler, actor: str) -> str:
+        """续期: a draft renewal order, and its agent asked what is on the key."""
+        async with self.db.transaction() as session:
+            order = await session.scalar(select(Order).where(
+                Order.company_id == handler.company_id, Order.type == OrderType.RENEWAL,
+                Order.status == OrderStatus.DRAFT))
+            if order is None:
+                values = {"project": "证书续期", "company_name": handler.company.name,
+                          "uscc": handler.company.uscc}
+                number = await free_number(Orders(session), "XQ", self.settings.tz)
+                order = Order(number=number, type=OrderType.RENEWAL, status=INITIAL,
+                              company_id=handler.company_id, handler_id=handler.id,
+                              fields=values, amount_cents=amount_cents(
+                                  OrderType.RENEWAL, values, self.settings.fees))
+                session.add(order)
+                await session.flush()
+            self.hub.queue(session, order, "token_info", None)
+            number = order.number
+            company_id = order.company_id
+        await self.hub.deliver(company_id)
+        head = f"续期订单 {number}：正在读取您的 UKEY 里的证书。"
+        if self.hub.company_online(company_id):
+            return head + "请保持 UKEY 插在运行着密钥代理的电脑上，读取结果马上发给您。"
+        return (head + "您的密钥代理现在不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」"
+                "（尚未绑定的请先发送「绑定密钥代理」），上线后会自动读取。")
+
+    async def confirm_renewal(self, account: Account, handler: Handler, number: str) -> str:
+        """确认续期 订单号: the applicant saw what is on the key; the order goes to review."""
+        async with self.db.transaction() as session:
+            order = await Orders(session).by_number(number)
+            if (order is None or order.company_id != handler.company_id
+                    or order.type != OrderType.RENEWAL):
+                return f"没有找到本单位的续期订单 {number}，请核对订单号。"
+            if order.status != OrderStatus.DRAFT:
+                return f"续期订单 {number} 已经提交过了，回复「查询 {number}」查看进度。"
+            if not order.certificate_serial:
+                return ("还没有读到您 UKEY 里的证书，暂不能提交。请确认密钥代理在线，"
+                        "再发送「续期」重新读取。")
+            move_order(session, order, str(account), Event.SUBMIT)
+            order.submitted_at = utcnow()
+            await session.flush()
+            await session.refresh(order, ["company", "handler"])
+            notice = staff_notice(order, None)
+        await self.notifier.tell_staff(notice)
+        return (f"已提交续期订单 {number}，技术人员审核通过后请按提示扫码支付 "
+                f"{yuan(order.amount_cents)}。支付后，请把 UKEY 插在运行着密钥代理的电脑上，"
+                "按提示输入 UKEY 密码，新证书会直接写入 UKEY。")
+
+    async def start_rekey(self, order: Order) -> bool:
+        """After a renewal is paid: the agent signs a request with the key already on the UKEY."""
+        async with self.db.transaction() as session:
+            self.hub.queue(session, order, "request", order.token_serial,
+                           data={"common_name": order.company.name})
+        await self.hub.deliver(order.company_id)
+        return self.hub.company_online(order.company_id)
+
+    # --- after each job -----------------------------------------------------------------------
+    async def after(self, session: AsyncSession, order: Order, job: TokenJob,
+                    message: dict[str, Any]) -> Step:
+        actor = f"agent:{job.agent_id}"
+        if not message.get("ok"):
+            return self._failed(order, job, message)
+        token = message.get("token") or {}
+        try:
+            if order.type == OrderType.CERTIFICATE:
+                return await self._issuing(session, order, job, message, token, actor)
+            if order.type == OrderType.RENEWAL:
+                return await self._renewing(session, order, job, message, token, actor)
+        except CAError as error:
+            logger.warning(f"order {order.number}: the CA refused: {error}")
+            return Step(staff=f"订单 {order.number} 签发证书失败：{error}")
+        return Step()
+
+    def _failed(self, order: Order, job: TokenJob, message: dict[str, Any]) -> Step:
+        why = f"（{message.get('code')}）：{message.get('message')}"
+        if order.type == OrderType.CERTIFICATE:
+            return Step(staff=f"订单 {order.number} 制证失败{why}\n"
+                              f"处理后可再发「制证 {order.number}」。")
+        text = (f"您的续期订单 {order.number} 这一步没有完成：{message.get('message')}\n"
+                "请确认 UKEY 插好、密钥代理在运行，然后发送「续期」"
+                + ("重新读取。" if job.kind == "token_info" else "或联系技术人员重新安排。"))
+        return Step(Notice([text], f"续期订单 {order.number}：未完成", text),
+                    staff=f"续期订单 {order.number} 的 {job.kind} 失败{why}")
+
+    async def _issuing(self, session: AsyncSession, order: Order, job: TokenJob,
+                       message: dict[str, Any], token: dict[str, Any], actor: str) -> Step:
+        serial = str(token.get("serial"))
+        if job.kind == "token_info":
+            if token.get("certificates"):
+                return Step(staff=f"订单 {order.number}：服务大厅插着的 UKEY（{serial}）里已有"
+                                  "证书，不是空白 UKEY。请换一个空白 UKEY 后再发"
+                                  f"「制证 {order.number}」。")
+            self.hub.queue(session, order, "personalise", serial, hall=True,
+                           data={"common_name": order.company.name})
+            return Step()
+        if job.kind == "personalise":
+            months = years_to_months(order.fields.get("years", "1年"))
+            cert = self.office.issue(session, order, unb64(message["csr"]), serial,
+                                     months_after(utcnow(), months))
+            _event(session, order, actor, "cert_issued", f"签发证书 {cert.serial}",
+                   {"certificate": cert.serial, "token_serial": serial})
+            self.hub.queue(session, order, "write_certificate", serial, hall=True,
+                           data={"certificate": b64(cert.der)})
+            return Step()
+        # write_certificate: the UKEY is ready
+        cert = await self.office.by_serial(session, order.certificate_serial or "")
+        assert cert is not None
+        _event(session, order, actor, "cert_written", f"证书已写入 UKEY {serial}")
+        pin = initial_user_pin(load_master(self.settings.agents.so_master_file), serial, order.id)
+        until = cert.not_after.astimezone(self.settings.tz)
+        words = (f"您的订单 {order.number} 的 UKEY 已制作完成：UKEY 卡号 {serial}，"
+                 f"证书序列号 {cert.serial}，有效期至 {until:%Y-%m-%d}。\n"
+                 f"UKEY 初始密码：{pin}\n"
+                 "初始密码只在这个私聊里发给您一次（UKEY 寄出或自取时不附密码）。收到 UKEY 后请"
+                 "用证书客户端立即修改密码，并删除这条消息。")
+        delivery = "待自取" if order.fields.get("self_pickup") == "自取" else "发货"
+        return Step(private=[words], staff=f"订单 {order.number} 制证完成（UKEY {serial}，证书 "
+                    f"{cert.serial}），可以「{delivery} {order.number}」了。")
+
+    async def _renewing(self, session: AsyncSession, order: Order, job: TokenJob,
+                        message: dict[str, Any], token: dict[str, Any], actor: str) -> Step:
+        serial = str(token.get("serial"))
+        if job.kind == "token_info":
+            return await self._read_for_renewal(session, order, token, serial, actor)
+        if job.kind == "request":
+            current = await self.office.by_serial(session, order.fields.get("cert_serial", ""))
+            assert current is not None
+            requested = x509.load_der_x509_csr(unb64(message["csr"])).public_key()
+            if requested != x509.load_der_x509_certificate(current.der).public_key():
+                return Step(staff=f"续期订单 {order.number}：UKEY 给出的密钥与原证书的不同，"
+                                  "未签发。请核实是不是换了 UKEY。")
+            until = renewed_until(current.not_after, utcnow(), self.settings.pki.term_months)
+            cert = self.office.issue(session, order, unb64(message["csr"]), serial, until,
+                                     replaces=current)
+            _event(session, order, actor, "cert_issued", f"续期签发证书 {cert.serial}",
+                   {"certificate": cert.serial, "replaces": current.serial})
+            self.hub.queue(session, order, "write_certificate", serial,
+                           data={"certificate": b64(cert.der)})
+            return Step()
+        # write_certificate: done
+        cert = await self.office.by_serial(session, order.certificate_serial or "")
+        assert cert is not None
+        move_order(session, order, actor, Event.COMPLETE,
+                   reason=f"新证书 {cert.serial} 已写入 UKEY")
+        until = cert.not_after.astimezone(self.settings.tz)
+        text = (f"您的续期订单 {order.number} 已完成：新证书（序列号 {cert.serial}）已写入 UKEY "
+                f"{serial}，有效期至 {until:%Y-%m-%d %H:%M}。UKEY 密码不变，可以继续投标。")
+        return Step(Notice([text], f"续期订单 {order.number}：已完成，有效期至 {until:%Y-%m-%d}",
+                           text))
+
+    async def _read_for_renewal(self, session: AsyncSession, order: Order,
+                                token: dict[str, Any], serial: str, actor: str) -> Step:
+        company = order.company
+        ours = None
+        for info in token.get("certificates") or []:
+            cert = await self.office.by_serial(session, info.get("serial_number", ""))
+            if cert is not None and cert.status in (CertStatus.ACTIVE, CertStatus.HOLD):
+                ours = cert
+        if ours is None:
+            return self._refuse_renewal(session, order, actor, (
+                "UKEY 里没有本中心签发的有效证书，无法续期。"
+                "如果证书已丢失或损坏，请申请「补办证书」。"))
+        on_key = subject_of(x509.load_der_x509_certificate(ours.der))
+        why = renewal_refusal(CertSubject(on_key.company_name, on_key.uscc) if on_key else None,
+                              company.name, company.uscc)
+        if why is None and ours.status == CertStatus.HOLD:
+            why = "这张证书已挂失，须先「解挂」才能续期。"
+        if why is not None:
+            return self._refuse_renewal(session, order, actor, why)
+        tz = self.settings.tz
+        order.token_serial, order.certificate_serial = serial, ours.serial
+        order.fields = {**order.fields, "token_serial": serial, "cert_serial": ours.serial,
+                        "cert_info": f"{ours.subject_name}（序列号 {ours.serial}）",
+                        "expires": f"{ours.not_after.astimezone(tz):%Y-%m-%d %H:%M}"}
+        until = renewed_until(ours.not_after, utcnow(), self.settings.pki.term_months)
+        text = (f"已读取您的 UKEY，请核对：\n项目：证书续期\n订单号：{order.number}\n"
+                f"公司名称：{company.name}\n统一社会信用代码：{company.uscc}\n"
+                f"证书信息：{ours.subject_name}，序列号 {ours.serial}，UKEY 卡号 {serial}\n"
+                f"当前截止日期：{ours.not_after.astimezone(tz):%Y-%m-%d %H:%M}\n"
+                f"续期后截止日期：{until.astimezone(tz):%Y-%m-%d %H:%M}\n"
+                f"费用：{yuan(order.amount_cents)}\n"
+                "单位名称、法定代表人和信用代码都没有变更的，回复"
+                f"「确认续期 {order.number}」提交审核；有变更的须申请「新办证书」。")
+        return Step(Notice([text], f"续期订单 {order.number}：请确认", text))
+
+    def _refuse_renewal(self, session: AsyncSession, order: Order, actor: str,
+                        why: str) -> Step:
+        move_order(session, order, actor, Event.CANCEL, reason=why)
+        text = f"续期订单 {order.number} 无法办理：{why}"
+        return Step(Notice([text], f"续期订单 {order.number}：无法办理", text))
+
+
+class LossDesk:
+    """挂失 puts the certificate on hold the moment the report is filed (loss cannot wait for
+    office hours); review then confirms it. 解挂 lifts the hold once a technician approves."""
+
+    def __init__(self, office: CertificateOffice) -> None:
+        self.office = office
+
+    async def certificate_for(self, session: AsyncSession, handler: Handler,
+                              values: dict[str, str]) -> Certificate:
+        cert = await self.office.by_serial(session, values.get("cert_serial", ""))
+        if cert is None or cert.company_id != handler.company_id:
+            raise CertificateRefused(
+                "没有找到本单位这个序列号的证书，请核对【证书序列号】"
+                "（发送「我的证书」可以查看本单位的证书）。")
+        if cert.token_serial != values.get("ukey_serial", "").strip():
+            raise CertificateRefused(
+                f"【USBKEY卡号】与证书 {cert.serial} 所在的 UKEY 卡号不一致，请核对。")
+        status = CertStatus(cert.status)
+        wanted = CertStatus.ACTIVE if values.get("apply_kind") == "挂失" else CertStatus.HOLD
+        if status is not wanted:
+            action = values.get("apply_kind", "挂失")
+            raise CertificateRefused(f"证书 {cert.serial} 目前{status.label}，不能{action}。"
+                                     "请核对【证书序列号】，或发送「取消」结束。")
+        return cert
+
+    async def on_filed(self, session: AsyncSession, order: Order, cert: Certificate,
+                       actor: str) -> bool:
+        """Right after a 挂失 is filed: the hold, in the same transaction. True when held."""
+        if order.fields.get("apply_kind") != "挂失":
+            return False
+        self.office.change_status(session, cert, CertStatus.HOLD, order=order, actor=actor)
+        return True
+
+    async def on_approved(self, session: AsyncSession, order: Order, actor: str) -> str:
+        """The technician approved: a 解挂 lifts the hold; either order is then complete."""
+        cert = await self.office.by_serial(session, order.fields.get("cert_serial", ""))
+        if cert is None:
+            raise CertificateRefused("找不到订单里的证书，无法办理。")
+        if order.fields.get("apply_kind") == "解挂":
+            self.office.change_status(session, cert, CertStatus.ACTIVE, order=order, actor=actor)
+            done = f"证书 {cert.serial} 已解挂，恢复使用。"
+        else:
+            done = f"证书 {cert.serial} 挂失已确认，保持暂停使用。"
+        move_order(session, order, actor, Event.COMPLETE, reason=done)
+        return done

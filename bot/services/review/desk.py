@@ -1,0 +1,492 @@
+"""The technicians' review desk: one entry point, ``ReviewDesk.execute``, for every command.
+
+Every change is one transaction: the order, its event row and the queued e-mail together. The
+applicant is told in chat right after the commit.
+"""
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.adapters.scan_store import ScanStore
+from bot.config import Settings
+from bot.domain.certificates import CertStatus, revocation_reason
+from bot.domain.fields import FieldKind
+from bot.domain.forms import form_for
+from bot.domain.lifecycle import (
+    Event,
+    OrderStatus,
+    OrderType,
+    TransitionNotAllowed,
+    next_status,
+    status_label,
+)
+from bot.domain.masking import mask_personal_numbers
+from bot.domain.order_numbers import parse_order_number
+from bot.domain.orders import order_title, yuan
+from bot.domain.review import (
+    STATUS_WORDS,
+    ReviewRefused,
+    check_approval,
+    check_delivery,
+    named_fields,
+)
+from bot.domain.text import normalise
+from bot.services import order_views
+from bot.services.agents.hub import AgentHub
+from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
+from bot.services.certificates.chat import CertificateChat
+from bot.services.certificates.office import CertificateRefused
+from bot.services.filing import move_order
+from bot.services.messages import Account, Picture, Reply
+from bot.services.notify import Notice, Notifier, applicant_notice
+from storage.db import Database, DatabaseUnavailable
+from storage.models import Order, OrderEvent, utcnow
+from storage.repositories import Orders
+
+QUEUE_LIMIT = 30
+SEARCH_LIMIT = 20
+USAGE = {
+    "待审核": "待审核",
+    "查看": "查看 订单号",
+    "通过": "通过 订单号",
+    "驳回": "驳回 订单号 理由（写明要修改的项目或附件，例如：附件二不清晰）",
+    "收款": "收款 订单号",
+    "发货": "发货 订单号 快递公司 快递单号",
+    "待自取": "待自取 订单号",
+    "完成": "完成 订单号",
+    "发票": "发票 订单号 发票信息",
+    "订单": "订单 [状态] [单位名称或信用代码]",
+    "历史": "历史 订单号",
+    "代理": "代理 [单位名称或信用代码]",
+    "吊销代理": "吊销代理 编号",
+    "解锁状态": "解锁状态 订单号（制证、续期的 UKEY 任务也看得到）",
+    "重新解锁": "重新解锁 订单号",
+    "制证": "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
+    "证书": "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]",
+    "吊销": "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
+    "绑定制证代理": "绑定制证代理",
+}
+COMMANDS = frozenset(USAGE)
+SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
+EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
+               "invoice": "登记发票", "token_job": "密钥代理任务", "cert_issued": "签发证书",
+               "cert_written": "写入证书", "cert_hold": "证书挂失", "cert_active": "证书解挂",
+               "cert_revoked": "证书吊销"}
+
+
+def command_word(text: str) -> str | None:
+    """The technician command a message starts with (followed by a space or nothing)."""
+    word = normalise(text).split(maxsplit=1)
+    return word[0] if word and word[0] in COMMANDS else None
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return ""
+    minutes = int((now - since).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} 小时"
+    return f"{minutes // (24 * 60)} 天"
+
+
+Mutation = Callable[[Order], None]
+
+
+class ReviewDesk:
+    def __init__(self, settings: Settings, db: Database, scans: ScanStore,
+                 notifier: Notifier, agents: AgentRegistry, hub: AgentHub,
+                 certificates: CertificateChat | None = None) -> None:
+        self.settings = settings
+        self.certificates = certificates  # None: [pki] is off
+        self.agents = agents
+        self.hub = hub
+        self.db = db
+        self.scans = scans
+        self.notifier = notifier
+        self._commands: dict[str, Callable[[Account, list[str], bool], Awaitable[list[Reply]]]] = {
+            "待审核": self._queue, "查看": self._view, "通过": self._approve,
+            "驳回": self._reject, "收款": self._pay, "发货": self._ship,
+            "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
+            "订单": self._search, "历史": self._history,
+            "代理": self._list_agents, "吊销代理": self._revoke_agent,
+            "解锁状态": self._unlock_status, "重新解锁": self._retry_unlock,
+            "制证": self._personalise, "证书": self._certificates, "吊销": self._revoke,
+            "绑定制证代理": self._hall_code,
+        }
+
+    async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
+        word, *rest = normalise(text).split(maxsplit=1)
+        if not self.settings.staff.is_technician(str(actor)):
+            logger.warning(f"technician command {word!r} refused: {actor} is not a technician")
+            return [f"「{word}」是技术人员命令，您没有权限使用。"
+                    "查询本单位的订单请回复「我的订单」或「查询 订单号」。"]
+        args = rest[0].split(maxsplit=2 if word == "发货" else 1) if rest else []
+        try:
+            replies = await self._commands[word](actor, args, private)
+        except (ReviewRefused, TransitionNotAllowed) as error:
+            replies = [str(error)]
+        except StaleDataError:
+            replies = ["该订单刚被其他人处理过，请先「查看」确认后再操作。"]
+        except DatabaseUnavailable as error:  # rolled back: nothing of the command was done
+            logger.warning(f"database unavailable for {actor}'s {word}: {error}")
+            replies = [f"系统繁忙，「{word}」没有执行，请稍等一两分钟后再发一次。"]
+        if not private:  # a group is read by many: no personal numbers, no scans
+            replies = [mask_personal_numbers(r) for r in replies if isinstance(r, str)]
+        return replies
+
+    # --- reading --------------------------------------------------------------------------
+    async def _queue(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        async with self.db.transaction() as session:
+            orders = await Orders(session).in_review(QUEUE_LIMIT)
+        if not orders:
+            return ["没有待审核的订单。"]
+        now = utcnow()
+        lines = [f"待审核订单（{len(orders)} 个，等得最久的在前）："]
+        for i, o in enumerate(orders, 1):
+            again = "（重新提交）" if o.status == OrderStatus.RESUBMITTED else ""
+            lines.append(f"{i}. {o.number} {order_title(OrderType(o.type), o.fields)} "
+                         f"{o.company.name} 已等待 {_age(o.submitted_at, now)}{again}")
+        lines.append("发送「查看 订单号」审核。")
+        return ["\n".join(lines)]
+
+    async def _view(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "查看")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            events = await Orders(session).events(order.id)
+        text = order_views.order_detail(order, events, self.settings.tz, reveal=private)
+        hint = f"\n审核：「通过 {number}」或「驳回 {number} 理由」"
+        if not private:
+            return [text + "\n扫描件含个人信息，请私聊查看。" + hint]
+        current = {a.slot: a for a in order.attachments}
+        pictures: list[Reply] = []
+        for f in form_for(order.type).fields:
+            if f.kind is FieldKind.SCAN and f.key in current:
+                data = await asyncio.to_thread(self.scans.read, current[f.key].sha256)
+                pictures.append(Picture(data, f.title))
+        return [text + hint, *pictures]
+
+    async def _search(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        words = " ".join(args).split()
+        statuses: set[str] = set()
+        company = ""
+        for word in words:
+            if word in STATUS_WORDS:
+                statuses |= STATUS_WORDS[word]
+            else:
+                company = word
+        async with self.db.transaction() as session:
+            orders = await Orders(session).search(statuses, company, SEARCH_LIMIT)
+        if not orders:
+            return ["没有符合条件的订单。"]
+        lines = [f"找到 {len(orders)} 个订单（最新的在前" +
+                 (f"，最多显示 {SEARCH_LIMIT} 个" if len(orders) == SEARCH_LIMIT else "") + "）："]
+        for i, o in enumerate(orders, 1):
+            order_type = OrderType(o.type)
+            lines.append(f"{i}. {o.number} {order_title(order_type, o.fields)} {o.company.name} "
+                         f"{status_label(order_type, OrderStatus(o.status))} "
+                         f"{yuan(o.amount_cents)}")
+        return ["\n".join(lines)]
+
+    async def _history(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "历史")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            events = await Orders(session).events(order.id)
+        order_type = OrderType(order.type)
+        lines = [f"订单 {number} 的办理记录："]
+        for e in events:
+            moved = (f"{status_label(order_type, OrderStatus(e.from_status))} → "
+                     f"{status_label(order_type, OrderStatus(e.to_status))}"
+                     if e.from_status != e.to_status else "")
+            why = f"：{e.reason}" if e.reason else ""
+            changed = (e.detail or {}).get("changed")
+            what = f"（修改了 {'、'.join(changed)}）" if changed else ""
+            lines.append(f"{e.at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} {e.actor} "
+                         f"{EVENT_NAMES.get(e.event, e.event)} {moved}{why}{what}".rstrip())
+        return ["\n".join(lines)]
+
+    async def _unlock_status(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "解锁状态")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        return [await self.hub.describe(order)]
+
+    async def _retry_unlock(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "重新解锁")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        if order.type != OrderType.UNLOCK or order.status != OrderStatus.APPROVED:
+            raise ReviewRefused("只有审核通过、尚未完成的解锁订单才能重新解锁。")
+        if not self.settings.agents.enabled:
+            raise ReviewRefused("本服务未开通密钥代理。")
+        if not await self.hub.retry(order, str(actor)):
+            raise ReviewRefused(f"订单 {number} 的远程解锁仍在进行，「解锁状态 {number}」可查看。")
+        return [f"已为订单 {number} 重新安排远程解锁。", await self.hub.describe(order)]
+
+    async def _list_agents(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        wanted = args[0].strip() if args else ""
+        agents = [a for a in await self.agents.of_company()
+                  if not wanted or wanted in agent_owner(a) or wanted == agent_company(a)]
+        if not agents:
+            return ["没有密钥代理。申请人发送「绑定密钥代理」即可绑定。"]
+        lines = [f"密钥代理（{len(agents)} 个）："]
+        for a in agents:
+            state = "已吊销" if a.revoked_at else "有效"
+            seen = (f"，最近在线 {a.last_seen_at.astimezone(self.settings.tz):%m-%d %H:%M}"
+                    if a.last_seen_at else "，尚未上线")
+            lines.append(f"{a.id}. {agent_owner(a)} {state}{seen}（由 {a.paired_by} 绑定）")
+        lines.append("吊销：「吊销代理 编号」")
+        return ["\n".join(lines)]
+
+    async def _revoke_agent(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        if not args or not args[0].strip().isdigit():
+            raise ReviewRefused(f"用法：{USAGE['吊销代理']}")
+        try:
+            agent = await self.agents.revoke(int(args[0]), str(actor))
+        except AgentRefused as error:
+            raise ReviewRefused(str(error)) from None
+        await self.hub.cut_off(agent.id)
+        return [f"已吊销 {agent_owner(agent)} 的密钥代理 {agent.id}，它再也不能接收任务。"]
+
+    # --- changing -------------------------------------------------------------------------
+    async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "通过")
+        required = self.settings.staff.approvals_required
+        async with self.db.transaction() as session:
+            orders = Orders(session)
+            order = await self._load(orders, number)
+            status = OrderStatus(order.status)
+            next_status(OrderType(order.type), status, Event.APPROVE)  # refuses a wrong state
+            approvers = await orders.approvers_since_submission(order.id)
+            if not check_approval(approvers, str(actor), required):
+                session.add(OrderEvent(order_id=order.id, actor=str(actor), event="approval",
+                                       from_status=status, to_status=status))
+                order.updated_at = utcnow()  # bumps the version: two approvals cannot race
+                return [f"已记录您对 {number} 的通过（{len(approvers) + 1}/{required}），"
+                        "还需另一位技术人员复核。"]
+            notice = await self._change(session, order, actor, Event.APPROVE,
+                                        detail={"approvers": [*approvers, str(actor)]})
+        await self.notifier.tell_applicant(order, notice)
+        paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
+        if order.type == OrderType.LOSS:
+            return [await self._settle_loss(actor, number)]
+        if order.type == OrderType.UNLOCK and self.settings.agents.enabled:
+            if await self.hub.start_unlock(order):
+                return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
+            offline = applicant_notice(order, "agent_offline", self.settings)
+            await self.notifier.tell_applicant(order, offline)
+            return [f"已通过订单 {number}。申请人的密钥代理不在线，已通知其启动；"
+                    f"「解锁状态 {number}」可查看进度。"]
+        return [f"已通过订单 {number}{paid}。"]
+
+    async def _reject(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "驳回")
+        reason = args[1].strip() if len(args) > 1 else ""
+        if not reason:
+            raise ReviewRefused(f"请写明驳回理由，申请人要据此修改。用法：{USAGE['驳回']}")
+
+        def mutate(order: Order) -> None:
+            order.reject_reason = reason
+
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            fix = named_fields(form_for(order.type), reason)
+            notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
+                                        reason=reason, fix=fix,
+                                        detail={"fields": [f.key for f in fix]})
+        await self.notifier.tell_applicant(order, notice)
+        if fix:
+            return [f"已驳回订单 {number}，申请人将被要求重新提供："
+                    f"{'、'.join(f.title for f in fix)}。"]
+        return [f"已驳回订单 {number}。理由中没有认出具体的项目或附件，"
+                "申请人将自行选择要修改的内容。"]
+
+    async def _pay(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "收款")
+        order = await self._simple(actor, number, Event.PAY)
+        done = f"已登记订单 {number} 收款 {yuan(order.amount_cents)}，已通知申请人。"
+        if order.type == OrderType.RENEWAL and self.certificates is not None:
+            online = await self.certificates.jobs.start_rekey(order)
+            words = ("请保持 UKEY 插在运行着密钥代理的电脑上，并按电脑上的提示输入 UKEY 密码，"
+                     "新证书会直接写入 UKEY。" if online else
+                     "请在插着 UKEY 的电脑上运行「cadesk-agent run」，并按提示输入 UKEY 密码，"
+                     "新证书会直接写入 UKEY。")
+            await self.notifier.tell_applicant(order, Notice([words], "", ""))
+            state = "已交给申请人的密钥代理" if online else "等申请人的密钥代理上线"
+            return [done + f"续期{state}写入新证书。"]
+        if order.type == OrderType.CERTIFICATE and self.certificates is not None:
+            return [done + f"请把空白 UKEY 插在服务大厅的密钥代理上，发送「制证 {number}」。"]
+        return [done]
+
+    async def _ship(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        if len(args) < 3:
+            raise ReviewRefused(f"用法：{USAGE['发货']}，"
+                                "例如：发货 XB-261125-7KQ3 顺丰 SF1234567890")
+        number = self._number(args, "发货")
+        company, tracking = args[1], args[2].strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]{6,40}", tracking):
+            raise ReviewRefused("快递单号应为 6–40 位字母或数字，请核对。")
+
+        def mutate(order: Order) -> None:
+            order.express_company, order.express_number = company, tracking
+
+        await self._simple(actor, number, Event.SHIP, mutate)
+        return [f"已登记订单 {number} 发货：{company} {tracking}，已通知申请人。"]
+
+    async def _await_pickup(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "待自取")
+        await self._simple(actor, number, Event.AWAIT_PICKUP)
+        return [f"订单 {number} 已设为待自取，已通知申请人。"]
+
+    async def _complete(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "完成")
+        await self._simple(actor, number, Event.COMPLETE)
+        return [f"订单 {number} 已办结，已通知申请人。"]
+
+    async def _invoice(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        number = self._number(args, "发票")
+        info = args[1].strip() if len(args) > 1 else ""
+        if not info:
+            raise ReviewRefused(f"请写上发票信息。用法：{USAGE['发票']}")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            if order.status == OrderStatus.CANCELLED:
+                raise ReviewRefused("该订单已取消，不能登记发票。")
+            order.invoice_info = info
+            status = order.status
+            session.add(OrderEvent(order_id=order.id, actor=str(actor), event="invoice",
+                                   from_status=status, to_status=status, reason=info))
+            notice = applicant_notice(order, "invoice", self.settings)
+            await self.notifier.queue_mail(session, order, notice)
+        await self.notifier.tell_applicant(order, notice)
+        return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
+
+    # --- certificates -----------------------------------------------------------------------
+    def _pki(self) -> CertificateChat:
+        if self.certificates is None:
+            raise ReviewRefused("本服务未开通证书签发（bot.toml 的 [pki]）。")
+        return self.certificates
+
+    async def _personalise(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        certificates = self._pki()
+        number = self._number(args, "制证")
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+        if order.type != OrderType.CERTIFICATE or order.status != OrderStatus.PAID:
+            state = status_label(OrderType(order.type), OrderStatus(order.status))
+            raise ReviewRefused(f"只有已支付、尚未发货的新办/补办订单才能制证，订单 {number} "
+                                f"目前{state}。")
+        logger.info(f"personalisation of {number} started by {actor}")
+        if await certificates.jobs.start_issuance(order):
+            return [f"已开始为订单 {number} 制证：服务大厅的密钥代理正在初始化 UKEY、生成密钥、"
+                    "写入证书，完成后会通知您。"]
+        return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
+                "UKEY 并运行「cadesk-agent run」，上线后自动开始。"]
+
+    async def _certificates(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        certificates = self._pki()
+        certs = await certificates.office.search(" ".join(args).strip(), SEARCH_LIMIT)
+        if not certs:
+            return ["没有符合条件的证书。"]
+        lines = [f"证书（{len(certs)} 张，最新的在前）："]
+        lines += [f"{i}. {certificates.office.describe(c, company=True)}"
+                  for i, c in enumerate(certs, 1)]
+        return ["\n".join(lines)]
+
+    async def _revoke(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        office = self._pki().office
+        reason = args[1].strip() if len(args) > 1 else ""
+        if not args or not reason:
+            raise ReviewRefused(f"请写上证书序列号和吊销理由。用法：{USAGE['吊销']}")
+        async with self.db.transaction() as session:
+            cert = await office.by_serial(session, args[0])
+            if cert is None:
+                raise ReviewRefused(f"没有找到序列号为 {args[0]} 的证书。")
+            try:
+                office.change_status(session, cert, CertStatus.REVOKED, order=None,
+                                     actor=str(actor), reason=revocation_reason(reason))
+            except CertificateRefused as refusal:
+                raise ReviewRefused(str(refusal)) from None
+            serial, company = cert.serial, cert.subject_name
+        await office.publish_crl()
+        await self.notifier.tell_staff(f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
+        return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
+
+    async def _hall_code(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        self._pki()
+        if not private:
+            raise ReviewRefused("绑定码请在私聊中获取。")
+        code, _ = await self.agents.new_code(None, str(actor))
+        minutes = int(self.settings.agents.pairing_code_minutes)
+        return [f"制证代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次）。"
+                "在服务大厅的制证电脑上运行：\n"
+                f"cadesk-agent pair --server {self.settings.public_url} --code {code}\n"
+                "然后在 agent.toml 里写上空白 UKEY 的出厂管理员 PIN（factory_so_pin），"
+                "再运行「cadesk-agent run」。"]
+
+    async def _settle_loss(self, actor: Account, number: str) -> str:
+        """A loss report or its cancellation approved: the certificate follows, the order ends."""
+        certificates = self._pki()
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            try:
+                done = await certificates.loss.on_approved(session, order, str(actor))
+            except CertificateRefused as refusal:
+                raise ReviewRefused(str(refusal)) from None
+            notice = applicant_notice(order, Event.COMPLETE, self.settings)
+            notice = Notice([f"{done}\n{notice.replies[0]}"], notice.subject,
+                            f"{done}\n{notice.body}")
+            await self.notifier.queue_mail(session, order, notice)
+        await certificates.office.publish_crl()
+        await self.notifier.tell_applicant(order, notice)
+        return f"已通过订单 {number}：{done}已通知申请人。"
+
+    # --- helpers --------------------------------------------------------------------------
+    async def _simple(self, actor: Account, number: str, event: Event,
+                      mutate: Mutation | None = None) -> Order:
+        async with self.db.transaction() as session:
+            order = await self._load(Orders(session), number)
+            if event in (Event.SHIP, Event.AWAIT_PICKUP):
+                check_delivery(order.fields, event)
+                if self.certificates is not None and not order.certificate_serial:
+                    raise ReviewRefused(f"订单 {number} 还没有制证，请先「制证 {number}」。")
+            notice = await self._change(session, order, actor, event, mutate=mutate)
+        await self.notifier.tell_applicant(order, notice)
+        return order
+
+    async def _change(self, session: AsyncSession, order: Order, actor: Account, event: Event, *,
+                      mutate: Mutation | None = None, reason: str | None = None,
+                      fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
+        """Move the order, log the event, queue the mail: all in the caller's transaction."""
+        next_status(OrderType(order.type), OrderStatus(order.status), event)  # before mutating
+        if mutate:
+            mutate(order)
+        before = move_order(session, order, str(actor), event, reason=reason, detail=detail)
+        after = order.status
+        await session.flush()  # the version check happens here
+        notice = applicant_notice(order, event, self.settings, fix)
+        await self.notifier.queue_mail(session, order, notice)
+        logger.info(f"order {order.number}: {before} → {after} by {actor}")
+        return notice
+
+    def _number(self, args: list[str], word: str) -> str:
+        number = parse_order_number(args[0]) if args else None
+        if number is None:
+            raise ReviewRefused(f"请写上订单号。用法：{USAGE[word]}")
+        return number
+
+    async def _load(self, orders: Orders, number: str) -> Order:
+        order = await orders.by_number(number)
+        if order is None:
+            raise ReviewRefused(f"没有找到订单 {number}，请核对订单号。")
+        return order

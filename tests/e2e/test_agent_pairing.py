@@ -1,0 +1,106 @@
+"""Pairing a key agent for real: the chat gives a one-time code, ``cadesk-agent pair`` uses it
+against the running bot, the bot key is pinned, technicians see and revoke the agent."""
+
+import asyncio
+import json
+import random
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from bot.config import load_settings
+from bot.key_agent.config import PairedState
+from bot.runtime import Runtime
+from bot.samples import fake_uscc
+from bot.services.agents.registry import AgentRefused
+from bot.services.messages import Account, Incoming
+from storage.models import PairingCode, utcnow
+from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, text
+from tests.support.helpers import RecordingChat
+from tests.support.onebot_peer import OneBotPeer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_agent(*args: str, cwd: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.key_agent.cli", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, output.decode()
+
+
+async def test_pairing_an_agent_through_the_running_bot(tmp_path: Path) -> None:
+    bot, port = make_instance(tmp_path, f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+[agents]
+enabled = true
+""")
+    uscc = fake_uscc(random.Random(21))
+    agent_dir = tmp_path / "agent-pc"
+    agent_dir.mkdir()
+    await bot.start()
+    peer = OneBotPeer(port, TOKEN)
+    try:
+        await peer.connect()
+        for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
+                              ("临沂代理测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]:
+            await peer.send_private(USER, text(answer))
+            await peer.replies_until(until)
+        await peer.send_private(USER, text("绑定密钥代理"))
+        [(_, reply)] = await peer.replies_until("cadesk-agent pair")
+        code = reply.split("--code ")[1].split()[0]
+        assert f"--server http://127.0.0.1:{port}" in reply
+
+        status, output = await run_agent("pair", "--server", f"http://127.0.0.1:{port}",
+                                         "--code", code, cwd=agent_dir)
+        assert status == 0, output
+        assert f"单位 {uscc}" in output
+        state = PairedState.load(agent_dir / "agent-state.json")
+        assert state.company == uscc
+        assert (agent_dir / "agent-state.json").stat().st_mode & 0o077 == 0
+        bot_key = (tmp_path / "live-data" / "bot-signing-key.raw")
+        assert bot_key.stat().st_mode & 0o077 == 0
+
+        again, output = await run_agent("pair", "--server", f"http://127.0.0.1:{port}",
+                                        "--code", code, cwd=tmp_path)
+        assert again != 0
+        assert "绑定码无效、已使用或已过期" in output
+
+        await peer.send_private(TECHNICIAN, text("代理"))
+        [(_, listing)] = await peer.replies_until("吊销代理")
+        assert f"{state.agent_id}. 临沂代理测试有限公司 有效" in listing
+        await peer.send_private(TECHNICIAN, text(f"吊销代理 {state.agent_id}"))
+        await peer.replies_until("已吊销")
+        await peer.send_private(USER, text(f"吊销代理 {state.agent_id}"))  # not a technician
+        await peer.replies_until("没有权限")
+    finally:
+        await peer.close()
+        await bot.stop()
+    assert json.loads((agent_dir / "agent-state.json").read_text())["bot_public"]
+
+
+async def test_codes_expire_and_are_single_use(tmp_path: Path) -> None:
+    (tmp_path / "bot.toml").write_text("[agents]\nenabled = true\n", encoding="utf-8")
+    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+    try:
+        account = Account("qq", "8")
+        for answer in ("你好", fake_uscc(), "临沂过期测试有限公司", "同意"):
+            await runtime.dialogue.handle(account, Incoming(text=answer))
+        [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
+        code = reply.split("--code ")[1].split()[0]
+        async with runtime.db.transaction() as session:
+            await session.execute(update(PairingCode).values(
+                expires_at=utcnow() - timedelta(minutes=1)))
+        from bot.key_agent.protocol import AgentKeys
+
+        keys = AgentKeys.generate().public()
+        with pytest.raises(AgentRefused, match="已过期"):
+            await runtime.agents.pair(code, keys["identity"], keys["sealing"])
+        assert await runtime.agents.of_company() == []
+    finally:
+        await runtime.stop()

@@ -1,0 +1,137 @@
+"""Hostile scans through the real applicant dialogue, fetched over HTTP as QQ's media server
+would hand them out: each is refused with its reason in Chinese, the same 附件 is asked again,
+and nothing is kept — no file in the scan store, no row, nothing in the saved form.
+
+Every file is made here (Pillow, a few bytes patched); test_scans.py checks the rules one by
+one at the domain level, this corpus checks them end to end, plus polyglots and bombs of other
+formats."""
+
+import io
+import struct
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from bot.adapters.fetch import ImageSource
+from bot.config import load_settings
+from bot.runtime import Runtime
+from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.services.messages import Account, Incoming
+from storage.models import Attachment
+from storage.repositories import Conversations
+from tests.support.helpers import RecordingChat, ScanServer
+
+
+def jpeg(label: str = "hostile") -> bytes:
+    return sample_scan(label)
+
+
+def image_as(fmt: str, size: tuple[int, int] = (1240, 1754)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "white").save(out, fmt)
+    return out.getvalue()
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims another size: a decompression bomb."""
+    data = bytearray(image_as("JPEG", (64, 64)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def bmp_claiming(width: int, height: int) -> bytes:
+    data = bytearray(image_as("BMP", (8, 8)))
+    data[18:26] = struct.pack("<ii", width, height)
+    return bytes(data)
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("P", (1240, 1754), n) for n in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    return out.getvalue()
+
+
+def zip_of(name: str, content: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(name, content)
+    return out.getvalue()
+
+
+HTML = (b"<!DOCTYPE html><html><body><script>fetch('/steal?c='+document.cookie)</script>"
+        b"</body></html>")
+SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="1240" height="1754">'
+       b"<script>alert(1)</script></svg>")
+
+# name (as the file is called when sent) → bytes, what the refusal must say
+CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "renamed-pdf.jpg": (lambda: b"%PDF-1.7\n" + b"1 0 obj <<>> endobj\n" * 500 + b"%%EOF\n",
+                        "您发送的是 PDF 文件"),
+    "truncated.jpg": (lambda: jpeg()[: len(jpeg()) * 3 // 5], "损坏或不完整"),
+    "bomb-jpeg.jpg": (lambda: jpeg_claiming(30000, 30000), "像素过多"),
+    "bomb-bmp.bmp": (lambda: bmp_claiming(20000, 20000), "像素过多"),
+    "oversized.bmp": (lambda: sample_scan("big", fmt="BMP", size=(1400, 2000)), "超过 2 MB"),
+    "animated.gif": (animated_gif, "动图"),
+    "zip-appended.jpg": (lambda: jpeg() + zip_of("payload.exe", b"MZ" + b"\0" * 200),
+                         "藏着其他文件"),
+    "html-appended.jpg": (lambda: jpeg() + HTML, "藏着其他文件"),
+    "html-prepended.jpg": (lambda: HTML + jpeg(), "无法识别"),
+    "zip-prepended.jpg": (lambda: zip_of("a.txt", b"hello") + jpeg(), "无法识别"),
+    "svg-with-script.jpg": (lambda: SVG, "无法识别"),
+    "png-renamed.jpg": (lambda: image_as("PNG"), "您发送的是 PNG 格式"),
+    "webp-renamed.jpg": (lambda: image_as("WEBP"), "您发送的是 WEBP 格式"),
+    "tiff-renamed.jpg": (lambda: image_as("TIFF", (600, 800)), "您发送的是 TIFF 格式"),
+    "thumbnail.jpg": (lambda: image_as("JPEG", (120, 160)), "分辨率太低"),
+    "empty.jpg": (lambda: b"", "是空的"),
+}
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    (tmp_path / "bot.toml").write_text("[scans]\nmax_megabytes = 2\n[fees]\ncertificate = 100\n",
+                                       encoding="utf-8")
+    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+    yield runtime
+    await runtime.stop()
+
+
+def stored_files(runtime: Runtime) -> list[Path]:
+    root = runtime.scans.root
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
+        runtime: Runtime, scan_server: ScanServer) -> None:
+    account = Account("qq", "66601")
+
+    async def say(incoming: Incoming) -> str:
+        return "\n".join(await runtime.dialogue.handle(account, incoming))
+
+    for answer in ("你好", fake_uscc(), "临沂恶意文件测试有限公司", "同意", "新办证书", "1",
+                   "临沂", "1", "张三", fake_id_number(), "13812345678", "自取"):
+        await say(Incoming(text=answer))
+    for name, (make, reason) in CORPUS.items():
+        url = scan_server.add(f"hostile-{name}", make())
+        if name == "oversized.bmp":  # streamed without a length: the cap holds while reading
+            scan_server.chunked.add(f"hostile-{name}")
+        reply = await say(Incoming(images=(ImageSource(url=url),)))
+        assert "【附件一 信息印章采集表】未通过检查" in reply, (name, reply)
+        assert reason in reply, (name, reply)
+        assert "请发送【附件一 信息印章采集表】的图片" in reply, (name, reply)
+        assert stored_files(runtime) == [], name
+    async with runtime.db.transaction() as session:
+        state = (await Conversations(session).get("qq", "66601")).state
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
+    assert state["scans"] == {}
+    assert state["position"] == "scan_form"
+
+    # the applicant then sends a proper scan: taken, and it is the only file kept
+    good = scan_server.add("hostile-good.jpg", jpeg("good"))
+    assert "已收到【附件一" in await say(Incoming(images=(ImageSource(url=good),)))
+    assert len(stored_files(runtime)) == 1

@@ -1,0 +1,83 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+
+from bot.config import ConfigError, load_settings
+from storage.db import Database, alembic_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_migrations_build_the_schema_from_empty_and_match_the_models(
+        database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    await db.migrate()  # a second start changes nothing
+    async with db.engine.connect() as connection:
+        tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+        # raises if the models and the migrations disagree
+        await connection.run_sync(lambda c: command.check(alembic_config(c)))
+    assert {"companies", "handlers", "orders", "attachments", "order_events",
+            "conversations"} <= tables
+    async with db.engine.begin() as connection:
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))
+        tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert tables <= {"alembic_version"}
+    await db.migrate()
+    await db.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    staging = load_settings(write(tmp_path / "staging/bot.toml", "[server]\nport = 8081\n"))
+    live = load_settings(write(tmp_path / "live/bot.toml", "[server]\nport = 8082\n"))
+    assert staging.data_dir == tmp_path / "staging/data"
+    assert live.database_url.endswith(str(tmp_path / "live/data/cadesk.db"))
+    assert (staging.server.port, live.server.port) == (8081, 8082)
+
+
+def test_secrets_from_the_environment_win(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "bot.toml", '[onebot]\naccess_token = "from-file"\n')
+    monkeypatch.setenv("CADESK_ONEBOT_ACCESS_TOKEN", "from-env")
+    monkeypatch.setenv("CADESK_DATABASE_URL", "postgresql+asyncpg://u@h/db")
+    settings = load_settings(path)
+    assert settings.onebot.access_token == "from-env"
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize(("text", "complaint"), [
+    ("[bot]\nadapter = ['console']\n", "adapter"),
+    ("[bot]\nadapters = ['wechat']\n", "adapters"),
+    ("[bot]\ntimezone = 'Mars/Olympus'\n", "time zone"),
+    ("[bot\n", "bot.toml"),
+    ("[pki]\nenabled = true\n", r"\[agents\] enabled"),
+    ("[pki]\nca_token_module = 'x.so'\n", "go together"),
+])
+def test_mistakes_in_the_file_are_reported(tmp_path: Path, text: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        load_settings(write(tmp_path / "bot.toml", text))
+
+
+def test_the_documented_example_is_valid() -> None:
+    settings = load_settings(ROOT / "bot.toml")
+    assert settings.bot.adapters == ["console"]
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_python_m_bot_refuses_a_missing_config(tmp_path: Path) -> None:
+    env = {**os.environ, "CADESK_CONFIG": str(tmp_path / "nowhere.toml")}
+    result = subprocess.run([sys.executable, "-m", "bot"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "configuration file not found" in result.stderr
