@@ -77,6 +77,11 @@ class Handler(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
     email: Mapped[str | None] = mapped_column(String(254))  # notifications by mail as well
+    # pending: bound by a claim, may only apply; verified: approved by a technician or by a
+    # verified handler of the company; removed: unbound by a technician (see docs/trust.md)
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     company: Mapped[Company] = relationship(lazy="joined")
 
@@ -97,7 +102,8 @@ class Order(Base):
     number: Mapped[str] = mapped_column(String(20), unique=True)
     type: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    # None: an unlock mail from a company not on record; its row is made when approved
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("handlers.id"))
     channel: Mapped[str] = mapped_column(String(10), default="chat")  # chat / email
     contact_email: Mapped[str | None] = mapped_column(String(254))  # who mailed it in
@@ -115,7 +121,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock between reviewers
 
-    company: Mapped[Company] = relationship(lazy="joined")
+    company: Mapped[Company | None] = relationship(lazy="joined")
     handler: Mapped[Handler | None] = relationship(lazy="joined")
     attachments: Mapped[list["Attachment"]] = relationship(
         back_populates="order", order_by="Attachment.id", lazy="selectin")
@@ -310,3 +316,16 @@ class Crl(Base):
     issued_at: Mapped[datetime]
     next_update: Mapped[datetime]
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Ukey(Base):
+    """A UKEY on record for a company: the only tokens whose PIN cadesk resets or whose key it
+    certifies. Issued by 制证, recorded by a technician (登记UKEY), or confirmed at 确认解锁."""
+
+    __tablename__ = "ukeys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_serial: Mapped[str] = mapped_column(String(64), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    source: Mapped[str] = mapped_column(String(20))  # issued / registered / confirmed
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
