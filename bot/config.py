@@ -6,6 +6,7 @@ each point at their own data. Secrets may come from the environment instead of t
 ``CADESK_IMAP_PASSWORD``.
 """
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -235,4 +236,33 @@ def _resolved(settings: Settings, base: Path) -> Settings:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:
         raise ConfigError(f"unknown time zone {settings.bot.timezone!r}") from error
+    _check_exposure(settings)
     return settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to may be reachable
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Anyone who reaches the OneBot endpoint without its token speaks as any QQ user, so the
+    token is required beyond loopback; and with key agents on, the one server is reachable by
+    agents' PCs, so the OneBot endpoint on it needs the token too."""
+    if "onebot" not in settings.bot.adapters or settings.onebot.access_token:
+        return
+    if not is_loopback(settings.server.host):
+        raise ConfigError(
+            f"[server] host = {settings.server.host!r} listens beyond this machine, and the "
+            "OneBot endpoint has no access token: anyone reaching it could pose as any QQ user. "
+            "Set CADESK_ONEBOT_ACCESS_TOKEN (or [onebot] access_token) and the same token in "
+            "NapCat/Lagrange, or listen on 127.0.0.1.")
+    if settings.agents.enabled:
+        raise ConfigError(
+            "[agents] enabled shares the server with the OneBot endpoint, which agents' PCs "
+            "can then reach: set CADESK_ONEBOT_ACCESS_TOKEN (or [onebot] access_token) and the "
+            "same token in NapCat/Lagrange.")
