@@ -56,9 +56,24 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema from whatever it is (empty included) to the newest migration."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(
-                lambda sync: command.upgrade(alembic_config(sync), "head"))
+        async with self.engine.connect() as connection:
+            sqlite = self.engine.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite alters a column by copying the table and dropping the old one, which
+                # foreign keys forbid; they are checked once the schema is done (SQLite ignores
+                # this pragma inside a transaction, so it goes first)
+                await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                await connection.run_sync(
+                    lambda sync: command.upgrade(alembic_config(sync), "head"))
+                if sqlite and (await connection.exec_driver_sql(
+                        "PRAGMA foreign_key_check")).first() is not None:
+                    raise RuntimeError("the migration left rows pointing at nothing")
+                await connection.commit()
+            finally:
+                if sqlite:
+                    await connection.rollback()
+                    await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
