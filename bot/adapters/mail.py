@@ -9,13 +9,13 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 from loguru import logger
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.periodic import Periodic
 from bot.config import EmailSection
 from storage.db import Database
 from storage.models import OutgoingMail, utcnow
+from storage.repositories import OutgoingMails
 
 BATCH = 20
 
@@ -51,16 +51,12 @@ class MailOutbox:
     async def send_due(self) -> int:
         """Send what is due now; returns how many were sent."""
         async with self.db.transaction() as session:
-            due = (await session.scalars(
-                select(OutgoingMail).where(OutgoingMail.sent_at.is_(None),
-                                           OutgoingMail.failed_at.is_(None),
-                                           OutgoingMail.next_attempt_at <= utcnow())
-                .order_by(OutgoingMail.id).limit(BATCH))).all()
+            due = await OutgoingMails(session).due(utcnow(), BATCH)
         sent = 0
         for mail in due:
             error = await self._send(mail)
             async with self.db.transaction() as session:
-                row = await session.get(OutgoingMail, mail.id)
+                row = await OutgoingMails(session).get(mail.id)
                 assert row is not None
                 row.attempts += 1
                 if error is None:

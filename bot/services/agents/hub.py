@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from loguru import logger
-from sqlalchemy import select
 
 from bot.config import Settings
 from bot.domain.lifecycle import Event, OrderStatus, OrderType
@@ -26,10 +25,11 @@ from bot.services.messages import Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from storage.db import Database
 from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
+from storage.repositories import Agents, Orders, TokenJobs
+from storage.repositories.token_jobs import OPEN
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[], Awaitable[None]]
-OPEN = ("queued", "sent")
 Route = int | str  # a company's id, or HALL for the service hall's agents
 
 
@@ -67,7 +67,7 @@ class AgentHub:
     # --- connections ------------------------------------------------------------------------
     async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
         async with self.db.transaction() as session:
-            agent = await session.get(Agent, agent_id)
+            agent = await Agents(session).get(agent_id)
             try:
                 if agent is None:
                     raise AgentRefused("unknown_agent", "未绑定的密钥代理")
@@ -117,10 +117,7 @@ class AgentHub:
     async def retry(self, order: Order, actor: str) -> bool:
         """Start an unlock again after a failure or expiry; False while one is still open."""
         async with self.db.transaction() as session:
-            open_jobs = await session.scalar(select(TokenJob).where(
-                TokenJob.order_id == order.id, TokenJob.status.in_(OPEN),
-                TokenJob.expires_at > utcnow()))
-            if open_jobs is not None:
+            if await TokenJobs(session).open_for_order(order.id, utcnow()):
                 return False
             logger.info(f"unlock of {order.number} retried by {actor}")
         await self.start_unlock(order)
@@ -140,13 +137,9 @@ class AgentHub:
         """Send the open jobs of a company (or of the hall) to its agents; a job already sent
         goes again, unchanged, to the agent it was sealed for."""
         outgoing: list[tuple[Send, dict[str, Any]]] = []
-        whose = (TokenJob.hall.is_(True) if route == HALL
-                 else (TokenJob.company_id == route) & TokenJob.hall.is_(False))
+        company_id = None if route == HALL else int(route)
         async with self.db.transaction() as session:
-            jobs = (await session.scalars(
-                select(TokenJob).where(whose, TokenJob.status.in_(OPEN),
-                                       TokenJob.expires_at > utcnow())
-                .order_by(TokenJob.created_at))).all()
+            jobs = await TokenJobs(session).due_for_agents(company_id, utcnow())
             for job in jobs:
                 if job.status == "sent":
                     if job.agent_id in self.online and job.signed:
@@ -155,7 +148,7 @@ class AgentHub:
                 agent_id = next((a for a, (r, _) in self.online.items() if r == route), None)
                 if agent_id is None:
                     continue
-                agent = await session.get(Agent, agent_id)
+                agent = await Agents(session).get(agent_id)
                 if agent is None or agent.revoked_at is not None:
                     continue
                 job.signed = self._sign(job, agent)
@@ -185,7 +178,7 @@ class AgentHub:
     async def result(self, agent_id: int, message: dict[str, Any]) -> None:
         """An agent's answer: logged on the order, then the next step."""
         async with self.db.transaction() as session:
-            job = await session.get(TokenJob, str(message.get("id")))
+            job = await TokenJobs(session).get(str(message.get("id")))
             if job is None or job.agent_id != agent_id or job.status != "sent":
                 logger.warning(f"agent #{agent_id}: unexpected result for {message.get('id')}")
                 return
@@ -194,7 +187,7 @@ class AgentHub:
             job.status, job.finished_at = ("done" if ok else "failed"), utcnow()
             job.result = {k: v for k, v in message.items() if k in ("ok", "code", "message",
                                                                      "kind", "token", "csr")}
-            order = await session.get(Order, job.order_id)
+            order = await Orders(session).by_id(job.order_id)
             assert order is not None
             status = OrderStatus(order.status)
             session.add(OrderEvent(
@@ -239,8 +232,7 @@ class AgentHub:
 
     async def expire_due(self) -> int:
         async with self.db.transaction() as session:
-            due = (await session.scalars(select(TokenJob).where(
-                TokenJob.status.in_(OPEN), TokenJob.expires_at <= utcnow()))).all()
+            due = await TokenJobs(session).overdue(utcnow())
             for job in due:
                 job.status, job.finished_at = "expired", utcnow()
         return len(due)
@@ -248,8 +240,7 @@ class AgentHub:
     async def describe(self, order: Order) -> str:
         """解锁状态: where an unlock order's jobs stand."""
         async with self.db.transaction() as session:
-            jobs = (await session.scalars(select(TokenJob).where(
-                TokenJob.order_id == order.id).order_by(TokenJob.created_at))).all()
+            jobs = await TokenJobs(session).of_order(order.id)
         if not jobs:
             if order.type != OrderType.UNLOCK:
                 return f"订单 {order.number} 还没有密钥代理任务。"

@@ -15,13 +15,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from loguru import logger
-from sqlalchemy import select
 
 from bot.config import Settings
 from bot.domain.order_numbers import ALPHABET
 from bot.key_agent.protocol import HALL, BotKey, unb64
 from storage.db import Database
 from storage.models import Agent, Handler, PairingCode, utcnow
+from storage.repositories import Agents, PairingCodes
 
 CODE_LENGTH = 8
 
@@ -91,35 +91,28 @@ class AgentRegistry:
         except ValueError:
             raise AgentRefused("bad_keys", "公钥格式不正确") from None
         async with self.db.transaction() as session:
-            row = await session.scalar(
-                select(PairingCode).where(PairingCode.code_hash == _hash(code))
-                .with_for_update())
-            if row is None or row.used_at is not None or row.expires_at <= utcnow():
+            row = await PairingCodes(session).claim(_hash(code), utcnow())
+            if row is None:
                 logger.warning("agent pairing refused: unknown, used or expired code")
                 raise AgentRefused("bad_code", "绑定码无效、已使用或已过期，"
                                    "请在聊天中重新发送「绑定密钥代理」。")
-            if await session.scalar(select(Agent).where(Agent.identity_key == identity)):
+            agents = Agents(session)
+            if await agents.by_identity(identity):  # the claim is rolled back with the refusal
                 raise AgentRefused("already_paired", "这个密钥代理已经绑定过了。")
-            row.used_at = utcnow()
-            agent = Agent(company_id=row.company_id, hall=row.hall, identity_key=identity,
-                          sealing_key=sealing, paired_by=row.requested_by)
-            session.add(agent)
-            await session.flush()
-            await session.refresh(agent, ["company"])
+            agent = await agents.add(Agent(
+                company_id=row.company_id, hall=row.hall, identity_key=identity,
+                sealing_key=sealing, paired_by=row.requested_by))
             paired = Paired(agent.id, agent_company(agent), self.bot_key.public())
         logger.info(f"agent #{paired.agent_id} paired for {paired.company}")
         return paired
 
     async def of_company(self, company_id: int | None = None) -> Sequence[Agent]:
         async with self.db.transaction() as session:
-            query = select(Agent).order_by(Agent.id)
-            if company_id is not None:
-                query = query.where(Agent.company_id == company_id)
-            return (await session.scalars(query)).unique().all()
+            return await Agents(session).listed(company_id)
 
     async def revoke(self, agent_id: int, actor: str) -> Agent:
         async with self.db.transaction() as session:
-            agent = await session.get(Agent, agent_id)
+            agent = await Agents(session).get(agent_id)
             if agent is None:
                 raise AgentRefused("unknown_agent", f"没有编号为 {agent_id} 的密钥代理。")
             if agent.revoked_at is None:

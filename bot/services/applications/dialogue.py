@@ -378,9 +378,7 @@ class Dialogue:
             except InvalidAnswer as error:
                 return str(error)
         async with self.db.transaction() as session:
-            row = await session.get(Handler, handler.id)
-            assert row is not None
-            row.email = address
+            await Handlers(session).set_email(handler.id, address)
         if address is None:
             return "已取消邮件通知，之后只在这里通知您。"
         return f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"

@@ -16,7 +16,6 @@ from typing import Any
 
 from cryptography import x509
 from loguru import logger
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -77,9 +76,8 @@ class CertificateJobs:
     async def start_renewal(self, handler: Handler, actor: str) -> str:
         """续期: a draft renewal order, and its agent asked what is on the key."""
         async with self.db.transaction() as session:
-            order = await session.scalar(select(Order).where(
-                Order.company_id == handler.company_id, Order.type == OrderType.RENEWAL,
-                Order.status == OrderStatus.DRAFT))
+            order = await Orders(session).one_of_company(
+                handler.company_id, OrderType.RENEWAL, OrderStatus.DRAFT)
             if order is None:
                 values = {"project": "证书续期", "company_name": handler.company.name,
                           "uscc": handler.company.uscc}

@@ -13,7 +13,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from loguru import logger
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -29,15 +28,8 @@ from bot.pki.token_key import TokenKeyRef
 from bot.services.messages import Account
 from bot.services.notify import Notifier
 from storage.db import Database
-from storage.models import (
-    Certificate,
-    CertificateReminder,
-    Crl,
-    Handler,
-    Order,
-    OrderEvent,
-    utcnow,
-)
+from storage.models import Certificate, CertificateReminder, Crl, Order, OrderEvent, utcnow
+from storage.repositories import Certificates, Crls, Handlers
 
 CRL_PATH = "/pki/crl"  # served by plugins/pki, named in every certificate
 CA_PATH = "/pki/ca.crt"
@@ -94,24 +86,15 @@ class CertificateOffice:
 
     # --- reading ------------------------------------------------------------------------------
     async def by_serial(self, session: AsyncSession, serial: str) -> Certificate | None:
-        return await session.scalar(select(Certificate).where(
-            Certificate.serial == normalise_serial(serial)))
+        return await Certificates(session).by_serial(normalise_serial(serial))
 
     async def of_company(self, company_id: int) -> Sequence[Certificate]:
         async with self.db.transaction() as session:
-            return (await session.scalars(
-                select(Certificate).where(Certificate.company_id == company_id)
-                .order_by(Certificate.not_after.desc()))).all()
+            return await Certificates(session).of_company(company_id)
 
     async def search(self, wanted: str, limit: int = 20) -> Sequence[Certificate]:
         async with self.db.transaction() as session:
-            query = select(Certificate).order_by(Certificate.created_at.desc()).limit(limit)
-            if wanted:
-                query = query.where(Certificate.subject_name.contains(wanted)
-                                    | (Certificate.uscc == wanted.upper())
-                                    | (Certificate.serial == normalise_serial(wanted))
-                                    | (Certificate.token_serial == wanted))
-            return (await session.scalars(query)).all()
+            return await Certificates(session).search(wanted, normalise_serial(wanted), limit)
 
     def describe(self, cert: Certificate, *, company: bool = False) -> str:
         tz = self.settings.tz
@@ -149,25 +132,25 @@ class CertificateOffice:
         hours = self.settings.pki.crl_hours
         async with self._crl_lock:
             async with self.db.transaction() as session:
-                rows = (await session.scalars(select(Certificate).where(
-                    Certificate.status.in_(ON_CRL)))).all()
+                rows = await Certificates(session).in_status(ON_CRL)
                 entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
                                         x509.ReasonFlags[r.revocation_reason or "unspecified"])
                            for r in rows]
-                number = (await session.scalar(select(func.max(Crl.number))) or 0) + 1
+                crls = Crls(session)
+                number = await crls.last_number() + 1
                 now = utcnow()
                 crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
                 der = crl_der(crl)
                 session.add(Crl(number=number, issued_at=now, next_update=crl.next_update_utc,
                                 der=der))
-                await session.execute(delete(Crl).where(Crl.number <= number - CRLS_KEPT))
+                await crls.prune(up_to=number - CRLS_KEPT)
             await asyncio.to_thread(_write_atomically, self.crl_file, der)
         logger.info(f"CRL {number} published with {len(entries)} entries")
         return der
 
     async def current_crl(self) -> bytes:
         async with self.db.transaction() as session:
-            newest = await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+            newest = await Crls(session).newest()
         if newest is None or newest.next_update <= utcnow():
             return await self.publish_crl()
         return newest.der
@@ -175,7 +158,7 @@ class CertificateOffice:
     async def refresh_crl(self) -> None:
         """The schedule: a new CRL once the newest is ``crl_hours`` old."""
         async with self.db.transaction() as session:
-            newest = await session.scalar(select(func.max(Crl.issued_at)))
+            newest = await Crls(session).last_issued_at()
         if newest is None or utcnow() - newest >= timedelta(hours=self.settings.pki.crl_hours):
             await self.publish_crl()
 
@@ -189,9 +172,7 @@ class CertificateOffice:
         horizon = now + timedelta(days=max(days, default=0) + 1)
         sent = 0
         async with self.db.transaction() as session:
-            certs = (await session.scalars(select(Certificate).where(
-                Certificate.status == CertStatus.ACTIVE, Certificate.not_after > now,
-                Certificate.not_after <= horizon))).all()
+            certs = await Certificates(session).expiring(CertStatus.ACTIVE, now, horizon)
             ids = [c.id for c in certs]
         for cert_id in ids:
             sent += await self._remind(cert_id, now, days)
@@ -199,11 +180,11 @@ class CertificateOffice:
 
     async def _remind(self, cert_id: int, now: datetime, days: list[int]) -> int:
         async with self.db.transaction() as session:
-            cert = await session.get(Certificate, cert_id, with_for_update=True)
+            certificates = Certificates(session)
+            cert = await certificates.locked(cert_id)
             if cert is None or cert.status != CertStatus.ACTIVE:
                 return 0
-            already = (await session.scalars(select(CertificateReminder.days_before).where(
-                CertificateReminder.certificate_id == cert.id))).all()
+            already = await certificates.reminded_days(cert.id)
             due = reminder_due(cert.not_after, now, days, already)
             if due is None:
                 return 0
@@ -211,8 +192,7 @@ class CertificateOffice:
             for d in settled:
                 if d not in already:
                     session.add(CertificateReminder(certificate_id=cert.id, days_before=d))
-            handlers = (await session.scalars(select(Handler).where(
-                Handler.company_id == cert.company_id))).all()
+            handlers = await Handlers(session).of_company(cert.company_id)
             text = self._reminder_text(cert, now)
             subject = f"CA 证书将于 {days_until(cert.not_after, now)} 天后到期"
             for handler in handlers:

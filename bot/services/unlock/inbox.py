@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from loguru import logger
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.mail import MailOutbox
@@ -78,10 +77,7 @@ class UnlockInbox:
         """Whether a mail filed before was left for a person (then the staff, whose notice may
         have been lost with the process, are told again)."""
         async with self.db.transaction() as session:
-            row = await session.scalar(
-                select(InboundMailRow).where(InboundMailRow.mailbox == mailbox,
-                                             InboundMailRow.uid == uid)
-                .order_by(InboundMailRow.id.desc()).limit(1))
+            row = await Mailboxes(session).last_filed_at(mailbox, uid)
         if row is None or row.outcome != FOR_HUMANS:
             return False
         await self._tell_staff_for_humans(row.reason or "", row.sender, row.subject)

@@ -1,0 +1,26 @@
+"""Repositories: the queries the services need, each over one session (one transaction), one
+module per aggregate. Services and adapters ask these; they build no SQL of their own (a test
+checks it)."""
+
+from storage.repositories.agents import Agents, PairingCodes
+from storage.repositories.certificates import Certificates, Crls
+from storage.repositories.companies import Companies, Handlers
+from storage.repositories.conversations import Conversations
+from storage.repositories.mailboxes import Mailboxes
+from storage.repositories.orders import Orders
+from storage.repositories.outgoing_mail import OutgoingMails
+from storage.repositories.token_jobs import TokenJobs
+
+__all__ = [
+    "Agents",
+    "Certificates",
+    "Companies",
+    "Conversations",
+    "Crls",
+    "Handlers",
+    "Mailboxes",
+    "Orders",
+    "OutgoingMails",
+    "PairingCodes",
+    "TokenJobs",
+]

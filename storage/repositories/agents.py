@@ -1,0 +1,50 @@
+"""Key agents (a company's, or the service hall's) and the one-time codes that pair them."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Agent, PairingCode
+
+
+class PairingCodes:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, code_hash: str, now: datetime) -> PairingCode | None:
+        """The code, locked and marked used, when it exists, is unused and has not expired;
+        otherwise None. A caller that refuses after claiming rolls the claim back with its
+        transaction."""
+        code = await self.session.scalar(
+            select(PairingCode).where(PairingCode.code_hash == code_hash).with_for_update())
+        if code is None or code.used_at is not None or code.expires_at <= now:
+            return None
+        code.used_at = now
+        return code
+
+
+class Agents:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, agent_id: int) -> Agent | None:
+        return await self.session.get(Agent, agent_id)
+
+    async def by_identity(self, identity_key: str) -> Agent | None:
+        return await self.session.scalar(select(Agent).where(Agent.identity_key == identity_key))
+
+    async def add(self, agent: Agent) -> Agent:
+        """Written now, so it has its id, and with its company loaded."""
+        self.session.add(agent)
+        await self.session.flush()
+        await self.session.refresh(agent, ["company"])
+        return agent
+
+    async def listed(self, company_id: int | None = None) -> Sequence[Agent]:
+        """Every agent, or a company's, in pairing order."""
+        query = select(Agent).order_by(Agent.id)
+        if company_id is not None:
+            query = query.where(Agent.company_id == company_id)
+        return (await self.session.scalars(query)).unique().all()

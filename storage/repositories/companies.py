@@ -1,0 +1,51 @@
+"""Companies (one per USCC) and their handlers (a chat account bound to a company)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Company, Handler
+
+
+class Companies:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_uscc(self, uscc: str) -> Company | None:
+        return await self.session.scalar(select(Company).where(Company.uscc == uscc))
+
+    async def by_name(self, name: str) -> Company | None:
+        return await self.session.scalar(select(Company).where(Company.name == name))
+
+    async def add(self, uscc: str, name: str, pledge_accepted_at: datetime | None) -> Company:
+        company = Company(uscc=uscc, name=name, pledge_accepted_at=pledge_accepted_at)
+        self.session.add(company)
+        await self.session.flush()
+        return company
+
+
+class Handlers:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, platform: str, user_id: str) -> Handler | None:
+        return await self.session.scalar(
+            select(Handler).where(Handler.platform == platform, Handler.user_id == user_id))
+
+    async def set_email(self, handler_id: int, address: str | None) -> None:
+        """Where the handler's notices are mailed; ``None`` for chat only."""
+        handler = await self.session.get(Handler, handler_id)
+        assert handler is not None
+        handler.email = address
+
+    async def of_company(self, company_id: int) -> Sequence[Handler]:
+        return (await self.session.scalars(
+            select(Handler).where(Handler.company_id == company_id))).all()
+
+    async def bind(self, platform: str, user_id: str, company: Company) -> Handler:
+        handler = Handler(platform=platform, user_id=user_id, company=company)
+        self.session.add(handler)
+        await self.session.flush()
+        return handler

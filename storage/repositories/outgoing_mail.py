@@ -1,0 +1,25 @@
+"""Outgoing mail: e-mail queued with the change it reports, then sent and retried."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutgoingMail
+
+
+class OutgoingMails:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, mail_id: int) -> OutgoingMail | None:
+        return await self.session.get(OutgoingMail, mail_id)
+
+    async def due(self, now: datetime, limit: int) -> Sequence[OutgoingMail]:
+        """Neither sent nor given up, and whose next attempt is due; oldest first."""
+        return (await self.session.scalars(
+            select(OutgoingMail).where(OutgoingMail.sent_at.is_(None),
+                                       OutgoingMail.failed_at.is_(None),
+                                       OutgoingMail.next_attempt_at <= now)
+            .order_by(OutgoingMail.id).limit(limit))).all()
