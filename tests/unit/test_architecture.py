@@ -39,3 +39,10 @@ def test_the_ca_core_is_a_library() -> None:
     forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins",
                  "bot.key_agent")
     assert not {m for m in imported_modules("bot/pki") if m.startswith(forbidden)}
+
+
+def test_one_module_writes_the_order_log() -> None:
+    """``filing.move_order`` and ``filing.note_order`` build every log row."""
+    writers = {path.relative_to(ROOT).as_posix() for path in (ROOT / "bot").rglob("*.py")
+               if "OrderEvent(" in path.read_text(encoding="utf-8")}
+    assert writers == {"bot/services/filing.py"}
