@@ -2,7 +2,8 @@
 so a new order type needs a form and a lifecycle entry, not a migration."""
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -19,7 +20,10 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from bot.domain.lifecycle import OrderStatus, OrderType
+from bot.domain.order_log import Event
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,6 +43,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A ``StrEnum`` kept as its plain string value (no database enum type, so no migration):
+    rows read back as members, and a value outside the enum is refused on the way in."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int = 20) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:
@@ -100,8 +125,8 @@ class Order(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    type: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
+    type: Mapped[OrderType] = mapped_column(EnumText(OrderType))
+    status: Mapped[OrderStatus] = mapped_column(EnumText(OrderStatus))
     # None: an unlock mail from a company not on record; its row is made when approved
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("handlers.id"))
@@ -127,6 +152,11 @@ class Order(Base):
         back_populates="order", order_by="Attachment.id", lazy="selectin")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    @validates("type", "status")
+    def _as_member(self, key: str, value: str) -> OrderType | OrderStatus:
+        """A plain string assigned is a member at once, so ``order.status is ...`` holds."""
+        return OrderType(value) if key == "type" else OrderStatus(value)
 
 
 class Attachment(Base):
@@ -156,9 +186,9 @@ class OrderEvent(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))  # e.g. qq:12345, system
-    event: Mapped[str] = mapped_column(String(20))
-    from_status: Mapped[str] = mapped_column(String(20))
-    to_status: Mapped[str] = mapped_column(String(20))
+    event: Mapped[Event] = mapped_column(EnumText(Event))
+    from_status: Mapped[OrderStatus] = mapped_column(EnumText(OrderStatus))
+    to_status: Mapped[OrderStatus] = mapped_column(EnumText(OrderStatus))
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
 

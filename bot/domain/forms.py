@@ -209,5 +209,5 @@ FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK, LOSS, RENEWAL
 _FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
 
 
-def form_for(order_type: OrderType | str) -> Form:
-    return _FORM_OF_TYPE[OrderType(order_type)]
+def form_for(order_type: OrderType) -> Form:
+    return _FORM_OF_TYPE[order_type]

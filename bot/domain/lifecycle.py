@@ -2,12 +2,15 @@
 
 Every order type is an entry in the table; ``check_lifecycles`` proves at import time that each
 type's graph is sound (one initial state, nothing leaves a final state, every state reachable,
-every state can finish), in the manner of python-statemachine's factory checks.
+every state can finish), in the manner of python-statemachine's factory checks. The table's
+events are the moves of ``order_log.Event`` (re-exported here); the log's notes move nothing.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from bot.domain.order_log import NOTES, Event
 
 
 class OrderType(StrEnum):
@@ -56,35 +59,6 @@ _STATUS_LABELS = {
     OrderStatus.AWAITING_PICKUP: "待自取",
     OrderStatus.COMPLETED: "已完成",
     OrderStatus.CANCELLED: "已取消",
-}
-
-
-class Event(StrEnum):
-    SUBMIT = "submit"
-    REJECT = "reject"
-    RESUBMIT = "resubmit"
-    APPROVE = "approve"
-    PAY = "pay"
-    SHIP = "ship"
-    AWAIT_PICKUP = "await_pickup"
-    COMPLETE = "complete"
-    CANCEL = "cancel"
-
-    @property
-    def label(self) -> str:
-        return _EVENT_LABELS[self]
-
-
-_EVENT_LABELS = {
-    Event.SUBMIT: "提交",
-    Event.REJECT: "驳回",
-    Event.RESUBMIT: "重新提交",
-    Event.APPROVE: "通过",
-    Event.PAY: "收款",
-    Event.SHIP: "发货",
-    Event.AWAIT_PICKUP: "设为待自取",
-    Event.COMPLETE: "完成",
-    Event.CANCEL: "取消",
 }
 
 
@@ -158,6 +132,9 @@ class LifecycleError(AssertionError):
 
 
 def check_lifecycles(transitions: tuple[Transition, ...] = TRANSITIONS) -> None:
+    for t in transitions:
+        if t.event in NOTES:
+            raise LifecycleError(f"{t.event} is a note in the order log: it moves nothing")
     for order_type in OrderType:
         rows = [t for t in transitions if order_type in t.types]
         states = {INITIAL} | {s for t in rows for s in (*t.sources, t.target)}

@@ -1,7 +1,9 @@
 """Rules of the review desk that need no database: what a rejection asks to fix, four-eyes
 approval, and the checks a technician's command must pass before the lifecycle is asked."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from bot.domain.fields import Field
 from bot.domain.forms import Form
@@ -45,12 +47,46 @@ class ReviewRefused(ValueError):
     """``str(error)`` is told to the technician."""
 
 
-def check_approval(approvers: Sequence[str], actor: str, required: int) -> bool:
-    """Record ``actor``'s approval; True once ``required`` different technicians agree."""
+class Logged(Protocol):
+    """A row of the order log, as the four-eyes rule reads it."""
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+
+def approvers_since_submission(log: Iterable[Logged]) -> list[str]:
+    """Who approved since the order was last (re)submitted: a resubmission starts afresh."""
+    approvers: list[str] = []
+    for entry in log:
+        if entry.event in (Event.SUBMIT, Event.RESUBMIT):
+            approvers = []
+        elif entry.event == Event.APPROVAL:
+            approvers.append(entry.actor)
+    return approvers
+
+
+@dataclass(frozen=True)
+class Approval:
+    approvers: tuple[str, ...]  # since the last submission, this one last
+    required: int  # [staff] approvals_required: 2 = four eyes
+
+    @property
+    def complete(self) -> bool:
+        return len(self.approvers) >= self.required
+
+
+def check_approval(log: Iterable[Logged], actor: str, required: int) -> Approval:
+    """Four eyes: ``actor``'s approval of an order whose log is ``log`` (in order), refused
+    when they approved already; complete once ``required`` different technicians agree. Who
+    may approve at all (technicians) is the command's own check."""
+    approvers = approvers_since_submission(log)
     if actor in approvers:
         raise ReviewRefused(f"您已经通过过该订单（{len(approvers)}/{required}），"
                             "需要另一位技术人员复核。")
-    return len(approvers) + 1 >= required
+    return Approval((*approvers, actor), required)
 
 
 def check_delivery(values: Mapping[str, str], event: Event) -> None:

@@ -1,11 +1,14 @@
 """Telling people: the applicant (chat, and e-mail when they gave an address) and the staff.
 
-Texts are composed here; delivery goes through a ``ChatChannel`` (implemented with nonebot in
-``bot/chat_delivery.py``, by a recorder in tests) and the ``MailOutbox``.
+Texts are composed here, the applicant's as one table of named templates (``TEMPLATES``, keyed
+by the order event or the ``NoticeKind``, as django-helpdesk names its mail templates); delivery
+goes through a ``ChatChannel`` (implemented with nonebot in ``bot/adapters/chat_delivery.py``, by
+a recorder in tests) and the ``MailOutbox``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from loguru import logger
@@ -39,59 +42,101 @@ def _names(fields: Sequence[Field]) -> str:
     return "、".join(f.title for f in fields)
 
 
-SUBJECTS = {
-    Event.APPROVE: "审核通过", Event.REJECT: "未通过审核，请修改后重新提交",
-    Event.PAY: "已收到付款", Event.SHIP: "证书已寄出", Event.AWAIT_PICKUP: "证书可以领取了",
-    Event.COMPLETE: "已办结", "invoice": "发票信息已登记",
-    "unlocked": "UKEY 密码已重置", "unlock_failed": "远程解锁未成功",
-    "agent_offline": "请启动密钥代理",
+class NoticeKind(StrEnum):
+    """What the applicant is told that is no event in the order log (``Event`` keys the rest)."""
+
+    PAYMENT_DUE = "payment_due"  # approved, with a fee to pay
+    UNLOCK_APPROVED = "unlock_approved"  # approved, a technician resets the UKEY
+    UNLOCKED = "unlocked"  # the key agent reset the PIN
+    UNLOCK_FAILED = "unlock_failed"
+    AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
+
+
+@dataclass(frozen=True)
+class Template:
+    """A notice's texts, formatted with the order's values (see ``_values``)."""
+
+    subject: str  # the mail's, after 「订单 {number}：」
+    chat: str
+    body: str | None = None  # the mail's; None: the chat text
+    pay: bool = False  # the payment link's QR code follows the chat text
+
+
+TEMPLATES: Mapping[Event | NoticeKind, Template] = {
+    Event.APPROVE: Template("审核通过", "{head}已审核通过。"),
+    NoticeKind.PAYMENT_DUE: Template(
+        "审核通过，请支付",
+        "{head}已审核通过。请扫描下方二维码支付 {amount}，付款后我们会尽快制作证书。\n"
+        "也可打开支付链接：{url}", pay=True),
+    NoticeKind.UNLOCK_APPROVED: Template(
+        "审核通过", "{head}已审核通过，技术人员会尽快为您重置 UKEY 密码，完成后会通知您。"),
+    Event.REJECT: Template(
+        "未通过审核，请修改后重新提交",
+        "{head}未通过审核。\n驳回理由：{reject_reason}\n{to_fix}"
+        "请回复「修改 {number}」按提示修改后重新提交，其余内容无需重填。"),
+    Event.PAY: Template(
+        "已收到付款", "已收到订单 {number} 的付款 {amount}，我们将尽快为您制作证书。"),
+    Event.SHIP: Template(
+        "证书已寄出",
+        "{head}的证书已寄出：{express_company} 快递单号 {express_number}。请注意查收。"),
+    Event.AWAIT_PICKUP: Template(
+        "证书可以领取了",
+        "{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"),
+    Event.COMPLETE: Template("已办结", "{head}已办结，感谢您的使用。"),
+    Event.INVOICE: Template("发票信息已登记", "{head}的发票信息已登记：{invoice_info}"),
+    NoticeKind.UNLOCKED: Template(
+        "UKEY 密码已重置", "{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"),
+    NoticeKind.UNLOCK_FAILED: Template(
+        "远程解锁未成功",
+        "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系。"
+        "发送「解锁状态 {number}」可查看进度。"),
+    NoticeKind.AGENT_OFFLINE: Template(
+        "请启动密钥代理",
+        "{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
+        "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。"),
 }
 
 
-def applicant_notice(order: Order, event: str, settings: Settings,
+def notice_kind(order: Order, kind: Event | NoticeKind) -> Event | NoticeKind:
+    """An approval says more when there is a fee to pay or a UKEY to reset."""
+    if kind is Event.APPROVE and order.amount_cents:
+        return NoticeKind.PAYMENT_DUE
+    if kind is Event.APPROVE and order.type is OrderType.UNLOCK:
+        return NoticeKind.UNLOCK_APPROVED
+    return kind
+
+
+def _values(order: Order, fix: Sequence[Field], reason: str) -> dict[str, str]:
+    title = order_title(order.type, order.fields)
+    return {
+        "number": order.number, "title": title, "head": f"您的订单 {order.number}（{title}）",
+        "amount": yuan(order.amount_cents), "reject_reason": str(order.reject_reason),
+        "to_fix": f"需要修改：{_names(fix)}。\n" if fix else "",
+        "express_company": str(order.express_company),
+        "express_number": str(order.express_number),
+        "invoice_info": str(order.invoice_info), "reason": reason,
+    }
+
+
+def applicant_notice(order: Order, kind: Event | NoticeKind, settings: Settings,
                      fix: Sequence[Field] = (), reason: str = "") -> Notice:
-    """What the applicant is told when ``event`` happened to ``order``."""
-    number, title = order.number, order_title(OrderType(order.type), order.fields)
-    head = f"您的订单 {number}（{title}）"
-    subject = f"订单 {number}：{SUBJECTS[event]}"
-    if event == Event.APPROVE and order.amount_cents:
-        url = payment_url(settings.payment.url_template, number, order.amount_cents)
-        text = (f"{head}已审核通过。请扫描下方二维码支付 {yuan(order.amount_cents)}，"
-                f"付款后我们会尽快制作证书。\n也可打开支付链接：{url}")
-        return Notice([text, Picture(qr_png(url), "支付二维码")], f"{subject}，请支付", text)
-    if event == Event.APPROVE and order.type == OrderType.UNLOCK:
-        text = f"{head}已审核通过，技术人员会尽快为您重置 UKEY 密码，完成后会通知您。"
-    elif event == Event.APPROVE:
-        text = f"{head}已审核通过。"
-    elif event == Event.REJECT:
-        todo = (f"需要修改：{_names(fix)}。\n" if fix else "")
-        text = (f"{head}未通过审核。\n驳回理由：{order.reject_reason}\n{todo}"
-                f"请回复「修改 {number}」按提示修改后重新提交，其余内容无需重填。")
-    elif event == Event.PAY:
-        text = f"已收到订单 {number} 的付款 {yuan(order.amount_cents)}，我们将尽快为您制作证书。"
-    elif event == Event.SHIP:
-        text = (f"{head}的证书已寄出：{order.express_company} 快递单号 {order.express_number}。"
-                "请注意查收。")
-    elif event == Event.AWAIT_PICKUP:
-        text = f"{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"
-    elif event == Event.COMPLETE:
-        text = f"{head}已办结，感谢您的使用。"
-    elif event == "unlocked":
-        text = f"{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"
-    elif event == "unlock_failed":
-        text = (f"{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系。"
-                f"发送「解锁状态 {number}」可查看进度。")
-    elif event == "agent_offline":
-        text = (f"{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
-                "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。")
-    else:  # invoice
-        text = f"{head}的发票信息已登记：{order.invoice_info}"
-    return Notice([text], subject, text)
+    """What the applicant is told when ``kind`` happened to ``order``: its template, filled."""
+    template = TEMPLATES[notice_kind(order, kind)]
+    values = _values(order, fix, reason)
+    pictures: list[Reply] = []
+    if template.pay:
+        assert order.amount_cents
+        values["url"] = url = payment_url(settings.payment.url_template, order.number,
+                                          order.amount_cents)
+        pictures.append(Picture(qr_png(url), "支付二维码"))
+    text = template.chat.format(**values)
+    body = text if template.body is None else template.body.format(**values)
+    return Notice([text, *pictures], f"订单 {order.number}：{template.subject}", body)
 
 
 def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
     """New or resubmitted order, for the staff group: personal numbers never shown."""
-    title = order_title(OrderType(order.type), order.fields)
+    title = order_title(order.type, order.fields)
     if changed is None:
         what = "新订单待审核"
     else:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
-from bot.domain.lifecycle import OrderStatus, OrderType, status_label
+from bot.domain.lifecycle import status_label
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.domain.scans import ScanInfo
@@ -18,15 +18,14 @@ def _local(at: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> st
 
 
 def _columns(order: Order, tz: ZoneInfo) -> list[str]:
-    order_type, status = OrderType(order.type), OrderStatus(order.status)
     express = " ".join(filter(None, (order.express_company, order.express_number))) or "—"
     return [
         f"订单号：{order.number}",
         f"项目：{order.fields.get('region', '—')}　名称：{order.company.name}",
-        f"订单类型：{order_title(order_type, order.fields)}　"
+        f"订单类型：{order_title(order.type, order.fields)}　"
         f"订单日期：{_local(order.submitted_at or order.created_at, tz, '%Y-%m-%d')}　"
         f"金额：{yuan(order.amount_cents)}",
-        f"订单状态：{status_label(order_type, status)}",
+        f"订单状态：{status_label(order.type, order.status)}",
         f"驳回信息：{order.reject_reason or '—'}",
         f"快递单号：{express}　发票信息：{order.invoice_info or '—'}",
         *([f"证书序列号：{order.certificate_serial}　UKEY 卡号：{order.token_serial}"]
@@ -73,9 +72,7 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
                   f"邮件正文：{body[:300] + ('…' if len(body) > 300 else '') or '（空）'}"]
     if events:
         lines.append("—— 办理进度 ——")
-        order_type = OrderType(order.type)
         for e in events:
             why = f"（{e.reason}）" if e.reason else ""
-            lines.append(f"{_local(e.at, tz)} {status_label(order_type, OrderStatus(e.to_status))}"
-                         f"{why}")
+            lines.append(f"{_local(e.at, tz)} {status_label(order.type, e.to_status)}{why}")
     return "\n".join(lines)

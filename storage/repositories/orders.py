@@ -80,17 +80,6 @@ class Orders:
             select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.event == event)
             .order_by(OrderEvent.at.desc(), OrderEvent.id.desc()).limit(1))
 
-    async def approvers_since_submission(self, order_id: int) -> list[str]:
-        """Technicians who approved since the order was last (re)submitted (four-eyes)."""
-        events = await self.events(order_id)
-        approvers: list[str] = []
-        for event in events:
-            if event.event in ("submit", "resubmit"):
-                approvers = []
-            elif event.event == "approval":
-                approvers.append(event.actor)
-        return approvers
-
     async def scan_in_use(self, sha256: str) -> bool:
         return bool(await self.session.scalar(
             select(exists().where(Attachment.sha256 == sha256))))

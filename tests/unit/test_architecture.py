@@ -76,3 +76,10 @@ def test_services_and_adapters_leave_queries_to_storage() -> None:
 
 def test_the_query_check_sees_an_inline_query() -> None:
     assert inline_queries("storage/repositories")  # where they belong, and the check finds them
+
+
+def test_one_module_writes_the_order_log() -> None:
+    """``filing.move_order`` and ``filing.note_order`` build every log row."""
+    writers = {path.relative_to(ROOT).as_posix() for path in (ROOT / "bot").rglob("*.py")
+               if "OrderEvent(" in path.read_text(encoding="utf-8")}
+    assert writers == {"bot/services/filing.py"}

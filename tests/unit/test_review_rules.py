@@ -1,9 +1,12 @@
+from dataclasses import dataclass
+
 import pytest
 
 from bot.domain.forms import CERTIFICATE
 from bot.domain.lifecycle import Event
 from bot.domain.review import (
     ReviewRefused,
+    approvers_since_submission,
     changed_fields,
     check_approval,
     check_delivery,
@@ -28,12 +31,38 @@ def test_company_name_from_the_profile_is_never_asked_again() -> None:
     assert named_fields(CERTIFICATE, "公司名称写错了") == []
 
 
+@dataclass
+class Row:
+    event: Event
+    actor: str
+
+
+SUBMITTED = [Row(Event.SUBMIT, "qq:9")]
+
+
 def test_four_eyes() -> None:
-    assert check_approval([], "qq:1", 1) is True
-    assert check_approval([], "qq:1", 2) is False
-    assert check_approval(["qq:1"], "qq:2", 2) is True
-    with pytest.raises(ReviewRefused, match="需要另一位技术人员复核"):
-        check_approval(["qq:1"], "qq:1", 2)
+    assert check_approval(SUBMITTED, "qq:1", 1).complete
+    assert not check_approval(SUBMITTED, "qq:1", 2).complete
+    second = check_approval([*SUBMITTED, Row(Event.APPROVAL, "qq:1")], "qq:2", 2)
+    assert second.complete
+    assert second.approvers == ("qq:1", "qq:2")
+    with pytest.raises(ReviewRefused, match=r"您已经通过过该订单（1/2）.*需要另一位技术人员复核"):
+        check_approval([*SUBMITTED, Row(Event.APPROVAL, "qq:1")], "qq:1", 2)
+
+
+def test_three_approvals_need_three_technicians() -> None:
+    log = [*SUBMITTED, Row(Event.APPROVAL, "qq:1")]
+    assert not check_approval(log, "qq:2", 3).complete
+    assert check_approval([*log, Row(Event.APPROVAL, "qq:2")], "qq:3", 3).complete
+
+
+def test_a_resubmission_starts_the_approvals_afresh() -> None:
+    log = [*SUBMITTED, Row(Event.APPROVAL, "qq:1"), Row(Event.REJECT, "qq:2"),
+           Row(Event.RESUBMIT, "qq:9"), Row(Event.INVOICE, "qq:3")]
+    assert approvers_since_submission(log) == []
+    again = check_approval(log, "qq:1", 2)  # the same technician may approve the new version
+    assert again.approvers == ("qq:1",)
+    assert not again.complete
 
 
 def test_delivery_must_match_what_the_applicant_chose() -> None:

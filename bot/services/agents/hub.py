@@ -16,15 +16,16 @@ from typing import Any, Protocol
 from loguru import logger
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event, OrderStatus, OrderType
+from bot.domain.lifecycle import Event, OrderType
+from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
-from bot.services.filing import move_order
+from bot.services.filing import move_order, note_order
 from bot.services.messages import Reply
-from bot.services.notify import Notice, Notifier, applicant_notice
+from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from storage.db import Database
-from storage.models import Agent, Order, OrderEvent, TokenJob, utcnow
+from storage.models import Agent, Order, TokenJob, utcnow
 from storage.repositories import Agents, Orders, TokenJobs
 from storage.repositories.token_jobs import OPEN
 
@@ -189,13 +190,11 @@ class AgentHub:
                                                                      "kind", "token", "csr")}
             order = await Orders(session).by_id(job.order_id)
             assert order is not None
-            status = OrderStatus(order.status)
-            session.add(OrderEvent(
-                order_id=order.id, actor=f"agent:{agent_id}", event="token_job",
-                from_status=status, to_status=status, reason=message.get("message"),
+            note_order(
+                session, order, f"agent:{agent_id}", Event.TOKEN_JOB, reason=message.get("message"),
                 detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
-                        "token_serial": token.get("serial"), "pin": token.get("pin")}))
-            if order.type == OrderType.UNLOCK:
+                        "token_serial": token.get("serial"), "pin": token.get("pin")})
+            if order.type is OrderType.UNLOCK:
                 step = self._unlock_step(session, order, job, message, agent_id)
             elif self.certificate_steps is not None:
                 step = await self.certificate_steps.after(session, order, job, message)
@@ -224,8 +223,8 @@ class AgentHub:
         if ok:
             move_order(session, order, f"agent:{agent_id}", Event.COMPLETE,
                        reason="UKEY 密码已重置")
-            return Step(applicant_notice(order, "unlocked", self.settings))
-        return Step(applicant_notice(order, "unlock_failed", self.settings,
+            return Step(applicant_notice(order, NoticeKind.UNLOCKED, self.settings))
+        return Step(applicant_notice(order, NoticeKind.UNLOCK_FAILED, self.settings,
                                      reason=str(message.get("message", ""))),
                     staff=f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
                           f"{message.get('message')}")
@@ -242,19 +241,17 @@ class AgentHub:
         async with self.db.transaction() as session:
             jobs = await TokenJobs(session).of_order(order.id)
         if not jobs:
-            if order.type != OrderType.UNLOCK:
+            if order.type is not OrderType.UNLOCK:
                 return f"订单 {order.number} 还没有密钥代理任务。"
             return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
-        names = {"token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "初始化 UKEY",
-                 "request": "生成证书请求", "write_certificate": "写入证书"}
         states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
                   "failed": "失败", "expired": "已过期"}
-        what = "远程解锁" if order.type == OrderType.UNLOCK else " UKEY 任务"
+        what = "远程解锁" if order.type is OrderType.UNLOCK else " UKEY 任务"
         lines = [f"订单 {order.number} 的{what}："]
         for job in jobs:
             why = f"（{job.result.get('message')}）" if job.result and not job.result.get(
                 "ok") else ""
-            lines.append(f"· {names[job.kind]}：{states[job.status]}{why}")
+            lines.append(f"· {TOKEN_JOB_NAMES[job.kind]}：{states[job.status]}{why}")
         if not self.company_online(order.company_id) and any(j.status in OPEN for j in jobs):
             lines.append("密钥代理不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」。")
         return "\n".join(lines)

@@ -18,7 +18,7 @@ from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import BINDING, CERTIFICATE, LOSS, UNLOCK, Form, form_for
-from bot.domain.lifecycle import Event, OrderStatus, OrderType, next_status, status_label
+from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title, yuan
 from bot.domain.review import changed_fields
@@ -30,11 +30,11 @@ from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
 from bot.services.certificates.chat import RENEW_WORDS, CertificateChat
 from bot.services.certificates.office import CertificateRefused
-from bot.services.filing import file_order
+from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, Incoming
 from bot.services.notify import Notifier, staff_notice
 from storage.db import Database, DatabaseUnavailable
-from storage.models import Attachment, Handler, OrderEvent, utcnow
+from storage.models import Attachment, Handler, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
@@ -293,8 +293,8 @@ class Dialogue:
             order = await orders.by_number(number)
             if order is None or order.company_id != handler.company_id:
                 return [f"没有找到本单位的订单 {number}，请核对订单号。"]
-            if order.status != OrderStatus.REJECTED:
-                label = status_label(OrderType(order.type), OrderStatus(order.status))
+            if order.status is not OrderStatus.REJECTED:
+                label = status_label(order.type, order.status)
                 return [f"订单 {number} 目前{label}，只有被驳回的订单才能修改。"]
             rejection = await orders.last_event(order.id, Event.REJECT)
         keys = set((rejection.detail or {}).get("fields", [])) if rejection else set()
@@ -312,11 +312,10 @@ class Dialogue:
         number = flow.state.order_number
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
-            if order is None or order.status != OrderStatus.REJECTED:
+            if order is None or order.status is not OrderStatus.REJECTED:
                 await Conversations(session).delete(account.platform, account.user_id)
                 return [f"订单 {number} 已不是驳回状态，本次修改未提交。"
                         f"回复「查询 {number}」查看。"]
-            order_type = OrderType(order.type)
             current = {a.slot: a for a in order.attachments}
             changed = changed_fields(
                 flow.form, order.fields, values,
@@ -330,12 +329,10 @@ class Dialogue:
                     order.attachments.append(Attachment(
                         slot=f.key, revision=revision, sha256=s.sha256, format=s.format,
                         size=s.size, width=s.width, height=s.height))
-            status = next_status(order_type, OrderStatus(order.status), Event.RESUBMIT)
-            session.add(OrderEvent(order_id=order.id, actor=str(account), event=Event.RESUBMIT,
-                                   from_status=order.status, to_status=status, at=now,
-                                   detail={"changed": [f.title for f in changed],
-                                           "previous_fields": previous}))
-            order.fields, order.status, order.submitted_at = values, status, now
+            move_order(session, order, str(account), Event.RESUBMIT, at=now,
+                       detail={"changed": [f.title for f in changed],
+                               "previous_fields": previous})
+            order.fields, order.submitted_at = values, now
             order.reject_reason = None
             await Conversations(session).delete(account.platform, account.user_id)
             notice = staff_notice(order, changed)

@@ -34,18 +34,12 @@ from bot.pki import CAError, subject_of
 from bot.services.agents.hub import AgentHub, Step
 from bot.services.agents.so_pins import initial_user_pin, load_master
 from bot.services.certificates.office import CertificateOffice, CertificateRefused
-from bot.services.filing import free_number, move_order
+from bot.services.filing import free_number, move_order, note_order
 from bot.services.messages import Account
 from bot.services.notify import Notice, Notifier, staff_notice
 from storage.db import Database
-from storage.models import Certificate, Handler, Order, OrderEvent, TokenJob, utcnow
+from storage.models import Certificate, Handler, Order, TokenJob, utcnow
 from storage.repositories import Orders
-
-
-def _event(session: AsyncSession, order: Order, actor: str, event: str, reason: str,
-           detail: dict[str, Any] | None = None) -> None:
-    session.add(OrderEvent(order_id=order.id, actor=actor, event=event, from_status=order.status,
-                           to_status=order.status, reason=reason, detail=detail))
 
 
 class CertificateJobs:
@@ -103,9 +97,9 @@ class CertificateJobs:
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
             if (order is None or order.company_id != handler.company_id
-                    or order.type != OrderType.RENEWAL):
+                    or order.type is not OrderType.RENEWAL):
                 return f"没有找到本单位的续期订单 {number}，请核对订单号。"
-            if order.status != OrderStatus.DRAFT:
+            if order.status is not OrderStatus.DRAFT:
                 return f"续期订单 {number} 已经提交过了，回复「查询 {number}」查看进度。"
             if not order.certificate_serial:
                 return ("还没有读到您 UKEY 里的证书，暂不能提交。请确认密钥代理在线，"
@@ -136,9 +130,9 @@ class CertificateJobs:
             return self._failed(order, job, message)
         token = message.get("token") or {}
         try:
-            if order.type == OrderType.CERTIFICATE:
+            if order.type is OrderType.CERTIFICATE:
                 return await self._issuing(session, order, job, message, token, actor)
-            if order.type == OrderType.RENEWAL:
+            if order.type is OrderType.RENEWAL:
                 return await self._renewing(session, order, job, message, token, actor)
         except CAError as error:
             logger.warning(f"order {order.number}: the CA refused: {error}")
@@ -147,7 +141,7 @@ class CertificateJobs:
 
     def _failed(self, order: Order, job: TokenJob, message: dict[str, Any]) -> Step:
         why = f"（{message.get('code')}）：{message.get('message')}"
-        if order.type == OrderType.CERTIFICATE:
+        if order.type is OrderType.CERTIFICATE:
             return Step(staff=f"订单 {order.number} 制证失败{why}\n"
                               f"处理后可再发「制证 {order.number}」。")
         text = (f"您的续期订单 {order.number} 这一步没有完成：{message.get('message')}\n"
@@ -171,15 +165,15 @@ class CertificateJobs:
             months = years_to_months(order.fields.get("years", "1年"))
             cert = self.office.issue(session, order, unb64(message["csr"]), serial,
                                      months_after(utcnow(), months))
-            _event(session, order, actor, "cert_issued", f"签发证书 {cert.serial}",
-                   {"certificate": cert.serial, "token_serial": serial})
+            note_order(session, order, actor, Event.CERT_ISSUED, reason=f"签发证书 {cert.serial}",
+                       detail={"certificate": cert.serial, "token_serial": serial})
             self.hub.queue(session, order, "write_certificate", serial, hall=True,
                            data={"certificate": b64(cert.der)})
             return Step()
         # write_certificate: the UKEY is ready
         cert = await self.office.by_serial(session, order.certificate_serial or "")
         assert cert is not None
-        _event(session, order, actor, "cert_written", f"证书已写入 UKEY {serial}")
+        note_order(session, order, actor, Event.CERT_WRITTEN, reason=f"证书已写入 UKEY {serial}")
         pin = initial_user_pin(load_master(self.settings.agents.so_master_file), serial, order.id)
         until = cert.not_after.astimezone(self.settings.tz)
         words = (f"您的订单 {order.number} 的 UKEY 已制作完成：UKEY 卡号 {serial}，"
@@ -206,8 +200,9 @@ class CertificateJobs:
             until = renewed_until(current.not_after, utcnow(), self.settings.pki.term_months)
             cert = self.office.issue(session, order, unb64(message["csr"]), serial, until,
                                      replaces=current)
-            _event(session, order, actor, "cert_issued", f"续期签发证书 {cert.serial}",
-                   {"certificate": cert.serial, "replaces": current.serial})
+            note_order(session, order, actor, Event.CERT_ISSUED,
+                       reason=f"续期签发证书 {cert.serial}",
+                       detail={"certificate": cert.serial, "replaces": current.serial})
             self.hub.queue(session, order, "write_certificate", serial,
                            data={"certificate": b64(cert.der)})
             return Step()

@@ -23,18 +23,22 @@ from bot.domain.certificates import (
     normalise_serial,
     reminder_due,
 )
+from bot.domain.order_log import Event
 from bot.pki import EmbeddedCA, OrgSubject, RevokedEntry, crl_der
 from bot.pki.token_key import TokenKeyRef
+from bot.services.filing import note_order
 from bot.services.messages import Account
 from bot.services.notify import Notifier
 from storage.db import Database
-from storage.models import Certificate, CertificateReminder, Crl, Order, OrderEvent, utcnow
+from storage.models import Certificate, CertificateReminder, Crl, Order, utcnow
 from storage.repositories import Certificates, Crls, Handlers
 
 CRL_PATH = "/pki/crl"  # served by plugins/pki, named in every certificate
 CA_PATH = "/pki/ca.crt"
 CRLS_KEPT = 200
 BACKDATE = timedelta(minutes=5)  # older signed CRLs are pruned; the newest is what counts
+_LOGGED_AS = {CertStatus.HOLD: Event.CERT_HOLD, CertStatus.ACTIVE: Event.CERT_ACTIVE,
+              CertStatus.REVOKED: Event.CERT_REVOKED}  # on the order the change was asked in
 
 
 class CertificateRefused(Exception):
@@ -120,10 +124,9 @@ class CertificateOffice:
             "certificate_hold" if status is CertStatus.HOLD
             else reason if status is CertStatus.REVOKED else None)
         if order is not None:
-            session.add(OrderEvent(order_id=order.id, actor=actor, event=f"cert_{status}",
-                                   from_status=order.status, to_status=order.status,
-                                   reason=f"证书 {cert.serial}：{before.label} → {status.label}",
-                                   detail={"certificate": cert.serial}))
+            note_order(session, order, actor, _LOGGED_AS[status],
+                       reason=f"证书 {cert.serial}：{before.label} → {status.label}",
+                       detail={"certificate": cert.serial})
         logger.warning(f"certificate {cert.serial}: {before} → {status} by {actor}")
 
     # --- the CRL ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from bot.domain.lifecycle import (
     status_label,
 )
 from bot.domain.masking import mask_personal_numbers
+from bot.domain.order_log import logged_as
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title, yuan
 from bot.domain.review import (
@@ -43,11 +44,11 @@ from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
-from bot.services.filing import move_order
+from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
-from bot.services.notify import Notice, Notifier, applicant_notice
+from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from storage.db import Database, DatabaseUnavailable
-from storage.models import Order, OrderEvent, utcnow
+from storage.models import Order, utcnow
 from storage.repositories import Orders
 
 QUEUE_LIMIT = 30
@@ -75,10 +76,6 @@ USAGE = {
 }
 COMMANDS = frozenset(USAGE)
 SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
-EVENT_NAMES = {**{e.value: e.label for e in Event}, "approval": "通过（待复核）",
-               "invoice": "登记发票", "token_job": "密钥代理任务", "cert_issued": "签发证书",
-               "cert_written": "写入证书", "cert_hold": "证书挂失", "cert_active": "证书解挂",
-               "cert_revoked": "证书吊销"}
 
 
 def command_word(text: str) -> str | None:
@@ -152,8 +149,8 @@ class ReviewDesk:
         now = utcnow()
         lines = [f"待审核订单（{len(orders)} 个，等得最久的在前）："]
         for i, o in enumerate(orders, 1):
-            again = "（重新提交）" if o.status == OrderStatus.RESUBMITTED else ""
-            lines.append(f"{i}. {o.number} {order_title(OrderType(o.type), o.fields)} "
+            again = "（重新提交）" if o.status is OrderStatus.RESUBMITTED else ""
+            lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} "
                          f"{o.company.name} 已等待 {_age(o.submitted_at, now)}{again}")
         lines.append("发送「查看 订单号」审核。")
         return ["\n".join(lines)]
@@ -191,9 +188,8 @@ class ReviewDesk:
         lines = [f"找到 {len(orders)} 个订单（最新的在前" +
                  (f"，最多显示 {SEARCH_LIMIT} 个" if len(orders) == SEARCH_LIMIT else "") + "）："]
         for i, o in enumerate(orders, 1):
-            order_type = OrderType(o.type)
-            lines.append(f"{i}. {o.number} {order_title(order_type, o.fields)} {o.company.name} "
-                         f"{status_label(order_type, OrderStatus(o.status))} "
+            lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} {o.company.name} "
+                         f"{status_label(o.type, o.status)} "
                          f"{yuan(o.amount_cents)}")
         return ["\n".join(lines)]
 
@@ -202,17 +198,16 @@ class ReviewDesk:
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
             events = await Orders(session).events(order.id)
-        order_type = OrderType(order.type)
         lines = [f"订单 {number} 的办理记录："]
         for e in events:
-            moved = (f"{status_label(order_type, OrderStatus(e.from_status))} → "
-                     f"{status_label(order_type, OrderStatus(e.to_status))}"
+            moved = (f"{status_label(order.type, e.from_status)} → "
+                     f"{status_label(order.type, e.to_status)}"
                      if e.from_status != e.to_status else "")
             why = f"：{e.reason}" if e.reason else ""
             changed = (e.detail or {}).get("changed")
             what = f"（修改了 {'、'.join(changed)}）" if changed else ""
             lines.append(f"{e.at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} {e.actor} "
-                         f"{EVENT_NAMES.get(e.event, e.event)} {moved}{why}{what}".rstrip())
+                         f"{logged_as(e.event, e.detail)} {moved}{why}{what}".rstrip())
         return ["\n".join(lines)]
 
     async def _unlock_status(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
@@ -225,7 +220,7 @@ class ReviewDesk:
         number = self._number(args, "重新解锁")
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
-        if order.type != OrderType.UNLOCK or order.status != OrderStatus.APPROVED:
+        if order.type is not OrderType.UNLOCK or order.status is not OrderStatus.APPROVED:
             raise ReviewRefused("只有审核通过、尚未完成的解锁订单才能重新解锁。")
         if not self.settings.agents.enabled:
             raise ReviewRefused("本服务未开通密钥代理。")
@@ -265,25 +260,23 @@ class ReviewDesk:
         async with self.db.transaction() as session:
             orders = Orders(session)
             order = await self._load(orders, number)
-            status = OrderStatus(order.status)
-            next_status(OrderType(order.type), status, Event.APPROVE)  # refuses a wrong state
-            approvers = await orders.approvers_since_submission(order.id)
-            if not check_approval(approvers, str(actor), required):
-                session.add(OrderEvent(order_id=order.id, actor=str(actor), event="approval",
-                                       from_status=status, to_status=status))
+            next_status(order.type, order.status, Event.APPROVE)  # refuses a wrong state
+            approval = check_approval(await orders.events(order.id), str(actor), required)
+            if not approval.complete:
+                note_order(session, order, str(actor), Event.APPROVAL)
                 order.updated_at = utcnow()  # bumps the version: two approvals cannot race
-                return [f"已记录您对 {number} 的通过（{len(approvers) + 1}/{required}），"
+                return [f"已记录您对 {number} 的通过（{len(approval.approvers)}/{required}），"
                         "还需另一位技术人员复核。"]
             notice = await self._change(session, order, actor, Event.APPROVE,
-                                        detail={"approvers": [*approvers, str(actor)]})
+                                        detail={"approvers": list(approval.approvers)})
         await self.notifier.tell_applicant(order, notice)
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
-        if order.type == OrderType.LOSS:
+        if order.type is OrderType.LOSS:
             return [await self._settle_loss(actor, number)]
-        if order.type == OrderType.UNLOCK and self.settings.agents.enabled:
+        if order.type is OrderType.UNLOCK and self.settings.agents.enabled:
             if await self.hub.start_unlock(order):
                 return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
-            offline = applicant_notice(order, "agent_offline", self.settings)
+            offline = applicant_notice(order, NoticeKind.AGENT_OFFLINE, self.settings)
             await self.notifier.tell_applicant(order, offline)
             return [f"已通过订单 {number}。申请人的密钥代理不在线，已通知其启动；"
                     f"「解锁状态 {number}」可查看进度。"]
@@ -315,7 +308,7 @@ class ReviewDesk:
         number = self._number(args, "收款")
         order = await self._simple(actor, number, Event.PAY)
         done = f"已登记订单 {number} 收款 {yuan(order.amount_cents)}，已通知申请人。"
-        if order.type == OrderType.RENEWAL and self.certificates is not None:
+        if order.type is OrderType.RENEWAL and self.certificates is not None:
             online = await self.certificates.jobs.start_rekey(order)
             words = ("请保持 UKEY 插在运行着密钥代理的电脑上，并按电脑上的提示输入 UKEY 密码，"
                      "新证书会直接写入 UKEY。" if online else
@@ -324,7 +317,7 @@ class ReviewDesk:
             await self.notifier.tell_applicant(order, Notice([words], "", ""))
             state = "已交给申请人的密钥代理" if online else "等申请人的密钥代理上线"
             return [done + f"续期{state}写入新证书。"]
-        if order.type == OrderType.CERTIFICATE and self.certificates is not None:
+        if order.type is OrderType.CERTIFICATE and self.certificates is not None:
             return [done + f"请把空白 UKEY 插在服务大厅的密钥代理上，发送「制证 {number}」。"]
         return [done]
 
@@ -360,13 +353,11 @@ class ReviewDesk:
             raise ReviewRefused(f"请写上发票信息。用法：{USAGE['发票']}")
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
-            if order.status == OrderStatus.CANCELLED:
+            if order.status is OrderStatus.CANCELLED:
                 raise ReviewRefused("该订单已取消，不能登记发票。")
             order.invoice_info = info
-            status = order.status
-            session.add(OrderEvent(order_id=order.id, actor=str(actor), event="invoice",
-                                   from_status=status, to_status=status, reason=info))
-            notice = applicant_notice(order, "invoice", self.settings)
+            note_order(session, order, str(actor), Event.INVOICE, reason=info)
+            notice = applicant_notice(order, Event.INVOICE, self.settings)
             await self.notifier.queue_mail(session, order, notice)
         await self.notifier.tell_applicant(order, notice)
         return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
@@ -382,8 +373,8 @@ class ReviewDesk:
         number = self._number(args, "制证")
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
-        if order.type != OrderType.CERTIFICATE or order.status != OrderStatus.PAID:
-            state = status_label(OrderType(order.type), OrderStatus(order.status))
+        if order.type is not OrderType.CERTIFICATE or order.status is not OrderStatus.PAID:
+            state = status_label(order.type, order.status)
             raise ReviewRefused(f"只有已支付、尚未发货的新办/补办订单才能制证，订单 {number} "
                                 f"目前{state}。")
         logger.info(f"personalisation of {number} started by {actor}")
@@ -468,7 +459,7 @@ class ReviewDesk:
                       mutate: Mutation | None = None, reason: str | None = None,
                       fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
         """Move the order, log the event, queue the mail: all in the caller's transaction."""
-        next_status(OrderType(order.type), OrderStatus(order.status), event)  # before mutating
+        next_status(order.type, order.status, event)  # before mutating
         if mutate:
             mutate(order)
         before = move_order(session, order, str(actor), event, reason=reason, detail=detail)

@@ -1,0 +1,77 @@
+"""The order log's vocabulary: every kind of event an order's history records, with its label.
+
+Two sorts share one enum: the lifecycle's moves (``MOVES``, used by the transition table in
+``lifecycle``) and notes that move nothing (``NOTES``: an approval awaiting its second pair of
+eyes, an invoice, a key agent's job, a certificate step). The values are what the database
+stores in ``order_events.event``.
+"""
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+
+class Event(StrEnum):
+    # moves: the lifecycle table says where each leads
+    SUBMIT = "submit"
+    REJECT = "reject"
+    RESUBMIT = "resubmit"
+    APPROVE = "approve"
+    PAY = "pay"
+    SHIP = "ship"
+    AWAIT_PICKUP = "await_pickup"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    # notes: logged on the order, its status unchanged
+    APPROVAL = "approval"  # one technician's approval, when more are required
+    INVOICE = "invoice"
+    TOKEN_JOB = "token_job"  # a key agent's result; detail: the job's kind and outcome
+    CERT_ISSUED = "cert_issued"
+    CERT_WRITTEN = "cert_written"
+    CERT_HOLD = "cert_hold"
+    CERT_ACTIVE = "cert_active"
+    CERT_REVOKED = "cert_revoked"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {
+    Event.SUBMIT: "提交",
+    Event.REJECT: "驳回",
+    Event.RESUBMIT: "重新提交",
+    Event.APPROVE: "通过",
+    Event.PAY: "收款",
+    Event.SHIP: "发货",
+    Event.AWAIT_PICKUP: "设为待自取",
+    Event.COMPLETE: "完成",
+    Event.CANCEL: "取消",
+    Event.APPROVAL: "通过（待复核）",
+    Event.INVOICE: "登记发票",
+    Event.TOKEN_JOB: "密钥代理任务",
+    Event.CERT_ISSUED: "签发证书",
+    Event.CERT_WRITTEN: "写入证书",
+    Event.CERT_HOLD: "证书挂失",
+    Event.CERT_ACTIVE: "证书解挂",
+    Event.CERT_REVOKED: "证书吊销",
+}
+
+NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.TOKEN_JOB, Event.CERT_ISSUED,
+                   Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED})
+MOVES = frozenset(Event) - NOTES
+
+# what a key agent's job does, as 解锁状态 and 历史 name it
+TOKEN_JOB_NAMES: Mapping[str, str] = {
+    "token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "初始化 UKEY",
+    "request": "生成证书请求", "write_certificate": "写入证书",
+}
+
+
+def logged_as(event: Event, detail: Mapping[str, Any] | None) -> str:
+    """How 历史 names a logged event: a key agent's job says which job and how it ended."""
+    job = (detail or {}).get("kind")
+    if event is Event.TOKEN_JOB and job in TOKEN_JOB_NAMES:
+        outcome = "完成" if (detail or {}).get("ok") else "失败"
+        return f"{event.label}：{TOKEN_JOB_NAMES[job]}{outcome}"
+    return event.label

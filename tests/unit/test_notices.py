@@ -1,0 +1,54 @@
+"""Applicant notices come from one table of named templates: each key fills its chat text, mail
+subject and body from the order; an approval picks its variant by the order."""
+
+import pytest
+
+from bot.config import Settings
+from bot.domain.fields import Field
+from bot.domain.forms import CERTIFICATE
+from bot.domain.lifecycle import Event, OrderType
+from bot.services.messages import Picture
+from bot.services.notify import TEMPLATES, NoticeKind, applicant_notice, notice_kind
+from storage.models import Order
+
+
+def an_order(order_type: OrderType = OrderType.CERTIFICATE, cents: int | None = 26000) -> Order:
+    return Order(number="XB-261125-7KQ3", type=order_type, amount_cents=cents,
+                 fields={"apply_kind": "新办"}, reject_reason="附件二不清晰",
+                 express_company="顺丰", express_number="SF1234567890",
+                 invoice_info="增值税普通发票")
+
+
+@pytest.mark.parametrize("kind", list(TEMPLATES))
+def test_every_template_fills_from_the_order(kind: Event | NoticeKind,
+                                             settings: Settings) -> None:
+    order = an_order()
+    notice = applicant_notice(order, kind, settings, reason="UKEY 已拔出")
+    text = notice.replies[0]
+    assert isinstance(text, str)
+    assert "{" not in text
+    assert "None" not in text
+    assert notice.subject == f"订单 XB-261125-7KQ3：{TEMPLATES[notice_kind(order, kind)].subject}"
+    assert notice.body == text
+
+
+def test_an_approval_says_what_comes_next(settings: Settings) -> None:
+    paid = applicant_notice(an_order(), Event.APPROVE, settings)
+    assert paid.subject == "订单 XB-261125-7KQ3：审核通过，请支付"
+    assert str(paid.replies[0]).startswith(
+        "您的订单 XB-261125-7KQ3（证书新办）已审核通过。请扫描下方二维码支付 ¥260.00，")
+    assert isinstance(paid.replies[1], Picture)
+    unlock = applicant_notice(an_order(OrderType.UNLOCK, None), Event.APPROVE, settings)
+    assert unlock.replies == ["您的订单 XB-261125-7KQ3（证书新办）已审核通过，技术人员会尽快为您"
+                              "重置 UKEY 密码，完成后会通知您。"]
+    free = applicant_notice(an_order(OrderType.LOSS, 0), Event.APPROVE, settings)
+    assert free.replies == ["您的订单 XB-261125-7KQ3（证书新办）已审核通过。"]
+    assert free.subject == "订单 XB-261125-7KQ3：审核通过"
+
+
+def test_a_rejection_names_what_to_fix(settings: Settings) -> None:
+    fix: list[Field] = [f for f in CERTIFICATE.fields if f.key == "mobile"]
+    assert applicant_notice(an_order(), Event.REJECT, settings, fix).body == (
+        "您的订单 XB-261125-7KQ3（证书新办）未通过审核。\n驳回理由：附件二不清晰\n"
+        f"需要修改：{fix[0].title}。\n"
+        "请回复「修改 XB-261125-7KQ3」按提示修改后重新提交，其余内容无需重填。")
