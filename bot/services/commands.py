@@ -36,6 +36,7 @@ class Command(Generic[H]):
     verified: bool = False  # ... and that binding must be verified (see ``is_verified``)
     pki: bool = False  # needs the certificate service (bot.toml [pki])
     private: bool = False  # refused in a group
+    shared: bool = False  # a technician's that applicants send too: theirs go to the Dialogue
     form_open: FormOpen = FormOpen.TO_FORM
     menu: bool = True  # listed in the menu and 帮助 (False: kept out, e.g. a follow-up step)
 
