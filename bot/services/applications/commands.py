@@ -3,6 +3,7 @@ menu drawn from the table (the table itself sits beside its handlers, in ``dialo
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.services.commands import Command
 from bot.services.messages import Account
@@ -32,7 +33,7 @@ def is_verified(handler: Handler) -> bool:
     return True
 
 
-def menu_lines(commands: Iterable[Command[object]]) -> list[str]:
+def menu_lines(commands: Iterable[Command[Any]]) -> list[str]:
     """One line per command; neighbours sharing a help text share its line (挂失 / 解挂)."""
     lines: list[tuple[list[str], str]] = []
     for c in commands:
