@@ -9,12 +9,13 @@ from nonebot.plugin import PluginMetadata
 from bot.adapters.chat_delivery import account_of, to_message
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
+from bot.services.applications.dialogue import APPLICANT_COMMANDS
 from bot.services.messages import Incoming
 
 __plugin_meta__ = PluginMetadata(
     name="申请人对话",
     description="绑定单位、新办/补办证书、上传扫描件、查询订单",
-    usage="私聊发送「新办证书」「补办证书」「我的订单」「查询 订单号」「帮助」",
+    usage="私聊发送" + "".join(f"「{c.usage}」" for c in APPLICANT_COMMANDS.visible()),
 )
 
 def is_private(event: Event) -> bool:

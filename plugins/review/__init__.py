@@ -9,12 +9,13 @@ from nonebot.plugin import PluginMetadata
 
 from bot.adapters.chat_delivery import account_of, to_message
 from bot.runtime import get_runtime
-from bot.services.review.desk import SHARED_COMMANDS, USAGE, command_word
+from bot.services.commands import FormOpen
+from bot.services.review.desk import TECHNICIAN_COMMANDS
 
 __plugin_meta__ = PluginMetadata(
     name="技术人员审核台",
     description="审核、通过、驳回订单，登记收款、发货、自取、发票，查询订单与记录",
-    usage="\n".join(USAGE.values()),
+    usage="\n".join(c.usage for c in TECHNICIAN_COMMANDS.visible()),
 )
 
 
@@ -23,15 +24,20 @@ def in_staff_group(event: Event) -> bool:
     return isinstance(event, GroupMessageEvent) and staff_group == f"qq:{event.group_id}"
 
 
-def is_review_command(bot: Bot, event: Event) -> bool:
+async def is_review_command(bot: Bot, event: Event) -> bool:
     if not isinstance(event, OneBotPrivate | ConsoleMessage | GroupMessageEvent):
         return False
     if isinstance(event, GroupMessageEvent) and not in_staff_group(event):
         return False  # other groups the bot sits in are none of its business
-    word = command_word(event.get_plaintext())
-    if word in SHARED_COMMANDS:  # applicants have their own 解锁状态
-        return get_runtime().settings.staff.is_technician(str(account_of(bot, event)))
-    return word is not None
+    command = TECHNICIAN_COMMANDS.first_word(event.get_plaintext())
+    if command is None or not command.shared:
+        return command is not None  # a stranger's is refused (and logged) by the desk
+    runtime, account = get_runtime(), account_of(bot, event)
+    if not runtime.settings.staff.is_technician(str(account)):
+        return False  # applicants have their own 解锁状态 and 帮助
+    # a technician filling in a form of their own means the form's 帮助
+    return (command.form_open is FormOpen.ANSWER or in_staff_group(event)
+            or not await runtime.dialogue.has_form(account))
 
 
 desk = on_message(rule=is_review_command, priority=10, block=True)

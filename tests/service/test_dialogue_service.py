@@ -13,6 +13,7 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services import filing
+from bot.services.applications import dialogue
 from bot.services.messages import Account, Incoming
 from storage.models import Attachment, Conversation, Order
 from storage.repositories import Conversations
@@ -141,3 +142,16 @@ async def test_two_handlers_registering_one_new_company_at_once(runtime: Runtime
 
         assert await session.scalar(select(func.count()).select_from(Company)) == 1
         assert await session.scalar(select(func.count()).select_from(Handler)) == 2
+
+
+async def test_commands_needing_a_verified_binding_ask_the_one_predicate(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = Account("qq", "verified-1")
+    for text in ("你好", fake_uscc(RNG), "临沂核验测试有限公司", "同意"):
+        await say(runtime, account, text)
+    assert "临沂核验测试有限公司" in await say(runtime, account, "我的订单")
+    monkeypatch.setattr(dialogue, "is_verified", lambda handler: False)
+    for text in ("我的订单", "查询 XB-261125-7KQ3", "绑定密钥代理"):
+        assert await say(runtime, account, text) == dialogue.NOT_VERIFIED
+    assert "当前接收通知的邮箱" in await say(runtime, account, "邮箱")  # not marked verified
+    assert "请回复" in await say(runtime, account, "帮助")

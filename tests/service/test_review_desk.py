@@ -4,6 +4,7 @@ import base64
 import sqlite3
 from pathlib import Path
 
+import nonebot
 import pytest
 from loguru import logger
 from nonebug import App
@@ -260,3 +261,28 @@ async def test_a_locked_database_gets_the_technician_a_retry_message(tmp_path: P
     finally:
         holder.close()
         await runtime.stop()
+
+
+async def test_a_technicians_help_lists_the_commands_but_a_form_keeps_its_own(app: App) -> None:
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+
+    from plugins.review import is_review_command
+    from tests.support.helpers import SELF_ID, private_message
+
+    alice = Technician(app, ALICE)
+    await alice.says("帮助", Says("技术人员命令", "· 通过 订单号 — ", "· 帮助 — ",  # no [pki] here
+                                  absent=("· 制证", "· 吊销 证书")))
+    await alice.says("帮助", Says("技术人员命令"), group=True)
+    await alice.says("制证 XB-261125-7KQ3", Says("本服务未开通证书签发"))
+    as_applicant = Applicant(app, ALICE)
+    await as_applicant.bind()
+    async with app.test_api() as ctx:
+        bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=str(SELF_ID))
+        assert await is_review_command(bot, private_message(ALICE, "帮助"))
+        assert not await is_review_command(bot, private_message(123456, "帮助"))  # an applicant
+    await as_applicant.says("新办证书", Says("开始办理【证书新办/补办】"), Says("【证书年限】"))
+    async with app.test_api() as ctx:
+        bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=str(SELF_ID))
+        assert not await is_review_command(bot, private_message(ALICE, "帮助"))  # the field's
+        assert await is_review_command(bot, private_message(ALICE, "解锁状态 XB-261125-7KQ3"))
+        assert await is_review_command(bot, private_message(123456, "通过 XB-261125-7KQ3"))

@@ -7,6 +7,7 @@ nothing) or is a command. The rules live in the domain; this module fetches, sto
 import asyncio
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +29,16 @@ from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
-from bot.services.certificates.chat import RENEW_WORDS, CertificateChat
+from bot.services.applications.commands import (
+    NO_CERTIFICATES,
+    NOT_VERIFIED,
+    Asked,
+    is_verified,
+    menu_lines,
+)
+from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
+from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, Incoming
 from bot.services.notify import Notifier, staff_notice
@@ -38,21 +47,6 @@ from storage.models import Attachment, Handler, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
-_QUERY = re.compile(r"查询\s*(.*)")
-_REVISE = re.compile(r"修改\s*(\S{10,})")  # 修改 + an order number; 修改 3 is the summary's
-_EMAIL = re.compile(r"邮箱\s*(.*)")
-_UNLOCK_STATUS = re.compile(r"解锁状态\s*(\S+)")
-# what starts a form: the form, and values beyond the company profile's
-START_COMMANDS: dict[str, tuple[Form, dict[str, str]]] = {
-    "新办证书": (CERTIFICATE, {"apply_kind": "新办"}),
-    "补办证书": (CERTIFICATE, {"apply_kind": "补办"}),
-    "解锁": (UNLOCK, {}),
-    "证书解锁": (UNLOCK, {}),
-    "挂失": (LOSS, {"apply_kind": "挂失"}),
-    "证书挂失": (LOSS, {"apply_kind": "挂失"}),
-    "解挂": (LOSS, {"apply_kind": "解挂"}),
-    "证书解挂": (LOSS, {"apply_kind": "解挂"}),
-}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 # every step is one transaction, so a failed one kept nothing of this message: say so
@@ -60,24 +54,10 @@ DATABASE_BUSY = ("系统繁忙，您刚才发送的内容没有保存，请稍�
                  "之前已填写的内容和已提交的订单都不受影响。")
 
 
-CERTIFICATE_MENU = ("· 续期 — 证书快到期时，读取 UKEY 后续期\n"
-                    "· 挂失 / 解挂 — UKEY 丢失时立即暂停证书；找回后恢复\n"
-                    "· 我的证书 — 查看本单位的证书和到期日\n")
-NO_CERTIFICATES = "本服务暂未开通在线续期和挂失，请联系技术人员办理。"
-
-
 def menu(company_name: str, certificates: bool = False) -> str:
-    return (f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：\n"
-            "· 新办证书 — 首次办理 CA 数字证书（UKEY）\n"
-            "· 补办证书 — UKEY 丢失或损坏后重新办理\n"
-            "· 解锁 — UKEY 密码忘记，申请重置密码\n"
-            + (CERTIFICATE_MENU if certificates else "") +
-            "· 我的订单 — 查看本单位的订单\n"
-            "· 查询 订单号 — 查看某个订单的详情和进度\n"
-            "· 修改 订单号 — 按驳回理由修改后重新提交\n"
-            "· 邮箱 地址 — 同时用电子邮件接收通知（「邮箱 删除」取消）\n"
-            "· 绑定密钥代理 — 让插着 UKEY 的电脑可以远程解锁\n"
-            "· 帮助 — 查看本说明")
+    """The applicant's menu (and 帮助 outside a form): the visible commands, in table order."""
+    return "\n".join([f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：",
+                      *menu_lines(APPLICANT_COMMANDS.visible(pki=certificates))])
 
 
 WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
@@ -119,50 +99,55 @@ class Dialogue:
             state = FlowState.from_json(conversation.state) if conversation else None
             idle = conversation is not None and (utcnow() - conversation.updated_at > timedelta(
                 minutes=self.settings.dialogue.idle_minutes))
-        if handler is not None and text == "我的订单":
-            return [await self._order_list(handler), *self._still_open(state)]
-        if handler is not None and (match := _QUERY.fullmatch(text)):
-            return [await self._order_query(handler, match.group(1)), *self._still_open(state)]
-        if handler is not None and (match := _EMAIL.fullmatch(text)):
-            return [await self._set_email(handler, match.group(1)), *self._still_open(state)]
-        revise = parse_order_number(m.group(1)) if (m := _REVISE.fullmatch(text)) else None
+        found = APPLICANT_COMMANDS.match(text)
+        command, argument = found or (None, "")
+        if command is not None and command.form_open is FormOpen.ANSWER and (
+                handler is not None or not command.binding):
+            return [*await self._run(command, Asked(account, handler, argument)),
+                    *self._still_open(state)]
         if state is not None:
             flow = FormFlow(state)
-            if idle and state.mode is not Mode.CONFIRM_CANCEL:
-                flow.pause()
-            if (text in START_COMMANDS or revise) and state.mode is not Mode.CONFIRM_CANCEL:
+            pause = idle or (command is not None and command.form_open is FormOpen.PAUSE)
+            if pause and state.mode is not Mode.CONFIRM_CANCEL:
                 flow.pause()
             return await self._continue(account, handler, flow, incoming)
-        if handler is None:
+        if handler is None and (command is None or command.binding):
             flow, outcome = FormFlow.start(BINDING)
             await self._save(account, flow)
             return [WELCOME, *outcome.replies[1:]]
-        if text in START_COMMANDS:
-            form, extra = START_COMMANDS[text]
-            if form is LOSS and self.certificates is None:
-                return [NO_CERTIFICATES]
-            company = handler.company
-            flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra))
-            await self._save(account, flow)
-            return outcome.replies
-        if revise:
-            return await self._revise(account, handler, revise)
-        if text == "绑定密钥代理":
-            return [await self._pairing_code(account, handler)]
-        if self.certificates is not None and (
-                answer := await self.certificates.answer(account, handler, text)) is not None:
-            return answer
-        if self.certificates is None and text in RENEW_WORDS | {"我的证书"}:
+        if command is None:
+            assert handler is not None
+            return [self._menu(handler.company.name)]
+        return await self._run(command, Asked(account, handler, argument))
+
+    async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[str]:
+        """A command whose binding is settled: the remaining flags, then its handler."""
+        if command.pki and self.certificates is None:
             return [NO_CERTIFICATES]
-        if (match := _UNLOCK_STATUS.fullmatch(text)) and (number := parse_order_number(
-                match.group(1))):
-            return [await self._unlock_status(handler, number)]
-        if text in {"继续", "取消"}:
-            return ["当前没有未完成的办理。\n" + self._menu(handler.company.name)]
-        return [self._menu(handler.company.name)]
+        if command.verified and asked.handler is not None and not is_verified(asked.handler):
+            return [NOT_VERIFIED]
+        return await command.handler(self, asked)
+
+    async def has_form(self, account: Account) -> bool:
+        """Whether the account has a form open (its messages are the form's answers)."""
+        async with self.db.transaction() as session:
+            return await Conversations(session).get(account.platform, account.user_id) is not None
 
     def _menu(self, company_name: str) -> str:
         return menu(company_name, certificates=self.certificates is not None)
+
+    # --- commands without a form ------------------------------------------------------------
+    async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
+        company = asked.bound.company
+        flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra))
+        await self._save(asked.account, flow)
+        return outcome.replies
+
+    async def _help(self, asked: Asked) -> list[str]:
+        return [self._menu(asked.bound.company.name)]
+
+    async def _no_form(self, asked: Asked) -> list[str]:
+        return ["当前没有未完成的办理。\n" + self._menu(asked.bound.company.name)]
 
     def _still_open(self, state: FlowState | None) -> list[str]:
         return [FormFlow(state).reminder()] if state is not None else []
@@ -286,8 +271,9 @@ class Dialogue:
                 "如被驳回，请按驳回理由修改后重新提交。\n"
                 f"随时回复「查询 {order.number}」查看进度。"]
 
-    async def _revise(self, account: Account, handler: Handler, number: str) -> list[str]:
+    async def _revise(self, asked: Asked) -> list[str]:
         """``修改 订单号``: correct a rejected order, asked only what the technician named."""
+        account, handler, number = asked.account, asked.bound, asked.argument
         async with self.db.transaction() as session:
             orders = Orders(session)
             order = await orders.by_number(number)
@@ -342,43 +328,45 @@ class Dialogue:
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
 
-    async def _unlock_status(self, handler: Handler, number: str) -> str:
+    async def _unlock_status(self, asked: Asked) -> list[str]:
+        number = asked.argument
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
-        if order is None or order.company_id != handler.company_id:
-            return f"没有找到本单位的订单 {number}，请核对订单号。"
-        return await self.hub.describe(order)
+        if order is None or order.company_id != asked.bound.company_id:
+            return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+        return [await self.hub.describe(order)]
 
-    async def _pairing_code(self, account: Account, handler: Handler) -> str:
+    async def _pairing_code(self, asked: Asked) -> list[str]:
         agents = self.settings.agents
         if not agents.enabled:
-            return "本服务暂未开通密钥代理，解锁将由技术人员联系您办理。"
-        code, _ = await self.agents.new_code(handler, str(account))
+            return ["本服务暂未开通密钥代理，解锁将由技术人员联系您办理。"]
+        handler = asked.bound
+        code, _ = await self.agents.new_code(handler, str(asked.account))
         minutes = int(agents.pairing_code_minutes)
         server = agents.public_url or f"http://{self.settings.server.host}:{self.settings.server.port}"
-        return (f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
+        return [f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
                 "在插着 UKEY 的电脑上安装密钥代理后运行：\n"
                 f"cadesk-agent pair --server {server} --code {code}\n"
-                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。")
+                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。"]
 
-    async def _set_email(self, handler: Handler, typed: str) -> str:
-        typed = typed.strip()
+    async def _set_email(self, asked: Asked) -> list[str]:
+        handler, typed = asked.bound, asked.argument.strip()
         if not typed:
             current = handler.email or "（未设置）"
-            return (f"当前接收通知的邮箱：{current}。"
-                    "设置请回复「邮箱 地址」，取消请回复「邮箱 删除」。")
+            return [f"当前接收通知的邮箱：{current}。"
+                    "设置请回复「邮箱 地址」，取消请回复「邮箱 删除」。"]
         if typed in {"删除", "取消", "清除"}:
             address = None
         else:
             try:
                 address = email_address(typed)
             except InvalidAnswer as error:
-                return str(error)
+                return [str(error)]
         async with self.db.transaction() as session:
             await Handlers(session).set_email(handler.id, address)
         if address is None:
-            return "已取消邮件通知，之后只在这里通知您。"
-        return f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"
+            return ["已取消邮件通知，之后只在这里通知您。"]
+        return [f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"]
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
@@ -399,23 +387,85 @@ class Dialogue:
             await asyncio.to_thread(self.scans.discard, sha256)
 
     # --- order queries ----------------------------------------------------------------------
-    async def _order_list(self, handler: Handler) -> str:
+    async def _order_list(self, asked: Asked) -> list[str]:
+        handler = asked.bound
         async with self.db.transaction() as session:
             orders = await Orders(session).of_company(handler.company_id, ORDER_LIST_LIMIT)
             total = await Orders(session).count_of_company(handler.company_id)
-        return order_views.order_list(handler.company.name, orders, total, self.settings.tz)
+        return [order_views.order_list(handler.company.name, orders, total, self.settings.tz)]
 
-    async def _order_query(self, handler: Handler, typed: str) -> str:
-        number = parse_order_number(typed)
+    async def _order_query(self, asked: Asked) -> list[str]:
+        number = parse_order_number(asked.argument)
         if number is None:
-            return "请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"
+            return ["请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"]
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
-            if order is None or order.company_id != handler.company_id:
-                return (f"没有找到本单位的订单 {number}，请核对订单号。"
-                        "回复「我的订单」查看全部订单。")
+            if order is None or order.company_id != asked.bound.company_id:
+                return [f"没有找到本单位的订单 {number}，请核对订单号。"
+                        "回复「我的订单」查看全部订单。"]
             events = await Orders(session).events(order.id)
-        return order_views.order_detail(order, events, self.settings.tz)
+        return [order_views.order_detail(order, events, self.settings.tz)]
+
+
+# --- the applicant's commands -----------------------------------------------------------------
+ApplicantHandler = Callable[[Dialogue, Asked], Awaitable[list[str]]]
+ApplicantCommand = Command[ApplicantHandler]
+CertificateHandler = Callable[[CertificateChat, Account, Handler, str], Awaitable[list[str]]]
+
+
+def _starts(form: Form, **extra: str) -> ApplicantHandler:
+    """A command that starts ``form``, with values beyond the company profile's."""
+    async def start(dialogue: Dialogue, asked: Asked) -> list[str]:
+        return await dialogue._start(asked, form, extra)
+    return start
+
+
+def _certificates(method: CertificateHandler) -> ApplicantHandler:
+    """A command the certificate service answers (declared ``pki``: the router checked it)."""
+    async def answer(dialogue: Dialogue, asked: Asked) -> list[str]:
+        assert dialogue.certificates is not None
+        return await method(dialogue.certificates, asked.account, asked.bound, asked.argument)
+    return answer
+
+
+_ORDER = parse_order_number
+# In menu order. While a form is open a command is the form's input unless it says otherwise:
+# ANSWER replies and recalls the form, PAUSE parks the form (it waits for 继续 or 取消).
+APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
+    Command(("新办证书",), "新办证书", "首次办理 CA 数字证书（UKEY）",
+            _starts(CERTIFICATE, apply_kind="新办"), form_open=FormOpen.PAUSE),
+    Command(("补办证书",), "补办证书", "UKEY 丢失或损坏后重新办理",
+            _starts(CERTIFICATE, apply_kind="补办"), form_open=FormOpen.PAUSE),
+    Command(("解锁", "证书解锁"), "解锁", "UKEY 密码忘记，申请重置密码",
+            _starts(UNLOCK), form_open=FormOpen.PAUSE),
+    Command(("续期", "证书续期", "延期"), "续期", "证书快到期时，读取 UKEY 后续期",
+            _certificates(CertificateChat.renew), pki=True, verified=True),
+    Command(("确认续期",), "确认续期 订单号", "提交续期（续期时提示）",
+            _certificates(CertificateChat.confirm_renewal), pattern=re.compile(r"确认续期\s*(\S*)"),
+            pki=True, verified=True, menu=False),
+    Command(("挂失", "证书挂失"), "挂失", "UKEY 丢失时立即暂停证书；找回后恢复",
+            _starts(LOSS, apply_kind="挂失"), pki=True, verified=True, form_open=FormOpen.PAUSE),
+    Command(("解挂", "证书解挂"), "解挂", "UKEY 丢失时立即暂停证书；找回后恢复",
+            _starts(LOSS, apply_kind="解挂"), pki=True, verified=True, form_open=FormOpen.PAUSE),
+    Command(("我的证书",), "我的证书", "查看本单位的证书和到期日",
+            _certificates(CertificateChat.my_certificates), pki=True, verified=True),
+    Command(("我的订单",), "我的订单", "查看本单位的订单", Dialogue._order_list,
+            verified=True, form_open=FormOpen.ANSWER),
+    Command(("查询",), "查询 订单号", "查看某个订单的详情和进度", Dialogue._order_query,
+            pattern=re.compile(r"查询\s*(.*)"), verified=True, form_open=FormOpen.ANSWER),
+    # 修改 + an order number; 修改 3 is the summary's
+    Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
+            pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
+    Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
+            Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
+    Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
+            Dialogue._pairing_code, verified=True),
+    Command(("解锁状态",), "解锁状态 订单号", "远程解锁进行到哪一步", Dialogue._unlock_status,
+            pattern=re.compile(r"解锁状态\s*(\S+)"), argument=_ORDER, menu=False),
+    Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
+    Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
+            Dialogue._no_form, menu=False),
+])
 
 
 def _typed_source(text: str) -> ImageSource | None:

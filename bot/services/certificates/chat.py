@@ -1,7 +1,6 @@
-"""The applicant's certificate commands: 我的证书, 续期, 确认续期 订单号; and the loss report's
-check and hold when the 挂失/解挂 form is submitted (the form itself runs in ``Dialogue``)."""
-
-import re
+"""The applicant's certificate commands: 我的证书, 续期, 确认续期 订单号 (declared in the
+applicant's command table); and the loss report's check and hold when the 挂失/解挂 form is
+submitted (the form itself runs in ``Dialogue``)."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,9 +10,6 @@ from bot.services.certificates.office import CertificateOffice
 from bot.services.messages import Account
 from storage.models import Certificate, Handler, Order
 
-_CONFIRM = re.compile(r"确认续期\s*(\S*)")
-RENEW_WORDS = frozenset({"续期", "证书续期", "延期"})
-
 
 class CertificateChat:
     def __init__(self, office: CertificateOffice, jobs: CertificateJobs) -> None:
@@ -21,18 +17,19 @@ class CertificateChat:
         self.jobs = jobs
         self.loss = LossDesk(office)
 
-    async def answer(self, account: Account, handler: Handler, text: str) -> list[str] | None:
-        """The reply to a certificate command, or None when ``text`` is not one."""
-        if text == "我的证书":
-            return [await self._list(handler)]
-        if text in RENEW_WORDS:
-            return [await self.jobs.start_renewal(handler, str(account))]
-        if match := _CONFIRM.fullmatch(text):
-            number = parse_order_number(match.group(1))
-            if number is None:
-                return ["请在「确认续期」后面写上续期订单号，例如「确认续期 XQ-261125-7KQ3」。"]
-            return [await self.jobs.confirm_renewal(account, handler, number)]
-        return None
+    async def renew(self, account: Account, handler: Handler, argument: str) -> list[str]:
+        return [await self.jobs.start_renewal(handler, str(account))]
+
+    async def confirm_renewal(self, account: Account, handler: Handler,
+                              argument: str) -> list[str]:
+        number = parse_order_number(argument)
+        if number is None:
+            return ["请在「确认续期」后面写上续期订单号，例如「确认续期 XQ-261125-7KQ3」。"]
+        return [await self.jobs.confirm_renewal(account, handler, number)]
+
+    async def my_certificates(self, account: Account, handler: Handler,
+                              argument: str) -> list[str]:
+        return [await self._list(handler)]
 
     async def _list(self, handler: Handler) -> str:
         certs = await self.office.of_company(handler.company_id)

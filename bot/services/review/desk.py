@@ -44,6 +44,7 @@ from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
+from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
@@ -53,35 +54,6 @@ from storage.repositories import Orders
 
 QUEUE_LIMIT = 30
 SEARCH_LIMIT = 20
-USAGE = {
-    "待审核": "待审核",
-    "查看": "查看 订单号",
-    "通过": "通过 订单号",
-    "驳回": "驳回 订单号 理由（写明要修改的项目或附件，例如：附件二不清晰）",
-    "收款": "收款 订单号",
-    "发货": "发货 订单号 快递公司 快递单号",
-    "待自取": "待自取 订单号",
-    "完成": "完成 订单号",
-    "发票": "发票 订单号 发票信息",
-    "订单": "订单 [状态] [单位名称或信用代码]",
-    "历史": "历史 订单号",
-    "代理": "代理 [单位名称或信用代码]",
-    "吊销代理": "吊销代理 编号",
-    "解锁状态": "解锁状态 订单号（制证、续期的 UKEY 任务也看得到）",
-    "重新解锁": "重新解锁 订单号",
-    "制证": "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
-    "证书": "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]",
-    "吊销": "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
-    "绑定制证代理": "绑定制证代理",
-}
-COMMANDS = frozenset(USAGE)
-SHARED_COMMANDS = frozenset({"解锁状态"})  # applicants send these too, about their own orders
-
-
-def command_word(text: str) -> str | None:
-    """The technician command a message starts with (followed by a space or nothing)."""
-    word = normalise(text).split(maxsplit=1)
-    return word[0] if word and word[0] in COMMANDS else None
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -109,26 +81,21 @@ class ReviewDesk:
         self.db = db
         self.scans = scans
         self.notifier = notifier
-        self._commands: dict[str, Callable[[Account, list[str], bool], Awaitable[list[Reply]]]] = {
-            "待审核": self._queue, "查看": self._view, "通过": self._approve,
-            "驳回": self._reject, "收款": self._pay, "发货": self._ship,
-            "待自取": self._await_pickup, "完成": self._complete, "发票": self._invoice,
-            "订单": self._search, "历史": self._history,
-            "代理": self._list_agents, "吊销代理": self._revoke_agent,
-            "解锁状态": self._unlock_status, "重新解锁": self._retry_unlock,
-            "制证": self._personalise, "证书": self._certificates, "吊销": self._revoke,
-            "绑定制证代理": self._hall_code,
-        }
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
         word, *rest = normalise(text).split(maxsplit=1)
+        command = TECHNICIAN_COMMANDS[word]
         if not self.settings.staff.is_technician(str(actor)):
             logger.warning(f"technician command {word!r} refused: {actor} is not a technician")
             return [f"「{word}」是技术人员命令，您没有权限使用。"
                     "查询本单位的订单请回复「我的订单」或「查询 订单号」。"]
-        args = rest[0].split(maxsplit=2 if word == "发货" else 1) if rest else []
+        args = rest[0].split(maxsplit=1) if rest else []
         try:
-            replies = await self._commands[word](actor, args, private)
+            if command.pki:
+                self._pki()
+            if command.private and not private:
+                raise ReviewRefused(f"「{word}」请在私聊中发送。")
+            replies = await command.handler(self, actor, args, private)
         except (ReviewRefused, TransitionNotAllowed) as error:
             replies = [str(error)]
         except StaleDataError:
@@ -141,6 +108,9 @@ class ReviewDesk:
         return replies
 
     # --- reading --------------------------------------------------------------------------
+    async def _help(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        return [technician_help(certificates=self.certificates is not None)]
+
     async def _queue(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         async with self.db.transaction() as session:
             orders = await Orders(session).in_review(QUEUE_LIMIT)
@@ -245,7 +215,7 @@ class ReviewDesk:
 
     async def _revoke_agent(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         if not args or not args[0].strip().isdigit():
-            raise ReviewRefused(f"用法：{USAGE['吊销代理']}")
+            raise ReviewRefused(f"用法：{usage('吊销代理')}")
         try:
             agent = await self.agents.revoke(int(args[0]), str(actor))
         except AgentRefused as error:
@@ -286,7 +256,7 @@ class ReviewDesk:
         number = self._number(args, "驳回")
         reason = args[1].strip() if len(args) > 1 else ""
         if not reason:
-            raise ReviewRefused(f"请写明驳回理由，申请人要据此修改。用法：{USAGE['驳回']}")
+            raise ReviewRefused(f"请写明驳回理由，申请人要据此修改。用法：{usage('驳回')}")
 
         def mutate(order: Order) -> None:
             order.reject_reason = reason
@@ -322,8 +292,9 @@ class ReviewDesk:
         return [done]
 
     async def _ship(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        args = " ".join(args).split(maxsplit=2)  # the number, the company, the tracking number
         if len(args) < 3:
-            raise ReviewRefused(f"用法：{USAGE['发货']}，"
+            raise ReviewRefused(f"用法：{usage('发货')}，"
                                 "例如：发货 XB-261125-7KQ3 顺丰 SF1234567890")
         number = self._number(args, "发货")
         company, tracking = args[1], args[2].strip()
@@ -350,7 +321,7 @@ class ReviewDesk:
         number = self._number(args, "发票")
         info = args[1].strip() if len(args) > 1 else ""
         if not info:
-            raise ReviewRefused(f"请写上发票信息。用法：{USAGE['发票']}")
+            raise ReviewRefused(f"请写上发票信息。用法：{usage('发票')}")
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
             if order.status is OrderStatus.CANCELLED:
@@ -364,6 +335,7 @@ class ReviewDesk:
 
     # --- certificates -----------------------------------------------------------------------
     def _pki(self) -> CertificateChat:
+        """The certificate service (commands declared ``pki`` were refused without it)."""
         if self.certificates is None:
             raise ReviewRefused("本服务未开通证书签发（bot.toml 的 [pki]）。")
         return self.certificates
@@ -398,7 +370,7 @@ class ReviewDesk:
         office = self._pki().office
         reason = args[1].strip() if len(args) > 1 else ""
         if not args or not reason:
-            raise ReviewRefused(f"请写上证书序列号和吊销理由。用法：{USAGE['吊销']}")
+            raise ReviewRefused(f"请写上证书序列号和吊销理由。用法：{usage('吊销')}")
         async with self.db.transaction() as session:
             cert = await office.by_serial(session, args[0])
             if cert is None:
@@ -414,9 +386,6 @@ class ReviewDesk:
         return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
 
     async def _hall_code(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
-        self._pki()
-        if not private:
-            raise ReviewRefused("绑定码请在私聊中获取。")
         code, _ = await self.agents.new_code(None, str(actor))
         minutes = int(self.settings.agents.pairing_code_minutes)
         return [f"制证代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次）。"
@@ -473,7 +442,7 @@ class ReviewDesk:
     def _number(self, args: list[str], word: str) -> str:
         number = parse_order_number(args[0]) if args else None
         if number is None:
-            raise ReviewRefused(f"请写上订单号。用法：{USAGE[word]}")
+            raise ReviewRefused(f"请写上订单号。用法：{usage(word)}")
         return number
 
     async def _load(self, orders: Orders, number: str) -> Order:
@@ -481,3 +450,53 @@ class ReviewDesk:
         if order is None:
             raise ReviewRefused(f"没有找到订单 {number}，请核对订单号。")
         return order
+
+
+# --- the technicians' commands ----------------------------------------------------------------
+TechnicianHandler = Callable[[ReviewDesk, Account, list[str], bool], Awaitable[list[Reply]]]
+# In 帮助 order. ``shared``: applicants send it too, only a technician's goes to the desk (帮助
+# then only without a form open: inside one it explains the field being asked).
+TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
+    Command(("待审核",), "待审核", "等待审核的订单，等得最久的在前", ReviewDesk._queue),
+    Command(("查看",), "查看 订单号", "订单的全部内容和扫描件（群里隐去个人信息和扫描件）",
+            ReviewDesk._view),
+    Command(("通过",), "通过 订单号", "审核通过（需两人复核时记下第一位）", ReviewDesk._approve),
+    Command(("驳回",), "驳回 订单号 理由（写明要修改的项目或附件，例如：附件二不清晰）",
+            "驳回，申请人按理由中点名的项目修改", ReviewDesk._reject),
+    Command(("收款",), "收款 订单号", "登记已收款", ReviewDesk._pay),
+    Command(("发货",), "发货 订单号 快递公司 快递单号", "登记发货", ReviewDesk._ship),
+    Command(("待自取",), "待自取 订单号", "设为待自取", ReviewDesk._await_pickup),
+    Command(("完成",), "完成 订单号", "办结", ReviewDesk._complete),
+    Command(("发票",), "发票 订单号 发票信息", "登记发票信息", ReviewDesk._invoice),
+    Command(("订单",), "订单 [状态] [单位名称或信用代码]", "按状态、单位查找订单",
+            ReviewDesk._search),
+    Command(("历史",), "历史 订单号", "订单的办理记录", ReviewDesk._history),
+    Command(("代理",), "代理 [单位名称或信用代码]", "密钥代理列表", ReviewDesk._list_agents),
+    Command(("吊销代理",), "吊销代理 编号", "吊销一个密钥代理，立即断开",
+            ReviewDesk._revoke_agent),
+    Command(("解锁状态",), "解锁状态 订单号（制证、续期的 UKEY 任务也看得到）",
+            "远程解锁进行到哪一步", ReviewDesk._unlock_status, shared=True,
+            form_open=FormOpen.ANSWER),
+    Command(("重新解锁",), "重新解锁 订单号", "远程解锁失败或过期后重新安排",
+            ReviewDesk._retry_unlock),
+    Command(("制证",), "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
+            "为已支付的新办/补办订单制作 UKEY", ReviewDesk._personalise, pki=True),
+    Command(("证书",), "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]", "查找证书及其状态",
+            ReviewDesk._certificates, pki=True),
+    Command(("吊销",), "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
+            "永久吊销证书，立即发布新的吊销列表", ReviewDesk._revoke, pki=True),
+    Command(("绑定制证代理",), "绑定制证代理", "服务大厅制证电脑的一次性绑定码",
+            ReviewDesk._hall_code, pki=True, private=True),
+    Command(("帮助",), "帮助", "查看本说明", ReviewDesk._help, shared=True),
+])
+
+
+def usage(word: str) -> str:
+    return TECHNICIAN_COMMANDS[word].usage
+
+
+def technician_help(certificates: bool = True) -> str:
+    """The technician's 帮助: every command with its usage."""
+    return "\n".join(["技术人员命令（私聊或技术人员群里发送）：",
+                      *(f"· {c.usage} — {c.help}"
+                        for c in TECHNICIAN_COMMANDS.visible(pki=certificates))])

@@ -1,0 +1,88 @@
+"""Chat commands as data: each declares its words, its help line, its handler and who may run it
+and when. A router (``Dialogue``, ``ReviewDesk``) looks a message up here and checks the flags;
+the menu, both 帮助 texts, the plugins' usage and the docs are derived from (or tested against)
+the tables. Adding a command is one ``Command`` entry and its handler."""
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Generic, TypeVar
+
+from bot.domain.text import normalise
+
+H = TypeVar("H")
+
+
+class FormOpen(Enum):
+    """What a command does while the sender has a form open."""
+
+    TO_FORM = "to_form"  # not a command then: the text is the form's input
+    ANSWER = "answer"  # answered, and the open form is recalled
+    PAUSE = "pause"  # the form is paused (it waits for 继续 or 取消)
+
+
+@dataclass(frozen=True)
+class Command(Generic[H]):
+    words: tuple[str, ...]  # the first is the one shown; the others are aliases
+    usage: str  # how it is sent: the help line and the 用法：… of usage errors
+    help: str  # what it does
+    handler: H
+    # instead of the bare words: the whole message matches, group 1 is the argument; ``argument``
+    # then must accept it (returning its canonical form) or the message is no command
+    pattern: re.Pattern[str] | None = None
+    argument: Callable[[str], str | None] | None = None
+    binding: bool = True  # the sender must have bound a company
+    verified: bool = False  # ... and that binding must be verified (see ``is_verified``)
+    pki: bool = False  # needs the certificate service (bot.toml [pki])
+    private: bool = False  # refused in a group
+    shared: bool = False  # a technician's that applicants send too: theirs go to the Dialogue
+    form_open: FormOpen = FormOpen.TO_FORM
+    menu: bool = True  # listed in the menu and 帮助 (False: kept out, e.g. a follow-up step)
+
+    @property
+    def word(self) -> str:
+        return self.words[0]
+
+    def argument_of(self, text: str) -> str | None:
+        """The argument when ``text`` (normalised) is this command, else None."""
+        if text in self.words:
+            return ""
+        match = self.pattern.fullmatch(text) if self.pattern else None
+        if match is None:
+            return None
+        return self.argument(match.group(1)) if self.argument else match.group(1)
+
+
+class CommandTable(Generic[H]):
+    """The commands of one audience, in menu order."""
+
+    def __init__(self, commands: Iterable[Command[H]]) -> None:
+        self.commands = tuple(commands)
+        words = [w for c in self.commands for w in c.words]
+        duplicates = {w for w in words if words.count(w) > 1}
+        if duplicates:
+            raise ValueError(f"command words declared twice: {sorted(duplicates)}")
+        self._by_word = {w: c for c in self.commands for w in c.words}
+
+    def __iter__(self) -> Iterator[Command[H]]:
+        return iter(self.commands)
+
+    def visible(self, *, pki: bool = True) -> list[Command[H]]:
+        return [c for c in self.commands if c.menu and (pki or not c.pki)]
+
+    def match(self, text: str) -> tuple[Command[H], str] | None:
+        """The command the whole message is (a word, or a pattern), with its argument."""
+        text = normalise(text)
+        for command in self.commands:
+            if (argument := command.argument_of(text)) is not None:
+                return command, argument
+        return None
+
+    def first_word(self, text: str) -> Command[H] | None:
+        """The command the message starts with (its first word, followed by a space or nothing)."""
+        word = normalise(text).split(maxsplit=1)
+        return self._by_word.get(word[0]) if word else None
+
+    def __getitem__(self, word: str) -> Command[H]:
+        return self._by_word[word]

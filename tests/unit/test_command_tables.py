@@ -1,0 +1,85 @@
+"""Every place that lists commands lists exactly the commands of the tables: the applicant's menu
+(帮助 outside a form), the technician's 帮助, docs/ and bot.toml's [staff] comment."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.services.applications.dialogue import APPLICANT_COMMANDS, menu
+from bot.services.commands import Command, CommandTable
+from bot.services.review.desk import TECHNICIAN_COMMANDS, technician_help
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def listed(text: str) -> list[str]:
+    """The usages on the ``· usage — help`` lines of a menu or 帮助 (``a / b`` lists two)."""
+    return [usage for line in text.splitlines() if line.startswith("· ")
+            for usage in line[2:].split(" — ")[0].split(" / ")]
+
+
+@pytest.mark.parametrize("pki", [True, False])
+def test_the_menu_lists_exactly_the_visible_applicant_commands(pki: bool) -> None:
+    shown = listed(menu("临沂测试建设有限公司", certificates=pki))
+    assert shown == [c.usage for c in APPLICANT_COMMANDS.visible(pki=pki)]
+    assert ("续期" in shown) is pki
+    hidden = {w for c in APPLICANT_COMMANDS if not c.menu for w in c.words}
+    assert hidden.isdisjoint(shown)
+
+
+@pytest.mark.parametrize("pki", [True, False])
+def test_the_technician_help_lists_exactly_the_technician_commands(pki: bool) -> None:
+    shown = listed(technician_help(certificates=pki))
+    assert shown == [c.usage for c in TECHNICIAN_COMMANDS if pki or not c.pki]
+    assert ("吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）" in shown) is pki
+
+
+def documented(doc: str) -> set[str]:
+    """The command words in the first column of a doc's command table."""
+    words: set[str] = set()
+    for line in (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines():
+        first = line.split("|")[1] if line.startswith("| `") else ""
+        words |= {span.split()[0] for span in re.findall(r"`([^`]+)`", first)}
+    return words
+
+
+def test_docs_review_lists_exactly_the_technician_commands() -> None:
+    assert documented("review.md") == {c.word for c in TECHNICIAN_COMMANDS}
+
+
+def test_docs_conversation_lists_exactly_the_applicant_commands() -> None:
+    words = documented("conversation.md")
+    assert {c.word for c in APPLICANT_COMMANDS} <= words  # each command, hidden ones too
+    assert words <= {w for c in APPLICANT_COMMANDS for w in c.words}  # and nothing else
+
+
+def test_bot_toml_names_every_technician_command() -> None:
+    text = (ROOT / "bot.toml").read_text(encoding="utf-8")
+    tomllib.loads(text)  # still valid
+    staff = text[text.index("[staff]"):text.index("technicians =")]
+    comment = " ".join(line.lstrip("# ") for line in staff.splitlines()[1:])
+    named = re.search(r"the commands (.+?) \(", comment)
+    assert named is not None
+    words = re.split(r", | and ", named.group(1))
+    assert words == [c.word for c in TECHNICIAN_COMMANDS]
+
+
+def test_a_word_belongs_to_one_command() -> None:
+    async def nothing() -> None: ...
+
+    with pytest.raises(ValueError, match="续期"):
+        CommandTable([Command(("续期",), "续期", "", nothing),
+                      Command(("延期", "续期"), "延期", "", nothing)])
+
+
+def test_a_pattern_command_matches_only_an_argument_it_accepts() -> None:
+    revise = APPLICANT_COMMANDS["修改"]
+    assert APPLICANT_COMMANDS.match("修改 xb2611257kq3") == (revise, "XB-261125-7KQ3")
+    assert APPLICANT_COMMANDS.match("修改 3") is None  # the summary's 修改 N
+    assert APPLICANT_COMMANDS.match("修改 ABCDEFGHIJK") is None
+    assert APPLICANT_COMMANDS.match("证书解锁") == (APPLICANT_COMMANDS["解锁"], "")
+    assert TECHNICIAN_COMMANDS.first_word("通过XB-261125-7KQ3") is None
+    assert TECHNICIAN_COMMANDS.first_word("发货 XB-261125-7KQ3 顺丰 SF1") is (
+        TECHNICIAN_COMMANDS["发货"])
