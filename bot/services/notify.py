@@ -1,17 +1,16 @@
 """Telling people: the applicant (chat, and e-mail when they gave an address) and the staff.
 
-Texts are composed here; delivery goes through a ``ChatChannel`` (implemented with nonebot in
-``bot/chat_delivery.py``, by a recorder in tests) and the ``MailOutbox``.
+Texts are composed here; delivery goes through the ``ChatChannel`` and ``MailQueue`` ports
+(``bot/services/ports.py``: nonebot and the mail outbox in ``bot/adapters/``, a recorder in
+tests).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.adapters.mail import MailOutbox
 from bot.config import Settings
 from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
@@ -19,13 +18,8 @@ from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.services.messages import Account, Picture, Reply
 from bot.services.payment import payment_url, qr_png
+from bot.services.ports import ChatChannel, MailQueue
 from storage.models import Order
-
-
-class ChatChannel(Protocol):
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
-
-    async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
 
 
 @dataclass
@@ -102,7 +96,7 @@ def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailOutbox) -> None:
+    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailQueue) -> None:
         self.settings = settings
         self.chat = chat
         self.mail = mail
