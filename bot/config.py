@@ -23,36 +23,68 @@ DEFAULT_CONFIG = "bot.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a typo in bot.toml is an error, not a silence
+    """Each field is documented by the docstring under it (read into its ``description``);
+    bot.toml shows every field with its comment, and a test holds the two together."""
+
+    # a typo in bot.toml is an error, not a silence
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class BotSection(_Section):
+    """``[bot]``: which chats the bot speaks in, and where it keeps its data."""
+
     adapters: list[Literal["console", "onebot"]] = ["console"]
+    """"console": chat in the terminal (for trying it out); "onebot": QQ through a OneBot v11
+    implementation (NapCat, Lagrange, ...) connecting to ws://HOST:PORT/onebot/v11/ws."""
     data_dir: Path = Path("data")
+    """The database (SQLite by default) and the uploaded scans. It holds ID cards: never commit
+    it."""
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    """The least severe log line written."""
     timezone: str = "Asia/Shanghai"
+    """The time zone of the dates people read (order lists, mails, reminders)."""
     nickname: str = "cadesk"
+    """The bot's name in the chat."""
 
 
 class ServerSection(_Section):
+    """``[server]``: where the bot listens (OneBot reverse WebSocket, agents, CRL)."""
+
     host: str = "127.0.0.1"
+    """The address listened on."""
     port: int = Field(8080, ge=1, le=65535)
+    """The port listened on; give staging and live different ports."""
 
 
 class OneBotSection(_Section):
+    """``[onebot]``: the connecting OneBot clients."""
+
     access_token: str = ""
+    """Required of clients when set ("Authorization: Bearer TOKEN"); better:
+    CADESK_ONEBOT_ACCESS_TOKEN."""
 
 
 class DatabaseSection(_Section):
-    url: str = ""  # empty: SQLite file cadesk.db in the data directory
+    """``[database]``."""
+
+    url: str = ""
+    """SQLAlchemy URL, e.g. "postgresql+asyncpg://user:pass@host/db"; empty: SQLite file
+    cadesk.db in the data directory. CADESK_DATABASE_URL overrides it."""
 
 
 class ScansSection(_Section):
+    """``[scans]``: limits for the scans of the 附件 (jpg/jpeg/bmp/gif, whatever the name)."""
+
     max_megabytes: float = Field(10, gt=0)
+    """The largest scan taken, also while it downloads."""
     min_short_side: int = Field(600, ge=1)
+    """Pixels of the shorter side at least."""
     min_long_side: int = Field(800, ge=1)
+    """Pixels of the longer side at least."""
     max_megapixels: float = Field(60, gt=0)
+    """Checked before decoding: refuses decompression bombs."""
     download_timeout_seconds: float = Field(20, gt=0)
+    """How long a chat image may take to download."""
 
     def rules(self) -> ScanRules:
         return ScanRules(max_bytes=int(self.max_megabytes * 1024 * 1024),
@@ -61,58 +93,101 @@ class ScansSection(_Section):
 
 
 class DialogueSection(_Section):
-    idle_minutes: float = Field(30, gt=0)  # after this, a flow waits for 继续
+    """``[dialogue]``: the applicant's forms."""
+
+    idle_minutes: float = Field(30, gt=0)
+    """After this long without an answer, the next message is not taken as an answer: the form
+    waits for 继续."""
 
 
 class StaffSection(_Section):
-    # "platform:user id", e.g. "qq:10001"; the Console's own user is "console:user"
+    """``[staff]``: who reviews orders, and where they are told."""
+
     technicians: list[str] = []
-    group: str = ""  # "qq:GROUP_ID": staff notices go here, else to each technician privately
-    approvals_required: int = Field(1, ge=1, le=5)  # 2 = four-eyes
+    """Accounts as "platform:user id", e.g. "qq:10001"; the Console's own user is
+    "console:user"."""
+    group: str = ""
+    """"qq:GROUP_ID": staff notices go there (personal numbers masked); empty: to each
+    technician privately."""
+    approvals_required: int = Field(1, ge=1, le=5)
+    """How many different technicians must approve an order: 2 for four-eyes review."""
 
     def is_technician(self, account: str) -> bool:
         return account in self.technicians
 
 
 class PaymentSection(_Section):
-    # {number} and {amount} (yuan, two decimals) are filled in; the QR code encodes the result
+    """``[payment]``."""
+
     url_template: str = "https://pay.example.invalid/ca?order={number}&amount={amount}"
+    """The URL the payment QR code encodes; {number} and {amount} (yuan, two decimals) are
+    filled in."""
 
 
 class EmailSection(_Section):
+    """``[email]``: notices by e-mail to applicants who gave an address (SMTP)."""
+
     enabled: bool = False
+    """Send e-mail at all."""
     host: str = "localhost"
+    """The SMTP server."""
     port: int = Field(587, ge=1, le=65535)
+    """The SMTP server's port."""
     security: Literal["starttls", "tls", "none"] = "starttls"
-    ca_file: Path | None = None  # a private CA's certificate (PEM); empty: the system's CAs
+    """"starttls", "tls" (implicit, usually port 465) or "none"."""
+    ca_file: Path | None = None
+    """A private CA's certificate (PEM); unset: the system's CAs."""
     username: str = ""
-    password: str = ""  # better: CADESK_SMTP_PASSWORD
+    """The SMTP login; empty: none."""
+    password: str = ""
+    """The SMTP password; better: CADESK_SMTP_PASSWORD."""
     from_address: str = "cadesk@example.invalid"
+    """The sender's address."""
     from_name: str = "CA证书服务"
+    """The sender's name."""
     timeout_seconds: float = Field(20, gt=0)
+    """How long one conversation with the server may take."""
     max_attempts: int = Field(6, ge=1)
-    retry_seconds: float = Field(30, gt=0)  # doubled after every failed attempt
+    """A mail is given up after this many failed sends."""
+    retry_seconds: float = Field(30, gt=0)
+    """The wait after a failed send, doubled after every further failure."""
     poll_seconds: float = Field(5, gt=0)
+    """How often the outbox looks for due mail (it is also woken by new mail)."""
 
 
 class MailboxSection(_Section):
-    """The unlock mailbox (IMAP): read, filed, answered; never deleted from."""
+    """``[mailbox]``: the unlock mailbox (IMAP): read, filed, answered; never deleted from."""
 
     enabled: bool = False
+    """Read the mailbox at all."""
     host: str = "localhost"
+    """The IMAP server."""
     port: int = Field(993, ge=1, le=65535)
-    security: Literal["tls", "none"] = "tls"  # implicit TLS (993), or plain for loopback only
-    ca_file: Path | None = None  # a private CA's certificate (PEM); empty: the system's CAs
+    """The IMAP server's port."""
+    security: Literal["tls", "none"] = "tls"
+    """Implicit TLS (993), or "none" for a server on this machine only."""
+    ca_file: Path | None = None
+    """A private CA's certificate (PEM); unset: the system's CAs."""
     username: str = ""
-    password: str = ""  # better: CADESK_IMAP_PASSWORD
-    address: str = ""  # the mailbox's own address, never answered; empty: the username
+    """The IMAP login."""
+    password: str = ""
+    """The IMAP password; better: CADESK_IMAP_PASSWORD."""
+    address: str = ""
+    """The mailbox's own address, never answered; empty: the username."""
     folder: str = "INBOX"
-    human_folder: str = "待人工处理"  # what the bot cannot file goes here for a person
-    processed_folder: str = ""  # empty: processed mail stays, flagged \Seen and CadeskFiled
+    """The folder read."""
+    human_folder: str = "待人工处理"
+    """What the bot cannot file goes here, for a person to read."""
+    processed_folder: str = ""
+    """Where filed mail is moved; empty: it stays, flagged \\Seen and CadeskFiled."""
     poll_seconds: float = Field(60, gt=0)
+    """How often the mailbox is read."""
     max_message_megabytes: float = Field(30, gt=0)
+    """Larger mail is not downloaded; it goes to human_folder."""
     max_attachment_megabytes: float = Field(10, gt=0)
+    """Larger attachments are not taken as materials."""
     replies_per_sender_per_hour: int = Field(3, ge=0)
+    """Automatic replies to one sender at most, against mail loops."""
 
     @property
     def own_address(self) -> str:
@@ -120,44 +195,65 @@ class MailboxSection(_Section):
 
 
 class AgentsSection(_Section):
-    """Key agents beside the UKEYs (see docs/key-agent.md)."""
+    """``[agents]``: key agents beside the UKEYs (see docs/key-agent.md)."""
 
-    enabled: bool = False  # needs the bot's HTTP server: agents connect to [server]
-    public_url: str = ""  # what agents connect to; empty: http://[server] host:port
+    enabled: bool = False
+    """Needs the bot's HTTP server: agents connect to [server]; starts it even on the
+    Console."""
+    public_url: str = ""
+    """What agents connect to, e.g. "https://ca.example.com"; empty: http://[server]
+    host:port."""
     pairing_code_minutes: float = Field(10, gt=0)
+    """A 绑定密钥代理 code lives this long and works once."""
     job_lifetime_minutes: float = Field(30, gt=0)
-    so_master_file: Path | None = None  # the SO PIN master secret; or CADESK_SO_MASTER (hex)
+    """A job not done by then expires."""
+    so_master_file: Path | None = None
+    """The master secret the SO PINs derive from (>= 32 random bytes); or CADESK_SO_MASTER
+    (hex)."""
 
 
 class PkiSection(_Section):
-    """The CA and the certificates on the UKEYs (docs/pki.md, docs/certificates.md)."""
+    """``[pki]``: the CA and the certificates on the UKEYs (docs/pki.md, docs/certificates.md)."""
 
-    enabled: bool = False  # needs [agents]: UKEYs are personalised and renewed through agents
+    enabled: bool = False
+    """Needs [agents]: UKEYs are personalised and renewed through agents."""
     ca_name: str = "cadesk CA"
-    # An existing CA instead of the embedded one made in DATA_DIR/pki on first start (PEM files;
-    # an encrypted key's password in CADESK_CA_KEY_PASSWORD).
+    """The name of the embedded CA made in DATA_DIR/pki on first start."""
     ca_cert_file: Path | None = None
+    """An existing CA's certificate (PEM) instead of the embedded CA."""
     ca_key_file: Path | None = None
-    # Or the CA key on a PKCS#11 token (HSM or office UKEY), with ca_cert_file; its user PIN in
-    # CADESK_CA_TOKEN_PIN. All three or none.
+    """That CA's key (PEM; an encrypted key's password in CADESK_CA_KEY_PASSWORD)."""
     ca_token_module: str = ""
+    """Or the CA key on a PKCS#11 token (HSM or office UKEY): the module, with ca_cert_file.
+    Its user PIN in CADESK_CA_TOKEN_PIN. The three ca_token/ca_key settings go together."""
     ca_token_label: str = ""
+    """The token's label."""
     ca_key_label: str = ""
-    term_months: int = Field(12, ge=1, le=60)  # a renewal adds this to the current expiry
-    crl_url: str = ""  # named in every certificate; empty: public URL + /pki/crl
-    crl_hours: float = Field(1, gt=0)  # re-signed at least this often (and on every change)
-    reminder_days: list[int] = [30, 7, 1]  # expiry reminders, days before
+    """The CA key's label on the token."""
+    term_months: int = Field(12, ge=1, le=60)
+    """A renewal adds this to the current expiry."""
+    crl_url: str = ""
+    """Named in every certificate; empty: the public URL + /pki/crl."""
+    crl_hours: float = Field(1, gt=0)
+    """The CRL is re-signed on every change and at least this often."""
+    reminder_days: list[int] = [30, 7, 1]
+    """Expiry reminders, days before."""
     reminder_check_minutes: float = Field(60, gt=0)
+    """How often due reminders are looked for."""
 
 
 class Settings(_Section):
+    """The whole ``bot.toml``: one section per table."""
+
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
     onebot: OneBotSection = OneBotSection()
     database: DatabaseSection = DatabaseSection()
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
-    fees: dict[OrderType, Decimal] = {}  # yuan per UKEY (certificates) or per order
+    fees: dict[OrderType, Decimal] = {}
+    """``[fees]``: yuan per UKEY (certificates) or per order, keyed by order type; omitted:
+    0."""
     staff: StaffSection = StaffSection()
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()

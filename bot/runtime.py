@@ -18,7 +18,8 @@ from bot.services.applications.dialogue import Dialogue
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
-from bot.services.notify import ChatChannel, Notifier
+from bot.services.notify import Notifier
+from bot.services.ports import ChatChannel
 from bot.services.review.desk import ReviewDesk
 from bot.services.unlock.inbox import UnlockInbox
 from storage.db import Database
@@ -64,8 +65,9 @@ class Runtime:
         certificates, pki_workers = None, []
         if settings.pki.enabled:
             office = CertificateOffice(settings, db, notifier)
-            certificates = CertificateChat(office, CertificateJobs(settings, db, office, hub,
-                                                                   notifier))
+            steps = CertificateJobs(settings, db, office, hub, notifier)
+            hub.certificate_steps = steps  # the hub hands certificate jobs' results back
+            certificates = CertificateChat(office, steps)
             pki_workers = [
                 Periodic("CRL", office.refresh_crl, 300),
                 Periodic("expiry reminders", office.send_reminders,

@@ -1,16 +1,22 @@
-"""Test set-up: one nonebot instance (OneBot v11 adapter) over a throwaway data directory."""
+"""Test set-up: one nonebot instance (OneBot v11 adapter) over a throwaway data directory; the
+fixtures several test modules share (runtimes, databases, mail servers)."""
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from nonebug import NONEBOT_INIT_KWARGS
 
 from bot.config import Settings, load_settings
+from bot.runtime import Runtime
+from bot.services.ports import ChatChannel
 from storage.db import sqlite_url
-from tests.support.helpers import ScanServer
+from tests.support import mail_corpus
+from tests.support.dovecot import Dovecot, dovecot_server
+from tests.support.helpers import MakeRuntime, RecordingChat, ScanServer
 from tests.support.postgres import postgres_server
+from tests.support.smtp_sink import SmtpSink
 
 _SETTINGS = pytest.StashKey[Settings]()
 
@@ -80,3 +86,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def scan_server():
     async with ScanServer() as server:
         yield server
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
+    """Start the bot's services without nonebot: ``await make_runtime(TOML)`` writes the
+    configuration to ``tmp_path/bot.toml`` (where a process the test starts finds it too) and
+    returns the started runtime, telling a ``RecordingChat`` unless given a chat. Every runtime
+    started is stopped at teardown."""
+    started: list[Runtime] = []
+
+    async def start(config: str = "", chat: ChatChannel | None = None) -> Runtime:
+        path = tmp_path / "bot.toml"
+        path.write_text(config, encoding="utf-8")
+        runtime = await Runtime.start(load_settings(path), chat or RecordingChat())
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        await runtime.stop()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real IMAP server (Dovecot) holding the unlock mailbox."""
+    with dovecot_server(mail_corpus.MAILBOX) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) keeping what it is sent."""
+    with SmtpSink() as sink:
+        yield sink

@@ -1,27 +1,19 @@
 """Fetching chat images: a timeout, and a byte cap enforced while the bytes stream in."""
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from bot.services.messages import ImageSource
+from bot.services.ports import FetchError
+
 CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ImageSource:
-    """Where an image is: a URL from the chat platform, or (Console only) a local file."""
-
-    url: str | None = None
-    path: Path | None = None
-
-
-class FetchError(Exception):
-    """``str(error)`` is shown to the applicant."""
-
-
 class ImageFetcher:
+    """The ``ImageFetching`` port over aiohttp."""
+
     def __init__(self, max_bytes: int, timeout_seconds: float) -> None:
         self.max_bytes = max_bytes
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)

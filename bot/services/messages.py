@@ -1,8 +1,7 @@
 """What goes in and out of a chat, independent of the platform."""
 
 from dataclasses import dataclass
-
-from bot.adapters.fetch import ImageSource
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -17,6 +16,14 @@ class Account:
     def parse(cls, text: str) -> "Account":
         platform, _, user_id = text.partition(":")
         return cls(platform, user_id)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where an image is: a URL from the chat platform, or (Console only) a local file."""
+
+    url: str | None = None
+    path: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,17 @@
 
 Texts are composed here, the applicant's as one table of named templates (``TEMPLATES``, keyed
 by the order event or the ``NoticeKind``, as django-helpdesk names its mail templates); delivery
-goes through a ``ChatChannel`` (implemented with nonebot in ``bot/adapters/chat_delivery.py``, by
-a recorder in tests) and the ``MailOutbox``.
+goes through the ``ChatChannel`` and ``MailQueue`` ports (``bot/services/ports.py``: nonebot and
+the mail outbox in ``bot/adapters/``, a recorder in tests).
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.adapters.mail import MailOutbox
 from bot.config import Settings
 from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
@@ -22,13 +20,8 @@ from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.services.messages import Account, Picture, Reply
 from bot.services.payment import payment_url, qr_png
+from bot.services.ports import ChatChannel, MailQueue
 from storage.models import Order
-
-
-class ChatChannel(Protocol):
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
-
-    async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
 
 
 @dataclass
@@ -147,7 +140,7 @@ def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailOutbox) -> None:
+    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailQueue) -> None:
         self.settings = settings
         self.chat = chat
         self.mail = mail

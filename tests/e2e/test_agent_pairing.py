@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.config import load_settings
 from bot.key_agent.config import PairedState
-from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.messages import Account, Incoming
 from storage.models import PairingCode, utcnow
-from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, text
-from tests.support.helpers import RecordingChat
-from tests.support.onebot_peer import OneBotPeer
+from tests.support.helpers import MakeRuntime
+from tests.support.onebot_peer import TECHNICIAN, TOKEN, USER, OneBotPeer, make_instance, text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,23 +81,19 @@ enabled = true
     assert json.loads((agent_dir / "agent-state.json").read_text())["bot_public"]
 
 
-async def test_codes_expire_and_are_single_use(tmp_path: Path) -> None:
-    (tmp_path / "bot.toml").write_text("[agents]\nenabled = true\n", encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    try:
-        account = Account("qq", "8")
-        for answer in ("你好", fake_uscc(), "临沂过期测试有限公司", "同意"):
-            await runtime.dialogue.handle(account, Incoming(text=answer))
-        [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
-        code = reply.split("--code ")[1].split()[0]
-        async with runtime.db.transaction() as session:
-            await session.execute(update(PairingCode).values(
-                expires_at=utcnow() - timedelta(minutes=1)))
-        from bot.key_agent.protocol import AgentKeys
+async def test_codes_expire_and_are_single_use(make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime("[agents]\nenabled = true\n")
+    account = Account("qq", "8")
+    for answer in ("你好", fake_uscc(), "临沂过期测试有限公司", "同意"):
+        await runtime.dialogue.handle(account, Incoming(text=answer))
+    [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
+    code = reply.split("--code ")[1].split()[0]
+    async with runtime.db.transaction() as session:
+        await session.execute(update(PairingCode).values(
+            expires_at=utcnow() - timedelta(minutes=1)))
+    from bot.key_agent.protocol import AgentKeys
 
-        keys = AgentKeys.generate().public()
-        with pytest.raises(AgentRefused, match="已过期"):
-            await runtime.agents.pair(code, keys["identity"], keys["sealing"])
-        assert await runtime.agents.of_company() == []
-    finally:
-        await runtime.stop()
+    keys = AgentKeys.generate().public()
+    with pytest.raises(AgentRefused, match="已过期"):
+        await runtime.agents.pair(code, keys["identity"], keys["sealing"])
+    assert await runtime.agents.of_company() == []

@@ -12,10 +12,18 @@ from pathlib import Path
 import aiohttp
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from tests.e2e.test_e2e_key_agent import start_agent, talker
-from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, picture, text
+from tests.support.agent_process import start_agent
 from tests.support.helpers import ScanServer
-from tests.support.onebot_peer import OneBotPeer
+from tests.support.onebot_peer import (
+    TECHNICIAN,
+    TOKEN,
+    USER,
+    OneBotPeer,
+    make_instance,
+    picture,
+    talker,
+    text,
+)
 from tests.support.softhsm import MODULE, new_token, softhsm
 
 FACTORY_SO_PIN = "12345678"

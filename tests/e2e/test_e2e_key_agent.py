@@ -7,16 +7,24 @@ import json
 import os
 import random
 import sqlite3
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.agents.so_pins import so_pin_for
-from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, USER, make_instance, picture, text
+from tests.support.agent_process import start_agent
 from tests.support.helpers import ScanServer
-from tests.support.onebot_peer import OneBotPeer
-from tests.support.softhsm import MODULE, USER_PIN, new_token, softhsm
+from tests.support.onebot_peer import (
+    TECHNICIAN,
+    TOKEN,
+    USER,
+    OneBotPeer,
+    make_instance,
+    picture,
+    talker,
+    text,
+)
+from tests.support.softhsm import USER_PIN, new_token, softhsm
 
 NEW_PIN = "24681357"
 
@@ -111,14 +119,6 @@ def reset_waiting(journal: Path) -> bool:
     return len(entries) == 2 and [e["result"] is None for e in entries].count(True) == 1
 
 
-def talker(peer: OneBotPeer):
-    async def say(who: int, segments: list[dict], until: str) -> str:
-        await peer.send_private(who, segments)
-        return "\n".join(t for _, t in await peer.replies_until(until, within=40))
-
-    return say
-
-
 async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random) -> tuple[str, str]:
     """Bind, get a pairing code, file an unlock order by chat; returns (order number, code)."""
     for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
@@ -141,22 +141,6 @@ async def unlock_form(say, urls: list[str], rng: random.Random) -> str:
         await say(USER, picture(url), until)
     done = await say(USER, text("确认提交"), "订单号：")
     return done.split("订单号：")[1].split()[0]
-
-
-async def start_agent(agent_dir: Path, port: int, code: str | None, softhsm_conf: Path,
-                      env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Pair (when given a code) and start ``cadesk-agent run --unattended`` as its own process."""
-    agent_env = {**os.environ, "SOFTHSM2_CONF": str(softhsm_conf), **env}
-    if code is not None:
-        paired = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.key_agent.cli", "pair", "--server",
-            f"http://127.0.0.1:{port}", "--code", code, "--module", MODULE,
-            cwd=agent_dir, env=agent_env)
-        assert await paired.wait() == 0
-    with (agent_dir / "agent.log").open("ab") as agent_log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.key_agent.cli", "run", "--unattended",
-            cwd=agent_dir, env=agent_env, stdout=agent_log, stderr=asyncio.subprocess.STDOUT)
 
 
 async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(

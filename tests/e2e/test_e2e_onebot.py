@@ -10,37 +10,17 @@ import aiohttp
 import pytest
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from tests.support.helpers import ScanServer, free_port
-from tests.support.onebot_peer import BotProcess, OneBotPeer
-
-TOKEN = "test-access-token"
-USER = 31337
-
-
-def text(value: str) -> list[dict]:
-    return [{"type": "text", "data": {"text": value}}]
-
-
-def picture(url: str) -> list[dict]:
-    return [{"type": "image", "data": {"file": url.rsplit("/", 1)[-1], "url": url}}]
-
-
-def make_instance(tmp_path: Path, extra: str = "") -> tuple[BotProcess, int]:
-    port = free_port()
-    config = tmp_path / "bot.toml"
-    config.write_text(extra + f"""
-[bot]
-adapters = ["onebot"]
-data_dir = "live-data"
-log_level = "INFO"
-[server]
-port = {port}
-[onebot]
-access_token = "{TOKEN}"
-[fees]
-certificate = 300
-""", encoding="utf-8")
-    return BotProcess(config, port), port
+from tests.support.helpers import ScanServer
+from tests.support.onebot_peer import (
+    TECHNICIAN,
+    TOKEN,
+    USER,
+    BotProcess,
+    OneBotPeer,
+    make_instance,
+    picture,
+    text,
+)
 
 
 @pytest.fixture
@@ -134,7 +114,7 @@ async def test_application_over_onebot_survives_a_restart(
     assert "13812345678" not in log
 
 
-TECHNICIAN, GROUP = 9001, 900
+GROUP = 900
 
 
 async def test_review_cycle_over_onebot(scan_server: ScanServer, tmp_path: Path) -> None:

@@ -15,17 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_mobile, fake_uscc, sample_scan
 from bot.services.applications.dialogue import DATABASE_BUSY
 from bot.services.messages import Account
 from storage.models import Conversation, Order
 from storage.repositories import Conversations
-from tests.e2e.test_e2e_onebot import TOKEN, make_instance, picture, text
-from tests.service.test_dialogue_service import apply_until_summary, say
-from tests.support.helpers import RecordingChat, ScanServer
-from tests.support.onebot_peer import BotProcess, OneBotPeer
+from tests.support.applicant import apply_until_summary, say
+from tests.support.helpers import MakeRuntime, ScanServer
+from tests.support.onebot_peer import TOKEN, BotProcess, OneBotPeer, make_instance, picture, text
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -71,7 +69,7 @@ class ServerGone(Outage):
 
 
 @pytest.fixture
-async def troubled(tmp_path: Path, database_url: str
+async def troubled(make_runtime: MakeRuntime, database_url: str
                    ) -> AsyncIterator[tuple[Runtime, Outage]]:
     """A runtime on either backend, and the outage that fits it."""
     async with TcpProxy("127.0.0.1", urlsplit(database_url).port or 5432) as proxy:
@@ -81,12 +79,10 @@ async def troubled(tmp_path: Path, database_url: str
         else:
             outage = ServerGone(proxy)
             url = database_url.replace(f":{urlsplit(database_url).port}/", f":{proxy.port}/")
-        (tmp_path / "bot.toml").write_text(
-            f'[database]\nurl = "{url}"\n[fees]\ncertificate = 100\n', encoding="utf-8")
-        runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+        runtime = await make_runtime(f'[database]\nurl = "{url}"\n[fees]\ncertificate = 100\n')
         try:
             yield runtime, outage
-        finally:
+        finally:  # before the proxy closes
             await runtime.stop()
 
 

@@ -1,6 +1,6 @@
 """The mailbox poller killed (SIGKILL, in a process of its own) at seeded random points of a
 batch, again and again, then left to finish: every mail filed exactly once, answered at most
-once, and put away in the mailbox. Servers and fixtures are those of test_mailbox_dovecot."""
+once, and put away in the mailbox. Servers and runtime are those of test_mailbox_dovecot."""
 
 import asyncio
 import random
@@ -13,19 +13,21 @@ from sqlalchemy import func, select
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from storage.models import Attachment, InboundMail, Order, OutgoingMail
-from tests.service import test_mailbox_dovecot as mailbox_tests
 from tests.support import mail_corpus as corpus
 from tests.support.dovecot import Dovecot
+from tests.support.helpers import MakeRuntime, wait_for
 from tests.support.onebot_peer import ROOT
 from tests.support.smtp_sink import SmtpSink
-
-# the Dovecot, SMTP sink and runtime fixtures of the mailbox tests, and their helpers
-dovecot, smtp, runtime = mailbox_tests.dovecot, mailbox_tests.smtp, mailbox_tests.runtime
-count, wait_for = mailbox_tests.count, mailbox_tests.wait_for
+from tests.support.unlock_mailbox import count, poller_of, unlock_desk_config
 
 SEED = 7
 UNLOCKS, FOR_HUMANS = 6, 2
 KILLS = 4
+
+
+@pytest.fixture
+async def runtime(make_runtime: MakeRuntime, dovecot: Dovecot, smtp: SmtpSink) -> Runtime:
+    return await make_runtime(unlock_desk_config(dovecot, smtp))
 
 
 async def poller_run(config: Path, die_at: str, report: Path) -> int:
@@ -99,7 +101,7 @@ async def test_a_mail_the_reader_fails_on_goes_to_a_person_and_the_rest_flows(
         return real(raw, own)
 
     monkeypatch.setattr(unlock_inbox, "read_mail", fails_on_the_first)
-    assert await mailbox_tests.poller_of(runtime).poll_once() == 2
+    assert await poller_of(runtime).poll_once() == 2
     async with runtime.db.transaction() as session:
         outcomes = (await session.scalars(
             select(InboundMail.outcome).order_by(InboundMail.uid))).all()

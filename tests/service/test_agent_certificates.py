@@ -1,7 +1,6 @@
 """Certificate jobs on the agent (personalise a blank UKEY, request with the key on it, write a
 certificate) on real SoftHSM2 tokens, checked independently with OpenSC's pkcs11-tool."""
 
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from bot.key_agent.protocol import HALL, AgentKeys, BotKey, JobJournal, b64, unb
 from bot.key_agent.runner import JobRunner
 from bot.key_agent.token import TokenWorker
 from bot.services.agents.so_pins import so_pin_for
-from tests.support.softhsm import MODULE, USER_PIN, SoftToken, new_token, softhsm
+from tests.support.softhsm import MODULE, USER_PIN, SoftToken, new_token, opensc_objects, softhsm
 
 MASTER = bytes(range(7, 39))
 FACTORY_SO_PIN = "12345678"
@@ -54,10 +53,6 @@ def sign(csr_der: bytes, days: int = 365) -> bytes:
             .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
 
 
-def opensc_objects(token: SoftToken, pin: str) -> str:
-    return subprocess.run(["pkcs11-tool", "--module", MODULE, "--token-label", token.label,
-                           "--login", "--pin", pin, "--list-objects"],
-                          capture_output=True, text=True, check=True).stdout
 
 
 async def test_personalise_makes_the_key_on_the_token_and_writes_its_certificate(hall) -> None:

@@ -3,29 +3,23 @@ the applicant told when no agent is there, expiry."""
 
 import random
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from bot.config import load_settings
 from bot.key_agent.protocol import AgentKeys
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Order, TokenJob, utcnow
-from tests.support.helpers import RecordingChat
+from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(77)
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path):
-    (tmp_path / "bot.toml").write_text(
-        '[staff]\ntechnicians = ["qq:900001"]\n[agents]\nenabled = true\n', encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    yield runtime
-    await runtime.stop()
+async def runtime(make_runtime: MakeRuntime) -> Runtime:
+    return await make_runtime('[staff]\ntechnicians = ["qq:900001"]\n[agents]\nenabled = true\n')
 
 
 async def paired_company(runtime: Runtime, user: str) -> tuple[Account, Agent]:

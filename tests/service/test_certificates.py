@@ -14,13 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select, update
 
-from bot.config import load_settings
-from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
 from bot.services.agents.so_pins import initial_user_pin
 from bot.services.messages import Account, Incoming
 from storage.models import Certificate, Company, Crl, utcnow
-from tests.service.test_agent_certificates import opensc_objects
 from tests.support.certificate_world import (
     MASTER_HEX,
     TECHNICIAN,
@@ -30,14 +27,14 @@ from tests.support.certificate_world import (
     openssl,
     token_certificate_pem,
 )
-from tests.support.helpers import RecordingChat
-from tests.support.softhsm import SoftToken, softhsm
+from tests.support.helpers import MakeRuntime
+from tests.support.softhsm import SoftToken, opensc_objects, softhsm
 
 
 @pytest.fixture
-async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def world(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with softhsm():
-        world = await make_world(tmp_path, monkeypatch)
+        world = await make_world(make_runtime, tmp_path, monkeypatch)
         yield world
         await world.close()
 
@@ -299,21 +296,18 @@ async def test_a_second_loss_report_is_refused_and_nothing_changes(world: World,
     assert any("订单号：JG-" in r for r in replies)  # a held certificate may be released
 
 
-async def test_without_the_ca_certificate_commands_are_not_offered(tmp_path: Path) -> None:
-    (tmp_path / "bot.toml").write_text("[agents]\nenabled = true\n", encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    try:
-        account = Account("qq", "5150")
-        replies: list[str] = []
-        for text in ("你好", fake_uscc(random.Random(5)), "临沂无证书测试有限公司", "同意"):
-            replies = await runtime.dialogue.handle(account, Incoming(text=text))
-        assert "续期" not in replies[-1]
-        assert "我的订单" in replies[-1]
-        for text in ("挂失", "续期", "我的证书"):
-            [answer] = await runtime.dialogue.handle(account, Incoming(text=text))
-            assert "暂未开通在线续期和挂失" in answer
-    finally:
-        await runtime.stop()
+async def test_without_the_ca_certificate_commands_are_not_offered(
+        make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime("[agents]\nenabled = true\n")
+    account = Account("qq", "5150")
+    replies: list[str] = []
+    for text in ("你好", fake_uscc(random.Random(5)), "临沂无证书测试有限公司", "同意"):
+        replies = await runtime.dialogue.handle(account, Incoming(text=text))
+    assert "续期" not in replies[-1]
+    assert "我的订单" in replies[-1]
+    for text in ("挂失", "续期", "我的证书"):
+        [answer] = await runtime.dialogue.handle(account, Incoming(text=text))
+        assert "暂未开通在线续期和挂失" in answer
 
 
 async def test_the_crl_is_re_signed_on_schedule(world: World, tmp_path: Path) -> None:

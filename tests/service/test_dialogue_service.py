@@ -8,27 +8,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.adapters.fetch import ImageSource
-from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services import filing
 from bot.services.applications import dialogue
-from bot.services.messages import Account, Incoming
+from bot.services.messages import Account
 from storage.models import Attachment, Conversation, Order
 from storage.repositories import Conversations
-from tests.support.helpers import RecordingChat
+from tests.support.applicant import apply_until_summary, say
+from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(99)
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, database_url: str):
-    (tmp_path / "bot.toml").write_text(
-        f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 100\n', encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    yield runtime
-    await runtime.stop()
+async def runtime(make_runtime: MakeRuntime, database_url: str) -> Runtime:
+    return await make_runtime(f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 100\n')
 
 
 @pytest.fixture
@@ -39,18 +34,6 @@ def scan_files(tmp_path: Path) -> list[Path]:
         path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
         paths.append(path)
     return paths
-
-
-async def say(runtime: Runtime, account: Account, text: str = "", *paths: Path) -> str:
-    incoming = Incoming(text=text, images=tuple(ImageSource(path=p) for p in paths))
-    return "\n".join(await runtime.dialogue.handle(account, incoming))
-
-
-async def apply_until_summary(runtime: Runtime, account: Account, scans: list[Path]) -> None:
-    for text in ("你好", fake_uscc(RNG), "临沂测试建设有限公司", "同意", "新办证书", "1", "临沂",
-                 "2", "张三", fake_id_number(RNG), "13812345678", "自取"):
-        await say(runtime, account, text)
-    assert "请核对" in await say(runtime, account, "", *scans)
 
 
 async def test_many_applicants_at_once_do_not_cross_wires(runtime: Runtime) -> None:

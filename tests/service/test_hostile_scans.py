@@ -9,21 +9,19 @@ formats."""
 import io
 import struct
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.adapters.fetch import ImageSource
-from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from bot.services.messages import Account, Incoming
+from bot.services.messages import Account, ImageSource, Incoming
 from storage.models import Attachment
 from storage.repositories import Conversations
-from tests.support.helpers import RecordingChat, ScanServer
+from tests.support.helpers import MakeRuntime, ScanServer
 
 
 def jpeg(label: str = "hostile") -> bytes:
@@ -93,12 +91,8 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    (tmp_path / "bot.toml").write_text("[scans]\nmax_megabytes = 2\n[fees]\ncertificate = 100\n",
-                                       encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    yield runtime
-    await runtime.stop()
+async def runtime(make_runtime: MakeRuntime) -> Runtime:
+    return await make_runtime("[scans]\nmax_megabytes = 2\n[fees]\ncertificate = 100\n")
 
 
 def stored_files(runtime: Runtime) -> list[Path]:

@@ -10,26 +10,24 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.adapters.fetch import ImageSource
-from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.messages import Account, Incoming
 from storage.models import OutgoingMail, utcnow
-from tests.support.helpers import RecordingChat, free_port
+from tests.support.helpers import MakeRuntime, free_port, wait_for
 from tests.support.smtp_sink import SmtpSink, server_tls
 
 RNG = random.Random(11)
 APPLICANT, TECHNICIAN = Account("qq", "777"), Account("qq", "900001")
 
 
-async def make_runtime(tmp_path: Path, smtp_port: int, **email: object) -> Runtime:
+def mail_config(smtp_port: int, **email: object) -> str:
+    """bot.toml with [email] at ``smtp_port``; ``email`` overrides options (TOML values)."""
     options = {"enabled": "true", "host": '"127.0.0.1"', "port": smtp_port,
                "security": '"none"', "from_address": '"ca@centre.example"',
                "retry_seconds": 60, "max_attempts": 3, "poll_seconds": 0.2, **email}
-    text = ('[staff]\ntechnicians = ["qq:900001"]\n[fees]\ncertificate = 260\n[email]\n'
+    return ('[staff]\ntechnicians = ["qq:900001"]\n[fees]\ncertificate = 260\n[email]\n'
             + "".join(f"{k} = {v}\n" for k, v in options.items()))
-    (tmp_path / "bot.toml").write_text(text, encoding="utf-8")
-    return await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
 
 
 async def say(runtime: Runtime, text: str, *paths: Path) -> str:
@@ -52,15 +50,10 @@ async def submitted_order(runtime: Runtime, tmp_path: Path) -> str:
     return done.split("订单号：")[1].split()[0]
 
 
-async def wait_for(condition, seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - set by another thread or process
-            await asyncio.sleep(0.05)
-
-
-async def test_approval_mail_arrives_with_chinese_subject_and_body(tmp_path: Path) -> None:
+async def test_approval_mail_arrives_with_chinese_subject_and_body(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
     with SmtpSink() as sink:
-        runtime = await make_runtime(tmp_path, sink.port)
+        runtime = await make_runtime(mail_config(sink.port))
         try:
             number = await submitted_order(runtime, tmp_path)
             await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
@@ -87,11 +80,12 @@ async def test_approval_mail_arrives_with_chinese_subject_and_body(tmp_path: Pat
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
-async def test_mail_over_tls_with_a_private_ca(tmp_path: Path, security: str) -> None:
+async def test_mail_over_tls_with_a_private_ca(
+        make_runtime: MakeRuntime, tmp_path: Path, security: str) -> None:
     context, ca_file = server_tls(tmp_path)
     with SmtpSink(tls=security, context=context) as sink:
-        runtime = await make_runtime(tmp_path, sink.port, security=f'"{security}"',
-                                     ca_file=f'"{ca_file.name}"')
+        runtime = await make_runtime(mail_config(sink.port, security=f'"{security}"',
+                                     ca_file=f'"{ca_file.name}"'))
         try:
             number = await submitted_order(runtime, tmp_path)
             await runtime.desk.execute(TECHNICIAN, f"驳回 {number} 手机号打不通", private=True)
@@ -102,10 +96,11 @@ async def test_mail_over_tls_with_a_private_ca(tmp_path: Path, security: str) ->
     assert "驳回理由：手机号打不通" in sink.messages[0].get_content()
 
 
-async def test_an_untrusted_certificate_is_not_sent_to(tmp_path: Path) -> None:
+async def test_an_untrusted_certificate_is_not_sent_to(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
     context, _ = server_tls(tmp_path)
     with SmtpSink(tls="starttls", context=context) as sink:
-        runtime = await make_runtime(tmp_path, sink.port, security='"starttls"')
+        runtime = await make_runtime(mail_config(sink.port, security='"starttls"'))
         try:
             number = await submitted_order(runtime, tmp_path)
             await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
@@ -118,59 +113,53 @@ async def test_an_untrusted_certificate_is_not_sent_to(tmp_path: Path) -> None:
     assert sink.messages == []
 
 
-async def test_a_mail_server_that_is_down_does_not_block_and_is_retried(tmp_path: Path) -> None:
+async def test_a_mail_server_that_is_down_does_not_block_and_is_retried(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
     port = free_port()  # nothing listens here yet
-    runtime = await make_runtime(tmp_path, port)
-    try:
-        number = await submitted_order(runtime, tmp_path)
-        async with asyncio.timeout(5):  # the technician is answered at once
-            replies = await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
-        assert "已通过" in replies[0]
-        await wait_for(lambda: _attempts(runtime) == 1)
-        async with runtime.db.transaction() as session:
-            mail = await session.scalar(select(OutgoingMail))
-            assert mail.sent_at is None
-            assert "ConnectionRefused" in mail.last_error or "connect" in mail.last_error.lower()
-            assert mail.next_attempt_at - utcnow() > timedelta(seconds=50)  # backs off
-        with SmtpSink(port) as sink:
-            async with runtime.db.transaction() as session:  # time passes
-                await session.execute(update(OutgoingMail).values(next_attempt_at=utcnow()))
-            runtime.mail.wake()
-            await wait_for(lambda: len(sink.messages) == 1)
-            # the outbox records the send once the server has answered: wait for that too
-            await wait_for(lambda: _attempts(runtime) == 2)
-        async with runtime.db.transaction() as session:
-            mail = await session.scalar(select(OutgoingMail))
-            assert mail.attempts == 2
-            assert mail.sent_at is not None
-    finally:
-        await runtime.stop()
-
-
-async def test_the_outbox_gives_up_after_the_last_attempt(tmp_path: Path) -> None:
-    runtime = await make_runtime(tmp_path, free_port(), max_attempts=2, retry_seconds=0.01)
-    try:
-        number = await submitted_order(runtime, tmp_path)
-        await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
+    runtime = await make_runtime(mail_config(port))
+    number = await submitted_order(runtime, tmp_path)
+    async with asyncio.timeout(5):  # the technician is answered at once
+        replies = await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
+    assert "已通过" in replies[0]
+    await wait_for(lambda: _attempts(runtime) == 1)
+    async with runtime.db.transaction() as session:
+        mail = await session.scalar(select(OutgoingMail))
+        assert mail.sent_at is None
+        assert "ConnectionRefused" in mail.last_error or "connect" in mail.last_error.lower()
+        assert mail.next_attempt_at - utcnow() > timedelta(seconds=50)  # backs off
+    with SmtpSink(port) as sink:
+        async with runtime.db.transaction() as session:  # time passes
+            await session.execute(update(OutgoingMail).values(next_attempt_at=utcnow()))
+        runtime.mail.wake()
+        await wait_for(lambda: len(sink.messages) == 1)
+        # the outbox records the send once the server has answered: wait for that too
         await wait_for(lambda: _attempts(runtime) == 2)
-        async with runtime.db.transaction() as session:
-            mail = await session.scalar(select(OutgoingMail))
-            assert mail.failed_at is not None
-            assert mail.sent_at is None
-    finally:
-        await runtime.stop()
+    async with runtime.db.transaction() as session:
+        mail = await session.scalar(select(OutgoingMail))
+        assert mail.attempts == 2
+        assert mail.sent_at is not None
 
 
-async def test_no_address_no_mail_and_the_address_can_be_removed(tmp_path: Path) -> None:
-    runtime = await make_runtime(tmp_path, free_port())
-    try:
-        await submitted_order(runtime, tmp_path)
-        assert "不是有效的电子邮箱地址" in await say(runtime, "邮箱 不是邮箱")
-        assert "zhang.san@example.com" in await say(runtime, "邮箱")
-        assert "已取消邮件通知" in await say(runtime, "邮箱 删除")
-        assert "（未设置）" in await say(runtime, "邮箱")
-    finally:
-        await runtime.stop()
+async def test_the_outbox_gives_up_after_the_last_attempt(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    runtime = await make_runtime(mail_config(free_port(), max_attempts=2, retry_seconds=0.01))
+    number = await submitted_order(runtime, tmp_path)
+    await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
+    await wait_for(lambda: _attempts(runtime) == 2)
+    async with runtime.db.transaction() as session:
+        mail = await session.scalar(select(OutgoingMail))
+        assert mail.failed_at is not None
+        assert mail.sent_at is None
+
+
+async def test_no_address_no_mail_and_the_address_can_be_removed(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    runtime = await make_runtime(mail_config(free_port()))
+    await submitted_order(runtime, tmp_path)
+    assert "不是有效的电子邮箱地址" in await say(runtime, "邮箱 不是邮箱")
+    assert "zhang.san@example.com" in await say(runtime, "邮箱")
+    assert "已取消邮件通知" in await say(runtime, "邮箱 删除")
+    assert "（未设置）" in await say(runtime, "邮箱")
 
 
 def _attempts(runtime: Runtime) -> int:

@@ -4,67 +4,28 @@ filed exactly once, across crashes, with the right automatic replies."""
 import asyncio
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
-from bot.adapters.mailbox import MailboxPoller
-from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account
 from bot.services.unlock.inbox import UnlockInbox
 from storage.models import InboundMail, MailboxState, Order
 from tests.support import mail_corpus as corpus
-from tests.support.dovecot import Dovecot, dovecot_server, mail_settings
-from tests.support.helpers import RecordingChat
+from tests.support.dovecot import Dovecot, dovecot_server
+from tests.support.helpers import MakeRuntime, wait_for
 from tests.support.smtp_sink import SmtpSink
+from tests.support.unlock_mailbox import count, poller_of, unlock_desk_config
 
 TECHNICIAN = Account("qq", "900001")
 
 
 @pytest.fixture
-def dovecot() -> Dovecot:
-    with dovecot_server(corpus.MAILBOX) as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> SmtpSink:
-    with SmtpSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path, dovecot: Dovecot, smtp: SmtpSink) -> AsyncIterator[Runtime]:
-    (tmp_path / "bot.toml").write_text(f"""
-[staff]
-technicians = ["qq:900001"]
-{mail_settings(dovecot, smtp.port, 0.2, mailbox_enabled=False)}
-human_folder = "待人工处理"
-replies_per_sender_per_hour = 3
-""", encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    yield runtime
-    await runtime.stop()
-
-
-def poller_of(runtime: Runtime) -> MailboxPoller:
-    """A fresh poller, as after a restart: it knows only what the database knows."""
-    return MailboxPoller(runtime.settings.mailbox, runtime.inbox)
-
-
-async def count(runtime: Runtime, model) -> int:
-    async with runtime.db.transaction() as session:
-        return await session.scalar(select(func.count()).select_from(model))
-
-
-async def wait_for(condition, seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - the SMTP sink runs in its own thread
-            await asyncio.sleep(0.05)
+async def runtime(make_runtime: MakeRuntime, dovecot: Dovecot, smtp: SmtpSink) -> Runtime:
+    return await make_runtime(unlock_desk_config(dovecot, smtp))
 
 
 async def test_a_mixed_mailbox_is_filed_answered_and_sorted(

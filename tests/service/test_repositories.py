@@ -2,13 +2,10 @@
 SQLite and on a real PostgreSQL server: what they list, in which order, which rows they leave
 out, and the dates as the applicant reads them."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
 from bot.domain.lifecycle import OrderStatus, OrderType
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
@@ -17,20 +14,16 @@ from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from storage.models import Order
 from storage.repositories import Companies, Handlers, Orders
-from tests.support.helpers import RecordingChat
+from tests.support.helpers import MakeRuntime
 
 TECHNICIAN = Account("qq", "900001")
 MOMENT = datetime(2026, 11, 25, 17, 30, tzinfo=UTC)  # already the 26th in Shanghai
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
-    (tmp_path / "bot.toml").write_text(
-        f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 260\n'
-        '[staff]\ntechnicians = ["qq:900001"]\n', encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
-    yield runtime
-    await runtime.stop()
+async def runtime(make_runtime: MakeRuntime, database_url: str) -> Runtime:
+    return await make_runtime(f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 260\n'
+                              '[staff]\ntechnicians = ["qq:900001"]\n')
 
 
 async def place(runtime: Runtime, company_id: int, status: OrderStatus, at: datetime,

@@ -2,7 +2,6 @@
 
 import base64
 import sqlite3
-from pathlib import Path
 
 import nonebot
 import pytest
@@ -10,17 +9,15 @@ from loguru import logger
 from nonebug import App
 from sqlalchemy import select
 
-from bot.config import Settings, load_settings
-from bot.runtime import Runtime, get_runtime
+from bot.config import Settings
+from bot.runtime import get_runtime
 from bot.samples import fake_uscc
 from bot.services.filing import file_order
 from bot.services.messages import Account
 from storage.models import Attachment, Order, OrderEvent
 from storage.repositories import Companies
-from tests.support.chat import Applicant, Technician
-from tests.support.helpers import RecordingChat, Says, ScanServer, image
-
-ALICE, BOB = 900001, 900002  # the technicians in the test bot.toml
+from tests.support.chat import ALICE, BOB, Applicant, Technician
+from tests.support.helpers import MakeRuntime, Says, ScanServer, image
 
 
 async def submitted(app: App, scan_server: ScanServer, pickup: str = "2") -> tuple[Applicant, str]:
@@ -239,12 +236,11 @@ def test_qr_png_holds_the_payment_url() -> None:
     assert base64.b64encode(png)  # what goes into the OneBot image segment
 
 
-async def test_a_locked_database_gets_the_technician_a_retry_message(tmp_path: Path) -> None:
+async def test_a_locked_database_gets_the_technician_a_retry_message(
+        make_runtime: MakeRuntime) -> None:
     """Another writer holds SQLite past the busy timeout: the approval is not done, and the
     technician is told so instead of hearing nothing; afterwards it works by itself."""
-    (tmp_path / "bot.toml").write_text('[staff]\ntechnicians = ["qq:900001"]\n',
-                                       encoding="utf-8")
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), RecordingChat())
+    runtime = await make_runtime('[staff]\ntechnicians = ["qq:900001"]\n')
     technician = Account("qq", "900001")
     async with runtime.db.transaction() as session:
         company = await Companies(session).add(fake_uscc(), "临沂繁忙测试有限公司", None)
@@ -260,7 +256,6 @@ async def test_a_locked_database_gets_the_technician_a_retry_message(tmp_path: P
         assert "已通过" in done
     finally:
         holder.close()
-        await runtime.stop()
 
 
 async def test_a_technicians_help_lists_the_commands_but_a_form_keeps_its_own(app: App) -> None:

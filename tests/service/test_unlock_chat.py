@@ -2,8 +2,7 @@
 
 from nonebug import App
 
-from tests.service.test_review_desk import ALICE
-from tests.support.chat import Applicant, Technician
+from tests.support.chat import ALICE, Applicant, Technician
 from tests.support.helpers import Says, ScanServer, image
 
 

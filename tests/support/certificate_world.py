@@ -13,7 +13,6 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 
-from bot.config import load_settings
 from bot.key_agent.config import PairedState
 from bot.key_agent.protocol import AgentKeys, JobJournal
 from bot.key_agent.runner import JobRunner
@@ -24,7 +23,7 @@ from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Order
 from storage.repositories import Handlers
-from tests.support.helpers import RecordingChat
+from tests.support.helpers import MakeRuntime, RecordingChat
 from tests.support.softhsm import MODULE, SoftToken, new_token
 
 MASTER_HEX = "5a" * 32
@@ -167,11 +166,10 @@ class World:
         return path
 
 
-async def make_world(tmp_path: Path, monkeypatch: Any) -> World:
+async def make_world(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: Any) -> World:
     monkeypatch.setenv("CADESK_SO_MASTER", MASTER_HEX)
-    (tmp_path / "bot.toml").write_text(CONFIG, encoding="utf-8")
     chat = RecordingChat()
-    runtime = await Runtime.start(load_settings(tmp_path / "bot.toml"), chat)
+    runtime = await make_runtime(CONFIG, chat)
     uscc = fake_uscc(random.Random(len(str(tmp_path))))
     world = World(runtime, chat, Account("qq", "31337"), uscc, "临沂证书测试有限公司", tmp_path)
     for text in ("你好", uscc, world.company_name, "同意"):

@@ -20,6 +20,7 @@ from tests.support.helpers import (
     private_message,
 )
 
+ALICE, BOB = 900001, 900002  # the technicians in the test bot.toml (tests/conftest.py)
 _users = itertools.count(200_001)
 _rng = random.Random(42)
 

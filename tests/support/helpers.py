@@ -1,11 +1,12 @@
-"""Helpers shared by the tests: chat events, a local image server, loose message matching."""
+"""Helpers shared by the tests: chat events, a local image server, loose message matching, a
+recording chat channel, waiting for another thread."""
 
 import asyncio
 import itertools
 import socket
 import time
-from collections.abc import Sequence
-from typing import Self
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, Self
 
 from aiohttp import web
 from nonebot.adapters.onebot.v11 import (
@@ -15,6 +16,10 @@ from nonebot.adapters.onebot.v11 import (
     PrivateMessageEvent,
 )
 from nonebot.adapters.onebot.v11.event import Sender
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+    from bot.services.ports import ChatChannel
 
 SELF_ID = 10000
 STAFF_GROUP = 900
@@ -131,3 +136,18 @@ class RecordingChat:
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         self.sent += [(f"group {group}", reply) for reply in replies]
         return True
+
+
+class MakeRuntime(Protocol):
+    """The ``make_runtime`` fixture (tests/conftest.py): bot.toml text in, a started runtime
+    out."""
+
+    def __call__(self, config: str = "", chat: "ChatChannel | None" = None
+                 ) -> Awaitable["Runtime"]: ...
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Until ``condition()`` holds, which another thread or process makes true."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - set by another thread or process
+            await asyncio.sleep(0.05)

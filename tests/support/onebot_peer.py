@@ -11,9 +11,11 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.helpers import SELF_ID
+from tests.support.helpers import SELF_ID, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-access-token"  # the bot's [onebot] access_token in make_instance
+USER, TECHNICIAN = 31337, 9001  # an applicant, and the technician tests list in [staff]
 
 
 class BotProcess:
@@ -128,3 +130,43 @@ class OneBotPeer:
                 collected.append((to, text))
                 if fragment in text:
                     return collected
+
+
+def text(value: str) -> list[dict]:
+    """OneBot message segments of a text message."""
+    return [{"type": "text", "data": {"text": value}}]
+
+
+def picture(url: str) -> list[dict]:
+    """OneBot message segments of an image, as NapCat sends it."""
+    return [{"type": "image", "data": {"file": url.rsplit("/", 1)[-1], "url": url}}]
+
+
+def make_instance(tmp_path: Path, extra: str = "") -> tuple[BotProcess, int]:
+    """A bot process on a free port speaking OneBot, configured by ``tmp_path/bot.toml``
+    (``extra`` TOML goes first)."""
+    port = free_port()
+    config = tmp_path / "bot.toml"
+    config.write_text(extra + f"""
+[bot]
+adapters = ["onebot"]
+data_dir = "live-data"
+log_level = "INFO"
+[server]
+port = {port}
+[onebot]
+access_token = "{TOKEN}"
+[fees]
+certificate = 300
+""", encoding="utf-8")
+    return BotProcess(config, port), port
+
+
+def talker(peer: OneBotPeer):
+    """``say(who, segments, until)``: send privately, return the replies up to ``until``."""
+
+    async def say(who: int, segments: list[dict], until: str) -> str:
+        await peer.send_private(who, segments)
+        return "\n".join(t for _, t in await peer.replies_until(until, within=40))
+
+    return say

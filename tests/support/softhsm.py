@@ -80,3 +80,10 @@ def _serial_of(label: str) -> str:
                 if "serial num" in line:
                     return line.split(":", 1)[1].strip()
     raise RuntimeError(f"token {label} not listed:\n{result}")
+
+
+def opensc_objects(token: SoftToken, pin: str) -> str:
+    """What OpenSC's pkcs11-tool lists on the token, logged in: an independent reading."""
+    return subprocess.run(["pkcs11-tool", "--module", MODULE, "--token-label", token.label,
+                           "--login", "--pin", pin, "--list-objects"],
+                          capture_output=True, text=True, check=True).stdout

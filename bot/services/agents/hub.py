@@ -63,7 +63,7 @@ class AgentHub:
         self.notifier = notifier
         self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
-        self.certificate_steps: JobSteps | None = None  # set when [pki] is enabled
+        self.certificate_steps: JobSteps | None = None  # set by the runtime when [pki] is on
 
     # --- connections ------------------------------------------------------------------------
     async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:

@@ -14,8 +14,6 @@ from pathlib import Path
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
 
-from bot.adapters.fetch import FetchError, ImageFetcher, ImageSource
-from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import BINDING, CERTIFICATE, LOSS, UNLOCK, Form, form_for
@@ -40,8 +38,9 @@ from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
-from bot.services.messages import Account, Incoming
+from bot.services.messages import Account, ImageSource, Incoming
 from bot.services.notify import Notifier, staff_notice
+from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
@@ -65,8 +64,8 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 
 
 class Dialogue:
-    def __init__(self, settings: Settings, db: Database, scans: ScanStore,
-                 fetcher: ImageFetcher, notifier: Notifier, agents: AgentRegistry,
+    def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
+                 fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
                  hub: AgentHub, certificates: CertificateChat | None = None) -> None:
         self.settings = settings
         self.certificates = certificates  # None: [pki] is off

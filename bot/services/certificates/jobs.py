@@ -52,7 +52,6 @@ class CertificateJobs:
         self.office = office
         self.hub = hub
         self.notifier = notifier
-        hub.certificate_steps = self
 
     # --- starting ---------------------------------------------------------------------------
     async def start_issuance(self, order: Order) -> bool:

@@ -14,7 +14,6 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
 from bot.domain.certificates import CertStatus, revocation_reason
 from bot.domain.fields import FieldKind
@@ -48,6 +47,7 @@ from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
+from bot.services.ports import ScanStorage
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Order, utcnow
 from storage.repositories import Orders
@@ -71,7 +71,7 @@ Mutation = Callable[[Order], None]
 
 
 class ReviewDesk:
-    def __init__(self, settings: Settings, db: Database, scans: ScanStore,
+    def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
                  notifier: Notifier, agents: AgentRegistry, hub: AgentHub,
                  certificates: CertificateChat | None = None) -> None:
         self.settings = settings

@@ -13,8 +13,6 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.adapters.mail import MailOutbox
-from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
 from bot.domain.fields import Field, FieldKind
 from bot.domain.forms import UNLOCK
@@ -25,6 +23,7 @@ from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail, unr
 from bot.domain.validators import InvalidAnswer, company_name
 from bot.services.filing import file_order
 from bot.services.notify import Notifier, staff_notice
+from bot.services.ports import MailQueue, ScanStorage
 from storage.db import Database
 from storage.models import Company, utcnow
 from storage.models import InboundMail as InboundMailRow
@@ -55,8 +54,8 @@ class Materials:
 
 
 class UnlockInbox:
-    def __init__(self, settings: Settings, db: Database, scans: ScanStore, notifier: Notifier,
-                 outbox: MailOutbox) -> None:
+    def __init__(self, settings: Settings, db: Database, scans: ScanStorage, notifier: Notifier,
+                 outbox: MailQueue) -> None:
         self.settings = settings
         self.db = db
         self.scans = scans

@@ -1,0 +1,59 @@
+"""What the services need from the world outside, as interfaces: the adapters in
+``bot/adapters/`` implement them and ``bot/runtime.py`` hands them in. A service never imports
+an adapter, so each can be replaced (a recorder in tests, another chat platform, another store)
+without touching a use case."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.messages import Account, ImageSource, Reply
+
+
+class FetchError(Exception):
+    """An image could not be fetched; ``str(error)`` is shown to the applicant."""
+
+
+class ImageFetching(Protocol):
+    """Downloads a chat image (``bot/adapters/fetch.py``)."""
+
+    async def fetch(self, source: ImageSource) -> bytes:
+        """The image's bytes; raises ``FetchError`` saying what went wrong."""
+        ...
+
+
+class ScanStorage(Protocol):
+    """Scans kept by their SHA-256 (``bot/adapters/scan_store.py``). Blocking file I/O: call
+    from a worker thread where the loop must not wait."""
+
+    def save(self, sha256: str, data: bytes) -> Path: ...
+
+    def read(self, sha256: str) -> bytes: ...
+
+    def discard(self, sha256: str) -> None: ...
+
+
+class MailQueue(Protocol):
+    """Outgoing e-mail queued in the database with the change it reports
+    (``bot/adapters/mail.py``)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def enqueue(self, session: AsyncSession, to: str, subject: str, body: str, *,
+                      order_id: int | None = None,
+                      headers: dict[str, str] | None = None) -> None:
+        """Queue a mail inside the caller's transaction; call ``wake`` after it commits."""
+        ...
+
+    def wake(self) -> None: ...
+
+
+class ChatChannel(Protocol):
+    """Delivers replies to a person or a group (``bot/adapters/chat_delivery.py``)."""
+
+    async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
+
+    async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
