@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 from bot.domain.lifecycle import OrderStatus, OrderType
 from bot.domain.order_log import Event
+from bot.domain.trust import HandlerStatus
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -104,7 +105,9 @@ class Handler(Base):
     email: Mapped[str | None] = mapped_column(String(254))  # notifications by mail as well
     # pending: bound by a claim, may only apply; verified: approved by a technician or by a
     # verified handler of the company; removed: unbound by a technician (see docs/trust.md)
-    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    status: Mapped[HandlerStatus] = mapped_column(EnumText(HandlerStatus),
+                                                  default=HandlerStatus.PENDING,
+                                                  server_default="pending")
     verified_at: Mapped[datetime | None]
     verified_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,7 +21,7 @@ from bot.domain.orders import order_title, yuan
 from bot.services.messages import Account, Picture, Reply
 from bot.services.payment import payment_url, qr_png
 from bot.services.ports import ChatChannel, MailQueue
-from storage.models import Order
+from storage.models import Handler, Order
 
 
 @dataclass
@@ -166,6 +166,21 @@ class Notifier:
         account = Account(handler.platform, handler.user_id)
         if not await self.chat.send(account, notice.replies):
             logger.warning(f"order {order.number}: {account} could not be told in chat")
+
+    async def queue_handler_mail(self, session: AsyncSession, handlers: Sequence[Handler],
+                                 notice: Notice) -> None:
+        """In the transaction of the change: a mail to each of ``handlers`` who gave an address
+        (e.g. every verified handler of a company, told that someone asks to act for it)."""
+        for address in sorted({h.email for h in handlers if h.email}):
+            await self.mail.enqueue(session, address, notice.subject, notice.body)
+
+    async def tell_handlers(self, handlers: Sequence[Handler], notice: Notice) -> None:
+        """After the commit: the chat message to each of ``handlers``."""
+        self.mail.wake()
+        for handler in handlers:
+            account = Account(handler.platform, handler.user_id)
+            if not await self.chat.send(account, notice.replies):
+                logger.warning(f"{account} could not be told in chat")
 
     async def tell_staff(self, text: str) -> None:
         text = mask_personal_numbers(text)

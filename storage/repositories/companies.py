@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.trust import HandlerStatus
 from storage.models import Company, Handler
 
 
@@ -43,6 +44,13 @@ class Handlers:
     async def of_company(self, company_id: int) -> Sequence[Handler]:
         return (await self.session.scalars(
             select(Handler).where(Handler.company_id == company_id))).all()
+
+    async def verified_of(self, company_id: int) -> Sequence[Handler]:
+        """The accounts that act for the company: told of everything done in its name."""
+        return (await self.session.scalars(
+            select(Handler).where(Handler.company_id == company_id,
+                                  Handler.status == HandlerStatus.VERIFIED)
+            .order_by(Handler.id))).all()
 
     async def bind(self, platform: str, user_id: str, company: Company) -> Handler:
         handler = Handler(platform=platform, user_id=user_id, company=company)
