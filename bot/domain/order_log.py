@@ -31,6 +31,7 @@ class Event(StrEnum):
     CERT_HOLD = "cert_hold"
     CERT_ACTIVE = "cert_active"
     CERT_REVOKED = "cert_revoked"
+    COMPANY_RECORDED = "company_recorded"  # an unregistered company's record, at approval
 
     @property
     def label(self) -> str:
@@ -55,10 +56,12 @@ _LABELS = {
     Event.CERT_HOLD: "证书挂失",
     Event.CERT_ACTIVE: "证书解挂",
     Event.CERT_REVOKED: "证书吊销",
+    Event.COMPANY_RECORDED: "登记单位",
 }
 
 NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.TOKEN_JOB, Event.CERT_ISSUED,
-                   Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED})
+                   Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED,
+                   Event.COMPANY_RECORDED})
 MOVES = frozenset(Event) - NOTES
 
 # what a key agent's job does, as 解锁状态 and 历史 name it
@@ -74,4 +77,7 @@ def logged_as(event: Event, detail: Mapping[str, Any] | None) -> str:
     if event is Event.TOKEN_JOB and job in TOKEN_JOB_NAMES:
         outcome = "完成" if (detail or {}).get("ok") else "失败"
         return f"{event.label}：{TOKEN_JOB_NAMES[job]}{outcome}"
+    if event is Event.COMPANY_RECORDED and detail:
+        how = "并入已登记的单位" if detail.get("joined") else "新建单位档案"
+        return f"{event.label}：{how}【{detail.get('name')}】{detail.get('uscc')}"
     return event.label

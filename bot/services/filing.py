@@ -33,7 +33,8 @@ async def free_number(orders: Orders, prefix: str, tz: ZoneInfo) -> str:
 
 
 async def file_order(session: AsyncSession, settings: Settings, *, order_type: OrderType,
-                     values: Mapping[str, str], scans: Mapping[str, ScanInfo], company_id: int,
+                     values: Mapping[str, str], scans: Mapping[str, ScanInfo],
+                     company_id: int | None,  # None: an unlock mail's unregistered company
                      actor: str, handler_id: int | None = None, channel: str = "chat",
                      contact_email: str | None = None,
                      source_message_id: str | None = None) -> Order:

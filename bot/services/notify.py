@@ -19,6 +19,7 @@ from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.services.messages import Account, Picture, Reply
+from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
 from bot.services.ports import ChatChannel, MailQueue
 from storage.models import Handler, Order
@@ -135,7 +136,7 @@ def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
     else:
         what = f"已重新提交，修改了：{_names(changed) or '（无改动）'}"
     return mask_personal_numbers(
-        f"【{title}】{order.number} {what}\n单位：{order.company.name}\n"
+        f"【{title}】{order.number} {what}\n单位：{company_label(order)}\n"
         f"发送「查看 {order.number}」审核。")
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
-from bot.domain.lifecycle import status_label
+from bot.domain.lifecycle import OrderType, status_label
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.domain.scans import ScanInfo
@@ -17,11 +17,38 @@ def _local(at: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> st
     return at.astimezone(tz).strftime(fmt) if at else "—"
 
 
+UNREGISTERED = "单位未登记"
+
+
+def company_label(order: Order) -> str:
+    """The company an order goes by in a list: its record's name, or (an unlock mail from a
+    USCC not on record) the name the mail claims, marked 单位未登记."""
+    if order.company is not None:
+        return order.company.name
+    return f"{order.fields.get('company_name') or '—'}【{UNREGISTERED}】"
+
+
+def company_warning(order: Order) -> str | None:
+    """What the reviewer must check about the company: a claim not on record, or a claimed name
+    unlike the record of the USCC the order was filed under."""
+    claimed = order.fields.get("company_name")
+    if order.company is None:
+        then = ("审核通过时按此名称和信用代码登记新单位，驳回则不登记。"
+                if order.type is OrderType.UNLOCK else "")
+        return (f"⚠ {UNREGISTERED}：信用代码 {order.fields.get('uscc') or '—'} 不在单位档案中，"
+                f"单位名称「{claimed or '—'}」是申请人自述，请核对营业执照。{then}")
+    if claimed and claimed != order.company.name:
+        return (f"⚠ 单位名称不一致：申请中写的是「{claimed}」，信用代码 {order.company.uscc} "
+                f"登记的是「{order.company.name}」。订单按信用代码归入已登记的单位，"
+                "请核对营业执照。")
+    return None
+
+
 def _columns(order: Order, tz: ZoneInfo) -> list[str]:
     express = " ".join(filter(None, (order.express_company, order.express_number))) or "—"
     return [
         f"订单号：{order.number}",
-        f"项目：{order.fields.get('region', '—')}　名称：{order.company.name}",
+        f"项目：{order.fields.get('region', '—')}　名称：{company_label(order)}",
         f"订单类型：{order_title(order.type, order.fields)}　"
         f"订单日期：{_local(order.submitted_at or order.created_at, tz, '%Y-%m-%d')}　"
         f"金额：{yuan(order.amount_cents)}",
@@ -51,6 +78,8 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
     """One order in full; ID and mobile numbers masked unless ``reveal`` (a technician in a
     private chat)."""
     lines = _columns(order, tz)
+    if warning := company_warning(order):
+        lines.append(warning)
     form = form_for(order.type)
     if form:
         lines.append("—— 申请信息 ——")

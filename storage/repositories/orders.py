@@ -67,11 +67,17 @@ class Orders:
             .order_by(Order.submitted_at, Order.id).limit(limit))).all()
 
     async def search(self, statuses: Collection[str], company: str, limit: int) -> Sequence[Order]:
-        query = select(Order).join(Order.company)
+        """By status and by a company's name (part of it) or USCC: the record's, or what the
+        order claims (an unlock mail's company not on record has no record to join: an outer
+        join keeps it)."""
+        query = select(Order).outerjoin(Order.company)
         if statuses:
             query = query.where(Order.status.in_(statuses))
         if company:
-            query = query.where(or_(Company.name.contains(company), Company.uscc == company))
+            query = query.where(or_(
+                Company.name.contains(company, autoescape=True), Company.uscc == company,
+                Order.fields["company_name"].as_string().contains(company, autoescape=True),
+                Order.fields["uscc"].as_string() == company))
         return (await self.session.scalars(
             query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
 

@@ -13,7 +13,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account
 from bot.services.unlock.inbox import UnlockInbox
-from storage.models import InboundMail, MailboxState, Order
+from storage.models import Company, InboundMail, MailboxState, Order
 from tests.support import mail_corpus as corpus
 from tests.support.dovecot import Dovecot, dovecot_server
 from tests.support.helpers import MakeRuntime, wait_for
@@ -45,8 +45,9 @@ async def test_a_mixed_mailbox_is_filed_answered_and_sorted(
     async with runtime.db.transaction() as session:
         orders = (await session.scalars(select(Order).order_by(Order.id))).unique().all()
     assert [o.type for o in orders] == ["unlock"] * 5
-    assert {o.company.uscc for o in orders} == {uscc}
-    assert {o.company.name for o in orders} == {corpus.COMPANY}
+    assert all(o.company is None for o in orders)  # a claim: no company made from a mail
+    assert {(o.fields["uscc"], o.fields["company_name"]) for o in orders} == {
+        (uscc, corpus.COMPANY)}
     assert all(len(o.attachments) == 3 and o.channel == "email" for o in orders)
     assert "PDF" in {a.format for o in orders for a in o.attachments}
 
@@ -78,6 +79,7 @@ async def test_a_mixed_mailbox_is_filed_answered_and_sorted(
     assert decision["To"] == orders[0].contact_email
     assert decision["In-Reply-To"] == orders[0].source_message_id
     assert "已审核通过" in decision.get_content()
+    assert await count(runtime, Company) == 1  # recorded by the approval
 
 
 async def test_a_crash_between_fetch_and_commit_files_every_mail_once(

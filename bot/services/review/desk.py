@@ -48,6 +48,7 @@ from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from bot.services.ports import ScanStorage
+from bot.services.unlock.claims import record_claimed_company
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Order, utcnow
 from storage.repositories import Orders
@@ -121,7 +122,8 @@ class ReviewDesk:
         for i, o in enumerate(orders, 1):
             again = "（重新提交）" if o.status is OrderStatus.RESUBMITTED else ""
             lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} "
-                         f"{o.company.name} 已等待 {_age(o.submitted_at, now)}{again}")
+                         f"{order_views.company_label(o)} 已等待 {_age(o.submitted_at, now)}"
+                         f"{again}")
         lines.append("发送「查看 订单号」审核。")
         return ["\n".join(lines)]
 
@@ -158,7 +160,8 @@ class ReviewDesk:
         lines = [f"找到 {len(orders)} 个订单（最新的在前" +
                  (f"，最多显示 {SEARCH_LIMIT} 个" if len(orders) == SEARCH_LIMIT else "") + "）："]
         for i, o in enumerate(orders, 1):
-            lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} {o.company.name} "
+            lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} "
+                         f"{order_views.company_label(o)} "
                          f"{status_label(o.type, o.status)} "
                          f"{yuan(o.amount_cents)}")
         return ["\n".join(lines)]
@@ -237,9 +240,12 @@ class ReviewDesk:
                 order.updated_at = utcnow()  # bumps the version: two approvals cannot race
                 return [f"已记录您对 {number} 的通过（{len(approval.approvers)}/{required}），"
                         "还需另一位技术人员复核。"]
+            recorded = await record_claimed_company(session, order, str(actor))
             notice = await self._change(session, order, actor, Event.APPROVE,
                                         detail={"approvers": list(approval.approvers)})
         await self.notifier.tell_applicant(order, notice)
+        if recorded:  # an unregistered company's record, made by this approval
+            await self.notifier.tell_staff(f"{actor} 通过订单 {number}：{recorded}")
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
         if order.type is OrderType.LOSS:
             return [await self._settle_loss(actor, number)]

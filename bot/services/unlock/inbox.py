@@ -20,13 +20,12 @@ from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanInfo, ScanRules, inspect_scan
 from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail, unreadable
-from bot.domain.validators import InvalidAnswer, company_name
 from bot.services.filing import file_order
 from bot.services.notify import Notifier, staff_notice
 from bot.services.ports import MailQueue, ScanStorage
 from storage.db import Database
-from storage.models import Company, utcnow
 from storage.models import InboundMail as InboundMailRow
+from storage.models import utcnow
 from storage.repositories import Companies, Mailboxes
 
 FILED, INCOMPLETE, FOR_HUMANS, DUPLICATE = "filed", "incomplete", "for_humans", "duplicate"
@@ -38,6 +37,8 @@ class Filing:
     outcome: str  # filed / incomplete / for_humans / duplicate
     reason: str = ""
     order_number: str | None = None
+    company: str = ""  # the name the filed order goes by
+    registered: bool = True  # False: the USCC is not on record yet (单位未登记)
 
     @property
     def for_humans(self) -> bool:
@@ -124,33 +125,25 @@ class UnlockInbox:
             return Filing(FOR_HUMANS, mail.automatic), None
         if mail.company is None:
             return Filing(FOR_HUMANS, "不是解锁申请"), None
-        company = await self._company(session, mail)
-        if company is None or materials.missing():
-            return Filing(INCOMPLETE, "材料不全" if company else "无法确认单位"), None
+        known = await Companies(session).by_uscc(mail.uscc) if mail.uscc else None
+        # by the USCC only: a name from outside is a claim, never a key; an unknown USCC
+        # needs the claimed name too, to record the company if a technician approves
+        identified = known is not None or bool(mail.uscc and mail.company)
+        if not identified or materials.missing():
+            return Filing(INCOMPLETE, "材料不全" if identified else "无法确认单位"), None
         await asyncio.to_thread(self._save_scans, materials)
-        values = {"company_name": company.name, "uscc": company.uscc,
-                  "contact_email": mail.sender, "mail_subject": mail.subject,
-                  "mail_body": mail.body[:2000]}
+        # the order keeps what the mail claims; the view flags a name unlike the record's
+        values = {"company_name": mail.company or (known.name if known else ""),
+                  "uscc": mail.uscc or "", "contact_email": mail.sender,
+                  "mail_subject": mail.subject, "mail_body": mail.body[:2000]}
         order = await file_order(
             session, self.settings, order_type=OrderType.UNLOCK, values=values,
             scans={slot: info for slot, (info, _, _) in materials.found.items()},
-            company_id=company.id, actor=f"email:{mail.sender}", channel="email",
-            contact_email=mail.sender, source_message_id=mail.message_id)
-        return Filing(FILED, order_number=order.number), order
-
-    async def _company(self, session: AsyncSession, mail: InboundMail) -> Company | None:
-        """By the USCC in the mail, else by the name in the subject; a new company needs both."""
-        companies = Companies(session)
-        if mail.uscc and (company := await companies.by_uscc(mail.uscc)):
-            return company
-        if mail.company and (company := await companies.by_name(mail.company)):
-            return company
-        if mail.uscc and mail.company:
-            try:
-                return await companies.add(mail.uscc, company_name(mail.company), None)
-            except InvalidAnswer:
-                return None
-        return None
+            company_id=known.id if known else None, actor=f"email:{mail.sender}",
+            channel="email", contact_email=mail.sender, source_message_id=mail.message_id)
+        return Filing(FILED, order_number=order.number,  # the reply names the record, if any
+                      company=known.name if known else values["company_name"],
+                      registered=known is not None), order
 
     def _read(self, mailbox: str, uid: int, raw: bytes,
               too_large: bool) -> tuple[InboundMail, Materials | None]:
@@ -202,10 +195,13 @@ def _reply_text(mail: InboundMail, filing: Filing, materials: Materials) -> str:
                 if f.key in materials.found]
     lines = ["您好，", ""]
     if filing.outcome == FILED:
-        lines += [f"我们已收到【{mail.company}】的 CA 数字证书解锁申请，"
+        lines += [f"我们已收到【{filing.company}】的 CA 数字证书解锁申请，"
                   f"订单号：{filing.order_number}。",
-                  "技术人员审核材料后会尽快为您重置 UKEY 密码，结果将通过邮件通知您。", "",
-                  "收到的材料：", *received]
+                  "技术人员审核材料后会尽快为您重置 UKEY 密码，结果将通过邮件通知您。"]
+        if not filing.registered:
+            lines.append("贵单位尚未在本中心登记，技术人员会核对营业执照上的单位名称和统一社会"
+                         "信用代码，审核通过时一并登记。")
+        lines += ["", "收到的材料：", *received]
     else:
         todo = [f"- 缺少：{f.title}（{f.hint.removeprefix('要求：')}）"
                 for f in materials.missing()]
