@@ -57,7 +57,7 @@ class Runtime:
         poller = MailboxPoller(settings.mailbox, inbox)
         if settings.mailbox.enabled:
             poller.start()
-        agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir))
+        agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir), notifier)
         hub = AgentHub(settings, db, agents, notifier)
         sweeper = Periodic("token job expiry", hub.expire_due, 30)
         if settings.agents.enabled:

@@ -110,6 +110,8 @@ class Handler(Base):
                                                   server_default="pending")
     verified_at: Mapped[datetime | None]
     verified_by: Mapped[str | None] = mapped_column(String(100))
+    removed_at: Mapped[datetime | None]  # a technician's 解绑
+    removed_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     company: Mapped[Company] = relationship(lazy="joined")
 
@@ -328,6 +330,21 @@ class Certificate(Base):
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     company: Mapped[Company] = relationship(lazy="joined")
+
+
+class CertificateEvent(Base):
+    """A certificate's change of state: who, when, why, and the order it was asked in (none for
+    a technician's 挂失 or 吊销 by command)."""
+
+    __tablename__ = "certificate_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class CertificateReminder(Base):

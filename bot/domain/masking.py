@@ -24,3 +24,11 @@ def mask_personal_numbers(text: str) -> str:
     """Mask every ID number and mainland mobile number found in free text."""
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 11 + m.group(2), text)
     return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+
+
+def mask_account(account: str) -> str:
+    """qq:123456789 → qq:12*****89: a chat account, shortened for a group."""
+    platform, colon, user_id = account.rpartition(":")
+    if len(user_id) <= 4:
+        return f"{platform}{colon}{'*' * len(user_id)}"
+    return f"{platform}{colon}{user_id[:2]}{'*' * (len(user_id) - 4)}{user_id[-2:]}"

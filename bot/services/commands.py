@@ -37,6 +37,9 @@ class Command(Generic[H]):
     pki: bool = False  # needs the certificate service (bot.toml [pki])
     private: bool = False  # refused in a group
     shared: bool = False  # a technician's that applicants send too: theirs go to the Dialogue
+    # with ``shared``: the technician's takes an argument; the bare word is the applicant's command
+    # for a technician bound to a company (挂失 alone starts the loss form, 挂失 序列号 理由 holds)
+    argument_required: bool = False
     form_open: FormOpen = FormOpen.TO_FORM
     menu: bool = True  # listed in the menu and 帮助 (False: kept out, e.g. a follow-up step)
 

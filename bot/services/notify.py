@@ -22,7 +22,7 @@ from bot.services.messages import Account, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
 from bot.services.ports import ChatChannel, MailQueue
-from storage.models import Handler, Order
+from storage.models import Handler, Order, utcnow
 
 
 @dataclass
@@ -138,6 +138,55 @@ def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
     return mask_personal_numbers(
         f"【{title}】{order.number} {what}\n单位：{company_label(order)}\n"
         f"发送「查看 {order.number}」审核。")
+
+
+class CompanyNotice(StrEnum):
+    """What every verified handler of a company is told about its accounts, agents and UKEYs
+    (``Notifier.tell_handlers`` in chat, ``queue_handler_mail`` by mail)."""
+
+    AGENT_PAIRED = "agent_paired"
+    HANDLER_REMOVED = "handler_removed"  # to the company's verified handlers
+    YOU_ARE_REMOVED = "you_are_removed"  # to the removed account itself
+    LOSS_FILED = "loss_filed"  # a 挂失 filed in chat
+    TECHNICIAN_HOLD = "technician_hold"  # a technician's 挂失 by command
+
+
+# Formatted with the caller's values and ``at`` (now, local time). ``subject`` is the whole
+# mail subject.
+COMPANY_TEMPLATES: Mapping[CompanyNotice, Template] = {
+    CompanyNotice.AGENT_PAIRED: Template(
+        "【{company}】绑定了新的密钥代理",
+        "【{company}】{at} 绑定了新的密钥代理（编号 {agent}），绑定码由账号 {who} 申请。"
+        "密钥代理装在插着本单位 UKEY 的电脑上，用于远程解锁、续期等。"
+        "如果不是本单位人员所为，请立即联系技术人员吊销。"),
+    CompanyNotice.HANDLER_REMOVED: Template(
+        "【{company}】的账号 {who} 已解绑",
+        "技术人员已于 {at} 解除账号 {who} 与【{company}】的绑定，它不能再代表本单位办理业务；"
+        "它绑定的密钥代理（{agents} 个）已同时吊销。如有疑问请联系技术人员。"),
+    CompanyNotice.YOU_ARE_REMOVED: Template(
+        "您与【{company}】的绑定已解除",
+        "技术人员已于 {at} 解除您的账号与【{company}】的绑定：您不能再代表该单位办理业务，"
+        "您绑定的密钥代理（{agents} 个）已吊销，未提交的填写已清除。如有疑问请联系技术人员。"),
+    CompanyNotice.LOSS_FILED: Template(
+        "【{company}】的证书已挂失",
+        "账号 {who} 于 {at} 为【{company}】提交了挂失（订单 {number}）：UKEY {token} 上的 "
+        "{count} 张证书（序列号 {serials}）已立即暂停使用。如果不是本单位人员所为，请立即联系"
+        "技术人员；找回 UKEY 后可发送「解挂」申请恢复。"),
+    CompanyNotice.TECHNICIAN_HOLD: Template(
+        "【{company}】的证书已由技术人员挂失",
+        "技术人员于 {at} 为【{company}】挂失了 UKEY {token} 上的 {count} 张证书（序列号 "
+        "{serials}），理由：{why}。证书已暂停使用；找回 UKEY 后可发送「解挂」申请恢复，"
+        "如有疑问请联系技术人员。"),
+}
+
+
+def company_notice(kind: CompanyNotice, settings: Settings, **values: str) -> Notice:
+    """What a company's handlers are told when ``kind`` happened: its template, filled."""
+    template = COMPANY_TEMPLATES[kind]
+    values = {"at": f"{utcnow().astimezone(settings.tz):%Y-%m-%d %H:%M}", **values}
+    text = template.chat.format(**values)
+    body = text if template.body is None else template.body.format(**values)
+    return Notice([text], template.subject.format(**values), body)
 
 
 class Notifier:

@@ -8,6 +8,7 @@ from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
 from bot.adapters.chat_delivery import account_of, to_message
+from bot.domain.text import normalise
 from bot.runtime import get_runtime
 from bot.services.commands import FormOpen
 from bot.services.review.desk import TECHNICIAN_COMMANDS
@@ -35,6 +36,10 @@ async def is_review_command(bot: Bot, event: Event) -> bool:
     runtime, account = get_runtime(), account_of(bot, event)
     if not runtime.settings.staff.is_technician(str(account)):
         return False  # applicants have their own 解锁状态 and 帮助
+    if command.argument_required and len(normalise(event.get_plaintext()).split()) < 2:
+        # the bare word: a technician who acts for a company means the applicant's command (挂失
+        # starts the loss form); anyone else is shown the technician's usage
+        return in_staff_group(event) or not await runtime.desk.members.bound(account)
     # a technician filling in a form of their own means the form's 帮助
     return (command.form_open is FormOpen.ANSWER or in_staff_group(event)
             or not await runtime.dialogue.has_form(account))

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Agent, PairingCode
@@ -24,6 +24,14 @@ class PairingCodes:
         code.used_at = now
         return code
 
+    async def withdraw(self, requested_by: str, now: datetime) -> None:
+        """The unused codes the account asked for can no longer pair an agent."""
+        await self.session.execute(
+            update(PairingCode)
+            .where(PairingCode.requested_by == requested_by, PairingCode.used_at.is_(None),
+                   PairingCode.expires_at > now)
+            .values(expires_at=now).execution_options(synchronize_session=False))
+
 
 class Agents:
     def __init__(self, session: AsyncSession) -> None:
@@ -41,6 +49,11 @@ class Agents:
         await self.session.flush()
         await self.session.refresh(agent, ["company"])
         return agent
+
+    async def paired_by(self, account: str) -> Sequence[Agent]:
+        """The agents an account paired (its pairing code), in pairing order."""
+        return (await self.session.scalars(
+            select(Agent).where(Agent.paired_by == account).order_by(Agent.id))).unique().all()
 
     async def listed(self, company_id: int | None = None) -> Sequence[Agent]:
         """Every agent, or a company's, in pairing order."""

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Certificate, CertificateReminder, Crl
+from storage.models import Certificate, CertificateEvent, CertificateReminder, Crl
 
 
 class Certificates:
@@ -20,6 +20,22 @@ class Certificates:
     async def locked(self, cert_id: int) -> Certificate | None:
         """The certificate, locked until the transaction ends."""
         return await self.session.get(Certificate, cert_id, with_for_update=True)
+
+    async def on_token(self, token_serial: str) -> Sequence[Certificate]:
+        """Every certificate issued onto one UKEY (a renewal keeps the UKEY), oldest first."""
+        return (await self.session.scalars(
+            select(Certificate).where(Certificate.token_serial == token_serial)
+            .order_by(Certificate.id))).all()
+
+    def log(self, event: CertificateEvent) -> None:
+        """A change of state, written with the change (the caller's transaction)."""
+        self.session.add(event)
+
+    async def events(self, cert_id: int) -> Sequence[CertificateEvent]:
+        """The certificate's changes of state, oldest first."""
+        return (await self.session.scalars(
+            select(CertificateEvent).where(CertificateEvent.certificate_id == cert_id)
+            .order_by(CertificateEvent.id))).all()
 
     async def of_company(self, company_id: int) -> Sequence[Certificate]:
         """The company's certificates, the longest-lived first."""

@@ -20,6 +20,19 @@ class Companies:
     async def by_name(self, name: str) -> Company | None:
         return await self.session.scalar(select(Company).where(Company.name == name))
 
+    async def find(self, wanted: str) -> Sequence[Company]:
+        """The company whose USCC ``wanted`` is, or those whose name contains it."""
+        return (await self.session.scalars(
+            select(Company).where((Company.uscc == wanted.upper())
+                                  | Company.name.contains(wanted))
+            .order_by(Company.name))).all()
+
+    async def with_pending_handlers(self) -> Sequence[Company]:
+        """The companies that have an account waiting to be verified."""
+        pending = select(Handler.company_id).where(Handler.status == HandlerStatus.PENDING)
+        return (await self.session.scalars(
+            select(Company).where(Company.id.in_(pending)).order_by(Company.name))).all()
+
     async def add(self, uscc: str, name: str, pledge_accepted_at: datetime | None) -> Company:
         company = Company(uscc=uscc, name=name, pledge_accepted_at=pledge_accepted_at)
         self.session.add(company)
@@ -42,8 +55,10 @@ class Handlers:
         handler.email = address
 
     async def of_company(self, company_id: int) -> Sequence[Handler]:
+        """Every account bound to the company (removed ones too), in binding order."""
         return (await self.session.scalars(
-            select(Handler).where(Handler.company_id == company_id))).all()
+            select(Handler).where(Handler.company_id == company_id)
+            .order_by(Handler.id))).all()
 
     async def verified_of(self, company_id: int) -> Sequence[Handler]:
         """The accounts that act for the company: told of everything done in its name."""

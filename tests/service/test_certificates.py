@@ -329,3 +329,42 @@ async def test_the_crl_is_re_signed_on_schedule(world: World, tmp_path: Path) ->
     assert "verify OK" in openssl("crl", "-inform", "DER", "-in",
                                   str(tmp_path / "data" / "pki" / "ca.crl"), "-noout",
                                   "-CAfile", str(world.ca_pem()))
+
+
+async def test_a_loss_report_after_renewal_holds_both_certificates_on_the_ukey(
+        world: World, tmp_path: Path) -> None:
+    number, token, pin = await issue(world)
+    replaced = (await world.order(number)).certificate_serial
+    await world.verify()
+    colleague = Account("qq", "424242")
+    for text in ("你好", world.uscc, world.company_name, "同意"):
+        await world.say(text, colleague)
+    await world.verify(colleague)
+    await world.agent(hall=False, token_pin=pin)
+    current = (await world.order(await world.renew())).certificate_serial
+    assert current != replaced
+
+    [filed] = await loss_form(world, "挂失", token.serial, current)
+    assert "这个 UKEY 上的 2 张证书" in filed
+    text = (await crl_text(world, tmp_path)).upper()  # the CRL as served, checked by openssl
+    assert replaced.upper() in text
+    assert current.upper() in text
+    assert text.count("CERTIFICATE HOLD") == 2
+    told = world.told(colleague)[-1]
+    assert "账号 qq:31337" in told
+    assert "已立即暂停使用" in told
+    assert replaced in told
+
+    [filed] = await loss_form(world, "解挂", token.serial, replaced)  # either serial names it
+    release = re.search(r"订单号：(JG-\S+)", filed).group(1)
+    [approved] = await world.staff(f"通过 {release}")
+    assert "已解挂" in approved
+    assert replaced in approved
+    assert current in approved
+    text = (await crl_text(world, tmp_path)).upper()
+    assert replaced.upper() not in text
+    assert current.upper() not in text
+    async with world.runtime.db.transaction() as session:
+        rows = (await session.execute(select(Certificate.serial, Certificate.status))).all()
+    statuses = dict(rows)
+    assert statuses == {replaced: "superseded", current: "active"}

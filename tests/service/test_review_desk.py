@@ -281,3 +281,30 @@ async def test_a_technicians_help_lists_the_commands_but_a_form_keeps_its_own(ap
         assert not await is_review_command(bot, private_message(ALICE, "帮助"))  # the field's
         assert await is_review_command(bot, private_message(ALICE, "解锁状态 XB-261125-7KQ3"))
         assert await is_review_command(bot, private_message(123456, "通过 XB-261125-7KQ3"))
+
+
+async def test_a_technicians_bare_loss_report_is_the_applicant_form_once_bound(app: App) -> None:
+    """挂失 序列号 理由 is the technician's hold; the bare 挂失 is the applicant's form for a
+    technician bound to a company, and the technician's usage for one who is not (or in the
+    group); an applicant's 挂失 never reaches the desk."""
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+
+    from plugins.review import is_review_command
+    from tests.support.helpers import SELF_ID, STAFF_GROUP, group_message, private_message
+
+    async def routed(user_id: int, text: str, group: bool = False) -> bool:
+        async with app.test_api() as ctx:
+            bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
+                                 self_id=str(SELF_ID))
+            event = (group_message(STAFF_GROUP, user_id, text) if group
+                     else private_message(user_id, text))
+            return await is_review_command(bot, event)
+
+    assert await routed(BOB, "挂失 1a2b 单位来电")
+    assert await routed(BOB, "挂失")  # not bound: the desk answers with the usage
+    await Technician(app, BOB).says("挂失", Says("本服务未开通证书签发"))  # no [pki] here
+    assert not await routed(123456, "挂失 1a2b 单位来电")
+    await Applicant(app, BOB).bind()
+    assert not await routed(BOB, "挂失")  # bound: the applicant's loss form
+    assert await routed(BOB, "挂失", group=True)
+    assert await routed(BOB, "挂失 1a2b 单位来电")

@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 
+from bot.domain.trust import HandlerStatus
 from bot.key_agent.config import PairedState
 from bot.key_agent.protocol import AgentKeys, JobJournal
 from bot.key_agent.runner import JobRunner
@@ -21,7 +22,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
 from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
-from storage.models import Agent, Order
+from storage.models import Agent, Order, utcnow
 from storage.repositories import Handlers
 from tests.support.helpers import MakeRuntime, RecordingChat
 from tests.support.softhsm import MODULE, SoftToken, new_token
@@ -145,6 +146,28 @@ class World:
         assert "已通过" in (await self.staff(f"通过 {number}"))[0]
         assert "已登记" in (await self.staff(f"收款 {number}"))[0]
         return number
+
+    async def renew(self) -> str:
+        """续期 through chat, review and payment, with the company's agent online (``agent``
+        first); returns the renewal order's number once the new certificate is on the UKEY."""
+        await self.say("续期")
+        await self.settle()
+        number = self.told()[-1].split("订单号：")[1].split()[0]
+        assert "已提交续期订单" in (await self.say(f"确认续期 {number}"))[0]
+        assert "已通过" in (await self.staff(f"通过 {number}"))[0]
+        await self.staff(f"收款 {number}")
+        await self.settle()
+        assert (await self.order(number)).status == "completed"
+        return number
+
+    async def verify(self, account: Account | None = None, email: str | None = None) -> None:
+        """The account's binding verified (as a technician's approval would leave it)."""
+        who = account or self.applicant
+        async with self.runtime.db.transaction() as session:
+            handler = await Handlers(session).get(who.platform, who.user_id)
+            assert handler is not None
+            handler.status, handler.verified_at = HandlerStatus.VERIFIED, utcnow()
+            handler.verified_by, handler.email = str(TECHNICIAN), email
 
     async def order(self, number: str) -> Order:
         async with self.runtime.db.transaction() as session:

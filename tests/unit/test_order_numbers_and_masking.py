@@ -1,7 +1,7 @@
 import random
 from datetime import date
 
-from bot.domain.masking import mask_id_number, mask_mobile, mask_personal_numbers
+from bot.domain.masking import mask_account, mask_id_number, mask_mobile, mask_personal_numbers
 from bot.domain.order_numbers import ALPHABET, new_order_number, parse_order_number
 from bot.samples import fake_id_number
 
@@ -38,3 +38,9 @@ def test_free_text_is_masked_wherever_numbers_appear() -> None:
     assert "138****5678" in masked
     assert "XB-261125-7KQ3" in masked
     assert "9137130207699826MA" in masked
+
+
+def test_a_chat_account_is_shortened_for_a_group() -> None:
+    assert mask_account("qq:123456789") == "qq:12*****89"
+    assert mask_account("qq:31337") == "qq:31*37"
+    assert mask_account("console:user") == "console:****"

@@ -15,13 +15,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.order_numbers import ALPHABET
 from bot.key_agent.protocol import HALL, BotKey, unb64
+from bot.services.notify import CompanyNotice, Notifier, company_notice
 from storage.db import Database
 from storage.models import Agent, Handler, PairingCode, utcnow
-from storage.repositories import Agents, PairingCodes
+from storage.repositories import Agents, Handlers, PairingCodes
 
 CODE_LENGTH = 8
 
@@ -67,10 +69,12 @@ def agent_owner(agent: Agent) -> str:
 
 
 class AgentRegistry:
-    def __init__(self, settings: Settings, db: Database, bot_key: BotKey) -> None:
+    def __init__(self, settings: Settings, db: Database, bot_key: BotKey,
+                 notifier: Notifier) -> None:
         self.settings = settings
         self.db = db
         self.bot_key = bot_key
+        self.notifier = notifier
 
     async def new_code(self, handler: Handler | None, requested_by: str) -> tuple[str, datetime]:
         """A code for an agent of the handler's company; without a handler (a technician's
@@ -103,7 +107,17 @@ class AgentRegistry:
                 company_id=row.company_id, hall=row.hall, identity_key=identity,
                 sealing_key=sealing, paired_by=row.requested_by))
             paired = Paired(agent.id, agent_company(agent), self.bot_key.public())
+            told: Sequence[Handler] = ()
+            notice = None
+            if agent.company is not None:  # the hall's agent serves no one company
+                told = await Handlers(session).verified_of(agent.company.id)
+                notice = company_notice(CompanyNotice.AGENT_PAIRED, self.settings,
+                                        company=agent.company.name, agent=str(agent.id),
+                                        who=agent.paired_by)
+                await self.notifier.queue_handler_mail(session, told, notice)
         logger.info(f"agent #{paired.agent_id} paired for {paired.company}")
+        if notice is not None:
+            await self.notifier.tell_handlers(told, notice)
         return paired
 
     async def of_company(self, company_id: int | None = None) -> Sequence[Agent]:
@@ -115,7 +129,23 @@ class AgentRegistry:
             agent = await Agents(session).get(agent_id)
             if agent is None:
                 raise AgentRefused("unknown_agent", f"没有编号为 {agent_id} 的密钥代理。")
-            if agent.revoked_at is None:
-                agent.revoked_at, agent.revoked_by = utcnow(), actor
-            logger.warning(f"agent #{agent_id} revoked by {actor}")
+            _revoke(agent, actor)
             return agent
+
+    async def revoke_paired_by(self, session: AsyncSession, account: str, company_id: int,
+                               actor: str) -> list[Agent]:
+        """In the caller's transaction (a 解绑): the company's agents ``account`` paired are
+        revoked, and its unused codes withdrawn. Cut the returned ones off after the commit."""
+        now = utcnow()
+        await PairingCodes(session).withdraw(account, now)
+        revoked = [a for a in await Agents(session).paired_by(account)
+                   if a.company_id == company_id and a.revoked_at is None]
+        for agent in revoked:
+            _revoke(agent, actor)
+        return revoked
+
+
+def _revoke(agent: Agent, actor: str) -> None:
+    if agent.revoked_at is None:
+        agent.revoked_at, agent.revoked_by = utcnow(), actor
+    logger.warning(f"agent #{agent.id} revoked by {actor}")

@@ -233,7 +233,7 @@ class Dialogue:
         values, scans = flow.result()
         order_type = flow.form.order_type
         assert order_type is not None
-        held = False
+        held = None
         async with self.db.transaction() as session:
             cert = None
             if order_type is OrderType.LOSS:
@@ -257,12 +257,14 @@ class Dialogue:
         logger.info(f"order {order.number} submitted by {account}")
         if held and self.certificates is not None:
             await self.certificates.office.publish_crl()
-            notice += "\n证书已立即挂失（暂停使用），请审核确认。"
+            await self.certificates.announce(held)
+            notice += f"\nUKEY 上的证书（{held.serials}）已立即挂失（暂停使用），请审核确认。"
         await self.notifier.tell_staff(notice)
         after = ("审核通过后请按提示扫码支付。" if order.amount_cents
                  else "审核通过后会尽快为您办理。")
         if held:
-            after = ("证书已立即挂失：从现在起不能再用于签名投标（已列入证书吊销列表）。"
+            after = (f"证书已立即挂失：这个 UKEY 上的 {len(held.certificates)} 张证书（序列号 "
+                     f"{held.serials}）从现在起不能再用于签名投标（已列入证书吊销列表）。"
                      "找回 UKEY 后可发送「解挂」申请恢复。")
         return [f"提交成功！\n订单号：{order.number}\n"
                 f"【{order_title(order_type, values)}】金额：{yuan(order.amount_cents)}\n"

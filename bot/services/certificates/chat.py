@@ -5,7 +5,7 @@ submitted (the form itself runs in ``Dialogue``)."""
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.order_numbers import parse_order_number
-from bot.services.certificates.jobs import CertificateJobs, LossDesk
+from bot.services.certificates.jobs import CertificateJobs, Held, LossDesk
 from bot.services.certificates.office import CertificateOffice
 from bot.services.messages import Account
 from storage.models import Certificate, Handler, Order
@@ -47,6 +47,11 @@ class CertificateChat:
         return await self.loss.certificate_for(session, handler, values)
 
     async def loss_filed(self, session: AsyncSession, order: Order, cert: Certificate,
-                         actor: str) -> bool:
-        """In the filing transaction: a 挂失 holds the certificate at once. True when held."""
+                         actor: str) -> Held | None:
+        """In the filing transaction: a 挂失 holds every valid certificate on the UKEY at once
+        (None for a 解挂). ``announce`` it after the commit."""
         return await self.loss.on_filed(session, order, cert, actor)
+
+    async def announce(self, held: Held) -> None:
+        """After the commit: the company's other verified handlers are told of the hold."""
+        await self.loss.announce(held)

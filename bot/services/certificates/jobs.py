@@ -12,6 +12,8 @@
 Loss reports (挂失/解挂) need no token: see ``LossDesk`` below.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -33,13 +35,19 @@ from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
 from bot.services.agents.hub import AgentHub, Step
 from bot.services.agents.so_pins import initial_user_pin, load_master
-from bot.services.certificates.office import CertificateOffice, CertificateRefused
+from bot.services.certificates.office import HOLDABLE, CertificateOffice, CertificateRefused
 from bot.services.filing import free_number, move_order, note_order
 from bot.services.messages import Account
-from bot.services.notify import Notice, Notifier, staff_notice
+from bot.services.notify import (
+    CompanyNotice,
+    Notice,
+    Notifier,
+    company_notice,
+    staff_notice,
+)
 from storage.db import Database
 from storage.models import Certificate, Handler, Order, TokenJob, utcnow
-from storage.repositories import Orders
+from storage.repositories import Certificates, Handlers, Orders
 
 
 class CertificateJobs:
@@ -258,9 +266,24 @@ class CertificateJobs:
         return Step(Notice([text], f"续期订单 {order.number}：无法办理", text))
 
 
+@dataclass
+class Held:
+    """What a hold did, and who is told once it is committed (the mail is queued already)."""
+
+    certificates: list[Certificate]
+    handlers: Sequence[Handler] = ()
+    notice: Notice | None = None
+
+    @property
+    def serials(self) -> str:
+        return "、".join(c.serial for c in self.certificates)
+
+
 class LossDesk:
-    """挂失 puts the certificate on hold the moment the report is filed (loss cannot wait for
-    office hours); review then confirms it. 解挂 lifts the hold once a technician approves."""
+    """挂失 puts every valid certificate on the UKEY on hold the moment the report is filed (loss
+    cannot wait for office hours); review then confirms it. 解挂 lifts those holds once a
+    technician approves. A technician may also hold by command after a phone call. The company's
+    verified handlers are told of every hold."""
 
     def __init__(self, office: CertificateOffice) -> None:
         self.office = office
@@ -276,30 +299,66 @@ class LossDesk:
             raise CertificateRefused(
                 f"【USBKEY卡号】与证书 {cert.serial} 所在的 UKEY 卡号不一致，请核对。")
         status = CertStatus(cert.status)
-        wanted = CertStatus.ACTIVE if values.get("apply_kind") == "挂失" else CertStatus.HOLD
-        if status is not wanted:
+        loss = values.get("apply_kind") == "挂失"
+        if (status not in HOLDABLE) if loss else (status is not CertStatus.HOLD):
             action = values.get("apply_kind", "挂失")
             raise CertificateRefused(f"证书 {cert.serial} 目前{status.label}，不能{action}。"
                                      "请核对【证书序列号】，或发送「取消」结束。")
         return cert
 
     async def on_filed(self, session: AsyncSession, order: Order, cert: Certificate,
-                       actor: str) -> bool:
-        """Right after a 挂失 is filed: the hold, in the same transaction. True when held."""
+                       actor: str) -> Held | None:
+        """Right after a 挂失 is filed: the holds, in the same transaction, and the company's
+        other verified handlers' mail. None for a 解挂 (it waits for review)."""
         if order.fields.get("apply_kind") != "挂失":
-            return False
-        self.office.change_status(session, cert, CertStatus.HOLD, order=order, actor=actor)
-        return True
+            return None
+        held = Held(await self.office.hold_ukey(session, cert, order=order, actor=actor))
+        return await self._tell(session, held, cert, actor, CompanyNotice.LOSS_FILED,
+                                number=order.number)
+
+    async def hold_by_technician(self, session: AsyncSession, serial: str, actor: str,
+                                 why: str) -> Held:
+        """A technician's 挂失 证书序列号 理由 (after a phone call): no order, logged with who and
+        why on each certificate."""
+        cert = await self.office.by_serial(session, serial)
+        if cert is None:
+            raise CertificateRefused(f"没有找到序列号为 {serial} 的证书，请核对"
+                                     "（「证书 单位名称」可查找）。")
+        if cert.not_after <= utcnow():
+            raise CertificateRefused(f"证书 {cert.serial} 已过期，无需挂失。")
+        held = Held(await self.office.hold_ukey(session, cert, order=None, actor=actor,
+                                                why=why))
+        return await self._tell(session, held, cert, None, CompanyNotice.TECHNICIAN_HOLD,
+                                why=why)
+
+    async def _tell(self, session: AsyncSession, held: Held, cert: Certificate,
+                    actor: str | None, kind: CompanyNotice, **values: str) -> Held:
+        handlers = [h for h in await Handlers(session).verified_of(cert.company_id)
+                    if str(Account(h.platform, h.user_id)) != actor]  # the filer was answered
+        notice = company_notice(kind, self.office.settings, company=cert.subject_name,
+                                who=actor or "", token=cert.token_serial,
+                                serials=held.serials, count=str(len(held.certificates)),
+                                **values)
+        await self.office.notifier.queue_handler_mail(session, handlers, notice)
+        held.handlers, held.notice = handlers, notice
+        return held
+
+    async def announce(self, held: Held) -> None:
+        """After the commit: the chat messages."""
+        if held.notice is not None:
+            await self.office.notifier.tell_handlers(held.handlers, held.notice)
 
     async def on_approved(self, session: AsyncSession, order: Order, actor: str) -> str:
-        """The technician approved: a 解挂 lifts the hold; either order is then complete."""
+        """The technician approved: a 解挂 lifts the UKEY's holds; either order then completes."""
         cert = await self.office.by_serial(session, order.fields.get("cert_serial", ""))
         if cert is None:
             raise CertificateRefused("找不到订单里的证书，无法办理。")
         if order.fields.get("apply_kind") == "解挂":
-            self.office.change_status(session, cert, CertStatus.ACTIVE, order=order, actor=actor)
-            done = f"证书 {cert.serial} 已解挂，恢复使用。"
+            released = await self.office.release_ukey(session, cert, order=order, actor=actor)
+            done = f"证书 {'、'.join(c.serial for c in released)} 已解挂，恢复使用。"
         else:
-            done = f"证书 {cert.serial} 挂失已确认，保持暂停使用。"
+            held = [c.serial for c in await Certificates(session).on_token(cert.token_serial)
+                    if c.status == CertStatus.HOLD and c.company_id == cert.company_id]
+            done = f"证书 {'、'.join(held) or cert.serial} 挂失已确认，保持暂停使用。"
         move_order(session, order, actor, Event.COMPLETE, reason=done)
         return done

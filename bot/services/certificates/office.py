@@ -30,15 +30,24 @@ from bot.services.filing import note_order
 from bot.services.messages import Account
 from bot.services.notify import Notifier
 from storage.db import Database
-from storage.models import Certificate, CertificateReminder, Crl, Order, utcnow
+from storage.models import (
+    Certificate,
+    CertificateEvent,
+    CertificateReminder,
+    Crl,
+    Order,
+    utcnow,
+)
 from storage.repositories import Certificates, Crls, Handlers
 
 CRL_PATH = "/pki/crl"  # served by plugins/pki, named in every certificate
 CA_PATH = "/pki/ca.crt"
 CRLS_KEPT = 200
 BACKDATE = timedelta(minutes=5)  # older signed CRLs are pruned; the newest is what counts
+# on the order the change was asked in
 _LOGGED_AS = {CertStatus.HOLD: Event.CERT_HOLD, CertStatus.ACTIVE: Event.CERT_ACTIVE,
-              CertStatus.REVOKED: Event.CERT_REVOKED}  # on the order the change was asked in
+              CertStatus.SUPERSEDED: Event.CERT_ACTIVE, CertStatus.REVOKED: Event.CERT_REVOKED}
+HOLDABLE = (CertStatus.ACTIVE, CertStatus.SUPERSEDED)  # valid until the end date: 挂失 holds them
 
 
 class CertificateRefused(Exception):
@@ -109,25 +118,67 @@ class CertificateOffice:
 
     # --- holds and revocations ------------------------------------------------------------------
     def change_status(self, session: AsyncSession, cert: Certificate, status: CertStatus, *,
-                      order: Order | None, actor: str, reason: str | None = None) -> None:
+                      order: Order | None, actor: str, reason: str | None = None,
+                      why: str | None = None) -> None:
         """Hold, release or revoke in the caller's transaction (call ``publish_crl`` after the
-        commit). A revoked certificate stays revoked; a superseded one cannot be held."""
+        commit), logged as a certificate event with ``actor`` and ``why`` (the person's words;
+        ``reason`` is the CRL's reason of a revocation). A revoked certificate stays revoked; a
+        held one is released to what it was (``ACTIVE``, or ``SUPERSEDED`` when renewed)."""
         before = CertStatus(cert.status)
         if before is CertStatus.REVOKED:
             raise CertificateRefused(f"证书 {cert.serial} 已吊销，不能再变更。")
-        if status is CertStatus.HOLD and before is not CertStatus.ACTIVE:
+        if status is CertStatus.HOLD and before not in HOLDABLE:
             raise CertificateRefused(f"证书 {cert.serial} 目前{before.label}，不能挂失。")
-        if status is CertStatus.ACTIVE and before is not CertStatus.HOLD:
+        if status in HOLDABLE and before is not CertStatus.HOLD:
             raise CertificateRefused(f"证书 {cert.serial} 目前{before.label}，不需要解挂。")
         cert.status, cert.status_changed_at = status, utcnow()
         cert.revocation_reason = (
             "certificate_hold" if status is CertStatus.HOLD
             else reason if status is CertStatus.REVOKED else None)
+        Certificates(session).log(CertificateEvent(
+            certificate_id=cert.id, order_id=order.id if order else None, at=cert.status_changed_at,
+            actor=actor, from_status=before, to_status=status, reason=why))
         if order is not None:
             note_order(session, order, actor, _LOGGED_AS[status],
                        reason=f"证书 {cert.serial}：{before.label} → {status.label}",
                        detail={"certificate": cert.serial})
         logger.warning(f"certificate {cert.serial}: {before} → {status} by {actor}")
+
+    async def hold_ukey(self, session: AsyncSession, cert: Certificate, *, order: Order | None,
+                        actor: str, why: str | None = None) -> list[Certificate]:
+        """挂失: ``cert`` and every other still valid certificate on its UKEY (after a 续期 the
+        replaced one has the same key and is valid for months) go on hold. Refused, with
+        nothing held, when ``cert`` itself cannot be."""
+        self.change_status(session, cert, CertStatus.HOLD, order=order, actor=actor, why=why)
+        held = [cert]
+        now = utcnow()
+        for other in await Certificates(session).on_token(cert.token_serial):
+            if (other.id != cert.id and other.company_id == cert.company_id
+                    and other.status in HOLDABLE and other.not_after > now):
+                self.change_status(session, other, CertStatus.HOLD, order=order, actor=actor,
+                                   why=why)
+                held.append(other)
+        return held
+
+    async def release_ukey(self, session: AsyncSession, cert: Certificate, *,
+                           order: Order | None, actor: str) -> list[Certificate]:
+        """解挂: every certificate held on ``cert``'s UKEY (a 挂失 holds them together) returns
+        to what it was: the renewed one superseded, the current one active."""
+        if cert.status != CertStatus.HOLD:
+            raise CertificateRefused(f"证书 {cert.serial} 目前{CertStatus(cert.status).label}，"
+                                     "不需要解挂。")
+        on_key = await Certificates(session).on_token(cert.token_serial)
+        replaced = {c.replaces_id for c in on_key if c.replaces_id is not None}
+        released = [c for c in on_key
+                    if c.company_id == cert.company_id and c.status == CertStatus.HOLD]
+        for c in released:
+            back = CertStatus.SUPERSEDED if c.id in replaced else CertStatus.ACTIVE
+            self.change_status(session, c, back, order=order, actor=actor)
+        return released
+
+    async def events(self, cert: Certificate) -> Sequence[CertificateEvent]:
+        async with self.db.transaction() as session:
+            return await Certificates(session).events(cert.id)
 
     # --- the CRL ------------------------------------------------------------------------------
     async def publish_crl(self) -> bytes:

@@ -48,6 +48,7 @@ from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from bot.services.ports import ScanStorage
+from bot.services.review.members import Members
 from bot.services.unlock.claims import record_claimed_company
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Order, utcnow
@@ -82,6 +83,7 @@ class ReviewDesk:
         self.db = db
         self.scans = scans
         self.notifier = notifier
+        self.members = Members(settings, db, notifier, agents, hub)
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
         word, *rest = normalise(text).split(maxsplit=1)
@@ -225,6 +227,13 @@ class ReviewDesk:
             raise ReviewRefused(str(error)) from None
         await self.hub.cut_off(agent.id)
         return [f"已吊销 {agent_owner(agent)} 的密钥代理 {agent.id}，它再也不能接收任务。"]
+
+    # --- accounts (review/members.py) -------------------------------------------------------
+    async def _members(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        return [await self.members.listing(" ".join(args).strip(), private=private)]
+
+    async def _unbind(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        return [await self.members.remove(str(actor), " ".join(args), private=private)]
 
     # --- changing -------------------------------------------------------------------------
     async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
@@ -383,13 +392,35 @@ class ReviewDesk:
                 raise ReviewRefused(f"没有找到序列号为 {args[0]} 的证书。")
             try:
                 office.change_status(session, cert, CertStatus.REVOKED, order=None,
-                                     actor=str(actor), reason=revocation_reason(reason))
+                                     actor=str(actor), reason=revocation_reason(reason),
+                                     why=reason)
             except CertificateRefused as refusal:
                 raise ReviewRefused(str(refusal)) from None
             serial, company = cert.serial, cert.subject_name
         await office.publish_crl()
         await self.notifier.tell_staff(f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
         return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
+
+    async def _hold(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        """挂失 证书序列号 理由: after a phone call, at once and without an order."""
+        certificates = self._pki()
+        why = args[1].strip() if len(args) > 1 else ""
+        if not args or not why:
+            raise ReviewRefused(f"请写上证书序列号和挂失理由。用法：{usage('挂失')}")
+        async with self.db.transaction() as session:
+            try:
+                held = await certificates.loss.hold_by_technician(session, args[0], str(actor),
+                                                                  why)
+            except CertificateRefused as refusal:
+                raise ReviewRefused(str(refusal)) from None
+        await certificates.office.publish_crl()
+        await certificates.loss.announce(held)
+        first = held.certificates[0]
+        what = (f"{first.subject_name} 的 UKEY {first.token_serial} 上的 "
+                f"{len(held.certificates)} 张证书（{held.serials}）")
+        await self.notifier.tell_staff(f"{actor} 挂失了{what}：{why}")
+        return [f"已挂失{what}，理由：{why}。已发布新的证书吊销列表，已通知该单位 "
+                f"{len(held.handlers)} 位已核验经办人。解挂须由单位发送「解挂」申请并审核通过。"]
 
     async def _hall_code(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         code, _ = await self.agents.new_code(None, str(actor))
@@ -480,6 +511,11 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
     Command(("代理",), "代理 [单位名称或信用代码]", "密钥代理列表", ReviewDesk._list_agents),
     Command(("吊销代理",), "吊销代理 编号", "吊销一个密钥代理，立即断开",
             ReviewDesk._revoke_agent),
+    Command(("成员",), "成员 [单位名称或信用代码]",
+            "单位的账号、状态和各自绑定的密钥代理（不写单位：有待核验账号的单位）",
+            ReviewDesk._members),
+    Command(("解绑",), "解绑 账号（如 qq:123456）",
+            "解除账号与单位的绑定，吊销它绑定的密钥代理，通知本人和单位", ReviewDesk._unbind),
     Command(("解锁状态",), "解锁状态 订单号（制证、续期的 UKEY 任务也看得到）",
             "远程解锁进行到哪一步", ReviewDesk._unlock_status, shared=True,
             form_open=FormOpen.ANSWER),
@@ -491,6 +527,9 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
             ReviewDesk._certificates, pki=True),
     Command(("吊销",), "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
             "永久吊销证书，立即发布新的吊销列表", ReviewDesk._revoke, pki=True),
+    Command(("挂失",), "挂失 证书序列号 理由（接到单位电话后；不带参数是申请人的挂失表单）",
+            "立即挂失该证书及同一 UKEY 上的其他有效证书，通知单位", ReviewDesk._hold,
+            pki=True, shared=True, argument_required=True, form_open=FormOpen.ANSWER),
     Command(("绑定制证代理",), "绑定制证代理", "服务大厅制证电脑的一次性绑定码",
             ReviewDesk._hall_code, pki=True, private=True),
     Command(("帮助",), "帮助", "查看本说明", ReviewDesk._help, shared=True),

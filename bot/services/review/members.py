@@ -1,0 +1,146 @@
+"""A company's chat accounts, for technicians: 成员 lists them with their state, 解绑 removes one.
+
+A removed account (``HandlerStatus.REMOVED``) counts as not bound: it acts for no company. Its
+form in progress is dropped, the agents it paired for the company are revoked (and cut off), its
+unused pairing codes withdrawn; it and the company's verified handlers are told.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain.masking import mask_account
+from bot.domain.review import ReviewRefused
+from bot.domain.trust import HandlerStatus
+from bot.services.agents.hub import AgentHub
+from bot.services.agents.registry import AgentRegistry
+from bot.services.messages import Account
+from bot.services.notify import CompanyNotice, Notifier, company_notice
+from storage.db import Database
+from storage.models import Agent, Company, Handler, utcnow
+from storage.repositories import Agents, Companies, Conversations, Handlers
+
+UNBIND_USAGE = "解绑 账号（「成员 单位名称」里列出的账号，例如：解绑 qq:123456）"
+
+
+def account_of(handler: Handler) -> str:
+    return str(Account(handler.platform, handler.user_id))
+
+
+def is_bound(handler: Handler | None) -> bool:
+    """Whether the account acts for a company at all (pending or verified; not removed)."""
+    return handler is not None and handler.status is not HandlerStatus.REMOVED
+
+
+class Members:
+    def __init__(self, settings: Settings, db: Database, notifier: Notifier,
+                 agents: AgentRegistry, hub: AgentHub) -> None:
+        self.settings = settings
+        self.db = db
+        self.notifier = notifier
+        self.agents = agents
+        self.hub = hub
+
+    async def bound(self, account: Account) -> bool:
+        async with self.db.transaction() as session:
+            return is_bound(await Handlers(session).get(account.platform, account.user_id))
+
+    # --- 成员 ---------------------------------------------------------------------------------
+    async def listing(self, wanted: str, *, private: bool) -> str:
+        """成员 [单位]: the company's accounts; without one, the companies with accounts to
+        verify. In a group the accounts are shortened."""
+        async with self.db.transaction() as session:
+            if not wanted:
+                return await self._pending(session)
+            companies = await Companies(session).find(wanted)
+            exact = [c for c in companies if wanted in (c.name, c.uscc)]
+            if not companies:
+                raise ReviewRefused(f"没有找到单位「{wanted}」，请写单位全称或统一社会信用代码。")
+            if len(companies) > 1 and len(exact) != 1:
+                names = "\n".join(f"· {c.name}（{c.uscc}）" for c in companies[:10])
+                raise ReviewRefused(f"「{wanted}」对应多个单位，请写全称或信用代码：\n{names}")
+            company = exact[0] if exact else companies[0]
+            handlers = await Handlers(session).of_company(company.id)
+            agents = await Agents(session).listed(company.id)
+        return self._company(company, handlers, agents, private)
+
+    async def _pending(self, session: AsyncSession) -> str:
+        companies = await Companies(session).with_pending_handlers()
+        if not companies:
+            return "没有待核验的账号。查看某个单位的账号：「成员 单位名称或信用代码」。"
+        lines = [f"有待核验账号的单位（{len(companies)} 个）："]
+        for i, c in enumerate(companies, 1):
+            pending = [h for h in await Handlers(session).of_company(c.id)
+                       if h.status is HandlerStatus.PENDING]
+            lines.append(f"{i}. {c.name}（{c.uscc}）待核验 {len(pending)} 个")
+        lines.append("查看账号：「成员 单位名称或信用代码」。")
+        return "\n".join(lines)
+
+    def _company(self, company: Company, handlers: Sequence[Handler], agents: Sequence[Agent],
+                 private: bool) -> str:
+        if not handlers:
+            return f"【{company.name}】（{company.uscc}）没有绑定的账号。"
+        show = (lambda account: account) if private else mask_account
+        lines = [f"【{company.name}】（{company.uscc}）的账号（{len(handlers)} 个）："]
+        for i, h in enumerate(handlers, 1):
+            account = account_of(h)
+            state = h.status.label
+            if h.status is HandlerStatus.VERIFIED and h.verified_at:
+                state += f"（{self._when(h.verified_at)} 由 {show(h.verified_by or '')} 核验）"
+            if h.status is HandlerStatus.REMOVED and h.removed_at:
+                state += f"（{self._when(h.removed_at)} 由 {show(h.removed_by or '')} 解绑）"
+            paired = [f"{a.id}{'（已吊销）' if a.revoked_at else ''}"
+                      for a in agents if a.paired_by == account]
+            lines.append(f"{i}. {show(account)} {state}；绑定于 {self._when(h.created_at)}；"
+                         f"邮箱{'已设置' if h.email else '未设置'}；"
+                         f"绑定的密钥代理：{'、'.join(paired) or '无'}")
+        lines.append("解绑：「解绑 账号」" if private else
+                     "群里隐去了账号中间几位；解绑请私聊发送「成员 单位」查看完整账号。")
+        return "\n".join(lines)
+
+    def _when(self, at: datetime) -> str:
+        return f"{at.astimezone(self.settings.tz):%Y-%m-%d %H:%M}"
+
+    # --- 解绑 ---------------------------------------------------------------------------------
+    async def remove(self, actor: str, wanted: str, *, private: bool) -> str:
+        platform, colon, user_id = wanted.strip().partition(":")
+        if not colon or not platform or not user_id:
+            raise ReviewRefused(f"请写上要解绑的账号。用法：{UNBIND_USAGE}")
+        account = Account(platform, user_id)
+        async with self.db.transaction() as session:
+            handlers = Handlers(session)
+            handler = await handlers.get(platform, user_id)
+            if handler is None:
+                raise ReviewRefused(f"账号 {account} 没有绑定任何单位，请核对"
+                                    "（「成员 单位名称」可查看单位的账号）。")
+            if handler.status is HandlerStatus.REMOVED:
+                assert handler.removed_at is not None
+                raise ReviewRefused(f"账号 {account} 已于 {self._when(handler.removed_at)} "
+                                    f"由 {handler.removed_by} 解绑，无需再解绑。")
+            handler.status = HandlerStatus.REMOVED
+            handler.removed_at, handler.removed_by = utcnow(), actor
+            await Conversations(session).delete(platform, user_id)
+            revoked = await self.agents.revoke_paired_by(session, str(account),
+                                                         handler.company_id, actor)
+            await session.flush()
+            company = handler.company
+            told = [h for h in await handlers.verified_of(company.id) if h.id != handler.id]
+            values = {"company": company.name, "who": str(account), "agents": str(len(revoked))}
+            to_company = company_notice(CompanyNotice.HANDLER_REMOVED, self.settings, **values)
+            to_removed = company_notice(CompanyNotice.YOU_ARE_REMOVED, self.settings, **values)
+            await self.notifier.queue_handler_mail(session, told, to_company)
+            await self.notifier.queue_handler_mail(session, [handler], to_removed)
+        logger.warning(f"{account} removed from company #{company.id} by {actor}; "
+                       f"agents revoked: {[a.id for a in revoked]}")
+        for agent in revoked:
+            await self.hub.cut_off(agent.id)
+        await self.notifier.tell_handlers([handler], to_removed)
+        await self.notifier.tell_handlers(told, to_company)
+        shown = str(account) if private else mask_account(str(account))
+        agents = (f"吊销了它绑定的密钥代理 {'、'.join(str(a.id) for a in revoked)}（已断开）"
+                  if revoked else "它没有绑定密钥代理")
+        return (f"已解除账号 {shown} 与【{company.name}】的绑定，{agents}；"
+                f"已通知该账号和本单位 {len(told)} 位已核验经办人。")
