@@ -172,7 +172,8 @@ class AgentHub:
                 user_pin = initial_user_pin(master, job.token_serial, job.order_id)
         remaining = (job.expires_at - utcnow()).total_seconds()
         return self.registry.bot_key.job(
-            kind=job.kind, company=agent_company(agent), token_serial=job.token_serial,
+            agent=str(agent.id), kind=job.kind, company=agent_company(agent),
+            token_serial=job.token_serial,
             agent_sealing=agent.sealing_key, lifetime_seconds=remaining, so_pin=so_pin,
             user_pin=user_pin, data=job.data, job_id=job.id)
 
