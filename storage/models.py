@@ -379,3 +379,4 @@ class Ukey(Base):
     source: Mapped[str] = mapped_column(String(20))  # issued / registered / confirmed
     recorded_by: Mapped[str] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    company: Mapped[Company] = relationship(lazy="joined")

@@ -32,6 +32,8 @@ class Event(StrEnum):
     CERT_ACTIVE = "cert_active"
     CERT_REVOKED = "cert_revoked"
     COMPANY_RECORDED = "company_recorded"  # an unregistered company's record, at approval
+    TOKEN_MISMATCH = "token_mismatch"  # the UKEY read is on record for another company: stopped
+    TOKEN_CONFIRMED = "token_confirmed"  # a technician confirmed the UKEY read is the company's
 
     @property
     def label(self) -> str:
@@ -57,11 +59,13 @@ _LABELS = {
     Event.CERT_ACTIVE: "证书解挂",
     Event.CERT_REVOKED: "证书吊销",
     Event.COMPANY_RECORDED: "登记单位",
+    Event.TOKEN_MISMATCH: "UKEY 不属于本单位，任务停止",
+    Event.TOKEN_CONFIRMED: "确认 UKEY 属于本单位",
 }
 
 NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.TOKEN_JOB, Event.CERT_ISSUED,
                    Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED,
-                   Event.COMPANY_RECORDED})
+                   Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH, Event.TOKEN_CONFIRMED})
 MOVES = frozenset(Event) - NOTES
 
 # what a key agent's job does, as 解锁状态 and 历史 name it

@@ -1,12 +1,14 @@
 """Trust between the bot and a key agent, in plain cryptography.
 
 - Each side has an Ed25519 identity key; the agent also has an X25519 key for secrets sent to it.
-- A job is a JSON object signed by the bot: id, kind, company (USCC, or ``HALL`` for the
-  service hall's agent), token serial, expiry, nonce, plain ``data`` (e.g. a certificate to
-  write) and PINs sealed to the agent (ephemeral X25519, HKDF-SHA256, ChaCha20-Poly1305 with
-  the job id as associated data), so nobody watching the connection, nor a relay, can read them.
-- The agent accepts a job only with a good signature from the pinned bot key, for its own
-  company, not expired, and never run before (``JobJournal`` keeps ids and results on disk).
+- A job is a JSON object signed by the bot: id, the agent it is for (its id: a job signed for
+  one agent is refused by every other, even of the same company), kind, company (USCC, or
+  ``HALL`` for the service hall's agent), token serial, expiry, nonce, plain ``data`` (e.g. a
+  certificate to write) and PINs sealed to the agent (ephemeral X25519, HKDF-SHA256,
+  ChaCha20-Poly1305 with the job id as associated data), so nobody watching the connection, nor
+  a relay, can read them.
+- The agent accepts a job only with a good signature from the pinned bot key, for itself and
+  its own company, not expired, and never run before (``JobJournal`` keeps ids and results on disk).
 """
 
 import base64
@@ -135,7 +137,8 @@ class BotKey:
     def public(self) -> str:
         return b64(self.key.public_key().public_bytes(**_RAW))
 
-    def job(self, *, kind: str, company: str, token_serial: str | None, agent_sealing: str,
+    def job(self, *, agent: str, kind: str, company: str, token_serial: str | None,
+            agent_sealing: str,
             lifetime_seconds: float, so_pin: str | None = None, user_pin: str | None = None,
             data: dict[str, Any] | None = None, now: float | None = None,
             job_id: str | None = None) -> dict[str, Any]:
@@ -143,7 +146,8 @@ class BotKey:
             raise ValueError(kind)
         job_id = job_id or b64(secrets.token_bytes(16))
         body: dict[str, Any] = {
-            "id": job_id, "kind": kind, "company": company, "token_serial": token_serial,
+            "id": job_id, "agent": agent, "kind": kind, "company": company,
+            "token_serial": token_serial,
             "expires_at": (now or time.time()) + lifetime_seconds,
             "nonce": b64(secrets.token_bytes(16)),
             "so_pin": seal(agent_sealing, so_pin, job_id) if so_pin is not None else None}
@@ -219,8 +223,8 @@ class VerifiedJob:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: AgentKeys,
-               now: float | None = None) -> VerifiedJob:
+def verify_job(job: dict[str, Any], *, bot_public: str, agent: str, company: str,
+               keys: AgentKeys, now: float | None = None) -> VerifiedJob:
     """Everything an agent checks about a job itself, before anything else happens."""
     now = time.time() if now is None else now
     if not isinstance(job, dict):
@@ -248,6 +252,8 @@ def verify_job(job: dict[str, Any], *, bot_public: str, company: str, keys: Agen
         raise Refused("bad_job", f"a {body['kind']} job carries {' and '.join(needs)}")
     if body["kind"] == "write_certificate" and not (body.get("data") or {}).get("certificate"):
         raise Refused("bad_job", "a write_certificate job carries the certificate")
+    if body.get("agent") != agent:  # jobs signed before the binding carry no agent: refused
+        raise Refused("wrong_agent", "job is signed for another agent")
     if body.get("company") != company:
         raise Refused("wrong_company", "job is for another company")
     if not math.isfinite(expires_at) or expires_at <= now:  # NaN would never expire

@@ -69,7 +69,8 @@ class JobRunner:
         job_id = str(job.get("id", "")) if isinstance(job, dict) else ""
         try:
             verified = verify_job(job, bot_public=self.state.bot_public,
-                                  company=self.state.company, keys=self.state.keys)
+                                  agent=self.state.agent_id, company=self.state.company,
+                                  keys=self.state.keys)
             if (earlier := self.journal.earlier(job)) is not None:
                 logger.info(f"job {job_id} was received before: answering as then")
                 return earlier

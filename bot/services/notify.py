@@ -44,6 +44,8 @@ class NoticeKind(StrEnum):
     UNLOCKED = "unlocked"  # the key agent reset the PIN
     UNLOCK_FAILED = "unlock_failed"
     AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
+    UKEY_UNRECORDED = "ukey_unrecorded"  # the UKEY read is not on record: a technician checks
+    UKEY_NOT_OURS = "ukey_not_ours"  # the UKEY read is on record for another company: stopped
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,14 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "请启动密钥代理",
         "{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
         "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。"),
+    NoticeKind.UKEY_UNRECORDED: Template(
+        "技术人员核对 UKEY 中",
+        "{head}：读到的 UKEY（卡号 {reason}）还没有登记在贵单位名下，技术人员核对后会继续解锁，"
+        "请保持 UKEY 插着、密钥代理运行。发送「解锁状态 {number}」可查看进度。"),
+    NoticeKind.UKEY_NOT_OURS: Template(
+        "UKEY 不属于贵单位，未解锁",
+        "{head}：读到的 UKEY（卡号 {reason}）登记在其他单位名下，不能为它重置密码，解锁已停止。"
+        "请确认插的是贵单位自己的 UKEY，并联系服务中心处理。"),
 }
 
 

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 
 import nonebot
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from nonebot.plugin import PluginMetadata
 from pydantic import BaseModel
@@ -26,14 +26,16 @@ class PairRequest(BaseModel):
     sealing: str
 
 
-async def pair(request: PairRequest) -> JSONResponse:
+async def pair(request: PairRequest, http: Request) -> JSONResponse:
     runtime = get_runtime()
     if not runtime.settings.agents.enabled:
         return JSONResponse({"code": "disabled", "message": "密钥代理未开通"}, status_code=404)
     try:
-        paired = await runtime.agents.pair(request.code, request.identity, request.sealing)
+        paired = await runtime.agents.pair(request.code, request.identity, request.sealing,
+                                           http.client.host if http.client else "unknown")
     except AgentRefused as refusal:
-        return JSONResponse({"code": refusal.code, "message": str(refusal)}, status_code=403)
+        status = 429 if refusal.code == "too_many_attempts" else 403
+        return JSONResponse({"code": refusal.code, "message": str(refusal)}, status_code=status)
     return JSONResponse({"agent_id": paired.agent_id, "company": paired.company,
                          "bot_public": paired.bot_public})
 

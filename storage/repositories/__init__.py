@@ -10,6 +10,7 @@ from storage.repositories.mailboxes import Mailboxes
 from storage.repositories.orders import Orders
 from storage.repositories.outgoing_mail import OutgoingMails
 from storage.repositories.token_jobs import TokenJobs
+from storage.repositories.ukeys import Ukeys
 
 __all__ = [
     "Agents",
@@ -23,4 +24,5 @@ __all__ = [
     "OutgoingMails",
     "PairingCodes",
     "TokenJobs",
+    "Ukeys",
 ]

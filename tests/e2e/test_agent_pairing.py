@@ -8,10 +8,12 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import update
 
 from bot.key_agent.config import PairedState
+from bot.key_agent.protocol import AgentKeys
 from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.messages import Account, Incoming
@@ -66,7 +68,18 @@ enabled = true
         again, output = await run_agent("pair", "--server", f"http://127.0.0.1:{port}",
                                         "--code", code, cwd=tmp_path)
         assert again != 0
-        assert "绑定码无效、已使用或已过期" in output
+        assert "绑定码无效、已使用或已过期" in output  # the first wrong try from 127.0.0.1
+        url = f"http://127.0.0.1:{port}/agent/pair"
+        async with aiohttp.ClientSession() as http:
+            for n in range(5):
+                keys = AgentKeys.generate().public()
+                async with http.post(url, json={"code": f"WRONG00{n}", **keys}) as response:
+                    answer = await response.json()
+                if n < 4:  # the 2nd to 5th wrong tries: refused, not yet limited
+                    assert (response.status, answer["code"]) == (403, "bad_code")
+            assert (response.status, answer["code"]) == (429, "too_many_attempts")
+            assert "错误次数过多" in answer["message"]
+            assert "Too many wrong pairing codes" in answer["message"]
 
         await peer.send_private(TECHNICIAN, text("代理"))
         [(_, listing)] = await peer.replies_until("吊销代理")
@@ -81,6 +94,35 @@ enabled = true
     assert json.loads((agent_dir / "agent-state.json").read_text())["bot_public"]
 
 
+async def test_wrong_codes_are_limited_per_address(make_runtime: MakeRuntime) -> None:
+    """5 wrong codes per address in 10 minutes; a success does not count; other addresses and,
+    after the window, the same one may try again."""
+    runtime = await make_runtime("[agents]\nenabled = true\n")
+    registry = runtime.agents
+    now = [1000.0]
+    registry.wrong_codes.clock = lambda: now[0]
+
+    async def pair(code: str, address: str) -> str:
+        keys = AgentKeys.generate().public()
+        try:
+            await registry.pair(code, keys["identity"], keys["sealing"], address)
+        except AgentRefused as refusal:
+            return refusal.code
+        return "paired"
+
+    for _ in range(4):
+        assert await pair("WRONGONE", "203.0.113.9") == "bad_code"
+    good, _ = await registry.new_code(None, "qq:900001")
+    assert await pair(good, "203.0.113.9") == "paired"  # a success is not a wrong try
+    assert await pair("WRONGONE", "203.0.113.9") == "bad_code"  # the 5th wrong one
+    another, _ = await registry.new_code(None, "qq:900001")
+    assert await pair(another, "203.0.113.9") == "too_many_attempts"  # even a good code
+    assert await pair("WRONGONE", "198.51.100.7") == "bad_code"  # another address
+    now[0] += 601
+    assert await pair(another, "203.0.113.9") == "paired"  # the code was not used up
+    assert len(await registry.of_company()) == 2
+
+
 async def test_codes_expire_and_are_single_use(make_runtime: MakeRuntime) -> None:
     runtime = await make_runtime("[agents]\nenabled = true\n")
     account = Account("qq", "8")
@@ -91,8 +133,6 @@ async def test_codes_expire_and_are_single_use(make_runtime: MakeRuntime) -> Non
     async with runtime.db.transaction() as session:
         await session.execute(update(PairingCode).values(
             expires_at=utcnow() - timedelta(minutes=1)))
-    from bot.key_agent.protocol import AgentKeys
-
     keys = AgentKeys.generate().public()
     with pytest.raises(AgentRefused, match="已过期"):
         await runtime.agents.pair(code, keys["identity"], keys["sealing"])

@@ -1,6 +1,7 @@
 """End to end: an unlock approved in the chat resets a real PKCS#11 token (SoftHSM2) through a
-separately started agent process; OpenSC checks the token. The bot restarts and the agent
-comes back by itself; a revoked agent is cut off and refused."""
+separately started agent process, once the technicians confirmed the UKEY it read is the
+company's; OpenSC checks the token. The bot restarts and the agent comes back by itself; a
+revoked agent is cut off and refused. An agent that reads another company's UKEY gets no reset."""
 
 import asyncio
 import json
@@ -67,6 +68,11 @@ async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
             agent = await start_agent(agent_dir, port, code, softhsm_conf,
                                       {"CADESK_AGENT_NEW_PIN": NEW_PIN})
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
+            # the UKEY was issued before cadesk: on no record, so the unlock waits for a look
+            asked = dict(await peer.replies_until(f"确认解锁 {number}", within=60))
+            assert f"UKEY 卡号 {token.serial}" in asked[f"user:{TECHNICIAN}"]
+            assert token.login_works(USER_PIN)  # nothing reset yet
+            await say(TECHNICIAN, text(f"确认解锁 {number}"), "已确认 UKEY")
             unlocked = await say(TECHNICIAN, text(f"解锁状态 {number}"), "远程解锁")
             if "重置密码：完成" not in unlocked:
                 await peer.replies_until("UKEY 密码已重置", within=60)
@@ -109,7 +115,7 @@ async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
         stored = " ".join(str(row) for row in db.execute("SELECT signed FROM token_jobs"))
         events = [e for (e,) in db.execute("SELECT event FROM order_events ORDER BY id")]
     assert so_pin_for(master, token.serial) not in stored  # sealed, never in plaintext
-    assert events[-4:] == ["approve", "token_job", "token_job", "complete"]
+    assert events[-5:] == ["approve", "token_job", "token_confirmed", "token_job", "complete"]
 
 
 def reset_waiting(journal: Path) -> bool:
@@ -157,6 +163,7 @@ async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
             await peer.connect()
             say = talker(peer)
             number, code = await file_unlock(say, fake_uscc(rng), urls, rng)
+            await say(TECHNICIAN, text(f"登记UKEY {token.serial} 临沂解锁测试有限公司"), "已登记")
             env = {"CADESK_AGENT_PIN_FILE": str(pin_fifo)}
             agent = await start_agent(agent_dir, port, code, softhsm_conf, env)
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
@@ -182,3 +189,49 @@ async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
     with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
         jobs = db.execute("SELECT kind, status FROM token_jobs ORDER BY created_at").fetchall()
     assert jobs == [("token_info", "done"), ("reset_pin", "failed")]
+
+
+async def test_an_agent_reading_another_companys_ukey_gets_no_reset(
+        tmp_path: Path, scan_server: ScanServer) -> None:
+    """Company A's agent, with company B's UKEY plugged in, reports B's serial: no reset_pin
+    is sent, the token keeps its PIN (OpenSC), the technicians and the applicant are told, and
+    the order's history says why."""
+    rng = random.Random(33)
+    urls = [scan_server.add(f"other-{n}.jpg", sample_scan(f"other {n}")) for n in range(3)]
+    with agent_world(tmp_path) as (master, token, bot, port, softhsm_conf, agent_dir):
+        await bot.start()
+        peer = OneBotPeer(port, TOKEN)
+        agent = None
+        try:
+            await peer.connect()
+            say = talker(peer)
+            other = USER + 1  # company B's handler binds B; the UKEY is recorded as B's
+            binding = [("你好", "【统一社会信用代码】"), (fake_uscc(rng), "【单位名称】"),
+                       ("临沂乙方测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]
+            for answer, until in binding:
+                await say(other, text(answer), until)
+            await say(TECHNICIAN, text(f"登记UKEY {token.serial} 临沂乙方测试有限公司"), "已登记")
+            number, code = await file_unlock(say, fake_uscc(rng), urls, rng)  # company A
+            agent = await start_agent(agent_dir, port, code, softhsm_conf,
+                                      {"CADESK_AGENT_NEW_PIN": NEW_PIN})
+            await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
+            told = dict(await peer.replies_until("远程解锁已停止", within=60))  # applicant first
+            assert "登记在 临沂乙方测试有限公司" in told[f"user:{TECHNICIAN}"]
+            assert "登记在其他单位名下" in told[f"user:{USER}"]
+            assert "联系服务中心" in told[f"user:{USER}"]
+            refused = await say(TECHNICIAN, text(f"确认解锁 {number}"), "已登记在")
+            assert "临沂乙方测试有限公司" in refused
+            history = await say(TECHNICIAN, text(f"历史 {number}"), "办理记录")
+            assert "UKEY 不属于本单位，任务停止" in history
+        finally:
+            if agent is not None:
+                agent.terminate()
+                await agent.wait()
+            await peer.close()
+            await bot.stop()
+        assert token.login_works(USER_PIN)  # untouched: the old PIN still logs in
+        assert not token.login_works(NEW_PIN)
+    with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM token_jobs")]
+    assert kinds == ["token_info"]  # no reset_pin was ever queued
+    assert so_pin_for(master, token.serial) not in (agent_dir / "agent.log").read_text()

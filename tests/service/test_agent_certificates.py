@@ -37,8 +37,9 @@ def hall(tmp_path: Path):
 
 
 def job(bot: BotKey, state: PairedState, token: SoftToken, kind: str, **extra) -> dict:
-    return bot.job(kind=kind, company=state.company, token_serial=token.serial,
-                   agent_sealing=state.keys.public()["sealing"], lifetime_seconds=600, **extra)
+    return bot.job(agent=state.agent_id, kind=kind, company=state.company,
+                   token_serial=token.serial, agent_sealing=state.keys.public()["sealing"],
+                   lifetime_seconds=600, **extra)
 
 
 def sign(csr_der: bytes, days: int = 365) -> bytes:

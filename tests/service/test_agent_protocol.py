@@ -24,6 +24,7 @@ from bot.services.agents.so_pins import load_master, so_pin_for
 from tests.support.softhsm import MODULE, USER_PIN, new_token, softhsm
 
 COMPANY = "91371302MA3C4XYZ8K"
+AGENT_ID = "7"
 
 
 @pytest.fixture
@@ -33,14 +34,15 @@ def parties(tmp_path: Path):
 
 
 def a_job(bot: BotKey, agent: AgentKeys, **changes) -> dict:
-    options = {"kind": "reset_pin", "company": COMPANY, "token_serial": "abc",
+    options = {"agent": AGENT_ID, "kind": "reset_pin", "company": COMPANY, "token_serial": "abc",
                "agent_sealing": agent.public()["sealing"], "lifetime_seconds": 600,
                "so_pin": "123412341234", **changes}
     return bot.job(**options)
 
 
 def verify(job: dict, bot: BotKey, agent: AgentKeys, **changes):
-    options = {"bot_public": bot.public(), "company": COMPANY, "keys": agent, **changes}
+    options = {"bot_public": bot.public(), "agent": AGENT_ID, "company": COMPANY, "keys": agent,
+               **changes}
     return verify_job(job, **options)
 
 
@@ -160,10 +162,10 @@ def test_malformed_jobs_signed_by_the_bot_are_refused_not_crashed(mangle) -> Non
     """Even a job the bot itself signed (a bug on its side) is refused with a code, never an
     exception in the agent, and a NaN expiry is not 'never'."""
     bot, keys = BotKey.generate(), AgentKeys.generate()
-    job = bot.job(kind="reset_pin", company=COMPANY, token_serial="abc",
+    job = bot.job(agent=AGENT_ID, kind="reset_pin", company=COMPANY, token_serial="abc",
                   agent_sealing=keys.public()["sealing"], lifetime_seconds=60, so_pin="1")
     body = mangle({k: v for k, v in job.items() if k != "signature"})
     if isinstance(body, dict):
         body["signature"] = b64(bot.key.sign(canonical(body)))
     with pytest.raises(Refused):
-        verify_job(body, bot_public=bot.public(), company=COMPANY, keys=keys)
+        verify_job(body, bot_public=bot.public(), agent=AGENT_ID, company=COMPANY, keys=keys)

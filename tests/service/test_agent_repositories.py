@@ -1,6 +1,8 @@
 """The queries behind pairing and the token-job queue, on SQLite and on PostgreSQL: a pairing
-code is claimed once, and only while fresh; each agent sees its own open jobs, oldest first."""
+code is claimed once, and only while fresh, even by 20 agents at once; each agent sees its own
+open jobs, oldest first."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -8,7 +10,9 @@ import pytest
 
 from bot.config import Settings
 from bot.domain.lifecycle import OrderType
+from bot.key_agent.protocol import AgentKeys, BotKey
 from bot.samples import fake_uscc
+from bot.services.agents.registry import AgentRefused, AgentRegistry, Paired
 from bot.services.filing import file_order
 from storage.db import Database
 from storage.models import PairingCode, TokenJob, utcnow
@@ -46,6 +50,22 @@ async def test_a_pairing_code_is_claimed_once_and_only_while_fresh(db: Database)
         assert claimed.used_at == now
     async with db.transaction() as session:
         assert await PairingCodes(session).claim("fresh", now) is None
+
+
+async def test_twenty_agents_pairing_at_once_with_one_code_pair_exactly_one(
+        db: Database, settings: Settings) -> None:
+    """Each pairing in its own transaction, all at once: the conditional UPDATE lets one
+    through (SQLite ignores FOR UPDATE: a read-then-write paired 15 of 20 here)."""
+    registry = AgentRegistry(settings, db, BotKey.generate())
+    code, _ = await registry.new_code(None, "qq:900001")
+    keys = [AgentKeys.generate().public() for _ in range(20)]
+    outcomes = await asyncio.gather(
+        *(registry.pair(code, k["identity"], k["sealing"]) for k in keys),
+        return_exceptions=True)
+    assert [type(o) for o in outcomes].count(Paired) == 1, outcomes
+    assert all(isinstance(o, Paired) or (isinstance(o, AgentRefused) and o.code == "bad_code")
+               for o in outcomes), outcomes
+    assert len(await registry.of_company()) == 1
 
 
 async def test_each_agent_gets_its_own_open_jobs_oldest_first(

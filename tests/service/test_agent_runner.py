@@ -39,7 +39,8 @@ def setting(tmp_path: Path):
 
 
 def reset_job(bot: BotKey, state: PairedState, token: SoftToken, **changes) -> dict:
-    options = {"kind": "reset_pin", "company": COMPANY, "token_serial": token.serial,
+    options = {"agent": state.agent_id, "kind": "reset_pin", "company": COMPANY,
+               "token_serial": token.serial,
                "agent_sealing": state.keys.public()["sealing"], "lifetime_seconds": 600,
                "so_pin": so_pin_for(MASTER, token.serial), **changes}
     return bot.job(**options)
@@ -71,7 +72,8 @@ async def test_bad_jobs_leave_the_token_untouched(setting, attack: str, code: st
         "replayed": lambda: reset_job(bot, state, token, job_id="same"),
     }[attack]()
     if attack == "replayed":  # it ran once, as a token_info job with the same id
-        first = bot.job(kind="token_info", company=COMPANY, token_serial=token.serial,
+        first = bot.job(agent=state.agent_id, kind="token_info", company=COMPANY,
+                        token_serial=token.serial,
                         agent_sealing=state.keys.public()["sealing"], lifetime_seconds=600,
                         job_id="same")
         assert (await runner.run(first))["ok"]
@@ -83,7 +85,7 @@ async def test_bad_jobs_leave_the_token_untouched(setting, attack: str, code: st
 
 async def test_token_info_job_reports_the_token(setting) -> None:
     bot, state, _, runner = setting
-    job = bot.job(kind="token_info", company=COMPANY, token_serial=None,
+    job = bot.job(agent=state.agent_id, kind="token_info", company=COMPANY, token_serial=None,
                   agent_sealing=state.keys.public()["sealing"], lifetime_seconds=60)
     result = await runner.run(job)
     assert result["ok"]
@@ -127,3 +129,23 @@ async def test_no_new_pin_fails_the_job_and_leaves_the_token(setting) -> None:
     result = await runner.run(reset_job(bot, state, token))
     assert (result["ok"], result["code"]) == (False, "no_new_pin")
     assert token.login_works(USER_PIN)
+
+
+async def test_a_job_signed_for_another_agent_is_refused(setting, tmp_path: Path) -> None:
+    """Agent 2 of the same company, even holding the PINs sealed to its own key, refuses a job
+    the bot signed for agent 1: the agent's id is in the signed body."""
+    bot, first, token, _ = setting
+    second = PairedState("agent-2", COMPANY, bot.public(), AgentKeys.generate())
+    runner = JobRunner(second, TokenWorker(MODULE), JobJournal(tmp_path / "journal-2.json"),
+                       lambda: NEW_PIN)
+    for_first = reset_job(bot, second, token, agent=first.agent_id)  # sealed to agent 2's key
+    try:
+        result = await runner.run(for_first)
+        assert (result["ok"], result["code"]) == (False, "wrong_agent")
+        assert token.login_works(USER_PIN)
+        assert not token.login_works(NEW_PIN)
+        assert not (tmp_path / "journal-2.json").exists()  # refused before anything was kept
+        mine = await runner.run(reset_job(bot, second, token, agent=second.agent_id))
+        assert mine["ok"], mine
+    finally:
+        runner.worker.close()

@@ -249,7 +249,8 @@ B64 = st.binary(max_size=100).map(lambda b: base64.urlsafe_b64encode(b).decode()
 
 
 def verify(job: dict, *, keys: AgentKeys = AGENT, now: float | None = None):
-    return verify_job(job, bot_public=BOT.public(), company=COMPANY, keys=keys, now=now)
+    return verify_job(job, bot_public=BOT.public(), agent="1", company=COMPANY, keys=keys,
+                      now=now)
 
 
 @runs(200)
@@ -264,7 +265,7 @@ def test_a_job_not_signed_by_the_paired_bot_is_refused(job: dict) -> None:
 
 
 def a_job(kind: str, **changes) -> dict:
-    options = {"kind": kind, "company": COMPANY, "token_serial": "SN-1",
+    options = {"agent": "1", "kind": kind, "company": COMPANY, "token_serial": "SN-1",
                "agent_sealing": AGENT.public()["sealing"], "lifetime_seconds": 600,
                "so_pin": "12345678" if kind in ("reset_pin", "personalise") else None,
                "user_pin": "1234" if kind == "personalise" else None,

@@ -2,13 +2,16 @@
 
 Approving an unlock queues a ``token_info`` job; its answer names the token, and a
 ``reset_pin`` job follows with that token's SO PIN, derived from the master secret and sealed
-to the agent that will run it. Certificate orders (制证, 续期) chain their own jobs through
+to the agent that will run it, only when that token is on record for the order's company
+(``ukeys``): a serial not on record waits for a technician's 确认解锁, a serial of another
+company stops the unlock for good. Every job is signed for the one agent it is sent to.
+Certificate orders (制证, 续期) chain their own jobs through
 ``CertificateSteps`` (bot/services/certificates.py). Results go into the order's event log;
 success moves the order on, failure is told to the applicant and the technicians. Jobs expire.
 """
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -16,17 +19,19 @@ from typing import Any, Protocol
 from loguru import logger
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event, OrderType
+from bot.domain.lifecycle import Event, OrderStatus, OrderType
 from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
+from bot.services.agents.ukeys import UkeyRefused, require_on_record, what_was_read, whose
+from bot.services.agents.ukeys import record as record_ukey
 from bot.services.filing import move_order, note_order
 from bot.services.messages import Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from storage.db import Database
 from storage.models import Agent, Order, TokenJob, utcnow
-from storage.repositories import Agents, Orders, TokenJobs
+from storage.repositories import Agents, Orders, TokenJobs, Ukeys
 from storage.repositories.token_jobs import OPEN
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -110,7 +115,7 @@ class AgentHub:
                     hall: bool = False) -> bool:
         """Queue a job on its own; True when an agent is there to run it."""
         async with self.db.transaction() as session:
-            self.queue(session, order, kind, serial, hall=hall)
+            await self.queue(session, order, kind, serial, hall=hall)
         route: Route = HALL if hall else order.company_id
         await self.deliver(route)
         return self.company_online(route)
@@ -124,10 +129,12 @@ class AgentHub:
         await self.start_unlock(order)
         return True
 
-    def queue(self, session: Any, order: Order, kind: str, serial: str | None, *,
-              hall: bool = False, data: dict[str, Any] | None = None) -> None:
+    async def queue(self, session: Any, order: Order, kind: str, serial: str | None, *,
+                    hall: bool = False, data: dict[str, Any] | None = None) -> None:
         """Add a job for the order's company agent (or the hall's), in the caller's transaction;
-        ``deliver`` sends it after the commit."""
+        ``deliver`` sends it after the commit. A job that changes a token is refused
+        (``UkeyRefused``) unless the token is on record for the order's company."""
+        await require_on_record(session, order.company_id, serial, kind)
         minutes = self.settings.agents.job_lifetime_minutes
         session.add(TokenJob(id=b64(secrets.token_bytes(15)), order_id=order.id,
                              company_id=order.company_id, kind=kind, token_serial=serial,
@@ -172,7 +179,8 @@ class AgentHub:
                 user_pin = initial_user_pin(master, job.token_serial, job.order_id)
         remaining = (job.expires_at - utcnow()).total_seconds()
         return self.registry.bot_key.job(
-            kind=job.kind, company=agent_company(agent), token_serial=job.token_serial,
+            agent=str(agent.id), kind=job.kind, company=agent_company(agent),
+            token_serial=job.token_serial,
             agent_sealing=agent.sealing_key, lifetime_seconds=remaining, so_pin=so_pin,
             user_pin=user_pin, data=job.data, job_id=job.id)
 
@@ -195,7 +203,7 @@ class AgentHub:
                 detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
                         "token_serial": token.get("serial"), "pin": token.get("pin")})
             if order.type is OrderType.UNLOCK:
-                step = self._unlock_step(session, order, job, message, agent_id)
+                step = await self._unlock_step(session, order, job, message, agent_id)
             elif self.certificate_steps is not None:
                 step = await self.certificate_steps.after(session, order, job, message)
             else:
@@ -214,12 +222,11 @@ class AgentHub:
         if route == HALL:
             await self.deliver(HALL)
 
-    def _unlock_step(self, session: Any, order: Order, job: TokenJob, message: dict[str, Any],
-                     agent_id: int) -> Step:
+    async def _unlock_step(self, session: Any, order: Order, job: TokenJob,
+                           message: dict[str, Any], agent_id: int) -> Step:
         ok = bool(message.get("ok"))
         if ok and job.kind == "token_info":
-            self.queue(session, order, "reset_pin", (message.get("token") or {})["serial"])
-            return Step()
+            return await self._token_read(session, order, message.get("token") or {}, agent_id)
         if ok:
             move_order(session, order, f"agent:{agent_id}", Event.COMPLETE,
                        reason="UKEY 密码已重置")
@@ -228,6 +235,78 @@ class AgentHub:
                                      reason=str(message.get("message", ""))),
                     staff=f"订单 {order.number} 的远程解锁失败（{message.get('code')}）："
                           f"{message.get('message')}")
+
+    async def _token_read(self, session: Any, order: Order, token: dict[str, Any],
+                          agent_id: int) -> Step:
+        """An unlock's token was read: reset it when it is the company's UKEY on record; wait
+        for a technician when it is on no record; stop for good when it is another company's."""
+        serial = str(token.get("serial"))
+        ukey = await Ukeys(session).by_serial(serial)
+        company = order.company
+        whom = f"{company.name}（{company.uscc}）" if company else "（未知单位）"
+        if ukey is not None and ukey.company_id == order.company_id:
+            await self.queue(session, order, "reset_pin", serial)
+            return Step()
+        read = what_was_read(token)
+        if ukey is None:
+            return Step(applicant_notice(order, NoticeKind.UKEY_UNRECORDED, self.settings,
+                                         reason=serial),
+                        staff=f"订单 {order.number}（{whom}）的远程解锁暂停：读到的 UKEY 没有登记。"
+                              f"\n{read}\n核实这是该单位的 UKEY 后发送「确认解锁 {order.number}」"
+                              "继续重置密码。")
+        note_order(session, order, f"agent:{agent_id}", Event.TOKEN_MISMATCH,
+                   reason=f"UKEY {serial} 登记在 {whose(ukey)} 名下",
+                   detail={"token_serial": serial, "owner_company_id": ukey.company_id})
+        logger.warning(f"unlock {order.number}: agent #{agent_id} read token {serial}, "
+                       f"on record for company #{ukey.company_id}, not #{order.company_id}")
+        return Step(applicant_notice(order, NoticeKind.UKEY_NOT_OURS, self.settings,
+                                     reason=serial),
+                    staff=f"订单 {order.number}（{whom}）的远程解锁已停止：密钥代理 {agent_id} "
+                          f"读到的 UKEY 卡号 {serial} 登记在 {whose(ukey)} 名下，没有重置密码。"
+                          f"\n{read}\n请与申请单位核实（可能插错了 UKEY，或有人冒用）。")
+
+    async def confirm_unlock(self, order: Order, actor: str) -> str:
+        """确认解锁: the serial the unlock's token_info read goes on record for the order's
+        company (``confirmed``) and its reset_pin is queued. Refused for another's serial."""
+        async with self.db.transaction() as session:
+            jobs = await TokenJobs(session).of_order(order.id)
+            read = [j for j in jobs if j.kind == "token_info" and j.status == "done"]
+            if not read:
+                raise UkeyRefused(f"订单 {order.number} 还没有读到 UKEY，无法确认；"
+                                  f"「解锁状态 {order.number}」可查看进度。")
+            if any(j.kind == "reset_pin" and j.status in (*OPEN, "done") for j in jobs):
+                raise UkeyRefused(f"订单 {order.number} 已经在重置密码了，"
+                                  f"「解锁状态 {order.number}」可查看进度。")
+            serial = str(((read[-1].result or {}).get("token") or {}).get("serial"))
+            assert order.company is not None
+            _, new = await record_ukey(session, serial, order.company, "confirmed", actor)
+            note_order(session, order, actor, Event.TOKEN_CONFIRMED,
+                       reason=f"UKEY {serial}" + ("" if new else "（已在登记中）"),
+                       detail={"token_serial": serial})
+            await self.queue(session, order, "reset_pin", serial)
+        logger.info(f"unlock {order.number}: token {serial} confirmed by {actor}")
+        await self.deliver(order.company_id)
+        where = ("已交给申请人的密钥代理" if self.company_online(order.company_id)
+                 else "等申请人的密钥代理上线后")
+        return (f"已确认 UKEY {serial} 属于 {order.company.name}，{where}重置密码。"
+                f"「解锁状态 {order.number}」可查看进度。")
+
+    async def _waiting(self, order: Order, jobs: Sequence[TokenJob]) -> str | None:
+        """What an unlock whose last job read the UKEY waits for, when it waits on the record."""
+        last = jobs[-1]
+        if (order.type is not OrderType.UNLOCK or order.status is not OrderStatus.APPROVED
+                or last.kind != "token_info" or last.status != "done"):
+            return None
+        serial = str(((last.result or {}).get("token") or {}).get("serial"))
+        async with self.db.transaction() as session:
+            ukey = await Ukeys(session).by_serial(serial)
+        if ukey is None:
+            return (f"· 读到的 UKEY（卡号 {serial}）还没有登记在本单位名下：等待技术人员核对后"
+                    f"「确认解锁 {order.number}」。")
+        if ukey.company_id != order.company_id:
+            return (f"· 读到的 UKEY（卡号 {serial}）登记在其他单位名下：已停止，不会重置密码。"
+                    "请插上本单位自己的 UKEY 并联系服务中心。")
+        return None
 
     async def expire_due(self) -> int:
         async with self.db.transaction() as session:
@@ -252,6 +331,8 @@ class AgentHub:
             why = f"（{job.result.get('message')}）" if job.result and not job.result.get(
                 "ok") else ""
             lines.append(f"· {TOKEN_JOB_NAMES[job.kind]}：{states[job.status]}{why}")
-        if not self.company_online(order.company_id) and any(j.status in OPEN for j in jobs):
+        if waiting := await self._waiting(order, jobs):
+            lines.append(waiting)
+        elif not self.company_online(order.company_id) and any(j.status in OPEN for j in jobs):
             lines.append("密钥代理不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」。")
         return "\n".join(lines)

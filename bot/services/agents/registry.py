@@ -1,13 +1,18 @@
 """Key agents on the bot's side: one-time pairing codes, the registry, revocation.
 
 A pairing code is short (8 characters without look-alikes), lives for minutes, is stored only
-as its SHA-256, and can be used once. Pairing binds the agent's public keys to the company of
-the handler who asked for the code; one company may have several agents.
+as its SHA-256, and can be used once (one conditional UPDATE claims it, on every database).
+Wrong codes are counted per remote address: after ``WRONG_CODES`` within ``WRONG_CODE_WINDOW``
+the address is refused until the oldest falls out of the window. Pairing binds the agent's
+public keys to the company of the handler who asked for the code; one company may have several
+agents.
 """
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +31,8 @@ from storage.models import Agent, Handler, PairingCode, utcnow
 from storage.repositories import Agents, Handlers, PairingCodes
 
 CODE_LENGTH = 8
+WRONG_CODES = 5  # wrong pairing codes allowed per address ...
+WRONG_CODE_WINDOW = 600.0  # ... within this many seconds
 
 
 class AgentRefused(Exception):
@@ -41,6 +48,37 @@ class Paired:
     agent_id: int
     company: str  # USCC
     bot_public: str
+
+
+class WrongCodes:
+    """Wrong pairing codes per remote address, in a sliding window (kept in memory: a restart
+    forgets them, which costs a guesser nothing it could not get by waiting)."""
+
+    def __init__(self, limit: int = WRONG_CODES, window: float = WRONG_CODE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._tries: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, address: str) -> deque[float]:
+        tries, now = self._tries[address], self.clock()
+        while tries and tries[0] <= now - self.window:
+            tries.popleft()
+        if not tries:
+            del self._tries[address]  # no memory kept for addresses that stopped
+        return tries
+
+    def check(self, address: str) -> None:
+        """Refuses an address that has used up its wrong tries."""
+        if len(self._recent(address)) >= self.limit:
+            minutes = round(self.window / 60)
+            raise AgentRefused("too_many_attempts",
+                               f"绑定码错误次数过多，请 {minutes} 分钟后再试。Too many wrong "
+                               f"pairing codes from this address; try again in {minutes} "
+                               "minutes.")
+
+    def wrong(self, address: str) -> None:
+        self._recent(address)
+        self._tries[address].append(self.clock())
 
 
 def _hash(code: str) -> str:
@@ -75,6 +113,7 @@ class AgentRegistry:
         self.db = db
         self.bot_key = bot_key
         self.notifier = notifier
+        self.wrong_codes = WrongCodes()
 
     async def new_code(self, handler: Handler | None, requested_by: str) -> tuple[str, datetime]:
         """A code for an agent of the handler's company; without a handler (a technician's
@@ -88,7 +127,11 @@ class AgentRegistry:
                                     expires_at=expires))
         return code, expires
 
-    async def pair(self, code: str, identity: str, sealing: str) -> Paired:
+    async def pair(self, code: str, identity: str, sealing: str,
+                   address: str | None = None) -> Paired:
+        """Pair an agent with a one-time code; ``address`` (the caller's) counts wrong codes."""
+        if address is not None:
+            self.wrong_codes.check(address)
         try:
             if len(unb64(identity)) != 32 or len(unb64(sealing)) != 32:
                 raise ValueError
@@ -98,6 +141,8 @@ class AgentRegistry:
             row = await PairingCodes(session).claim(_hash(code), utcnow())
             if row is None:
                 logger.warning("agent pairing refused: unknown, used or expired code")
+                if address is not None:
+                    self.wrong_codes.wrong(address)
                 raise AgentRefused("bad_code", "绑定码无效、已使用或已过期，"
                                    "请在聊天中重新发送「绑定密钥代理」。")
             agents = Agents(session)

@@ -10,6 +10,9 @@
     already on the token: the key is kept) → the CA signs, counted from the current expiry →
     write_certificate → the order completes.
 Loss reports (挂失/解挂) need no token: see ``LossDesk`` below.
+The UKEY 制证 makes goes on record for the order's company (``issued``); ``request`` and
+``write_certificate`` are queued only for a UKEY on record for the order's company
+(bot/services/agents/ukeys.py), and a renewal reads only such a UKEY.
 """
 
 from collections.abc import Sequence
@@ -35,6 +38,8 @@ from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
 from bot.services.agents.hub import AgentHub, Step
 from bot.services.agents.so_pins import initial_user_pin, load_master
+from bot.services.agents.ukeys import UkeyRefused, whose
+from bot.services.agents.ukeys import record as record_ukey
 from bot.services.certificates.office import HOLDABLE, CertificateOffice, CertificateRefused
 from bot.services.filing import free_number, move_order, note_order
 from bot.services.messages import Account
@@ -47,7 +52,7 @@ from bot.services.notify import (
 )
 from storage.db import Database
 from storage.models import Certificate, Handler, Order, TokenJob, utcnow
-from storage.repositories import Certificates, Handlers, Orders
+from storage.repositories import Certificates, Handlers, Orders, Ukeys
 
 
 class CertificateJobs:
@@ -68,8 +73,8 @@ class CertificateJobs:
             async with self.db.transaction() as session:
                 cert = await self.office.by_serial(session, order.certificate_serial)
                 assert cert is not None
-                self.hub.queue(session, order, "write_certificate", cert.token_serial, hall=True,
-                               data={"certificate": b64(cert.der)})
+                await self.hub.queue(session, order, "write_certificate", cert.token_serial,
+                                     hall=True, data={"certificate": b64(cert.der)})
             await self.hub.deliver(HALL)
             return self.hub.company_online(HALL)
         return await self.hub.start(order, "token_info", None, hall=True)
@@ -89,7 +94,7 @@ class CertificateJobs:
                                   OrderType.RENEWAL, values, self.settings.fees))
                 session.add(order)
                 await session.flush()
-            self.hub.queue(session, order, "token_info", None)
+            await self.hub.queue(session, order, "token_info", None)
             number = order.number
             company_id = order.company_id
         await self.hub.deliver(company_id)
@@ -124,8 +129,8 @@ class CertificateJobs:
     async def start_rekey(self, order: Order) -> bool:
         """After a renewal is paid: the agent signs a request with the key already on the UKEY."""
         async with self.db.transaction() as session:
-            self.hub.queue(session, order, "request", order.token_serial,
-                           data={"common_name": order.company.name})
+            await self.hub.queue(session, order, "request", order.token_serial,
+                                 data={"common_name": order.company.name})
         await self.hub.deliver(order.company_id)
         return self.hub.company_online(order.company_id)
 
@@ -144,6 +149,9 @@ class CertificateJobs:
         except CAError as error:
             logger.warning(f"order {order.number}: the CA refused: {error}")
             return Step(staff=f"订单 {order.number} 签发证书失败：{error}")
+        except UkeyRefused as refusal:  # the next job was not queued
+            logger.warning(f"order {order.number}: token job refused: {refusal}")
+            return Step(staff=f"订单 {order.number}：{refusal}")
         return Step()
 
     def _failed(self, order: Order, job: TokenJob, message: dict[str, Any]) -> Step:
@@ -165,17 +173,23 @@ class CertificateJobs:
                 return Step(staff=f"订单 {order.number}：服务大厅插着的 UKEY（{serial}）里已有"
                                   "证书，不是空白 UKEY。请换一个空白 UKEY 后再发"
                                   f"「制证 {order.number}」。")
-            self.hub.queue(session, order, "personalise", serial, hall=True,
-                           data={"common_name": order.company.name})
+            ukey = await Ukeys(session).by_serial(serial)
+            if ukey is not None and ukey.company_id != order.company_id:
+                return Step(staff=f"订单 {order.number}：服务大厅插着的 UKEY（{serial}）登记在 "
+                                  f"{whose(ukey)} 名下，不能为本单位制证。请换一个空白 UKEY 后再发"
+                                  f"「制证 {order.number}」。")
+            await self.hub.queue(session, order, "personalise", serial, hall=True,
+                                 data={"common_name": order.company.name})
             return Step()
-        if job.kind == "personalise":
+        if job.kind == "personalise":  # the key is made on this UKEY: it is the company's now
+            await record_ukey(session, serial, order.company, "issued", actor)
             months = years_to_months(order.fields.get("years", "1年"))
             cert = self.office.issue(session, order, unb64(message["csr"]), serial,
                                      months_after(utcnow(), months))
             note_order(session, order, actor, Event.CERT_ISSUED, reason=f"签发证书 {cert.serial}",
                        detail={"certificate": cert.serial, "token_serial": serial})
-            self.hub.queue(session, order, "write_certificate", serial, hall=True,
-                           data={"certificate": b64(cert.der)})
+            await self.hub.queue(session, order, "write_certificate", serial, hall=True,
+                                 data={"certificate": b64(cert.der)})
             return Step()
         # write_certificate: the UKEY is ready
         cert = await self.office.by_serial(session, order.certificate_serial or "")
@@ -210,8 +224,8 @@ class CertificateJobs:
             note_order(session, order, actor, Event.CERT_ISSUED,
                        reason=f"续期签发证书 {cert.serial}",
                        detail={"certificate": cert.serial, "replaces": current.serial})
-            self.hub.queue(session, order, "write_certificate", serial,
-                           data={"certificate": b64(cert.der)})
+            await self.hub.queue(session, order, "write_certificate", serial,
+                                 data={"certificate": b64(cert.der)})
             return Step()
         # write_certificate: done
         cert = await self.office.by_serial(session, order.certificate_serial or "")
@@ -241,6 +255,10 @@ class CertificateJobs:
                               company.name, company.uscc)
         if why is None and ours.status == CertStatus.HOLD:
             why = "这张证书已挂失，须先「解挂」才能续期。"
+        ukey = await Ukeys(session).by_serial(serial)
+        if why is None and (ukey is None or ukey.company_id != order.company_id):
+            why = (f"这个 UKEY（卡号 {serial}）没有登记在贵单位名下，不能续期。"
+                   "请联系服务中心核实登记。")
         if why is not None:
             return self._refuse_renewal(session, order, actor, why)
         tz = self.settings.tz

@@ -48,6 +48,7 @@ from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
 from bot.services.ports import ScanStorage
+from bot.services.review import ukey_commands
 from bot.services.review.members import Members
 from bot.services.unlock.claims import record_claimed_company
 from storage.db import Database, DatabaseUnavailable
@@ -533,6 +534,12 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
     Command(("绑定制证代理",), "绑定制证代理", "服务大厅制证电脑的一次性绑定码",
             ReviewDesk._hall_code, pki=True, private=True),
     Command(("帮助",), "帮助", "查看本说明", ReviewDesk._help, shared=True),
+    Command(("登记UKEY",), ukey_commands.REGISTER_USAGE,
+            "登记 cadesk 之前发出的 UKEY 属于哪个单位（远程解锁、续期只认登记的 UKEY）",
+            ukey_commands.register_ukey),
+    Command(("确认解锁",), ukey_commands.CONFIRM_USAGE,
+            "解锁读到未登记的 UKEY 时，核实后确认它属于本单位并继续重置密码",
+            ukey_commands.confirm_unlock),
 ])
 
 
