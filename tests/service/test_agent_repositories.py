@@ -8,15 +8,18 @@ from datetime import timedelta
 
 import pytest
 
+from bot.adapters.mail import MailOutbox
 from bot.config import Settings
 from bot.domain.lifecycle import OrderType
 from bot.key_agent.protocol import AgentKeys, BotKey
 from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused, AgentRegistry, Paired
 from bot.services.filing import file_order
+from bot.services.notify import Notifier
 from storage.db import Database
 from storage.models import PairingCode, TokenJob, utcnow
 from storage.repositories import Companies, PairingCodes, TokenJobs
+from tests.support.helpers import RecordingChat
 
 
 @pytest.fixture
@@ -56,7 +59,8 @@ async def test_twenty_agents_pairing_at_once_with_one_code_pair_exactly_one(
         db: Database, settings: Settings) -> None:
     """Each pairing in its own transaction, all at once: the conditional UPDATE lets one
     through (SQLite ignores FOR UPDATE: a read-then-write paired 15 of 20 here)."""
-    registry = AgentRegistry(settings, db, BotKey.generate())
+    notifier = Notifier(settings, RecordingChat(), MailOutbox(db, settings.email))
+    registry = AgentRegistry(settings, db, BotKey.generate(), notifier)
     code, _ = await registry.new_code(None, "qq:900001")
     keys = [AgentKeys.generate().public() for _ in range(20)]
     outcomes = await asyncio.gather(
