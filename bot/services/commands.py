@@ -39,6 +39,7 @@ class Command(Generic[H]):
     shared: bool = False  # a technician's that applicants send too: theirs go to the Dialogue
     form_open: FormOpen = FormOpen.TO_FORM
     menu: bool = True  # listed in the menu and 帮助 (False: kept out, e.g. a follow-up step)
+    pending_only: bool = False  # listed only while the binding awaits verification (申请核验)
 
     @property
     def word(self) -> str:
