@@ -69,8 +69,11 @@ class CommandTable(Generic[H]):
     def __iter__(self) -> Iterator[Command[H]]:
         return iter(self.commands)
 
-    def visible(self, *, pki: bool = True) -> list[Command[H]]:
-        return [c for c in self.commands if c.menu and (pki or not c.pki)]
+    def visible(self, *, pki: bool = True, verified: bool = True) -> list[Command[H]]:
+        """What the menu lists: for a pending binding (``verified`` False) only what it may do,
+        with the commands that lead to verification."""
+        return [c for c in self.commands if c.menu and (pki or not c.pki)
+                and (not c.pending_only if verified else not c.verified)]
 
     def match(self, text: str) -> tuple[Command[H], str] | None:
         """The command the whole message is (a word, or a pattern), with its argument."""

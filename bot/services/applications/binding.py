@@ -121,8 +121,10 @@ def decision_refused(decider: Handler, order: Order | None, number: str) -> str 
 
 
 async def approve(session: AsyncSession, settings: Settings, notifier: Notifier, order: Order,
-                  actor: str, menu: str, detail: dict | None = None) -> Told:
-    """The request approved: the account verified, the order completed, everyone told."""
+                  actor: str, menu: str, detail: dict | None = None,
+                  decider: Handler | None = None) -> Told:
+    """The request approved: the account verified, the order completed, everyone told (but the
+    colleague who decided, who has the reply)."""
     requester = order.handler
     assert requester is not None
     assert order.company is not None
@@ -138,7 +140,7 @@ async def approve(session: AsyncSession, settings: Settings, notifier: Notifier,
     notice = Notice([*notice.replies, menu], notice.subject, notice.body)
     await notifier.queue_mail(session, order, notice)
     others = [h for h in await Handlers(session).verified_of(order.company_id)
-              if h.id != requester.id]
+              if h.id != requester.id and (decider is None or h.id != decider.id)]
     text = (f"{who(requester, order.fields)} 已核验为【{order.company.name}】的经办人"
             f"（绑定申请 {order.number}，由 {actor} 确认），现在可以代表本单位办理全部业务。"
             "如有疑问请联系技术人员。")

@@ -74,8 +74,7 @@ PENDING_LINE = ("【待核验】您与本单位的绑定尚未核验：现在可
 def menu(company_name: str, certificates: bool = False, verified: bool = True) -> str:
     """The applicant's menu (and 帮助 outside a form): what this account may do, in table order;
     a pending account's says so first."""
-    shown = [c for c in APPLICANT_COMMANDS.visible(pki=certificates)
-             if (verified or not c.verified) and not (verified and c.pending_only)]
+    shown = APPLICANT_COMMANDS.visible(pki=certificates, verified=verified)
     head = f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。"
     return "\n".join([*([head, PENDING_LINE, "请回复："] if not verified else [head + "请回复："]),
                       *menu_lines(shown)])
@@ -256,8 +255,9 @@ class Dialogue:
             handler = await Handlers(session).bind(account.platform, account.user_id, company)
             replies, told = await self._ask_binding(session, account, handler, values, vouchers)
         logger.info(f"{account} bound to company #{company.id}, pending")
-        return [f"已登记：您申请代表【{company.name}】办理业务（待核验）。", *replies,
-                *await self._announce(told)]
+        first, *rest = replies
+        await self._announce(told)
+        return [f"已登记：您申请代表【{company.name}】办理业务（待核验）。{first}", *rest]
 
     async def _contact_given(self, account: Account, flow: FormFlow) -> list[str]:
         """「申请核验」 answered: as at the end of binding, for the company already bound."""
@@ -269,7 +269,8 @@ class Dialogue:
             replies, told = await self._ask_binding(
                 session, account, handler, {**values, "company_name": handler.company.name},
                 vouchers)
-        return [*replies, *await self._announce(told)]
+        await self._announce(told)
+        return replies
 
     async def _ask_binding(self, session: AsyncSession, account: Account, handler: Handler,
                            values: dict[str, str], vouchers: Sequence[Handler],
@@ -285,15 +286,14 @@ class Dialogue:
         flow, outcome = FormFlow.start(BINDING_REQUEST, start)
         await Conversations(session).save(account.platform, account.user_id, flow.state.to_json())
         return ["本单位还没有已核验的经办人，请提交单位授权书和营业执照，由技术人员核验。"
-                "核验前您也可以回复「取消」先办理新办证书等业务，之后回复「申请核验」再提交。",
-                *outcome.replies], None
+                "核验前您也可以回复「取消」先办理新办证书等业务，之后回复「申请核验」再提交。\n"
+                + outcome.replies[0], *outcome.replies[1:]], None
 
-    async def _announce(self, told: binding.Told | None) -> list[str]:
+    async def _announce(self, told: binding.Told | None) -> None:
         """After the commit: the colleagues asked and the technicians told of a new request."""
         if told is not None:
             await told.deliver(self.notifier)
             await self.notifier.tell_staff(binding.staff_notice_of(told.order))
-        return []
 
     async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
         if flow.state.order_number:
@@ -409,7 +409,8 @@ class Dialogue:
                 if agree:
                     told = await binding.approve(session, self.settings, self.notifier, order,
                                                  str(asked.account),
-                                                 self._menu(order.handler, verified=True))
+                                                 self._menu(order.handler, verified=True),
+                                                 decider=asked.bound)
                 else:
                     told = await binding.reject(session, self.settings, self.notifier, order,
                                                 str(asked.account), reason)
