@@ -13,7 +13,7 @@ import aiohttp
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from tests.support.agent_process import start_agent
-from tests.support.helpers import ScanServer
+from tests.support.helpers import PENDING_BINDING, ScanServer
 from tests.support.onebot_peer import (
     TECHNICIAN,
     TOKEN,
@@ -161,7 +161,7 @@ enabled = true
 async def apply(say, uscc: str, urls: list[str], rng: random.Random) -> str:
     """Bind and file a 新办 order for pickup with its four scans; returns the order number."""
     steps = [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-             ("临沂制证测试有限公司", "【注册协议】"), ("同意", "新办证书"),
+             ("临沂制证测试有限公司", "【注册协议】"), ("同意", "【申报人】"), *PENDING_BINDING,
              ("新办证书", "【证书年限】"), ("1", "【项目所属地区】"), ("临沂", "【办理Ukey数量】"),
              ("1", "【经办人姓名】"), ("张三", "【经办人身份证号】"),
              (fake_id_number(rng), "【手机号】"), ("13812345678", "【是否自取】"),
