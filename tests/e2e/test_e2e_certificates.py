@@ -13,7 +13,7 @@ import aiohttp
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from tests.support.agent_process import start_agent
-from tests.support.helpers import PENDING_BINDING, ScanServer
+from tests.support.helpers import PENDING_BINDING, ScanServer, verify_in_database
 from tests.support.onebot_peer import (
     TECHNICIAN,
     TOKEN,
@@ -97,6 +97,8 @@ enabled = true
                 {"CADESK_AGENT_FACTORY_SO_PIN": FACTORY_SO_PIN}))
 
             number = await apply(say, uscc, urls, rng)
+            # a technician verified the binding (续期 and 挂失 need it): see test_binding.py
+            verify_in_database(tmp_path / "live-data" / "cadesk.db", USER)
             await say(TECHNICIAN, text(f"通过 {number}"), "已通过")
             await say(TECHNICIAN, text(f"收款 {number}"), f"制证 {number}")
             await say(TECHNICIAN, text(f"制证 {number}"), "制证")

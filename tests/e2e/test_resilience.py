@@ -262,11 +262,15 @@ async def test_the_bot_killed_at_random_points_loses_no_acknowledged_answer(
 
     data_dir = tmp_path / "live-data"
     with sqlite3.connect(data_dir / "cadesk.db") as db:
-        orders = db.execute("SELECT id, fields FROM orders ORDER BY id").fetchall()
+        orders = db.execute("SELECT id, fields FROM orders WHERE type = 'certificate' "
+                            "ORDER BY id").fetchall()
+        requests = db.execute("SELECT count(*) FROM orders WHERE type = 'binding' "
+                              "AND status = 'submitted'").fetchone()[0]
         attachments = db.execute("SELECT order_id, sha256 FROM attachments").fetchall()
         left = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
     assert left == 0
     assert len(orders) == len(scripts)  # one each: none lost, none filed twice
+    assert requests == len(scripts)  # and one binding request each
     by_uscc = {json.loads(fields)["org_id"]: (order_id, json.loads(fields))
                for order_id, fields in orders}
     for script in scripts:
