@@ -1,5 +1,6 @@
-"""The forms of cadesk: company binding, the certificate order, the unlock request and the
-loss report (SPEC.md §0, §1, §3 and §4). A renewal needs no form: it reads the UKEY."""
+"""The forms of cadesk: company binding and its verification request, the certificate order, the
+unlock request and the loss report (SPEC.md §0, §1, §3 and §4). A renewal needs no form: it
+reads the UKEY."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ from bot.domain import validators
 from bot.domain.certificates import normalise_serial
 from bot.domain.fields import Field, FieldKind
 from bot.domain.lifecycle import OrderType
-from bot.domain.masking import mask_id_number, mask_mobile
+from bot.domain.masking import mask_id_number, mask_mobile, mask_name
 from bot.domain.validators import InvalidAnswer
 
 
@@ -46,6 +47,17 @@ def _agree(answer: str) -> str:
     return value
 
 
+# 申报人 and 联系电话, as the centre's 网员注册 asks: shown (masked) to whoever vouches
+_DECLARANT = (
+    Field("declarant", "申报人", validate=validators.person_name, mask=mask_name,
+          hint="您本人的姓名。", help="申报人即正在使用本账号办理业务的人，请填写本人姓名。"),
+    Field("declarant_mobile", "联系电话", validate=validators.mobile, mask=mask_mobile,
+          hint="您本人的手机号。", help="申报人本人的手机号，核验时可能据此与您联系。"),
+)
+
+# Binding: the three questions of the centre's registration and who is asking. What follows
+# depends on the company (bot/services/applications/binding.py): a company with verified
+# handlers is asked to vouch for the account; otherwise the account sends BINDING_REQUEST.
 BINDING = Form(
     key="binding",
     title="绑定单位",
@@ -60,9 +72,19 @@ BINDING = Form(
         Field("pledge", "注册协议", kind=FieldKind.CHOICE, choices=("同意", "不同意"),
               validate=_agree, hint=PLEDGE,
               help="绑定单位前须同意注册协议：" + PLEDGE),
+        *_DECLARANT,
     ),
 )
 
+
+# A pending account asks again (「申请核验」): who is asking, then as after BINDING.
+BINDING_CONTACT = Form(key="binding_contact", title="申请核验", confirm=False, fields=_DECLARANT)
+
+USER_TYPES = (
+    "施工单位", "项目管理", "招标代理", "监理单位", "勘察单位", "设计单位", "建设单位", "供应商",
+    "采购单位", "拍卖代理", "采购代理", "土地竞买人", "金融机构", "产权竞买人", "咨询企业",
+    "非金融机构",
+)
 
 SCAN_RULE = "须为清晰的扫描件，格式 jpg/jpeg/bmp/gif，不得修图。"
 SHANDONG_CITIES = (
@@ -153,6 +175,28 @@ UNLOCK = Form(
     ),
 )
 
+# The first account of a company (or of one nobody has verified yet): a technician checks the
+# letter of authorisation naming this 经办人 and the licence. 申报人 and 联系电话 come filled in.
+BINDING_REQUEST = Form(
+    key="binding_request",
+    title="单位绑定核验",
+    order_type=OrderType.BINDING,
+    fields=(
+        Field("uscc", "统一社会信用代码", preset=True),
+        Field("company_name", "单位名称", preset=True),
+        *_DECLARANT,
+        Field("user_type", "用户类型", kind=FieldKind.CHOICE, choices=USER_TYPES,
+              help="单位在交易平台注册时的用户类型，与网员注册时选择的一致。"),
+        Field("handler_id_number", "经办人身份证号", validate=validators.id_number,
+              mask=mask_id_number, hint="18 位，最后一位可能是 X；须与授权书上的经办人一致。",
+              help="单位授权书上写明的经办人（即您本人）的居民身份证号，共 18 位。"),
+        _scan("scan_authorisation", "附件一", "单位授权书",
+              "授权书写明由您（经办人）代表本单位办理 CA 数字证书业务，加盖单位公章。"),
+        _scan("scan_licence", "附件二", "营业执照", "营业执照复印件，加盖单位公章。"),
+    ),
+)
+
+
 def _cert_serial(answer: str) -> str:
     serial = normalise_serial(answer)
     if not 1 <= len(serial) <= 40 or any(c not in "0123456789abcdef" for c in serial):
@@ -205,7 +249,8 @@ RENEWAL = Form(
     ),
 )
 
-FORMS = {form.key: form for form in (BINDING, CERTIFICATE, UNLOCK, LOSS, RENEWAL)}
+FORMS = {form.key: form for form in (BINDING, BINDING_CONTACT, BINDING_REQUEST, CERTIFICATE,
+                                     UNLOCK, LOSS, RENEWAL)}
 _FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
 
 

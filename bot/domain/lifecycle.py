@@ -18,6 +18,7 @@ class OrderType(StrEnum):
     RENEWAL = "renewal"  # 证书续期
     UNLOCK = "unlock"  # 证书解锁
     LOSS = "loss"  # 证书挂失 / 解挂
+    BINDING = "binding"  # 单位绑定: a chat account asks to act for a company (bot/domain/trust.py)
 
     @property
     def label(self) -> str:
@@ -29,6 +30,7 @@ _TYPE_LABELS = {
     OrderType.RENEWAL: "证书续期",
     OrderType.UNLOCK: "证书解锁",
     OrderType.LOSS: "证书挂失/解挂",
+    OrderType.BINDING: "单位绑定",
 }
 
 
@@ -77,7 +79,8 @@ def _row(event: Event, sources: Iterable[OrderStatus], target: OrderStatus,
 
 S = OrderStatus
 PAID_TYPES = (OrderType.CERTIFICATE, OrderType.RENEWAL)  # these are paid for
-FREE_TYPES = (OrderType.UNLOCK, OrderType.LOSS)
+# free; a binding is approved and completed in one transaction (the account is then verified)
+FREE_TYPES = (OrderType.UNLOCK, OrderType.LOSS, OrderType.BINDING)
 IN_REVIEW = (S.SUBMITTED, S.RESUBMITTED)
 
 TRANSITIONS: tuple[Transition, ...] = (

@@ -20,6 +20,11 @@ def mask_mobile(number: str) -> str:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
+def mask_name(name: str) -> str:
+    """王小明 → 王**: enough for a colleague to recognise, not enough to identify a stranger."""
+    return name[:1] + "*" * (len(name) - 1)
+
+
 def mask_personal_numbers(text: str) -> str:
     """Mask every ID number and mainland mobile number found in free text."""
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 11 + m.group(2), text)

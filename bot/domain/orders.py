@@ -13,6 +13,7 @@ _PREFIXES = {
     (OrderType.UNLOCK, ""): "JS",
     (OrderType.LOSS, "挂失"): "GS",
     (OrderType.LOSS, "解挂"): "JG",
+    (OrderType.BINDING, ""): "BD",
 }
 
 
@@ -32,6 +33,8 @@ def order_title(order_type: OrderType, values: Mapping[str, str]) -> str:
 
 def amount_cents(order_type: OrderType, values: Mapping[str, str],
                  fees: Mapping[OrderType, Decimal]) -> int:
+    if order_type is OrderType.BINDING:
+        return 0  # binding a company is never charged for
     fee = fees.get(order_type, Decimal(0))
     count = int(values.get("ukey_count", "1")) if order_type is OrderType.CERTIFICATE else 1
     return int((fee * count * 100).to_integral_value())

@@ -42,6 +42,7 @@ class Command(Generic[H]):
     argument_required: bool = False
     form_open: FormOpen = FormOpen.TO_FORM
     menu: bool = True  # listed in the menu and 帮助 (False: kept out, e.g. a follow-up step)
+    pending_only: bool = False  # listed only while the binding awaits verification (申请核验)
 
     @property
     def word(self) -> str:
@@ -71,8 +72,11 @@ class CommandTable(Generic[H]):
     def __iter__(self) -> Iterator[Command[H]]:
         return iter(self.commands)
 
-    def visible(self, *, pki: bool = True) -> list[Command[H]]:
-        return [c for c in self.commands if c.menu and (pki or not c.pki)]
+    def visible(self, *, pki: bool = True, verified: bool = True) -> list[Command[H]]:
+        """What the menu lists: for a pending binding (``verified`` False) only what it may do,
+        with the commands that lead to verification."""
+        return [c for c in self.commands if c.menu and (pki or not c.pki)
+                and (not c.pending_only if verified else not c.verified)]
 
     def match(self, text: str) -> tuple[Command[H], str] | None:
         """The command the whole message is (a word, or a pattern), with its argument."""

@@ -46,6 +46,9 @@ class NoticeKind(StrEnum):
     AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
     UKEY_UNRECORDED = "ukey_unrecorded"  # the UKEY read is not on record: a technician checks
     UKEY_NOT_OURS = "ukey_not_ours"  # the UKEY read is on record for another company: stopped
+    BINDING_VERIFIED = "binding_verified"  # a binding request approved: the account is verified
+    BINDING_REFUSED = "binding_refused"  # a first account's request rejected: 修改 and resubmit
+    BINDING_NOT_VOUCHED = "binding_not_vouched"  # a later account's request refused: ask again
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,20 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "UKEY 不属于贵单位，未解锁",
         "{head}：读到的 UKEY（卡号 {reason}）登记在其他单位名下，不能为它重置密码，解锁已停止。"
         "请确认插的是贵单位自己的 UKEY，并联系服务中心处理。"),
+    NoticeKind.BINDING_VERIFIED: Template(
+        "绑定已核验",
+        "绑定已核验：您的绑定申请 {number} 已通过，您现在可以代表本单位办理全部业务，"
+        "包括查看本单位的订单和证书、挂失/解挂、续期和绑定密钥代理。"),
+    NoticeKind.BINDING_REFUSED: Template(
+        "绑定申请未通过核验，请修改后重新提交",
+        "您的绑定申请 {number} 未通过核验。\n驳回理由：{reject_reason}\n{to_fix}"
+        "请回复「修改 {number}」按理由修改后重新提交（例如重新上传写明您为经办人并加盖公章的"
+        "单位授权书）。在此之前您仍可办理新办证书、补办证书和解锁。"),
+    NoticeKind.BINDING_NOT_VOUCHED: Template(
+        "绑定申请未获本单位确认",
+        "您的绑定申请 {number} 未获本单位已核验的经办人确认。\n理由：{reject_reason}\n"
+        "如您确为本单位经办人，请先与本单位已核验的经办人沟通，再回复「申请核验」重新申请；"
+        "也可联系技术人员核验。在此之前您仍可办理新办证书、补办证书和解锁。"),
 }
 
 

@@ -68,7 +68,14 @@ class Handlers:
             .order_by(Handler.id))).all()
 
     async def bind(self, platform: str, user_id: str, company: Company) -> Handler:
-        handler = Handler(platform=platform, user_id=user_id, company=company)
-        self.session.add(handler)
+        """A new binding, pending until verified; an account a technician removed binds anew
+        (its row is reused: one row per account)."""
+        handler = await self.get(platform, user_id)
+        if handler is None:
+            handler = Handler(platform=platform, user_id=user_id, company=company)
+            self.session.add(handler)
+        else:
+            handler.company, handler.status = company, HandlerStatus.PENDING
+            handler.verified_at = handler.verified_by = None
         await self.session.flush()
         return handler

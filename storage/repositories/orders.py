@@ -55,6 +55,22 @@ class Orders:
         return await self.session.scalar(
             select(func.count()).select_from(Order).where(Order.company_id == company_id)) or 0
 
+    async def of_handler(self, handler_id: int, limit: int) -> Sequence[Order]:
+        """The orders one account filed itself (what a pending account may see), latest first."""
+        return (await self.session.scalars(
+            select(Order).where(Order.handler_id == handler_id).options(*_LISTED)
+            .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+
+    async def count_of_handler(self, handler_id: int) -> int:
+        return await self.session.scalar(
+            select(func.count()).select_from(Order).where(Order.handler_id == handler_id)) or 0
+
+    async def latest_of_handler(self, handler_id: int, order_type: str) -> Order | None:
+        """The account's latest order of this type (e.g. its binding request)."""
+        return await self.session.scalar(
+            select(Order).where(Order.handler_id == handler_id, Order.type == order_type)
+            .order_by(Order.created_at.desc(), Order.id.desc()).limit(1))
+
     async def events(self, order_id: int) -> Sequence[OrderEvent]:
         return (await self.session.scalars(
             select(OrderEvent).where(OrderEvent.order_id == order_id)

@@ -18,7 +18,8 @@ from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.messages import Account, Incoming
 from storage.models import PairingCode, utcnow
-from tests.support.helpers import MakeRuntime
+from tests.support.applicant import bind_verified
+from tests.support.helpers import PENDING_BINDING, MakeRuntime, verify_in_database
 from tests.support.onebot_peer import TECHNICIAN, TOKEN, USER, OneBotPeer, make_instance, text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +48,11 @@ enabled = true
     try:
         await peer.connect()
         for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-                              ("临沂代理测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]:
+                              ("临沂代理测试有限公司", "【注册协议】"), ("同意", "【申报人】"),
+                              *PENDING_BINDING]:
             await peer.send_private(USER, text(answer))
             await peer.replies_until(until)
+        verify_in_database(tmp_path / "live-data" / "cadesk.db", USER)
         await peer.send_private(USER, text("绑定密钥代理"))
         [(_, reply)] = await peer.replies_until("cadesk-agent pair")
         code = reply.split("--code ")[1].split()[0]
@@ -126,8 +129,7 @@ async def test_wrong_codes_are_limited_per_address(make_runtime: MakeRuntime) ->
 async def test_codes_expire_and_are_single_use(make_runtime: MakeRuntime) -> None:
     runtime = await make_runtime("[agents]\nenabled = true\n")
     account = Account("qq", "8")
-    for answer in ("你好", fake_uscc(), "临沂过期测试有限公司", "同意"):
-        await runtime.dialogue.handle(account, Incoming(text=answer))
+    await bind_verified(runtime, account, fake_uscc(), "临沂过期测试有限公司")
     [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
     code = reply.split("--code ")[1].split()[0]
     async with runtime.db.transaction() as session:

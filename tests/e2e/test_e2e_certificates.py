@@ -13,7 +13,7 @@ import aiohttp
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from tests.support.agent_process import start_agent
-from tests.support.helpers import ScanServer
+from tests.support.helpers import PENDING_BINDING, ScanServer, verify_in_database
 from tests.support.onebot_peer import (
     TECHNICIAN,
     TOKEN,
@@ -97,6 +97,8 @@ enabled = true
                 {"CADESK_AGENT_FACTORY_SO_PIN": FACTORY_SO_PIN}))
 
             number = await apply(say, uscc, urls, rng)
+            # a technician verified the binding (续期 and 挂失 need it): see test_binding.py
+            verify_in_database(tmp_path / "live-data" / "cadesk.db", USER)
             await say(TECHNICIAN, text(f"通过 {number}"), "已通过")
             await say(TECHNICIAN, text(f"收款 {number}"), f"制证 {number}")
             await say(TECHNICIAN, text(f"制证 {number}"), "制证")
@@ -161,7 +163,7 @@ enabled = true
 async def apply(say, uscc: str, urls: list[str], rng: random.Random) -> str:
     """Bind and file a 新办 order for pickup with its four scans; returns the order number."""
     steps = [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-             ("临沂制证测试有限公司", "【注册协议】"), ("同意", "新办证书"),
+             ("临沂制证测试有限公司", "【注册协议】"), ("同意", "【申报人】"), *PENDING_BINDING,
              ("新办证书", "【证书年限】"), ("1", "【项目所属地区】"), ("临沂", "【办理Ukey数量】"),
              ("1", "【经办人姓名】"), ("张三", "【经办人身份证号】"),
              (fake_id_number(rng), "【手机号】"), ("13812345678", "【是否自取】"),

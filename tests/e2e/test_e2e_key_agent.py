@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.agents.so_pins import so_pin_for
 from tests.support.agent_process import start_agent
-from tests.support.helpers import ScanServer
+from tests.support.helpers import PENDING_BINDING, ScanServer, verify_in_database
 from tests.support.onebot_peer import (
     TECHNICIAN,
     TOKEN,
@@ -64,7 +64,8 @@ async def test_an_unlock_approved_in_the_chat_resets_the_ukey(
             await peer.connect()
 
             say = talker(peer)
-            number, code = await file_unlock(say, uscc, urls, rng)
+            number, code = await file_unlock(say, uscc, urls, rng,
+                                             tmp_path / "live-data" / "cadesk.db")
             agent = await start_agent(agent_dir, port, code, softhsm_conf,
                                       {"CADESK_AGENT_NEW_PIN": NEW_PIN})
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
@@ -125,11 +126,15 @@ def reset_waiting(journal: Path) -> bool:
     return len(entries) == 2 and [e["result"] is None for e in entries].count(True) == 1
 
 
-async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random) -> tuple[str, str]:
-    """Bind, get a pairing code, file an unlock order by chat; returns (order number, code)."""
+async def file_unlock(say, uscc: str, urls: list[str], rng: random.Random,
+                      database: Path) -> tuple[str, str]:
+    """Bind (verified), get a pairing code, file an unlock order by chat; returns (order number,
+    code)."""
     for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-                          ("临沂解锁测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]:
+                          ("临沂解锁测试有限公司", "【注册协议】"), ("同意", "【申报人】"),
+                          *PENDING_BINDING]:
         await say(USER, text(answer), until)
+    verify_in_database(database, USER)
     reply = await say(USER, text("绑定密钥代理"), "cadesk-agent pair")
     code = reply.split("--code ")[1].split()[0]
     return await unlock_form(say, urls, rng), code
@@ -162,7 +167,8 @@ async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
         try:
             await peer.connect()
             say = talker(peer)
-            number, code = await file_unlock(say, fake_uscc(rng), urls, rng)
+            number, code = await file_unlock(say, fake_uscc(rng), urls, rng,
+                                             tmp_path / "live-data" / "cadesk.db")
             await say(TECHNICIAN, text(f"登记UKEY {token.serial} 临沂解锁测试有限公司"), "已登记")
             env = {"CADESK_AGENT_PIN_FILE": str(pin_fifo)}
             agent = await start_agent(agent_dir, port, code, softhsm_conf, env)

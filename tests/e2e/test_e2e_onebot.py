@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from tests.support.helpers import ScanServer
+from tests.support.helpers import PENDING_BINDING, ScanServer
 from tests.support.onebot_peer import (
     TECHNICIAN,
     TOKEN,
@@ -56,7 +56,9 @@ async def test_application_over_onebot_survives_a_restart(
         await say(text("你好"), "【统一社会信用代码】")
         await say(text(uscc), "【单位名称】")
         await say(text("临沂端到端测试有限公司"), "【注册协议】")
-        await say(text("同意"), "新办证书")
+        await say(text("同意"), "【申报人】")
+        for answer, until in PENDING_BINDING:
+            await say(text(answer), until)
         await say(text("新办证书"), "【证书年限】")
         await say(text("1"), "【项目所属地区】")
         await say(text("临沂"), "【办理Ukey数量】")
@@ -153,7 +155,8 @@ group = "qq:{GROUP}"
             return act(peer.send_group(GROUP, TECHNICIAN, text(command)), until)
 
         for answer, until in [("你好", "【统一社会信用代码】"), (uscc, "【单位名称】"),
-                              ("临沂审核测试有限公司", "【注册协议】"), ("同意", "新办证书"),
+                              ("临沂审核测试有限公司", "【注册协议】"), ("同意", "【申报人】"),
+                              *PENDING_BINDING,
                               ("新办证书", "【证书年限】"), ("1", "【项目所属地区】"),
                               ("临沂", "【办理Ukey数量】"), ("1", "【经办人姓名】"),
                               ("李四", "【经办人身份证号】"), (id_number, "【手机号】"),

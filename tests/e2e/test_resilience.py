@@ -104,8 +104,8 @@ async def test_the_database_locked_or_gone_for_a_while(
         scans.append(tmp_path / f"{n}.jpg")
         scans[-1].write_bytes(sample_scan(f"outage {n}"))
     filling, submitting = Account("qq", "701"), Account("qq", "702")
-    for answer in ("你好", fake_uscc(), "临沂停电测试有限公司", "同意", "新办证书", "1", "临沂",
-                   "1"):
+    for answer in ("你好", fake_uscc(), "临沂停电测试有限公司", "同意", "王小明", "13812345678",
+                   "取消", "是", "新办证书", "1", "临沂", "1"):
         await say(runtime, filling, answer)
     await apply_until_summary(runtime, submitting, scans)
 
@@ -161,13 +161,19 @@ def script_for(user: int, rng: random.Random, server: ScanServer) -> Script:
                [sample_scan(f"kill {user} {n}") for n in range(4)])
     idle = "当前没有未完成的办理"
     answers = [("你好", "【统一社会信用代码】"), (s.uscc, "【单位名称】"),
-               (f"临沂断电{user}号有限公司", "【注册协议】"), ("同意", idle),
+               (f"临沂断电{user}号有限公司", "【注册协议】"), ("同意", "【申报人】"),
+               ("王小明", "【联系电话】"), ("13812345678", "【用户类型】"),
+               ("1", "【经办人身份证号】"), (s.id_number, "【附件一 单位授权书】"),
+               (server.add(f"kill-{user}-letter.jpg", s.scans[0]), "【附件二 营业执照】"),
+               (server.add(f"kill-{user}-licence.jpg", s.scans[1]), "请核对"),
+               ("确认提交", idle),
                ("新办证书", "【证书年限】"), ("1", "【项目所属地区】"),
                ("临沂", "【办理Ukey数量】"), ("2", "【经办人姓名】"),
                ("张三", "【经办人身份证号】"),
                (s.id_number, "【手机号】"), (s.mobile, "【是否自取】"), ("2", "【地级市】"),
                ("山东省临沂市兰山区", "【邮寄地址】"), (f"金雀山路 {user} 号", "【附件一")]
-    s.steps = [Step(text(a), "新办证书" if w == idle else w, w) for a, w in answers]
+    s.steps = [Step(picture(a) if a.startswith("http") else text(a),
+                    "绑定申请已提交" if w == idle else w, w) for a, w in answers]
     for n, (after, where) in enumerate([("【附件二", "【附件二"), ("【附件三", "【附件三"),
                                         ("【附件四", "【附件四"), ("确认提交", "请核对")]):
         s.steps.append(Step(picture(server.add(f"kill-{user}-{n}.jpg", s.scans[n])), after,
@@ -256,11 +262,15 @@ async def test_the_bot_killed_at_random_points_loses_no_acknowledged_answer(
 
     data_dir = tmp_path / "live-data"
     with sqlite3.connect(data_dir / "cadesk.db") as db:
-        orders = db.execute("SELECT id, fields FROM orders ORDER BY id").fetchall()
+        orders = db.execute("SELECT id, fields FROM orders WHERE type = 'certificate' "
+                            "ORDER BY id").fetchall()
+        requests = db.execute("SELECT count(*) FROM orders WHERE type = 'binding' "
+                              "AND status = 'submitted'").fetchone()[0]
         attachments = db.execute("SELECT order_id, sha256 FROM attachments").fetchall()
         left = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
     assert left == 0
     assert len(orders) == len(scripts)  # one each: none lost, none filed twice
+    assert requests == len(scripts)  # and one binding request each
     by_uscc = {json.loads(fields)["org_id"]: (order_id, json.loads(fields))
                for order_id, fields in orders}
     for script in scripts:

@@ -12,6 +12,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Order, TokenJob, utcnow
+from tests.support.applicant import bind_verified
 from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(77)
@@ -24,8 +25,7 @@ async def runtime(make_runtime: MakeRuntime) -> Runtime:
 
 async def paired_company(runtime: Runtime, user: str) -> tuple[Account, Agent]:
     account = Account("qq", user)
-    for text in ("你好", fake_uscc(RNG), f"临沂{user}号测试有限公司", "同意"):
-        await runtime.dialogue.handle(account, Incoming(text=text))
+    await bind_verified(runtime, account, fake_uscc(RNG), f"临沂{user}号测试有限公司")
     [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
     keys = AgentKeys.generate().public()
     paired = await runtime.agents.pair(reply.split("--code ")[1].split()[0], keys["identity"],

@@ -1,6 +1,7 @@
 """The applicant's conversation, through nonebug: every message in, every reply out."""
 
 import hashlib
+import re
 from datetime import timedelta
 
 from loguru import logger
@@ -34,7 +35,12 @@ async def test_binding_refuses_a_bad_code_and_a_refused_pledge(app: App) -> None
     await user.says(user.uscc, Says("【单位名称】"))
     await user.says(user.company, Says("【注册协议】"))
     await user.says("不同意", Says("须同意注册协议", "【注册协议】"))
-    await user.says("同意", Says("绑定成功"), Says("新办证书"))
+    await user.says("同意", Says("【申报人】"))
+    await user.says("王", Says("【申报人】"))  # refused: too short to be a name
+    await user.says("王小明", Says("【联系电话】"))
+    await user.says("12345", Says("【联系电话】"))
+    await user.says("13812345678", Says("待核验", "开始办理【单位绑定核验】"),
+                    Says("【用户类型】", "16. 非金融机构"))
 
 
 async def test_whole_application_files_an_order_with_four_scans(
@@ -200,9 +206,26 @@ async def test_second_handler_sees_the_company_orders(app: App, scan_server: Sca
     await second.says("你好", Says("欢迎"), Says("【统一社会信用代码】"))
     await second.says(first.uscc, Says("【单位名称】"))
     await second.says("另一家公司", Says("【注册协议】"))
-    await second.says("同意", Says("单位名称与您填写的不一致", "【单位名称】"))
-    await second.says(first.company, Says("绑定成功"), Says("新办证书"))
-    await second.says("我的订单", Says(f"【{first.company}】的订单（共 1 个）", order.number,
+    await second.says("同意", Says("【申报人】"))
+    await second.says("赵六", Says("【联系电话】"))
+    await second.says("13700002222", Says("单位名称与您填写的不一致", "【单位名称】"))
+    number = ""
+
+    class Request(Says):
+        def __eq__(self, other: object) -> bool:
+            nonlocal number
+            found = re.search(r"同意绑定 (BD-\S+?)」", str(other))
+            number = found.group(1) if found else ""
+            return bool(found) and "申报人 赵*，手机 137****2222" in str(other)
+
+    await second.says_private(first.company, (Says("待核验", "绑定申请已提交", "BD-"),),
+                              others=((first.user_id, Request()),),
+                              staff=Says("【单位绑定】BD-", "同意绑定"))
+    await first.says_private(f"同意绑定 {number}", (Says("已核验的经办人"),),
+                             others=((second.user_id, Says("绑定已核验")),
+                                     (second.user_id, Says("请回复", "我的订单"))),
+                             staff=Says("确认了绑定申请"))
+    await second.says("我的订单", Says(f"【{first.company}】的订单（共 2 个）", order.number,
                                       "项目：临沂", "订单类型：证书新办", "¥260.00",
                                       "订单状态：待审核", "驳回信息：—", "快递单号：—",
                                       "发票信息：—"))

@@ -18,6 +18,7 @@ from bot.samples import fake_id_number, fake_uscc
 from bot.services.agents.so_pins import initial_user_pin
 from bot.services.messages import Account, Incoming
 from storage.models import Certificate, Company, Crl, utcnow
+from tests.support.applicant import bind_verified
 from tests.support.certificate_world import (
     MASTER_HEX,
     TECHNICIAN,
@@ -252,8 +253,7 @@ async def test_revocation_is_for_good(world: World, tmp_path: Path) -> None:
 async def test_expiry_reminders_reach_each_handler_once(world: World) -> None:
     await issue(world)
     colleague = Account("qq", "424242")
-    for text in ("你好", world.uscc, world.company_name, "同意"):
-        await world.say(text, colleague)
+    await bind_verified(world.runtime, colleague, world.uscc, world.company_name)
     await world.say("邮箱 colleague@example.test", colleague)
     async with world.runtime.db.transaction() as session:
         await session.execute(update(Certificate).values(
@@ -300,11 +300,10 @@ async def test_without_the_ca_certificate_commands_are_not_offered(
         make_runtime: MakeRuntime) -> None:
     runtime = await make_runtime("[agents]\nenabled = true\n")
     account = Account("qq", "5150")
-    replies: list[str] = []
-    for text in ("你好", fake_uscc(random.Random(5)), "临沂无证书测试有限公司", "同意"):
-        replies = await runtime.dialogue.handle(account, Incoming(text=text))
-    assert "续期" not in replies[-1]
-    assert "我的订单" in replies[-1]
+    await bind_verified(runtime, account, fake_uscc(random.Random(5)), "临沂无证书测试有限公司")
+    [replies] = await runtime.dialogue.handle(account, Incoming(text="帮助"))
+    assert "续期" not in replies
+    assert "我的订单" in replies
     for text in ("挂失", "续期", "我的证书"):
         [answer] = await runtime.dialogue.handle(account, Incoming(text=text))
         assert "暂未开通在线续期和挂失" in answer

@@ -15,7 +15,7 @@ from bot.services.applications import dialogue
 from bot.services.messages import Account
 from storage.models import Attachment, Conversation, Order
 from storage.repositories import Conversations
-from tests.support.applicant import apply_until_summary, say
+from tests.support.applicant import apply_until_summary, bind, say
 from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(99)
@@ -43,7 +43,8 @@ async def test_many_applicants_at_once_do_not_cross_wires(runtime: Runtime) -> N
     async def one(account: Account) -> None:
         count = str(int(account.user_id) + 1)
         for text in ("你好", fake_uscc(RNG), f"测试公司{account.user_id}号有限公司", "同意",
-                     "新办证书", "1", "临沂", count, "张三", numbers[account]):
+                     "王小明", "13812345678", "取消", "是", "新办证书", "1", "临沂", count,
+                     "张三", numbers[account]):
             await say(runtime, account, text)
 
     await asyncio.gather(*(one(a) for a in accounts))
@@ -58,7 +59,8 @@ async def test_many_applicants_at_once_do_not_cross_wires(runtime: Runtime) -> N
 async def test_messages_of_one_account_are_taken_in_order(runtime: Runtime,
                                                           scan_files: list[Path]) -> None:
     account = Account("qq", "42")
-    for text in ("你好", fake_uscc(RNG), "临沂测试建设有限公司", "同意", "新办证书", "1", "临沂",
+    await bind(runtime, account, fake_uscc(RNG), "临沂测试建设有限公司")
+    for text in ("取消", "是", "新办证书", "1", "临沂",
                  "1", "张三", fake_id_number(RNG), "13812345678", "自取"):
         await say(runtime, account, text)
     # four images sent in quick succession arrive as four messages at once
@@ -116,10 +118,11 @@ async def test_two_handlers_registering_one_new_company_at_once(runtime: Runtime
     uscc = fake_uscc(RNG)
     first, second = Account("qq", "501"), Account("qq", "502")
     for account in (first, second):
-        for text in ("你好", uscc, "临沂同时注册有限公司"):
+        for text in ("你好", uscc, "临沂同时注册有限公司", "同意", "王小明"):
             await say(runtime, account, text)
-    replies = await asyncio.gather(say(runtime, first, "同意"), say(runtime, second, "同意"))
-    assert all("绑定成功" in r for r in replies)
+    replies = await asyncio.gather(say(runtime, first, "13812345678"),
+                                   say(runtime, second, "13812345678"))
+    assert all("待核验" in r and "【用户类型】" in r for r in replies)
     async with runtime.db.transaction() as session:
         from storage.models import Company, Handler
 
@@ -130,11 +133,13 @@ async def test_two_handlers_registering_one_new_company_at_once(runtime: Runtime
 async def test_commands_needing_a_verified_binding_ask_the_one_predicate(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     account = Account("qq", "verified-1")
-    for text in ("你好", fake_uscc(RNG), "临沂核验测试有限公司", "同意"):
+    await bind(runtime, account, fake_uscc(RNG), "临沂核验测试有限公司")
+    for text in ("取消", "是"):
         await say(runtime, account, text)
-    assert "临沂核验测试有限公司" in await say(runtime, account, "我的订单")
-    monkeypatch.setattr(dialogue, "is_verified", lambda handler: False)
-    for text in ("我的订单", "查询 XB-261125-7KQ3", "绑定密钥代理"):
-        assert await say(runtime, account, text) == dialogue.NOT_VERIFIED
+    for text in ("绑定密钥代理", "我的证书", "挂失"):  # pending: refused before anything else
+        assert await say(runtime, account, text) == dialogue.not_verified(text)
     assert "当前接收通知的邮箱" in await say(runtime, account, "邮箱")  # not marked verified
-    assert "请回复" in await say(runtime, account, "帮助")
+    assert "【待核验】" in await say(runtime, account, "帮助")
+    monkeypatch.setattr(dialogue, "is_verified", lambda handler: True)
+    assert "暂未开通密钥代理" in await say(runtime, account, "绑定密钥代理")
+    assert "【待核验】" not in await say(runtime, account, "帮助")

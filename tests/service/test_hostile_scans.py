@@ -107,7 +107,8 @@ async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
     async def say(incoming: Incoming) -> str:
         return "\n".join(await runtime.dialogue.handle(account, incoming))
 
-    for answer in ("你好", fake_uscc(), "临沂恶意文件测试有限公司", "同意", "新办证书", "1",
+    for answer in ("你好", fake_uscc(), "临沂恶意文件测试有限公司", "同意", "王小明", "13812345678",
+                   "取消", "是", "新办证书", "1",
                    "临沂", "1", "张三", fake_id_number(), "13812345678", "自取"):
         await say(Incoming(text=answer))
     for name, (make, reason) in CORPUS.items():

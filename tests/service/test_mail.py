@@ -14,6 +14,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.messages import Account, Incoming
 from storage.models import OutgoingMail, utcnow
+from tests.support.applicant import bind_verified
 from tests.support.helpers import MakeRuntime, free_port, wait_for
 from tests.support.smtp_sink import SmtpSink, server_tls
 
@@ -40,8 +41,7 @@ async def submitted_order(runtime: Runtime, tmp_path: Path) -> str:
     for n in range(4):
         scans.append(tmp_path / f"{n}.jpg")
         scans[-1].write_bytes(sample_scan(f"mail {n}"))
-    for text in ("你好", fake_uscc(RNG), "临沂邮件测试有限公司", "同意"):
-        await say(runtime, text)
+    await bind_verified(runtime, APPLICANT, fake_uscc(RNG), "临沂邮件测试有限公司")
     assert "已设置通知邮箱" in await say(runtime, "邮箱 zhang.san@example.com")
     for text in ("新办证书", "1", "临沂", "1", "张三", fake_id_number(RNG), "13812345678", "自取"):
         await say(runtime, text)

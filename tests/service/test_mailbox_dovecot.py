@@ -195,7 +195,8 @@ async def test_chat_and_mail_unlocks_share_one_review_queue(
     for n in range(3):
         scans.append(tmp_path / f"{n}.jpg")
         scans[-1].write_bytes(sample_scan(f"queue {n}"))
-    for text in ("你好", uscc, corpus.COMPANY, "同意", "解锁", "临沂市兰山区金雀山路 1 号", "王五",
+    for text in ("你好", uscc, corpus.COMPANY, "同意", "王小明", "13812345678", "取消", "是",
+                 "解锁", "临沂市兰山区金雀山路 1 号", "王五",
                  "0539-8123456", "张三", "13812345678", fake_id_number()):
         await runtime.dialogue.handle(applicant, Incoming(text=text))
     await runtime.dialogue.handle(applicant, Incoming(

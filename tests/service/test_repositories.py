@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.lifecycle import OrderStatus, OrderType
+from bot.domain.trust import HandlerStatus
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.applications.dialogue import ORDER_LIST_LIMIT
@@ -43,7 +44,8 @@ async def test_my_orders_and_the_review_queue(runtime: Runtime) -> None:
         ours = await Companies(session).add(fake_uscc(), "临沂查询测试有限公司", None)
         theirs = await Companies(session).add(fake_uscc(), "临沂别家测试有限公司", None)
         for user, company in (("801", ours), ("802", ours), ("803", theirs)):
-            await Handlers(session).bind("qq", user, company)
+            handler = await Handlers(session).bind("qq", user, company)
+            handler.status = HandlerStatus.VERIFIED  # they see the company's orders
         ours_id, theirs_id = ours.id, theirs.id
 
     statuses = [OrderStatus.SUBMITTED, OrderStatus.RESUBMITTED, OrderStatus.APPROVED,

@@ -24,6 +24,7 @@ from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Order, utcnow
 from storage.repositories import Handlers
+from tests.support.applicant import bind_verified
 from tests.support.helpers import MakeRuntime, RecordingChat
 from tests.support.softhsm import MODULE, SoftToken, new_token
 
@@ -195,8 +196,7 @@ async def make_world(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: Any
     runtime = await make_runtime(CONFIG, chat)
     uscc = fake_uscc(random.Random(len(str(tmp_path))))
     world = World(runtime, chat, Account("qq", "31337"), uscc, "临沂证书测试有限公司", tmp_path)
-    for text in ("你好", uscc, world.company_name, "同意"):
-        await world.say(text)
+    await bind_verified(runtime, world.applicant, uscc, world.company_name)
     return world
 
 

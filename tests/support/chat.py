@@ -52,11 +52,55 @@ class Applicant:
             for reply in expected:
                 ctx.should_call_send(event, reply, result={"message_id": 1})
 
-    async def bind(self) -> None:
+    async def says_private(self, message: str, expected: tuple[str | Says, ...],
+                           others: tuple[tuple[int, str | Says], ...] = (),
+                           staff: Says | None = None) -> None:
+        """Send one message expecting, in order: private messages to ``others`` (user id,
+        message), the staff group's notice, then the replies."""
+        from plugins.applicant import applicant
+
+        async with self.app.test_matcher(applicant) as ctx:
+            bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
+                                 self_id=str(SELF_ID))
+            event = private_message(self.user_id, message)
+            ctx.receive_event(bot, event)
+            for user_id, text in others:
+                ctx.should_call_api("send_private_msg", {"user_id": user_id, "message": text},
+                                    result={"message_id": 1})
+            if staff is not None:
+                ctx.should_call_api("send_group_msg", {"group_id": STAFF_GROUP, "message": staff},
+                                    result={"message_id": 1})
+            for reply in expected:
+                ctx.should_call_send(event, reply, result={"message_id": 1})
+
+    async def answer_binding(self) -> None:
+        """The binding questions up to 联系电话 (the last answer is the caller's)."""
         await self.says("你好", Says("欢迎使用"), Says("请输入【统一社会信用代码】"))
         await self.says(self.uscc, Says("请输入【单位名称】"))
         await self.says(self.company, Says("请选择【注册协议】", "1. 同意"))
-        await self.says("1", Says("绑定成功", self.company), Says("新办证书", "我的订单"))
+        await self.says("1", Says("请输入【申报人】"))
+        await self.says("王小明", Says("请输入【联系电话】"))
+
+    async def bind(self, verified: bool = True) -> None:
+        """Bind as a company's first account, put the documents aside, and (by default) be
+        verified as a technician would after checking them."""
+        await self.answer_binding()
+        await self.says("13812345678", Says("待核验", self.company, "开始办理【单位绑定核验】"),
+                        Says("请选择【用户类型】"))
+        await self.says("取消", Says("确定要放弃"))
+        await self.says("是", Says("已放弃"))
+        if verified:
+            await self.verify()
+
+    async def verify(self) -> None:
+        from bot.domain.trust import HandlerStatus
+        from bot.runtime import get_runtime
+        from storage.repositories import Handlers
+
+        async with get_runtime().db.transaction() as session:
+            handler = await Handlers(session).get("qq", str(self.user_id))
+            assert handler is not None
+            handler.status = HandlerStatus.VERIFIED
 
     async def fill_until_scans(self, pickup: str = "2") -> None:
         await self.says("新办证书", Says("开始办理【证书新办/补办】"), Says("【证书年限】"))

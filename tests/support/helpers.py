@@ -6,6 +6,7 @@ import itertools
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self
 
 from aiohttp import web
@@ -151,3 +152,20 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
     async with asyncio.timeout(seconds):
         while not condition():  # noqa: ASYNC110 - set by another thread or process
             await asyncio.sleep(0.05)
+
+
+# After 单位名称 and 注册协议: who is asking, then (a company's first account) the documents
+# form, put aside; the account is bound pending. (answer, a fragment of the last reply)
+PENDING_BINDING = [("王小明", "【联系电话】"), ("13812345678", "【用户类型】"),
+                   ("取消", "确定要放弃"), ("是", "已放弃")]
+
+
+def verify_in_database(database: Path, user_id: int | str) -> None:
+    """Mark a chat account's binding verified in a running bot's SQLite file, as a technician's
+    approval of its documents would (for end-to-end tests about something else)."""
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        changed = db.execute("UPDATE handlers SET status = 'verified' WHERE user_id = ?",
+                             (str(user_id),)).rowcount
+    assert changed == 1

@@ -169,4 +169,6 @@ def test_binding_finishes_without_a_summary_and_needs_agreement() -> None:
     refused = flow.handle_text("2")
     assert "须同意注册协议" in refused.replies[0]
     assert not refused.finished
-    assert flow.handle_text("同意").finished
+    assert not flow.handle_text("同意").finished
+    assert "【联系电话】" in flow.handle_text("王小明").replies[-1]
+    assert flow.handle_text("13812345678").finished

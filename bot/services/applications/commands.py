@@ -5,12 +5,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.trust import HandlerStatus
 from bot.services.commands import Command
 from bot.services.messages import Account
-from storage.models import Handler
+from storage.models import Handler, Order
 
 NO_CERTIFICATES = "本服务暂未开通在线续期和挂失，请联系技术人员办理。"
-NOT_VERIFIED = "您与本单位的绑定尚未核验，暂不能办理此项。请联系技术人员。"
+# what a pending account may not do, and how it gets verified (docs/conversation.md)
+NOT_VERIFIED = (
+    "您与本单位的绑定尚未核验，暂不能办理「{word}」。核验通过前不能查看本单位已有的订单和证书，"
+    "不能挂失/解挂、续期或绑定密钥代理。\n"
+    "如何核验：本单位已有已核验的经办人的，由其回复「同意绑定 编号」确认；本单位还没有的，"
+    "请提交写明您为经办人并加盖公章的单位授权书和营业执照，由技术人员核对后通过。\n"
+    "回复「认证进度」查看您的绑定申请；还没有申请的，回复「申请核验」开始。\n"
+    "核验前您仍可办理新办证书、补办证书、解锁，并查看您自己提交的订单。")
 
 
 @dataclass(frozen=True)
@@ -28,9 +36,21 @@ class Asked:
 
 
 def is_verified(handler: Handler) -> bool:
-    """Whether a binding may run the commands marked ``verified``: every binding, for now (the
-    trust work switches it on; this is the one place that decides)."""
-    return True
+    """Whether a binding may run the commands marked ``verified`` and see the company's orders
+    (this is the one place that decides; see bot/domain/trust.py)."""
+    return handler.status is HandlerStatus.VERIFIED
+
+
+def not_verified(word: str) -> str:
+    """The refusal of a command marked ``verified``, saying how to get verified."""
+    return NOT_VERIFIED.format(word=word)
+
+
+def may_see(handler: Handler, order: Order | None) -> bool:
+    """A verified account sees its company's orders; a pending one only those it filed itself."""
+    if order is None or order.company_id != handler.company_id:
+        return False
+    return is_verified(handler) or order.handler_id == handler.id
 
 
 def menu_lines(commands: Iterable[Command[Any]]) -> list[str]:

@@ -7,32 +7,46 @@ nothing) or is a command. The rules live in the domain; this module fetches, sto
 import asyncio
 import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
-from bot.domain.forms import BINDING, CERTIFICATE, LOSS, UNLOCK, Form, form_for
+from bot.domain.forms import (
+    BINDING,
+    BINDING_CONTACT,
+    BINDING_REQUEST,
+    CERTIFICATE,
+    LOSS,
+    UNLOCK,
+    Form,
+    form_for,
+)
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title, yuan
 from bot.domain.review import changed_fields
 from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
+from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
+from bot.services.applications import binding
 from bot.services.applications.commands import (
     NO_CERTIFICATES,
-    NOT_VERIFIED,
     Asked,
     is_verified,
+    may_see,
     menu_lines,
+    not_verified,
 )
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
@@ -53,10 +67,17 @@ DATABASE_BUSY = ("系统繁忙，您刚才发送的内容没有保存，请稍�
                  "之前已填写的内容和已提交的订单都不受影响。")
 
 
-def menu(company_name: str, certificates: bool = False) -> str:
-    """The applicant's menu (and 帮助 outside a form): the visible commands, in table order."""
-    return "\n".join([f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。请回复：",
-                      *menu_lines(APPLICANT_COMMANDS.visible(pki=certificates))])
+PENDING_LINE = ("【待核验】您与本单位的绑定尚未核验：现在可以办理下列业务；查看本单位已有的订单"
+                "和证书、挂失/解挂、续期、绑定密钥代理须核验通过后办理。")
+
+
+def menu(company_name: str, certificates: bool = False, verified: bool = True) -> str:
+    """The applicant's menu (and 帮助 outside a form): what this account may do, in table order;
+    a pending account's says so first."""
+    shown = APPLICANT_COMMANDS.visible(pki=certificates, verified=verified)
+    head = f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。"
+    return "\n".join([*([head, PENDING_LINE, "请回复："] if not verified else [head + "请回复："]),
+                      *menu_lines(shown)])
 
 
 WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
@@ -94,6 +115,8 @@ class Dialogue:
         text = normalise(incoming.text)
         async with self.db.transaction() as session:
             handler = await Handlers(session).get(account.platform, account.user_id)
+            if handler is not None and handler.status is HandlerStatus.REMOVED:
+                handler = None  # unbound by a technician: binding again is a new request
             conversation = await Conversations(session).get(account.platform, account.user_id)
             state = FlowState.from_json(conversation.state) if conversation else None
             idle = conversation is not None and (utcnow() - conversation.updated_at > timedelta(
@@ -116,15 +139,15 @@ class Dialogue:
             return [WELCOME, *outcome.replies[1:]]
         if command is None:
             assert handler is not None
-            return [self._menu(handler.company.name)]
+            return [self._menu(handler)]
         return await self._run(command, Asked(account, handler, argument))
 
     async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[str]:
         """A command whose binding is settled: the remaining flags, then its handler."""
+        if command.verified and asked.handler is not None and not is_verified(asked.handler):
+            return [not_verified(command.word)]
         if command.pki and self.certificates is None:
             return [NO_CERTIFICATES]
-        if command.verified and asked.handler is not None and not is_verified(asked.handler):
-            return [NOT_VERIFIED]
         return await command.handler(self, asked)
 
     async def has_form(self, account: Account) -> bool:
@@ -132,8 +155,9 @@ class Dialogue:
         async with self.db.transaction() as session:
             return await Conversations(session).get(account.platform, account.user_id) is not None
 
-    def _menu(self, company_name: str) -> str:
-        return menu(company_name, certificates=self.certificates is not None)
+    def _menu(self, handler: Handler, verified: bool | None = None) -> str:
+        return menu(handler.company.name, certificates=self.certificates is not None,
+                    verified=is_verified(handler) if verified is None else verified)
 
     # --- commands without a form ------------------------------------------------------------
     async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
@@ -143,10 +167,10 @@ class Dialogue:
         return outcome.replies
 
     async def _help(self, asked: Asked) -> list[str]:
-        return [self._menu(asked.bound.company.name)]
+        return [self._menu(asked.bound)]
 
     async def _no_form(self, asked: Asked) -> list[str]:
-        return ["当前没有未完成的办理。\n" + self._menu(asked.bound.company.name)]
+        return ["当前没有未完成的办理。\n" + self._menu(asked.bound)]
 
     def _still_open(self, state: FlowState | None) -> list[str]:
         return [FormFlow(state).reminder()] if state is not None else []
@@ -201,6 +225,8 @@ class Dialogue:
         if flow.form is BINDING:
             return await self._bind(account, flow)
         assert handler is not None
+        if flow.form is BINDING_CONTACT:
+            return await self._contact_given(account, flow)
         return await self._submit(account, handler, flow)
 
     async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
@@ -210,10 +236,14 @@ class Dialogue:
             return await self._bind_once(account, flow)
 
     async def _bind_once(self, account: Account, flow: FormFlow) -> list[str]:
+        """The binding questions answered: the account is bound, pending, and asks to be
+        verified (a colleague vouches, or it sends the documents)."""
         values, _ = flow.result()
         async with self.db.transaction() as session:
             company = await Companies(session).by_uscc(values["uscc"])
-            if company is not None and company.name != values["company_name"]:
+            vouchers = await Handlers(session).verified_of(company.id) if company else []
+            # only a name someone verified is binding: otherwise the technician checks the licence
+            if vouchers and company is not None and company.name != values["company_name"]:
                 outcome = flow.reopen("company_name", "该统一社会信用代码已登记的单位名称与您填写的"
                                       "不一致，请对照营业执照核对后重新输入。")
                 await Conversations(session).save(account.platform, account.user_id,
@@ -222,10 +252,48 @@ class Dialogue:
             if company is None:
                 company = await Companies(session).add(values["uscc"], values["company_name"],
                                                        utcnow())
-            await Handlers(session).bind(account.platform, account.user_id, company)
+            handler = await Handlers(session).bind(account.platform, account.user_id, company)
+            replies, told = await self._ask_binding(session, account, handler, values, vouchers)
+        logger.info(f"{account} bound to company #{company.id}, pending")
+        first, *rest = replies
+        await self._announce(told)
+        return [f"已登记：您申请代表【{company.name}】办理业务（待核验）。{first}", *rest]
+
+    async def _contact_given(self, account: Account, flow: FormFlow) -> list[str]:
+        """「申请核验」 answered: as at the end of binding, for the company already bound."""
+        values, _ = flow.result()
+        async with self.db.transaction() as session:
+            handler = await Handlers(session).get(account.platform, account.user_id)
+            assert handler is not None
+            vouchers = await Handlers(session).verified_of(handler.company_id)
+            replies, told = await self._ask_binding(
+                session, account, handler, {**values, "company_name": handler.company.name},
+                vouchers)
+        await self._announce(told)
+        return replies
+
+    async def _ask_binding(self, session: AsyncSession, account: Account, handler: Handler,
+                           values: dict[str, str], vouchers: Sequence[Handler],
+                           ) -> tuple[list[str], binding.Told | None]:
+        """A later account's request is filed and its colleagues asked; a first account goes on
+        to the documents (``BINDING_REQUEST``), filed when that form is submitted."""
+        start = binding.request_values(handler.company.uscc, values)
+        if vouchers:
+            told = await binding.file_vouch_request(session, self.settings, self.notifier,
+                                                    handler, start, str(account))
             await Conversations(session).delete(account.platform, account.user_id)
-        logger.info(f"{account} bound to company #{company.id}")
-        return [f"绑定成功！您现在代表【{company.name}】办理业务。", self._menu(company.name)]
+            return binding.submitted_reply(told.order, vouch=True), told
+        flow, outcome = FormFlow.start(BINDING_REQUEST, start)
+        await Conversations(session).save(account.platform, account.user_id, flow.state.to_json())
+        return ["本单位还没有已核验的经办人，请提交单位授权书和营业执照，由技术人员核验。"
+                "核验前您也可以回复「取消」先办理新办证书等业务，之后回复「申请核验」再提交。\n"
+                + outcome.replies[0], *outcome.replies[1:]], None
+
+    async def _announce(self, told: binding.Told | None) -> None:
+        """After the commit: the colleagues asked and the technicians told of a new request."""
+        if told is not None:
+            await told.deliver(self.notifier)
+            await self.notifier.tell_staff(binding.staff_notice_of(told.order))
 
     async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
         if flow.state.order_number:
@@ -233,6 +301,8 @@ class Dialogue:
         values, scans = flow.result()
         order_type = flow.form.order_type
         assert order_type is not None
+        if order_type is OrderType.BINDING:
+            return await self._submit_binding(account, handler, values, scans)
         held = None
         async with self.db.transaction() as session:
             cert = None
@@ -272,14 +342,109 @@ class Dialogue:
                 "如被驳回，请按驳回理由修改后重新提交。\n"
                 f"随时回复「查询 {order.number}」查看进度。"]
 
+    async def _submit_binding(self, account: Account, handler: Handler, values: dict[str, str],
+                              scans: dict[str, ScanInfo]) -> list[str]:
+        """A first account's documents: the request goes to the technicians' queue."""
+        async with self.db.transaction() as session:
+            order = await binding.open_request(Orders(session), handler)
+            if order is None:
+                order = await file_order(
+                    session, self.settings, order_type=OrderType.BINDING,
+                    values={**values, binding.ROUTE: binding.DOCUMENTS}, scans=scans,
+                    company_id=handler.company_id, handler_id=handler.id, actor=str(account))
+                filed = True
+            else:
+                filed = False
+            await Conversations(session).delete(account.platform, account.user_id)
+        if not filed:
+            return [f"您已有绑定申请 {order.number}，请回复「认证进度」查看。"]
+        logger.info(f"binding request {order.number} submitted by {account}")
+        await self.notifier.tell_staff(binding.staff_notice_of(order))
+        return binding.submitted_reply(order, vouch=False)
+
+    async def _request_verification(self, asked: Asked) -> list[str]:
+        """「申请核验」: a pending account without a request in progress starts one."""
+        handler = asked.bound
+        if is_verified(handler):
+            return [f"您与【{handler.company.name}】的绑定已核验，无需再申请。"]
+        async with self.db.transaction() as session:
+            order = await binding.open_request(Orders(session), handler)
+        if order is not None and order.status is OrderStatus.REJECTED:
+            return [f"您的绑定申请 {order.number} 已被驳回：{order.reject_reason}\n"
+                    f"请回复「修改 {order.number}」按理由修改后重新提交。"]
+        if order is not None:
+            return [f"您的绑定申请 {order.number} 正在等待核验，回复「认证进度」查看。"]
+        flow, outcome = FormFlow.start(BINDING_CONTACT)
+        await self._save(asked.account, flow)
+        return outcome.replies
+
+    async def _binding_progress(self, asked: Asked) -> list[str]:
+        """「认证进度」: the binding's state and the latest request in full."""
+        handler = asked.bound
+        head = f"您与【{handler.company.name}】的绑定：{handler.status.label}。"
+        async with self.db.transaction() as session:
+            order = await Orders(session).latest_of_handler(handler.id, OrderType.BINDING)
+            events = await Orders(session).events(order.id) if order else []
+        if order is None:
+            more = ("" if is_verified(handler)
+                    else "您还没有提交绑定申请，回复「申请核验」开始。")
+            return [head + more]
+        return [head, order_views.order_detail(order, events, self.settings.tz)]
+
+    async def _decide_binding(self, asked: Asked, agree: bool) -> list[str]:
+        """「同意绑定 编号」/「拒绝绑定 编号 [理由]」 from a verified handler of the company."""
+        word = "同意绑定" if agree else "拒绝绑定"
+        first, *rest = asked.argument.split(maxsplit=1) or [""]
+        number = parse_order_number(first) or first
+        if not number:
+            return [f"请写上绑定申请的编号，例如「{word} BD-261125-7KQ3」。"]
+        reason = (rest[0].strip() if rest else "") or "本单位已核验的经办人表示不认识申请人。"
+        try:
+            async with self.db.transaction() as session:
+                order = await Orders(session).by_number(number)
+                why = binding.decision_refused(asked.bound, order, number)
+                if why is not None:
+                    return [why]
+                assert order is not None
+                assert order.handler is not None
+                requester = binding.who(order.handler, order.fields)
+                if agree:
+                    told = await binding.approve(session, self.settings, self.notifier, order,
+                                                 str(asked.account),
+                                                 self._menu(order.handler, verified=True),
+                                                 decider=asked.bound)
+                else:
+                    told = await binding.reject(session, self.settings, self.notifier, order,
+                                                str(asked.account), reason)
+        except StaleDataError:
+            return [f"绑定申请 {number} 刚被其他人处理过，回复「查询 {number}」查看。"]
+        await told.deliver(self.notifier)
+        company = asked.bound.company.name
+        if agree:
+            await self.notifier.tell_staff(
+                f"{asked.account} 确认了绑定申请 {number}（{company}）。")
+            return [f"已确认：{requester} 现在是【{company}】已核验的经办人。"]
+        await self.notifier.tell_staff(f"{asked.account} 拒绝了绑定申请 {number}（{company}）："
+                                       f"{reason}")
+        return [f"已拒绝绑定申请 {number}，对方仍不能查看或办理本单位已有的业务。"]
+
+    async def _agree_binding(self, asked: Asked) -> list[str]:
+        return await self._decide_binding(asked, agree=True)
+
+    async def _refuse_binding(self, asked: Asked) -> list[str]:
+        return await self._decide_binding(asked, agree=False)
+
     async def _revise(self, asked: Asked) -> list[str]:
         """``修改 订单号``: correct a rejected order, asked only what the technician named."""
         account, handler, number = asked.account, asked.bound, asked.argument
         async with self.db.transaction() as session:
             orders = Orders(session)
             order = await orders.by_number(number)
-            if order is None or order.company_id != handler.company_id:
+            if not may_see(handler, order):
                 return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+            assert order is not None
+            if order.type is OrderType.BINDING and binding.is_vouch(order):
+                return [f"绑定申请 {number} 没有可修改的材料：请回复「申请核验」重新申请。"]
             if order.status is not OrderStatus.REJECTED:
                 label = status_label(order.type, order.status)
                 return [f"订单 {number} 目前{label}，只有被驳回的订单才能修改。"]
@@ -333,8 +498,9 @@ class Dialogue:
         number = asked.argument
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
-        if order is None or order.company_id != asked.bound.company_id:
+        if not may_see(asked.bound, order):
             return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+        assert order is not None
         return [await self.hub.describe(order)]
 
     async def _pairing_code(self, asked: Asked) -> list[str]:
@@ -391,9 +557,16 @@ class Dialogue:
     async def _order_list(self, asked: Asked) -> list[str]:
         handler = asked.bound
         async with self.db.transaction() as session:
-            orders = await Orders(session).of_company(handler.company_id, ORDER_LIST_LIMIT)
-            total = await Orders(session).count_of_company(handler.company_id)
-        return [order_views.order_list(handler.company.name, orders, total, self.settings.tz)]
+            if is_verified(handler):
+                orders = await Orders(session).of_company(handler.company_id, ORDER_LIST_LIMIT)
+                total = await Orders(session).count_of_company(handler.company_id)
+            else:  # pending: only what it filed itself
+                orders = await Orders(session).of_handler(handler.id, ORDER_LIST_LIMIT)
+                total = await Orders(session).count_of_handler(handler.id)
+        listed = order_views.order_list(handler.company.name, orders, total, self.settings.tz)
+        if not is_verified(handler):
+            listed += "\n（绑定待核验：只显示您自己提交的订单。回复「认证进度」查看核验进度。）"
+        return [listed]
 
     async def _order_query(self, asked: Asked) -> list[str]:
         number = parse_order_number(asked.argument)
@@ -401,9 +574,10 @@ class Dialogue:
             return ["请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"]
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
-            if order is None or order.company_id != asked.bound.company_id:
+            if not may_see(asked.bound, order):
                 return [f"没有找到本单位的订单 {number}，请核对订单号。"
                         "回复「我的订单」查看全部订单。"]
+            assert order is not None
             events = await Orders(session).events(order.id)
         return [order_views.order_detail(order, events, self.settings.tz)]
 
@@ -450,10 +624,11 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             _starts(LOSS, apply_kind="解挂"), pki=True, verified=True, form_open=FormOpen.PAUSE),
     Command(("我的证书",), "我的证书", "查看本单位的证书和到期日",
             _certificates(CertificateChat.my_certificates), pki=True, verified=True),
+    # verified: the company's orders; pending: only those the account filed itself (may_see)
     Command(("我的订单",), "我的订单", "查看本单位的订单", Dialogue._order_list,
-            verified=True, form_open=FormOpen.ANSWER),
+            form_open=FormOpen.ANSWER),
     Command(("查询",), "查询 订单号", "查看某个订单的详情和进度", Dialogue._order_query,
-            pattern=re.compile(r"查询\s*(.*)"), verified=True, form_open=FormOpen.ANSWER),
+            pattern=re.compile(r"查询\s*(.*)"), form_open=FormOpen.ANSWER),
     # 修改 + an order number; 修改 3 is the summary's
     Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
@@ -463,6 +638,16 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             Dialogue._pairing_code, verified=True),
     Command(("解锁状态",), "解锁状态 订单号", "远程解锁进行到哪一步", Dialogue._unlock_status,
             pattern=re.compile(r"解锁状态\s*(\S+)"), argument=_ORDER, menu=False),
+    Command(("申请核验",), "申请核验", "提交绑定核验申请（核验后才能查看和办理本单位已有的业务）",
+            Dialogue._request_verification, pending_only=True, form_open=FormOpen.PAUSE),
+    Command(("认证进度", "核验进度"), "认证进度", "查看绑定核验进行到哪一步",
+            Dialogue._binding_progress, pending_only=True, form_open=FormOpen.ANSWER),
+    Command(("同意绑定",), "同意绑定 编号", "确认本单位同事的绑定申请（收到申请时提示）",
+            Dialogue._agree_binding, pattern=re.compile(r"同意绑定\s*(.*)"), verified=True,
+            menu=False, form_open=FormOpen.ANSWER),
+    Command(("拒绝绑定",), "拒绝绑定 编号 [理由]", "拒绝不认识的人的绑定申请（收到申请时提示）",
+            Dialogue._refuse_binding, pattern=re.compile(r"拒绝绑定\s*(.*)"), verified=True,
+            menu=False, form_open=FormOpen.ANSWER),
     Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),

@@ -41,6 +41,8 @@ from bot.domain.text import normalise
 from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
+from bot.services.applications import binding
+from bot.services.applications.dialogue import menu
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
@@ -250,9 +252,22 @@ class ReviewDesk:
                 order.updated_at = utcnow()  # bumps the version: two approvals cannot race
                 return [f"已记录您对 {number} 的通过（{len(approval.approvers)}/{required}），"
                         "还需另一位技术人员复核。"]
-            recorded = await record_claimed_company(session, order, str(actor))
-            notice = await self._change(session, order, actor, Event.APPROVE,
-                                        detail={"approvers": list(approval.approvers)})
+            if order.type is OrderType.BINDING:
+                assert order.company is not None
+                if (why := binding.outdated(order)) is not None:
+                    raise ReviewRefused(why)
+                told = await binding.approve(
+                    session, self.settings, self.notifier, order, str(actor),
+                    menu(order.company.name, certificates=self.certificates is not None),
+                    detail={"approvers": list(approval.approvers)})
+            else:
+                recorded = await record_claimed_company(session, order, str(actor))
+                notice = await self._change(session, order, actor, Event.APPROVE,
+                                            detail={"approvers": list(approval.approvers)})
+        if order.type is OrderType.BINDING:
+            await told.deliver(self.notifier)
+            return [f"已通过绑定申请 {number}：申请人现为已核验的经办人，"
+                    "已通知申请人和本单位其他已核验的经办人。"]
         await self.notifier.tell_applicant(order, notice)
         if recorded:  # an unregistered company's record, made by this approval
             await self.notifier.tell_staff(f"{actor} 通过订单 {number}：{recorded}")
@@ -279,10 +294,18 @@ class ReviewDesk:
 
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
-            fix = named_fields(form_for(order.type), reason)
-            notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
-                                        reason=reason, fix=fix,
-                                        detail={"fields": [f.key for f in fix]})
+            if order.type is OrderType.BINDING:
+                next_status(order.type, order.status, Event.REJECT)  # refuses a wrong state
+                told = await binding.reject(session, self.settings, self.notifier, order,
+                                            str(actor), reason)
+            else:
+                fix = named_fields(form_for(order.type), reason)
+                notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
+                                            reason=reason, fix=fix,
+                                            detail={"fields": [f.key for f in fix]})
+        if order.type is OrderType.BINDING:
+            await told.deliver(self.notifier)
+            return [f"已驳回绑定申请 {number}，申请人仍为待核验，已通知其驳回理由。"]
         await self.notifier.tell_applicant(order, notice)
         if fix:
             return [f"已驳回订单 {number}，申请人将被要求重新提供："
