@@ -85,7 +85,7 @@ enabled = true
             assert "Too many wrong pairing codes" in answer["message"]
 
         await peer.send_private(TECHNICIAN, text("代理"))
-        [(_, listing)] = await peer.replies_until("吊销代理")
+        listing = (await peer.replies_until("吊销代理"))[-1][1]  # after the staff's notices
         assert f"{state.agent_id}. 临沂代理测试有限公司 有效" in listing
         await peer.send_private(TECHNICIAN, text(f"吊销代理 {state.agent_id}"))
         await peer.replies_until("已吊销")

@@ -4,6 +4,7 @@ company's; OpenSC checks the token. The bot restarts and the agent comes back by
 revoked agent is cut off and refused. An agent that reads another company's UKEY gets no reset."""
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -174,9 +175,16 @@ async def test_an_agent_killed_mid_job_neither_loses_nor_reruns_it(
             agent = await start_agent(agent_dir, port, code, softhsm_conf, env)
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")
             journal = agent_dir / "journal.json"
-            async with asyncio.timeout(30):  # token_info done, reset journaled, PIN awaited
-                while not reset_waiting(journal):  # noqa: ASYNC110 - another process writes it
-                    await asyncio.sleep(0.1)
+            # the chat keeps answering the bot meanwhile (e.g. the agent paired, told to USER)
+            chat = asyncio.create_task(peer.replies_until("never said", within=60))
+            try:
+                async with asyncio.timeout(30):  # token_info done, reset journaled, PIN awaited
+                    while not reset_waiting(journal):  # noqa: ASYNC110 - another process writes
+                        await asyncio.sleep(0.1)
+            finally:
+                chat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chat
             agent.kill()  # kill -9 in the middle of the job
             await agent.wait()
             agent = await start_agent(agent_dir, port, None, softhsm_conf, env)
@@ -213,11 +221,13 @@ async def test_an_agent_reading_another_companys_ukey_gets_no_reset(
             say = talker(peer)
             other = USER + 1  # company B's handler binds B; the UKEY is recorded as B's
             binding = [("你好", "【统一社会信用代码】"), (fake_uscc(rng), "【单位名称】"),
-                       ("临沂乙方测试有限公司", "【注册协议】"), ("同意", "绑定密钥代理")]
+                       ("临沂乙方测试有限公司", "【注册协议】"), ("同意", "【申报人】"),
+                       *PENDING_BINDING]
             for answer, until in binding:
                 await say(other, text(answer), until)
             await say(TECHNICIAN, text(f"登记UKEY {token.serial} 临沂乙方测试有限公司"), "已登记")
-            number, code = await file_unlock(say, fake_uscc(rng), urls, rng)  # company A
+            number, code = await file_unlock(say, fake_uscc(rng), urls, rng,  # company A
+                                             tmp_path / "live-data" / "cadesk.db")
             agent = await start_agent(agent_dir, port, code, softhsm_conf,
                                       {"CADESK_AGENT_NEW_PIN": NEW_PIN})
             await say(TECHNICIAN, text(f"通过 {number}"), "密钥代理")

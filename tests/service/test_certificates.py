@@ -336,8 +336,7 @@ async def test_a_loss_report_after_renewal_holds_both_certificates_on_the_ukey(
     replaced = (await world.order(number)).certificate_serial
     await world.verify()
     colleague = Account("qq", "424242")
-    for text in ("你好", world.uscc, world.company_name, "同意"):
-        await world.say(text, colleague)
+    await bind_verified(world.runtime, colleague, world.uscc, world.company_name)
     await world.verify(colleague)
     await world.agent(hall=False, token_pin=pin)
     current = (await world.order(await world.renew())).certificate_serial

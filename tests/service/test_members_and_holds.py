@@ -23,6 +23,7 @@ from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Certificate, Handler, OutgoingMail, utcnow
 from storage.repositories import Conversations, Handlers, Orders
+from tests.support.applicant import bind, bind_verified
 from tests.support.helpers import MakeRuntime, RecordingChat, free_port
 
 TECHNICIAN = Account("qq", "900001")
@@ -87,9 +88,9 @@ async def company(make_runtime: MakeRuntime, database_url: str,
     chat = RecordingChat()
     runtime = await make_runtime(CONFIG.format(url=database_url, port=free_port()), chat)
     made = Company(runtime, chat, fake_uscc(random.Random(database_url)))
-    for account in (FIRST, COLLEAGUE, NEWCOMER):
-        for text in ("你好", made.uscc, COMPANY, "同意"):
-            await made.say(account, text)
+    for account in (FIRST, COLLEAGUE):
+        await bind_verified(runtime, account, made.uscc, COMPANY)
+    await bind(runtime, NEWCOMER, made.uscc, COMPANY)  # a later account: pending
     async with runtime.db.transaction() as session:
         for account, email in ((FIRST, None), (COLLEAGUE, "colleague@example.test")):
             handler = await Handlers(session).get(account.platform, account.user_id)
@@ -244,8 +245,7 @@ async def test_members_of_an_unknown_or_ambiguous_company(make_runtime: MakeRunt
     runtime = await make_runtime('[staff]\ntechnicians = ["qq:900001"]\n')
     rng = random.Random(5)
     for user, name in (("1", "临沂甲建设有限公司"), ("2", "临沂乙建设有限公司")):
-        for text in ("你好", fake_uscc(rng), name, "同意"):
-            await runtime.dialogue.handle(Account("qq", user), Incoming(text=text))
+        await bind(runtime, Account("qq", user), fake_uscc(rng), name)
 
     async def staff(text: str) -> str:
         return str((await runtime.desk.execute(TECHNICIAN, text, private=True))[0])
