@@ -15,6 +15,7 @@ from bot.samples import fake_id_number, fake_uscc, sample_scan
 from tests.support.agent_process import start_agent
 from tests.support.helpers import PENDING_BINDING, ScanServer, verify_in_database
 from tests.support.onebot_peer import (
+    PKI_CONFIG,
     TECHNICIAN,
     TOKEN,
     USER,
@@ -75,15 +76,7 @@ async def test_issue_renew_hold_and_release_from_the_chat(tmp_path: Path,
     processes = []
     with softhsm() as softhsm_conf:
         token = new_token("new-ukey", so_pin=FACTORY_SO_PIN, pin="000000")  # as shipped
-        bot, port = make_instance(tmp_path, f"""
-[staff]
-technicians = ["qq:{TECHNICIAN}"]
-[agents]
-enabled = true
-so_master_file = "so-master.key"
-[pki]
-enabled = true
-""")
+        bot, port = make_instance(tmp_path, PKI_CONFIG)
         await bot.start()
         peer = OneBotPeer(port, TOKEN)
         try:

@@ -14,6 +14,7 @@ import aiohttp
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from tests.support.helpers import ScanServer
 from tests.support.onebot_peer import (
+    PKI_CONFIG,
     TECHNICIAN,
     TOKEN,
     USER,
@@ -33,15 +34,7 @@ async def test_a_stranger_with_a_companys_uscc_and_name_can_do_nothing_to_it(
     uscc = fake_uscc(rng)
     letter, licence = (scan_server.add(f"trust-{n}.jpg", sample_scan(f"trust {n}")) for n in (1, 2))
     (tmp_path / "so-master.key").write_bytes(os.urandom(32))
-    bot, port = make_instance(tmp_path, f"""
-[staff]
-technicians = ["qq:{TECHNICIAN}"]
-[agents]
-enabled = true
-so_master_file = "so-master.key"
-[pki]
-enabled = true
-""")
+    bot, port = make_instance(tmp_path, PKI_CONFIG)
     await bot.start()
     peer = OneBotPeer(port, TOKEN)
     try:

@@ -142,6 +142,18 @@ def picture(url: str) -> list[dict]:
     return [{"type": "image", "data": {"file": url.rsplit("/", 1)[-1], "url": url}}]
 
 
+# a technician, key agents and the CA: the bot that makes certificates (``so-master.key`` beside)
+PKI_CONFIG = f"""
+[staff]
+technicians = ["qq:{TECHNICIAN}"]
+[agents]
+enabled = true
+so_master_file = "so-master.key"
+[pki]
+enabled = true
+"""
+
+
 def make_instance(tmp_path: Path, extra: str = "") -> tuple[BotProcess, int]:
     """A bot process on a free port speaking OneBot, configured by ``tmp_path/bot.toml``
     (``extra`` TOML goes first)."""
