@@ -14,10 +14,10 @@ import pkcs11
 from bench.report import Figure, expect, median
 from bot.samples import fake_uscc, sample_scan
 from bot.services.agents.so_pins import so_pin_for
-from tests.e2e.test_e2e_key_agent import file_unlock, start_agent, talker, unlock_form
-from tests.e2e.test_e2e_onebot import TECHNICIAN, TOKEN, text
+from tests.e2e.test_e2e_key_agent import file_unlock, unlock_form
+from tests.support.agent_process import start_agent
 from tests.support.helpers import ScanServer, free_port
-from tests.support.onebot_peer import BotProcess, OneBotPeer
+from tests.support.onebot_peer import TECHNICIAN, TOKEN, BotProcess, OneBotPeer, talker, text
 from tests.support.softhsm import MODULE, new_token, softhsm
 
 NEW_PIN = "24681357"
@@ -55,7 +55,10 @@ so_master_file = "so-master.key"
         try:
             await peer.connect()
             say = talker(peer)
-            first, code = await file_unlock(say, fake_uscc(rng), urls, rng)
+            first, code = await file_unlock(say, fake_uscc(rng), urls, rng,
+                                            root / "live-data" / "cadesk.db")
+            # a UKEY issued before cadesk: recorded for the company before its PIN is reset
+            await say(TECHNICIAN, text(f"登记UKEY {token.serial} 临沂解锁测试有限公司"), "已登记")
             agent = await start_agent(agent_dir, port, code, softhsm_conf,
                                       {"CADESK_AGENT_NEW_PIN": NEW_PIN})
             numbers = [first] + [await unlock_form(say, urls, rng)
