@@ -78,7 +78,9 @@ class Company:
     async def pair(self, account: Account) -> int:
         handler = await self.handler(account)
         code, _ = await self.runtime.agents.new_code(handler, str(account))
-        return (await self.runtime.agents.pair(code, **AgentKeys.generate().public())).agent_id
+        paired = await self.runtime.agents.pair(code, **AgentKeys.generate().public())
+        await self.runtime.agents.notices_sent()
+        return paired.agent_id
 
 
 @pytest.fixture

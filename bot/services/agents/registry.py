@@ -8,6 +8,7 @@ public keys to the company of the handler who asked for the code; one company ma
 agents.
 """
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -114,6 +115,7 @@ class AgentRegistry:
         self.bot_key = bot_key
         self.notifier = notifier
         self.wrong_codes = WrongCodes()
+        self._telling: set[asyncio.Task[None]] = set()  # chat notices going out after pairing
 
     async def new_code(self, handler: Handler | None, requested_by: str) -> tuple[str, datetime]:
         """A code for an agent of the handler's company; without a handler (a technician's
@@ -162,8 +164,15 @@ class AgentRegistry:
                 await self.notifier.queue_handler_mail(session, told, notice)
         logger.info(f"agent #{paired.agent_id} paired for {paired.company}")
         if notice is not None:
-            await self.notifier.tell_handlers(told, notice)
+            # the agent's HTTP answer does not wait for the chat (which may be slow or down)
+            task = asyncio.create_task(self.notifier.tell_handlers(told, notice))
+            self._telling.add(task)
+            task.add_done_callback(self._telling.discard)
         return paired
+
+    async def notices_sent(self) -> None:
+        """Wait for the chat notices of pairings still going out."""
+        await asyncio.gather(*self._telling)
 
     async def of_company(self, company_id: int | None = None) -> Sequence[Agent]:
         async with self.db.transaction() as session:
