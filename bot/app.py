@@ -3,13 +3,14 @@
 from typing import Any
 
 import nonebot
+from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
-from bot.adapters.chat_delivery import NonebotChat
+from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
-from bot.runtime import start_runtime, stop_runtime
+from bot.runtime import get_runtime, start_runtime, stop_runtime
 
 PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki")
 
@@ -46,6 +47,11 @@ def install(settings: Settings) -> None:
     @driver.on_startup
     async def _start() -> None:
         await start_runtime(settings, NonebotChat())
+
+    @driver.on_bot_connect
+    async def _connected(bot: Bot) -> None:
+        # notices that waited for this platform (the QQ connection was down) go out now
+        await get_runtime().chat_outbox.reconnected(platform_of(bot))
 
     @driver.on_shutdown
     async def _stop() -> None:

@@ -155,6 +155,20 @@ class EmailSection(_Section):
     """How often the outbox looks for due mail (it is also woken by new mail)."""
 
 
+class ChatSection(_Section):
+    """``[chat]``: notices in chat (approvals, rejections, staff notices), kept in the database
+    until delivered, so a dropped QQ connection or a restart loses none."""
+
+    retry_seconds: float = Field(5, gt=0)
+    """The wait after a failed delivery, doubled after every further failure, up to
+    max_retry_seconds; a reconnecting bot retries at once."""
+    max_retry_seconds: float = Field(300, gt=0)
+    """The longest wait between two attempts."""
+    max_age_hours: float = Field(72, gt=0)
+    """A notice still undelivered after this long is dropped and logged (the applicant's
+    e-mail, 我的订单 and 查询 still tell them)."""
+
+
 class MailboxSection(_Section):
     """``[mailbox]``: the unlock mailbox (IMAP): read, filed, answered; never deleted from."""
 
@@ -257,6 +271,7 @@ class Settings(_Section):
     staff: StaffSection = StaffSection()
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()
+    chat: ChatSection = ChatSection()
     mailbox: MailboxSection = MailboxSection()
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()

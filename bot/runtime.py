@@ -6,6 +6,7 @@ the ``get_runtime`` dependency.
 
 from dataclasses import dataclass
 
+from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.fetch import ImageFetcher
 from bot.adapters.mail import MailOutbox
 from bot.adapters.mailbox import MailboxPoller
@@ -32,6 +33,7 @@ class Runtime:
     scans: ScanStore
     fetcher: ImageFetcher
     mail: MailOutbox
+    chat_outbox: ChatOutbox
     dialogue: Dialogue
     desk: ReviewDesk
     inbox: UnlockInbox
@@ -52,7 +54,9 @@ class Runtime:
                                settings.scans.download_timeout_seconds)
         mail = MailOutbox(db, settings.email)
         mail.start()
-        notifier = Notifier(settings, chat, mail)
+        chat_outbox = ChatOutbox(db, settings.chat, chat)
+        chat_outbox.start()
+        notifier = Notifier(settings, db, chat_outbox, mail)
         inbox = UnlockInbox(settings, db, scans, notifier, mail)
         poller = MailboxPoller(settings.mailbox, inbox)
         if settings.mailbox.enabled:
@@ -74,7 +78,7 @@ class Runtime:
                          settings.pki.reminder_check_minutes * 60)]
             for worker in pki_workers:
                 worker.start()
-        return cls(settings, db, scans, fetcher, mail,
+        return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, certificates),
                    ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
                    poller, agents, hub, sweeper, certificates, pki_workers)
@@ -85,6 +89,7 @@ class Runtime:
         await self.sweeper.stop()
         await self.poller.stop()
         await self.mail.stop()
+        await self.chat_outbox.stop()
         await self.fetcher.close()
         await self.db.close()
 

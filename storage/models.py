@@ -229,6 +229,28 @@ class OutgoingMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class OutgoingChat(Base):
+    """One chat message to deliver (a notice, never a reply): written in the transaction of the
+    change it reports, kept until sent, so a dropped QQ connection or a restart loses nothing.
+    A recipient's messages go out in ``id`` order."""
+
+    __tablename__ = "outgoing_chat"
+    __table_args__ = (Index("ix_outgoing_chat_pending", "sent_at", "dropped_at", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(100))  # a user id, or a group id
+    is_group: Mapped[bool] = mapped_column(default=False)
+    # {"text": ...} or {"image": base64 PNG/JPEG, "alt": ...}
+    message: Mapped[dict[str, Any]]
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    dropped_at: Mapped[datetime | None]  # undeliverable for longer than [chat] max_age_hours
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class MailboxState(Base):
     """Where the poller is in one IMAP folder: a restart neither misses nor repeats mail."""
 

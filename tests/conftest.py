@@ -67,6 +67,23 @@ async def after_nonebot_init(after_nonebot_init: None, settings: Settings) -> No
     install(settings)
 
 
+@pytest.fixture(autouse=True)
+async def _no_notice_carried_over(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The nonebug tests share one bot: a notice a test left undelivered (sent while no bot
+    was connected, which nonebug's bots are only inside ``test_matcher``) must not reach the
+    next test's bot when it connects."""
+    yield
+    if "app" in request.fixturenames:
+        from sqlalchemy import update
+
+        from bot.runtime import get_runtime
+        from storage.models import OutgoingChat, utcnow
+
+        async with get_runtime().db.transaction() as session:
+            await session.execute(update(OutgoingChat).where(OutgoingChat.sent_at.is_(None))
+                                  .values(dropped_at=utcnow()))
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Callable[[], str]]:
     """A real PostgreSQL server for the session; call it for a fresh database URL."""

@@ -6,7 +6,7 @@ goes through the ``ChatChannel`` and ``MailQueue`` ports (``bot/services/ports.p
 the mail outbox in ``bot/adapters/``, a recorder in tests).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,7 +21,8 @@ from bot.domain.orders import order_title, yuan
 from bot.services.messages import Account, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
-from bot.services.ports import ChatChannel, MailQueue
+from bot.services.ports import ChatQueue, MailQueue
+from storage.db import Database
 from storage.models import Handler, Order, utcnow
 
 
@@ -217,14 +218,24 @@ def company_notice(kind: CompanyNotice, settings: Settings, **values: str) -> No
 
 
 class Notifier:
-    def __init__(self, settings: Settings, chat: ChatChannel, mail: MailQueue) -> None:
+    """Every notice is queued in the transaction of the change it reports (``notify_*``: chat
+    through the chat outbox, mail through the mail outbox) and goes out after the commit
+    (``deliver``), so a change and its notices are all or nothing and a dropped connection
+    only delays them. ``tell_*`` are for notices that report no change of their own: they
+    queue in a transaction of their own."""
+
+    def __init__(self, settings: Settings, db: Database, chat: ChatQueue,
+                 mail: MailQueue) -> None:
         self.settings = settings
+        self.db = db
         self.chat = chat
         self.mail = mail
 
     async def queue_mail(self, session: AsyncSession, order: Order, notice: Notice) -> None:
-        """Inside the transaction that made the change: the mail is as durable as the change.
-        Goes to the handler's address and to whoever mailed the order in (threaded there)."""
+        """The mail only, in the caller's transaction. Goes to the handler's address and to
+        whoever mailed the order in (threaded there)."""
+        if not notice.subject:
+            return  # a chat-only notice
         addresses = {a for a in (order.handler.email if order.handler else None,
                                  order.contact_email) if a}
         thread = ({"In-Reply-To": order.source_message_id,
@@ -234,36 +245,76 @@ class Notifier:
                                     order_id=order.id,
                                     headers=thread if address == order.contact_email else None)
 
-    async def tell_applicant(self, order: Order, notice: Notice) -> None:
-        """After the commit: the chat message now, and a nudge to the mail worker."""
-        self.mail.wake()
+    async def notify_applicant(self, session: AsyncSession, order: Order,
+                               notice: Notice) -> None:
+        """In the transaction of the change: the chat message to the account that filed the
+        order (none for a mailed-in order) and the mail (none when ``notice.subject`` is
+        empty)."""
         handler = order.handler
-        if handler is None:
-            return
-        account = Account(handler.platform, handler.user_id)
-        if not await self.chat.send(account, notice.replies):
-            logger.warning(f"order {order.number}: {account} could not be told in chat")
+        if handler is not None:
+            self.chat.enqueue(session, Account(handler.platform, handler.user_id),
+                              notice.replies, order_id=order.id)
+        await self.queue_mail(session, order, notice)
 
     async def queue_handler_mail(self, session: AsyncSession, handlers: Sequence[Handler],
                                  notice: Notice) -> None:
         """In the transaction of the change: a mail to each of ``handlers`` who gave an address
         (e.g. every verified handler of a company, told that someone asks to act for it)."""
+        if not notice.subject:
+            return  # a chat-only notice
         for address in sorted({h.email for h in handlers if h.email}):
             await self.mail.enqueue(session, address, notice.subject, notice.body)
 
-    async def tell_handlers(self, handlers: Sequence[Handler], notice: Notice) -> None:
-        """After the commit: the chat message to each of ``handlers``."""
-        self.mail.wake()
+    async def notify_handlers(self, session: AsyncSession, handlers: Sequence[Handler],
+                              notice: Notice) -> None:
+        """In the transaction of the change: chat and mail to each of ``handlers``."""
         for handler in handlers:
-            account = Account(handler.platform, handler.user_id)
-            if not await self.chat.send(account, notice.replies):
-                logger.warning(f"{account} could not be told in chat")
+            self.chat.enqueue(session, Account(handler.platform, handler.user_id),
+                              notice.replies)
+        await self.queue_handler_mail(session, handlers, notice)
 
-    async def tell_staff(self, text: str) -> None:
+    async def notify_account(self, session: AsyncSession, account: Account,
+                       replies: Sequence[Reply], order_id: int | None = None) -> None:
+        """In the caller's transaction: chat to one account (e.g. an expiry reminder)."""
+        self.chat.enqueue(session, account, replies, order_id=order_id)
+
+    async def notify_staff(self, session: AsyncSession, text: str,
+                           order_id: int | None = None) -> None:
+        """In the transaction of the change: to the staff group, or each technician; personal
+        numbers masked."""
         text = mask_personal_numbers(text)
         staff = self.settings.staff
         if staff.group:
-            await self.chat.send_group(Account.parse(staff.group), [text])
+            self.chat.enqueue(session, Account.parse(staff.group), [text], group=True,
+                              order_id=order_id)
             return
         for technician in staff.technicians:
-            await self.chat.send(Account.parse(technician), [text])
+            self.chat.enqueue(session, Account.parse(technician), [text], order_id=order_id)
+
+    async def deliver(self) -> None:
+        """After the commit: the chat notices go out now, the mail worker is woken."""
+        self.mail.wake()
+        await self.chat.deliver()
+
+    # --- notices that report no change of their own: queued in their own transaction --------
+    async def tell_applicant(self, order: Order, notice: Notice) -> None:
+        """The chat message only (the caller queued any mail with its change)."""
+        chat_only = Notice(notice.replies, "", "")
+        await self._alone(lambda session: self.notify_applicant(session, order, chat_only))
+
+    async def tell_handlers(self, handlers: Sequence[Handler], notice: Notice) -> None:
+        """The chat message to each of ``handlers`` (the caller queued the mail)."""
+        chat_only = Notice(notice.replies, "", "")
+        await self._alone(lambda session: self.notify_handlers(session, handlers, chat_only))
+
+    async def tell_staff(self, text: str) -> None:
+        await self._alone(lambda session: self.notify_staff(session, text))
+
+    async def _alone(self, queue: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        try:
+            async with self.db.transaction() as session:
+                await queue(session)
+        except Exception as error:  # a notice must never undo or hide what it reports
+            logger.opt(exception=error).error(f"a chat notice could not be queued: {error}")
+            return
+        await self.deliver()

@@ -57,3 +57,17 @@ class ChatChannel(Protocol):
     async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
+
+
+class ChatQueue(Protocol):
+    """Chat notices queued in the database with the change they report, delivered in order per
+    recipient and retried while the platform is offline (``bot/adapters/chat_outbox.py``)."""
+
+    def enqueue(self, session: AsyncSession, to: Account, replies: Sequence[Reply], *,
+                group: bool = False, order_id: int | None = None) -> None:
+        """Queue inside the caller's transaction; call ``deliver`` after it commits."""
+        ...
+
+    async def deliver(self) -> int:
+        """Send what is due now (never raises; the outbox's worker retries)."""
+        ...

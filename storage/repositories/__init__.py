@@ -8,6 +8,7 @@ from storage.repositories.companies import Companies, Handlers
 from storage.repositories.conversations import Conversations
 from storage.repositories.mailboxes import Mailboxes
 from storage.repositories.orders import Orders
+from storage.repositories.outgoing_chat import OutgoingChats
 from storage.repositories.outgoing_mail import OutgoingMails
 from storage.repositories.token_jobs import TokenJobs
 from storage.repositories.ukeys import Ukeys
@@ -21,6 +22,7 @@ __all__ = [
     "Handlers",
     "Mailboxes",
     "Orders",
+    "OutgoingChats",
     "OutgoingMails",
     "PairingCodes",
     "TokenJobs",

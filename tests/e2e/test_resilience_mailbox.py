@@ -108,6 +108,6 @@ async def test_a_mail_the_reader_fails_on_goes_to_a_person_and_the_rest_flows(
     assert outcomes == ["for_humans", "filed"]
     assert len(dovecot.folder("待人工处理")) == 1
     assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"]
-    told = [text for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    told = [text for to, text in runtime.chat_outbox.chat.sent if to == "qq:900001"]
     assert any("无法读取的邮件" in t for t in told)
     await wait_for(lambda: len(smtp.messages) == 1)  # only the readable one is answered

@@ -71,7 +71,7 @@ async def test_jobs_go_to_the_company_agent_only_and_resend_unchanged(runtime: R
     other, own = FakeLink(), FakeLink()
     await runtime.hub.connected(theirs, other.send, other.close)
     order = await approved_unlock(runtime, account)  # no agent of this company online yet
-    assert any("等待您的密钥代理上线" in str(r) for _, r in runtime.desk.notifier.chat.sent)
+    assert any("等待您的密钥代理上线" in str(r) for _, r in runtime.chat_outbox.chat.sent)
     assert other.sent == []
     await runtime.hub.connected(mine, own.send, own.close)
     [first] = own.sent
@@ -111,7 +111,7 @@ def technician() -> Account:
 
 
 def told_staff(runtime: Runtime) -> str:
-    return "\n".join(str(r) for to, r in runtime.desk.notifier.chat.sent
+    return "\n".join(str(r) for to, r in runtime.chat_outbox.chat.sent
                      if str(to) == str(technician()))
 
 
@@ -144,7 +144,7 @@ async def test_another_companys_serial_gets_no_reset_and_stops_for_good(runtime:
     assert "远程解锁已停止" in staff
     assert "B-0006 登记在 临沂6号测试有限公司" in staff
     assert "O=临沂别家有限公司" in staff  # what the agent read
-    applicant = [str(r) for to, r in runtime.desk.notifier.chat.sent
+    applicant = [str(r) for to, r in runtime.chat_outbox.chat.sent
                  if to == str(account)]
     assert any("登记在其他单位名下" in r and "联系服务中心" in r for r in applicant)
     [confirm] = await runtime.desk.execute(technician(), f"确认解锁 {order.number}",

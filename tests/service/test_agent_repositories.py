@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.mail import MailOutbox
 from bot.config import Settings
 from bot.domain.lifecycle import OrderType
@@ -59,7 +60,8 @@ async def test_twenty_agents_pairing_at_once_with_one_code_pair_exactly_one(
         db: Database, settings: Settings) -> None:
     """Each pairing in its own transaction, all at once: the conditional UPDATE lets one
     through (SQLite ignores FOR UPDATE: a read-then-write paired 15 of 20 here)."""
-    notifier = Notifier(settings, RecordingChat(), MailOutbox(db, settings.email))
+    notifier = Notifier(settings, db, ChatOutbox(db, settings.chat, RecordingChat()),
+                        MailOutbox(db, settings.email))
     registry = AgentRegistry(settings, db, BotKey.generate(), notifier)
     code, _ = await registry.new_code(None, "qq:900001")
     keys = [AgentKeys.generate().public() for _ in range(20)]

@@ -68,7 +68,7 @@ async def test_a_mixed_mailbox_is_filed_answered_and_sorted(
 
     assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 6
     assert len(dovecot.folder("待人工处理")) == 4  # bounce, auto-reply, not unlock, list
-    told = [text for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    told = [text for to, text in runtime.chat_outbox.chat.sent if to == "qq:900001"]
     assert sum("新订单待审核" in t for t in told) == 5
     assert sum("需要人工处理" in t for t in told) == 4
 

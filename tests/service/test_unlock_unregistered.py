@@ -86,7 +86,7 @@ async def test_an_unknown_company_waits_unregistered_and_approval_records_it(
         found = await desk(runtime, f"订单 {words}")
         assert first.order_number in found
         assert "【单位未登记】" in found
-    told = [str(text) for _, text in runtime.desk.notifier.chat.sent]
+    told = [str(text) for _, text in runtime.chat_outbox.chat.sent]
     assert sum(f"单位：{corpus.COMPANY}【单位未登记】" in t for t in told) == 2
     await wait_for(lambda: len(smtp.messages) == 2)  # the automatic replies
     replies = [m.get_content() for m in smtp.messages]
@@ -100,7 +100,7 @@ async def test_an_unknown_company_waits_unregistered_and_approval_records_it(
     history = await desk(runtime, f"历史 {first.order_number}")
     assert f"登记单位：新建单位档案【{corpus.COMPANY}】{uscc}" in history
     assert any(f"已按本订单登记新单位【{corpus.COMPANY}】" in str(text)
-               for _, text in runtime.desk.notifier.chat.sent)
+               for _, text in runtime.chat_outbox.chat.sent)
 
     # the second claim joins the company recorded meanwhile: still exactly one
     await desk(runtime, f"通过 {second.order_number}")

@@ -20,6 +20,7 @@ from aioimaplib import IMAP4
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.mail import MailOutbox
 from bot.adapters.mailbox import MailboxPoller
 from bot.adapters.scan_store import ScanStore
@@ -76,7 +77,8 @@ async def main(config: Path, die_at: str, report: Path) -> None:
     IMAP4.uid, IMAP4.uid_search = uid, uid_search  # type: ignore[method-assign]
     outbox = MailOutbox(db, settings.email)  # not started: the test's own runtime sends
     inbox = UnlockInbox(settings, db, ScanStore(settings.data_dir / "scans"),
-                        Notifier(settings, NoChat(), outbox), outbox)
+                        Notifier(settings, db, ChatOutbox(db, settings.chat, NoChat()), outbox),
+                        outbox)
     poller = MailboxPoller(settings.mailbox, inbox)
     try:
         while await poller.poll_once():

@@ -208,16 +208,16 @@ class AgentHub:
                 step = await self.certificate_steps.after(session, order, job, message)
             else:
                 step = Step()
-            if step.notice and step.mail:
-                await self.notifier.queue_mail(session, order, step.notice)
+            if step.notice:  # chat, and mail too where the step says so
+                notice = step.notice if step.mail else Notice(step.notice.replies, "", "")
+                await self.notifier.notify_applicant(session, order, notice)
+            if step.private:
+                await self.notifier.notify_applicant(session, order, Notice(step.private, "", ""))
+            if step.staff:
+                await self.notifier.notify_staff(session, step.staff, order.id)
             route: Route = HALL if job.hall else order.company_id
         logger.info(f"job {job.id} ({job.kind}) {'done' if ok else 'failed'} on agent #{agent_id}")
-        if step.notice:
-            await self.notifier.tell_applicant(order, step.notice)
-        if step.private:
-            await self.notifier.tell_applicant(order, Notice(step.private, "", ""))
-        if step.staff:
-            await self.notifier.tell_staff(step.staff)
+        await self.notifier.deliver()
         await self.deliver(order.company_id)
         if route == HALL:
             await self.deliver(HALL)

@@ -161,11 +161,11 @@ class AgentRegistry:
                 notice = company_notice(CompanyNotice.AGENT_PAIRED, self.settings,
                                         company=agent.company.name, agent=str(agent.id),
                                         who=agent.paired_by)
-                await self.notifier.queue_handler_mail(session, told, notice)
+                await self.notifier.notify_handlers(session, told, notice)
         logger.info(f"agent #{paired.agent_id} paired for {paired.company}")
         if notice is not None:
             # the agent's HTTP answer does not wait for the chat (which may be slow or down)
-            task = asyncio.create_task(self.notifier.tell_handlers(told, notice))
+            task = asyncio.create_task(self.notifier.deliver())
             self._telling.add(task)
             task.add_done_callback(self._telling.discard)
         return paired

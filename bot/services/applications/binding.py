@@ -9,7 +9,8 @@ It takes one of two routes, kept in its values as ``route``:
   ``拒绝绑定``) or a technician decides. A refused account may ask again (``申请核验``).
 Approval verifies the account and completes the order in one transaction.
 
-Every function here runs in the caller's transaction and returns what to tell after the commit.
+Every function here runs in the caller's transaction, queues its notices there, and returns who
+was told (``Told.deliver`` after the commit sends them).
 """
 
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,8 @@ VOUCH = "vouch"
 
 @dataclass
 class Told:
-    """What to send once the transaction has committed."""
+    """Who was told what, in the transaction (the notices go out with ``deliver`` after the
+    commit)."""
 
     order: Order
     requester: Notice | None = None
@@ -44,10 +46,7 @@ class Told:
     to_handlers: Notice | None = None
 
     async def deliver(self, notifier: Notifier) -> None:
-        if self.requester is not None:
-            await notifier.tell_applicant(self.order, self.requester)
-        if self.to_handlers is not None and self.handlers:
-            await notifier.tell_handlers(self.handlers, self.to_handlers)
+        await notifier.deliver()
 
 
 def is_vouch(order: Order) -> bool:
@@ -94,7 +93,7 @@ async def file_vouch_request(session: AsyncSession, settings: Settings, notifier
             f"同意请回复「同意绑定 {order.number}」，不认识请回复「拒绝绑定 {order.number}」。"
             "在确认之前，对方不能查看或办理本单位已有的订单、证书和 UKEY。")
     notice = Notice([text], f"【{company}】有人申请绑定本单位（{order.number}）", text)
-    await notifier.queue_handler_mail(session, verified, notice)
+    await notifier.notify_handlers(session, verified, notice)
     return Told(order, handlers=verified, to_handlers=notice)
 
 
@@ -138,14 +137,14 @@ async def approve(session: AsyncSession, settings: Settings, notifier: Notifier,
     await session.flush()  # the version check happens here
     notice = applicant_notice(order, NoticeKind.BINDING_VERIFIED, settings)
     notice = Notice([*notice.replies, menu], notice.subject, notice.body)
-    await notifier.queue_mail(session, order, notice)
+    await notifier.notify_applicant(session, order, notice)
     others = [h for h in await Handlers(session).verified_of(order.company_id)
               if h.id != requester.id and (decider is None or h.id != decider.id)]
     text = (f"{who(requester, order.fields)} 已核验为【{order.company.name}】的经办人"
             f"（绑定申请 {order.number}，由 {actor} 确认），现在可以代表本单位办理全部业务。"
             "如有疑问请联系技术人员。")
     told = Notice([text], f"【{order.company.name}】新增经办人（{order.number}）", text)
-    await notifier.queue_handler_mail(session, others, told)
+    await notifier.notify_handlers(session, others, told)
     return Told(order, notice, others, told)
 
 
@@ -159,7 +158,7 @@ async def reject(session: AsyncSession, settings: Settings, notifier: Notifier, 
     await session.flush()
     kind = NoticeKind.BINDING_NOT_VOUCHED if is_vouch(order) else NoticeKind.BINDING_REFUSED
     notice = applicant_notice(order, kind, settings, fix)
-    await notifier.queue_mail(session, order, notice)
+    await notifier.notify_applicant(session, order, notice)
     return Told(order, notice)
 
 

@@ -282,6 +282,8 @@ class Dialogue:
             told = await binding.file_vouch_request(session, self.settings, self.notifier,
                                                     handler, start, str(account))
             await Conversations(session).delete(account.platform, account.user_id)
+            await self.notifier.notify_staff(session, binding.staff_notice_of(told.order),
+                                             told.order.id)
             return binding.submitted_reply(told.order, vouch=True), told
         flow, outcome = FormFlow.start(BINDING_REQUEST, start)
         await Conversations(session).save(account.platform, account.user_id, flow.state.to_json())
@@ -293,7 +295,6 @@ class Dialogue:
         """After the commit: the colleagues asked and the technicians told of a new request."""
         if told is not None:
             await told.deliver(self.notifier)
-            await self.notifier.tell_staff(binding.staff_notice_of(told.order))
 
     async def _submit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
         if flow.state.order_number:
@@ -324,12 +325,13 @@ class Dialogue:
                 held = await self.certificates.loss_filed(session, order, cert, str(account))
             await Conversations(session).delete(account.platform, account.user_id)
             notice = staff_notice(order, None)
+            if held:
+                notice += f"\nUKEY 上的证书（{held.serials}）已立即挂失（暂停使用），请审核确认。"
+            await self.notifier.notify_staff(session, notice, order.id)
         logger.info(f"order {order.number} submitted by {account}")
         if held and self.certificates is not None:
             await self.certificates.office.publish_crl()
-            await self.certificates.announce(held)
-            notice += f"\nUKEY 上的证书（{held.serials}）已立即挂失（暂停使用），请审核确认。"
-        await self.notifier.tell_staff(notice)
+        await self.notifier.deliver()
         after = ("审核通过后请按提示扫码支付。" if order.amount_cents
                  else "审核通过后会尽快为您办理。")
         if held:
@@ -353,13 +355,15 @@ class Dialogue:
                     values={**values, binding.ROUTE: binding.DOCUMENTS}, scans=scans,
                     company_id=handler.company_id, handler_id=handler.id, actor=str(account))
                 filed = True
+                await self.notifier.notify_staff(session, binding.staff_notice_of(order),
+                                                 order.id)
             else:
                 filed = False
             await Conversations(session).delete(account.platform, account.user_id)
         if not filed:
             return [f"您已有绑定申请 {order.number}，请回复「认证进度」查看。"]
         logger.info(f"binding request {order.number} submitted by {account}")
-        await self.notifier.tell_staff(binding.staff_notice_of(order))
+        await self.notifier.deliver()
         return binding.submitted_reply(order, vouch=False)
 
     async def _request_verification(self, asked: Asked) -> list[str]:
@@ -408,24 +412,23 @@ class Dialogue:
                 assert order is not None
                 assert order.handler is not None
                 requester = binding.who(order.handler, order.fields)
+                company = asked.bound.company.name
                 if agree:
                     told = await binding.approve(session, self.settings, self.notifier, order,
                                                  str(asked.account),
                                                  self._menu(order.handler, verified=True),
                                                  decider=asked.bound)
+                    staff = f"{asked.account} 确认了绑定申请 {number}（{company}）。"
                 else:
                     told = await binding.reject(session, self.settings, self.notifier, order,
                                                 str(asked.account), reason)
+                    staff = f"{asked.account} 拒绝了绑定申请 {number}（{company}）：{reason}"
+                await self.notifier.notify_staff(session, staff, order.id)
         except StaleDataError:
             return [f"绑定申请 {number} 刚被其他人处理过，回复「查询 {number}」查看。"]
         await told.deliver(self.notifier)
-        company = asked.bound.company.name
         if agree:
-            await self.notifier.tell_staff(
-                f"{asked.account} 确认了绑定申请 {number}（{company}）。")
             return [f"已确认：{requester} 现在是【{company}】已核验的经办人。"]
-        await self.notifier.tell_staff(f"{asked.account} 拒绝了绑定申请 {number}（{company}）："
-                                       f"{reason}")
         return [f"已拒绝绑定申请 {number}，对方仍不能查看或办理本单位已有的业务。"]
 
     async def _agree_binding(self, asked: Asked) -> list[str]:
@@ -487,9 +490,9 @@ class Dialogue:
             order.fields, order.submitted_at = values, now
             order.reject_reason = None
             await Conversations(session).delete(account.platform, account.user_id)
-            notice = staff_notice(order, changed)
+            await self.notifier.notify_staff(session, staff_notice(order, changed), order.id)
         logger.info(f"order {number} resubmitted by {account}")
-        await self.notifier.tell_staff(notice)
+        await self.notifier.deliver()
         names = "、".join(f.title for f in changed) or "（没有改动）"
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]

@@ -49,9 +49,6 @@ class CertificateChat:
     async def loss_filed(self, session: AsyncSession, order: Order, cert: Certificate,
                          actor: str) -> Held | None:
         """In the filing transaction: a 挂失 holds every valid certificate on the UKEY at once
-        (None for a 解挂). ``announce`` it after the commit."""
+        (None for a 解挂); the company's other verified handlers are told in the same
+        transaction."""
         return await self.loss.on_filed(session, order, cert, actor)
-
-    async def announce(self, held: Held) -> None:
-        """After the commit: the company's other verified handlers are told of the hold."""
-        await self.loss.announce(held)

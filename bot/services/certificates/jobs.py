@@ -120,8 +120,8 @@ class CertificateJobs:
             order.submitted_at = utcnow()
             await session.flush()
             await session.refresh(order, ["company", "handler"])
-            notice = staff_notice(order, None)
-        await self.notifier.tell_staff(notice)
+            await self.notifier.notify_staff(session, staff_notice(order, None), order.id)
+        await self.notifier.deliver()
         return (f"已提交续期订单 {number}，技术人员审核通过后请按提示扫码支付 "
                 f"{yuan(order.amount_cents)}。支付后，请把 UKEY 插在运行着密钥代理的电脑上，"
                 "按提示输入 UKEY 密码，新证书会直接写入 UKEY。")
@@ -357,14 +357,13 @@ class LossDesk:
                                 who=actor or "", token=cert.token_serial,
                                 serials=held.serials, count=str(len(held.certificates)),
                                 **values)
-        await self.office.notifier.queue_handler_mail(session, handlers, notice)
+        await self.office.notifier.notify_handlers(session, handlers, notice)
         held.handlers, held.notice = handlers, notice
         return held
 
     async def announce(self, held: Held) -> None:
-        """After the commit: the chat messages."""
-        if held.notice is not None:
-            await self.office.notifier.tell_handlers(held.handlers, held.notice)
+        """After the commit: the notices queued with the hold go out."""
+        await self.office.notifier.deliver()
 
     async def on_approved(self, session: AsyncSession, order: Order, actor: str) -> str:
         """The technician approved: a 解挂 lifts the UKEY's holds; either order then completes."""

@@ -27,8 +27,7 @@ from bot.domain.order_log import Event
 from bot.pki import EmbeddedCA, OrgSubject, RevokedEntry, crl_der
 from bot.pki.token_key import TokenKeyRef
 from bot.services.filing import note_order
-from bot.services.messages import Account
-from bot.services.notify import Notifier
+from bot.services.notify import Notice, Notifier
 from storage.db import Database
 from storage.models import (
     Certificate,
@@ -249,15 +248,11 @@ class CertificateOffice:
             handlers = await Handlers(session).of_company(cert.company_id)
             text = self._reminder_text(cert, now)
             subject = f"CA 证书将于 {days_until(cert.not_after, now)} 天后到期"
-            for handler in handlers:
-                if handler.email:
-                    await self.notifier.mail.enqueue(session, handler.email, subject, text)
-            accounts = [Account(h.platform, h.user_id) for h in handlers]
-        self.notifier.mail.wake()
-        for account in accounts:
-            await self.notifier.chat.send(account, [text])
+            # the reminder and its record together: each is sent once, and surely
+            await self.notifier.notify_handlers(session, handlers, Notice([text], subject, text))
+        await self.notifier.deliver()
         logger.info(f"expiry reminder ({threshold} days) for certificate {cert.serial} "
-                    f"sent to {len(accounts)} handler(s)")
+                    f"queued for {len(handlers)} handler(s)")
         return 1
 
     def _reminder_text(self, cert: Certificate, now: datetime) -> str:

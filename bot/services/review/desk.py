@@ -262,15 +262,16 @@ class ReviewDesk:
                     detail={"approvers": list(approval.approvers)})
             else:
                 recorded = await record_claimed_company(session, order, str(actor))
-                notice = await self._change(session, order, actor, Event.APPROVE,
-                                            detail={"approvers": list(approval.approvers)})
+                await self._change(session, order, actor, Event.APPROVE,
+                                   detail={"approvers": list(approval.approvers)})
+                if recorded:  # an unregistered company's record, made by this approval
+                    await self.notifier.notify_staff(
+                        session, f"{actor} 通过订单 {number}：{recorded}", order.id)
         if order.type is OrderType.BINDING:
             await told.deliver(self.notifier)
             return [f"已通过绑定申请 {number}：申请人现为已核验的经办人，"
                     "已通知申请人和本单位其他已核验的经办人。"]
-        await self.notifier.tell_applicant(order, notice)
-        if recorded:  # an unregistered company's record, made by this approval
-            await self.notifier.tell_staff(f"{actor} 通过订单 {number}：{recorded}")
+        await self.notifier.deliver()
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
         if order.type is OrderType.LOSS:
             return [await self._settle_loss(actor, number)]
@@ -300,13 +301,12 @@ class ReviewDesk:
                                             str(actor), reason)
             else:
                 fix = named_fields(form_for(order.type), reason)
-                notice = await self._change(session, order, actor, Event.REJECT, mutate=mutate,
-                                            reason=reason, fix=fix,
-                                            detail={"fields": [f.key for f in fix]})
+                await self._change(session, order, actor, Event.REJECT, mutate=mutate,
+                                   reason=reason, fix=fix, detail={"fields": [f.key for f in fix]})
         if order.type is OrderType.BINDING:
             await told.deliver(self.notifier)
             return [f"已驳回绑定申请 {number}，申请人仍为待核验，已通知其驳回理由。"]
-        await self.notifier.tell_applicant(order, notice)
+        await self.notifier.deliver()
         if fix:
             return [f"已驳回订单 {number}，申请人将被要求重新提供："
                     f"{'、'.join(f.title for f in fix)}。"]
@@ -368,8 +368,8 @@ class ReviewDesk:
             order.invoice_info = info
             note_order(session, order, str(actor), Event.INVOICE, reason=info)
             notice = applicant_notice(order, Event.INVOICE, self.settings)
-            await self.notifier.queue_mail(session, order, notice)
-        await self.notifier.tell_applicant(order, notice)
+            await self.notifier.notify_applicant(session, order, notice)
+        await self.notifier.deliver()
         return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
 
     # --- certificates -----------------------------------------------------------------------
@@ -421,8 +421,10 @@ class ReviewDesk:
             except CertificateRefused as refusal:
                 raise ReviewRefused(str(refusal)) from None
             serial, company = cert.serial, cert.subject_name
+            await self.notifier.notify_staff(
+                session, f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
         await office.publish_crl()
-        await self.notifier.tell_staff(f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
+        await self.notifier.deliver()
         return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
 
     async def _hold(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
@@ -437,12 +439,12 @@ class ReviewDesk:
                                                                   why)
             except CertificateRefused as refusal:
                 raise ReviewRefused(str(refusal)) from None
+            first = held.certificates[0]
+            what = (f"{first.subject_name} 的 UKEY {first.token_serial} 上的 "
+                    f"{len(held.certificates)} 张证书（{held.serials}）")
+            await self.notifier.notify_staff(session, f"{actor} 挂失了{what}：{why}")
         await certificates.office.publish_crl()
         await certificates.loss.announce(held)
-        first = held.certificates[0]
-        what = (f"{first.subject_name} 的 UKEY {first.token_serial} 上的 "
-                f"{len(held.certificates)} 张证书（{held.serials}）")
-        await self.notifier.tell_staff(f"{actor} 挂失了{what}：{why}")
         return [f"已挂失{what}，理由：{why}。已发布新的证书吊销列表，已通知该单位 "
                 f"{len(held.handlers)} 位已核验经办人。解挂须由单位发送「解挂」申请并审核通过。"]
 
@@ -467,9 +469,9 @@ class ReviewDesk:
             notice = applicant_notice(order, Event.COMPLETE, self.settings)
             notice = Notice([f"{done}\n{notice.replies[0]}"], notice.subject,
                             f"{done}\n{notice.body}")
-            await self.notifier.queue_mail(session, order, notice)
+            await self.notifier.notify_applicant(session, order, notice)
         await certificates.office.publish_crl()
-        await self.notifier.tell_applicant(order, notice)
+        await self.notifier.deliver()
         return f"已通过订单 {number}：{done}已通知申请人。"
 
     # --- helpers --------------------------------------------------------------------------
@@ -481,14 +483,15 @@ class ReviewDesk:
                 check_delivery(order.fields, event)
                 if self.certificates is not None and not order.certificate_serial:
                     raise ReviewRefused(f"订单 {number} 还没有制证，请先「制证 {number}」。")
-            notice = await self._change(session, order, actor, event, mutate=mutate)
-        await self.notifier.tell_applicant(order, notice)
+            await self._change(session, order, actor, event, mutate=mutate)
+        await self.notifier.deliver()
         return order
 
     async def _change(self, session: AsyncSession, order: Order, actor: Account, event: Event, *,
                       mutate: Mutation | None = None, reason: str | None = None,
-                      fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> Notice:
-        """Move the order, log the event, queue the mail: all in the caller's transaction."""
+                      fix: Sequence[Any] = (), detail: dict[str, Any] | None = None) -> None:
+        """Move the order, log the event, queue the applicant's notice (chat and mail): all in
+        the caller's transaction; ``notifier.deliver()`` after it commits."""
         next_status(order.type, order.status, event)  # before mutating
         if mutate:
             mutate(order)
@@ -496,9 +499,8 @@ class ReviewDesk:
         after = order.status
         await session.flush()  # the version check happens here
         notice = applicant_notice(order, event, self.settings, fix)
-        await self.notifier.queue_mail(session, order, notice)
+        await self.notifier.notify_applicant(session, order, notice)
         logger.info(f"order {order.number}: {before} → {after} by {actor}")
-        return notice
 
     def _number(self, args: list[str], word: str) -> str:
         number = parse_order_number(args[0]) if args else None

@@ -131,14 +131,13 @@ class Members:
             values = {"company": company.name, "who": str(account), "agents": str(len(revoked))}
             to_company = company_notice(CompanyNotice.HANDLER_REMOVED, self.settings, **values)
             to_removed = company_notice(CompanyNotice.YOU_ARE_REMOVED, self.settings, **values)
-            await self.notifier.queue_handler_mail(session, told, to_company)
-            await self.notifier.queue_handler_mail(session, [handler], to_removed)
+            await self.notifier.notify_handlers(session, [handler], to_removed)
+            await self.notifier.notify_handlers(session, told, to_company)
         logger.warning(f"{account} removed from company #{company.id} by {actor}; "
                        f"agents revoked: {[a.id for a in revoked]}")
         for agent in revoked:
             await self.hub.cut_off(agent.id)
-        await self.notifier.tell_handlers([handler], to_removed)
-        await self.notifier.tell_handlers(told, to_company)
+        await self.notifier.deliver()
         shown = str(account) if private else mask_account(str(account))
         agents = (f"吊销了它绑定的密钥代理 {'、'.join(str(a.id) for a in revoked)}（已断开）"
                   if revoked else "它没有绑定密钥代理")

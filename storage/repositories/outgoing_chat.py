@@ -1,0 +1,44 @@
+"""Outgoing chat: notices queued with the change they report, then delivered in order."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutgoingChat
+
+
+class OutgoingChats:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, message: OutgoingChat) -> None:
+        self.session.add(message)
+
+    async def get(self, message_id: int) -> OutgoingChat | None:
+        return await self.session.get(OutgoingChat, message_id)
+
+    async def pending(self, after_id: int, limit: int) -> Sequence[OutgoingChat]:
+        """Neither sent nor dropped, oldest first from ``after_id`` on (the caller keeps each
+        recipient's order)."""
+        return (await self.session.scalars(
+            select(OutgoingChat)
+            .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None),
+                   OutgoingChat.id > after_id)
+            .order_by(OutgoingChat.id).limit(limit))).all()
+
+    async def retry_now(self, platform: str, now: datetime) -> int:
+        """A platform's bot is back: every message waiting for it is due at once."""
+        result = await self.session.execute(
+            update(OutgoingChat)
+            .where(OutgoingChat.platform == platform, OutgoingChat.sent_at.is_(None),
+                   OutgoingChat.dropped_at.is_(None), OutgoingChat.next_attempt_at > now)
+            .values(next_attempt_at=now))
+        return result.rowcount or 0
+
+    async def of_order(self, order_id: int) -> Sequence[OutgoingChat]:
+        """An order's notices in chat, as queued (for 历史 and for tests)."""
+        return (await self.session.scalars(
+            select(OutgoingChat).where(OutgoingChat.order_id == order_id)
+            .order_by(OutgoingChat.id))).all()
