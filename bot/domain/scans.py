@@ -141,7 +141,7 @@ def _check_resolution(width: int, height: int, rules: ScanRules) -> None:
     if short < rules.min_short_side or long < rules.min_long_side:
         least = f"{rules.min_short_side}×{rules.min_long_side}"
         raise InvalidScan(f"图片太小（{width}×{height}），分辨率太低，看不清内容。请用扫描仪或"
-                          f"手机拍摄清晰的图片，至少 {least}。")
+                          f"手机拍摄清晰的图片（至少 {least}）后重新发送。")
 
 
 # --- polyglots: another file inside the image's metadata or stuck behind it ------------------

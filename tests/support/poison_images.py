@@ -226,3 +226,37 @@ def _gif_fields(data: bytes) -> list[int]:
             at += data[at] + 1
         at += 1
     return [f for f in fields if f < len(data)]
+
+
+def damaged_gif(into_descriptor: int = 9) -> bytes:
+    """A two-frame GIF at scan size, cut ``into_descriptor`` bytes after its second frame's
+    control block: Pillow's frame count read past the end (5: struct.error, 9: IndexError)."""
+    data = gif(SCAN_SIZE, frames=2)
+    control = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    return data[:control + 8 + into_descriptor]
+
+
+def poison_images() -> dict[str, tuple[bytes, str]]:
+    """Name (as sent) → bytes, and what the refusal must say: each crashed the check or went
+    through it before."""
+    scan = jpeg(SCAN_SIZE)
+    return {
+        "separator-line-800x4.jpg": (jpeg((800, 4)), "图片太小"),
+        "icon-3x3.jpg": (jpeg((3, 3)), "图片太小"),
+        "one-pixel-high.jpg": (jpeg((1240, 1)), "图片太小"),
+        "damaged-struct.gif": (damaged_gif(5), "图片已损坏"),
+        "damaged-index.gif": (damaged_gif(9), "图片已损坏"),
+        "animated.gif": (gif(SCAN_SIZE, frames=3), "不支持动图"),
+        "zip-in-comment.jpg": (with_segment(scan, 0xFE, zip_of("invoice.exe", b"MZ" * 50)),
+                               "图片中夹带了其他文件"),
+        "script-in-app4.jpg": (with_segment(scan, 0xE4, b"<html><body>" + SCRIPT),
+                               "图片中夹带了其他文件"),
+        "script-in-xmp.jpg": (with_segment(scan, 0xE1, b"http://ns.adobe.com/xap/1.0/\0"
+                                           + XMP.replace(b"</rdf:RDF>", SCRIPT + b"</rdf:RDF>")),
+                              "图片中夹带了其他文件"),
+        "php-in-exif.jpg": (with_segment(scan, 0xE1, b"Exif\0\0<?php system($_GET[1]); ?>"),
+                            "图片中夹带了其他文件"),
+        "zip-in-gif-comment.gif": (with_gif_extension(gif(SCAN_SIZE), 0xFE,
+                                                      zip_of("a.txt", b"hello")),
+                                   "图片中夹带了其他文件"),
+    }
