@@ -19,10 +19,13 @@ from sqlalchemy import func, select
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.messages import Account, ImageSource, Incoming
+from bot.services.unlock.inbox import FILED
 from storage.models import Attachment
 from storage.repositories import Conversations
-from tests.support.helpers import MakeRuntime, ScanServer
+from tests.support import mail_corpus as corpus
+from tests.support.helpers import MakeRuntime, ScanServer, wait_for
 from tests.support.poison_images import poison_images
+from tests.support.smtp_sink import SmtpSink
 
 
 def jpeg(label: str = "hostile") -> bytes:
@@ -169,3 +172,35 @@ async def test_an_unexpected_failure_in_the_scan_step_is_answered(
     assert stored_files(runtime) == []
     monkeypatch.undo()
     assert "已收到【附件一" in await say(Incoming(images=(ImageSource(url=url),)))
+
+
+async def test_an_unlock_mail_with_poison_images_is_filed_and_each_is_named(
+        make_runtime: MakeRuntime, smtp: SmtpSink) -> None:
+    """The issue's mail: the three proper scans and, beside them, a separator line, a damaged
+    GIF, a JPEG with a ZIP in its comment… The mail is filed, the reply names each image that
+    could not be used and why; none of them is kept."""
+    runtime = await make_runtime(f"""
+[email]
+enabled = true
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+from_address = "{corpus.MAILBOX}"
+""")
+    names = ["CA数字证书密码重置申请表.jpg", "营业执照.jpg", "经办人身份证.jpg"]
+    files = [(name, data) for name, data in zip(names, corpus.scans("poison"), strict=True)]
+    poison = poison_images()
+    files += [(name, data) for name, (data, _) in poison.items()]
+    raw = corpus.mail({"From": "zhangsan@qq.test", "Subject": f"CA解锁+{corpus.COMPANY}",
+                       "Message-ID": "<poison@qq.test>"},
+                      [corpus.part(f'image/jpeg; name="{name}"', data,
+                                   f'attachment; filename="{name}"') for name, data in files],
+                      body=f"申请解锁。统一社会信用代码：{fake_uscc()}")
+    filing = await runtime.inbox.file(f"{corpus.MAILBOX}/INBOX", 1, 1, raw)
+    assert filing.outcome == FILED, filing
+    await wait_for(lambda: len(smtp.messages) == 1)
+    reply = smtp.messages[0].get_content()
+    assert "以下附件未能使用" in reply
+    for name, (_, reason) in poison.items():
+        assert f"- {name}：{reason}" in reply, (name, reply)
+    assert len(stored_files(runtime)) == 3  # the proper scans only
