@@ -9,7 +9,7 @@ formats."""
 import io
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,13 @@ from sqlalchemy import func, select
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.messages import Account, ImageSource, Incoming
+from bot.services.unlock.inbox import FILED
 from storage.models import Attachment
 from storage.repositories import Conversations
-from tests.support.helpers import MakeRuntime, ScanServer
+from tests.support import mail_corpus as corpus
+from tests.support.helpers import MakeRuntime, ScanServer, wait_for
+from tests.support.poison_images import poison_images
+from tests.support.smtp_sink import SmtpSink
 
 
 def jpeg(label: str = "hostile") -> bytes:
@@ -77,8 +81,8 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
     "oversized.bmp": (lambda: sample_scan("big", fmt="BMP", size=(1400, 2000)), "超过 2 MB"),
     "animated.gif": (animated_gif, "动图"),
     "zip-appended.jpg": (lambda: jpeg() + zip_of("payload.exe", b"MZ" + b"\0" * 200),
-                         "藏着其他文件"),
-    "html-appended.jpg": (lambda: jpeg() + HTML, "藏着其他文件"),
+                         "夹带了其他文件"),
+    "html-appended.jpg": (lambda: jpeg() + HTML, "夹带了其他文件"),
     "html-prepended.jpg": (lambda: HTML + jpeg(), "无法识别"),
     "zip-prepended.jpg": (lambda: zip_of("a.txt", b"hello") + jpeg(), "无法识别"),
     "svg-with-script.jpg": (lambda: SVG, "无法识别"),
@@ -87,6 +91,10 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
     "tiff-renamed.jpg": (lambda: image_as("TIFF", (600, 800)), "您发送的是 TIFF 格式"),
     "thumbnail.jpg": (lambda: image_as("JPEG", (120, 160)), "分辨率太低"),
     "empty.jpg": (lambda: b"", "是空的"),
+    # what crashed the check (the applicant heard nothing) or went through it: tiny and
+    # damaged images, files inside JPEG segments and GIF comments
+    **{name: (lambda data=data: data, reason)
+       for name, (data, reason) in poison_images().items()},
 }
 
 
@@ -100,9 +108,12 @@ def stored_files(runtime: Runtime) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
-        runtime: Runtime, scan_server: ScanServer) -> None:
-    account = Account("qq", "66601")
+Say = Callable[[Incoming], Awaitable[str]]
+
+
+async def at_the_first_scan(runtime: Runtime, user_id: str) -> Say:
+    """An applicant bound and through the certificate form's questions, asked for 附件一."""
+    account = Account("qq", user_id)
 
     async def say(incoming: Incoming) -> str:
         return "\n".join(await runtime.dialogue.handle(account, incoming))
@@ -111,6 +122,12 @@ async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
                    "取消", "是", "新办证书", "1",
                    "临沂", "1", "张三", fake_id_number(), "13812345678", "自取"):
         await say(Incoming(text=answer))
+    return say
+
+
+async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
+        runtime: Runtime, scan_server: ScanServer) -> None:
+    say = await at_the_first_scan(runtime, "66601")
     for name, (make, reason) in CORPUS.items():
         url = scan_server.add(f"hostile-{name}", make())
         if name == "oversized.bmp":  # streamed without a length: the cap holds while reading
@@ -130,3 +147,60 @@ async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
     good = scan_server.add("hostile-good.jpg", jpeg("good"))
     assert "已收到【附件一" in await say(Incoming(images=(ImageSource(url=good),)))
     assert len(stored_files(runtime)) == 1
+
+
+@pytest.mark.parametrize("failing", ["inspect_scan", "scan store"])
+async def test_an_unexpected_failure_in_the_scan_step_is_answered(
+        runtime: Runtime, scan_server: ScanServer, monkeypatch: pytest.MonkeyPatch,
+        failing: str) -> None:
+    """A bug in the check or a full disk under the scan store: the applicant is told to send
+    the picture again, not left without an answer, and nothing is kept."""
+    say = await at_the_first_scan(runtime, f"666{len(failing)}")
+
+    def broken(*_: object) -> None:
+        raise (RuntimeError("a bug") if failing == "inspect_scan"
+               else OSError(28, "No space left on device"))
+
+    if failing == "inspect_scan":
+        monkeypatch.setattr("bot.services.applications.dialogue.inspect_scan", broken)
+    else:
+        monkeypatch.setattr(runtime.scans, "save", broken)
+    url = scan_server.add(f"unexpected-{len(failing)}.jpg", jpeg("fine"))
+    reply = await say(Incoming(images=(ImageSource(url=url),)))
+    assert "【附件一 信息印章采集表】这张图片无法处理，请重新拍照后发送。" in reply
+    assert "请发送【附件一 信息印章采集表】的图片" in reply
+    assert stored_files(runtime) == []
+    monkeypatch.undo()
+    assert "已收到【附件一" in await say(Incoming(images=(ImageSource(url=url),)))
+
+
+async def test_an_unlock_mail_with_poison_images_is_filed_and_each_is_named(
+        make_runtime: MakeRuntime, smtp: SmtpSink) -> None:
+    """The issue's mail: the three proper scans and, beside them, a separator line, a damaged
+    GIF, a JPEG with a ZIP in its comment… The mail is filed, the reply names each image that
+    could not be used and why; none of them is kept."""
+    runtime = await make_runtime(f"""
+[email]
+enabled = true
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+from_address = "{corpus.MAILBOX}"
+""")
+    names = ["CA数字证书密码重置申请表.jpg", "营业执照.jpg", "经办人身份证.jpg"]
+    files = [(name, data) for name, data in zip(names, corpus.scans("poison"), strict=True)]
+    poison = poison_images()
+    files += [(name, data) for name, (data, _) in poison.items()]
+    raw = corpus.mail({"From": "zhangsan@qq.test", "Subject": f"CA解锁+{corpus.COMPANY}",
+                       "Message-ID": "<poison@qq.test>"},
+                      [corpus.part(f'image/jpeg; name="{name}"', data,
+                                   f'attachment; filename="{name}"') for name, data in files],
+                      body=f"申请解锁。统一社会信用代码：{fake_uscc()}")
+    filing = await runtime.inbox.file(f"{corpus.MAILBOX}/INBOX", 1, 1, raw)
+    assert filing.outcome == FILED, filing
+    await wait_for(lambda: len(smtp.messages) == 1)
+    reply = smtp.messages[0].get_content()
+    assert "以下附件未能使用" in reply
+    for name, (_, reason) in poison.items():
+        assert f"- {name}：{reason}" in reply, (name, reply)
+    assert len(stored_files(runtime)) == 3  # the proper scans only

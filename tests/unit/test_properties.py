@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bot.domain import validators
 from bot.domain.fields import FieldKind
 from bot.domain.forms import FORMS
-from bot.domain.scans import InvalidScan, ScanRules, inspect_scan
+from bot.domain.scans import InvalidScan, ScanRules, UnreadableScan, inspect_scan
 from bot.domain.unlock_mail import decode_words, read_mail, unlock_company
 from bot.domain.validators import InvalidAnswer
 from bot.key_agent.protocol import KINDS, AgentKeys, BotKey, Refused, verify_job
@@ -234,9 +234,12 @@ def test_any_bytes_as_a_scan_are_refused_with_a_reason(magic: bytes, body: bytes
     try:
         info = inspect_scan(magic + body, ScanRules(min_short_side=1, min_long_side=1))
     except InvalidScan as error:
-        assert_clear(str(error))
+        refusal = error
+    else:
+        assert info.format in {"JPEG", "BMP", "GIF"}
         return
-    assert info.format in {"JPEG", "BMP", "GIF"}
+    assert not isinstance(refusal, UnreadableScan)  # a rule refused it, not the catch-all
+    assert_clear(str(refusal))
 
 
 # --- the key agent's job verification --------------------------------------------------------

@@ -1,11 +1,32 @@
 import io
+import random
 import struct
 
 import pytest
+from loguru import logger
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanRules, inspect_scan
+from bot.domain import scans
+from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanRules, UnreadableScan, inspect_scan
 from bot.samples import sample_scan
+from tests.support.poison_images import (
+    SCAN_SIZE,
+    SCRIPT,
+    XMP,
+    adobe_cmyk_jpeg,
+    bmp,
+    damaged_gif,
+    gif,
+    jpeg,
+    mpf_jpeg,
+    page,
+    phone_jpeg,
+    poison_images,
+    with_gif_extension,
+    with_segment,
+    zip_of,
+)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "BMP", "GIF"])
@@ -73,3 +94,147 @@ def test_animated_gif_is_refused() -> None:
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
     with pytest.raises(InvalidScan, match="动图"):
         inspect_scan(buffer.getvalue())
+
+
+# --- what real cameras, phones and scanners write passes ------------------------------------
+def test_phone_and_scanner_metadata_passes() -> None:
+    """EXIF with its JPEG thumbnail, XMP, an ICC profile and a comment; Adobe's APP14 (CMYK);
+    MPF with a second image after the first, which Pillow calls MPO — all plain JPEGs to us."""
+    phone, cmyk, mpf = phone_jpeg(), adobe_cmyk_jpeg(), mpf_jpeg()
+    for marker in (b"Exif\0\0", b"http://ns.adobe.com/xap/1.0/\0<?xpacket", b"ICC_PROFILE\0",
+                   b"\xff\xfe"):
+        assert marker in phone
+    assert phone.count(b"\xff\xd8\xff") == 2  # the thumbnail inside APP1
+    assert b"Adobe" in cmyk
+    assert b"MPF\0" in mpf
+    assert mpf.count(b"\xff\xd8\xff") == 2  # and the second image behind the first one's end
+    for data in (phone, cmyk, mpf):
+        info = inspect_scan(data)
+        assert (info.format, info.width, info.height) == ("JPEG", *SCAN_SIZE)
+
+
+def test_trailing_bytes_of_phones_pass_unless_they_are_a_program() -> None:
+    """A motion photo's video behind the JPEG: megabytes of binary in which "MZ" turns up by
+    chance dozens of times; a real Windows program (MZ … PE) is refused."""
+    video = random.Random(5).randbytes(3 * 1024 * 1024)
+    assert video.count(b"MZ") > 10
+    base = jpeg(SCAN_SIZE)
+    assert inspect_scan(base + b"\0\0\0\x18ftypmp42" + video).format == "JPEG"
+    with pytest.raises(InvalidScan, match="夹带了其他文件"):
+        inspect_scan(base + PROGRAM)
+
+
+# --- files hidden inside the image ---------------------------------------------------------
+PROGRAM = b"MZ\x90\0" + b"\0" * 56 + struct.pack("<I", 0x80) + b"\0" * 64 + b"PE\0\0" + b"\0" * 64
+PAYLOADS = {
+    "zip": zip_of("invoice.exe", PROGRAM),
+    "rar": b"Rar!\x1a\x07\x01\x00" + b"\0" * 40,
+    "7z": b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\0" * 40,
+    "pdf": b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF",
+    "windows program": PROGRAM,
+    "elf": b"\x7fELF\x02\x01\x01\0" + b"\0" * 56,
+    "script": SCRIPT,
+    "php": b"<?php system($_GET['c']); ?>",
+    "html": b"<!DOCTYPE html><HTML><body>hi</body></HTML>",
+    "svg": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+}
+PLACES = {  # where in a JPEG: the segment, and what a payload is wrapped in there
+    "COM": (0xFE, b""),
+    "APP1 EXIF": (0xE1, b"Exif\0\0II*\0\x08\0\0\0"),
+    "APP1 XMP": (0xE1, b"http://ns.adobe.com/xap/1.0/\0" + XMP[:60]),
+    "APP2 ICC": (0xE2, b"ICC_PROFILE\0\x01\x01"),
+    "APP13": (0xED, b"Photoshop 3.0\0"),
+    "APP15": (0xEF, b""),
+}
+
+
+@pytest.fixture(scope="module")
+def scan() -> bytes:
+    return jpeg(SCAN_SIZE)
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_a_file_inside_a_jpeg_segment_is_refused(scan: bytes, place: str, payload: str) -> None:
+    marker, wrapper = PLACES[place]
+    with pytest.raises(InvalidScan, match="图片中夹带了其他文件") as refused:
+        inspect_scan(with_segment(scan, marker, wrapper + PAYLOADS[payload]))
+    assert "请用扫描仪或手机重新拍摄" in str(refused.value)
+
+
+def test_gif_extensions_carry_no_file() -> None:
+    base = gif(SCAN_SIZE, comment=b"scanned 2026-12-01")
+    assert inspect_scan(base).format == "GIF"  # a comment, and Pillow's own blocks, pass
+    # split over sub-blocks of 255 bytes, the signature straddling two of them
+    hidden = b"x" * 253 + PAYLOADS["zip"]
+    for label in (0xFE, 0xFF, 0x01):  # comment, application, plain text
+        with pytest.raises(InvalidScan, match="夹带了其他文件"):
+            inspect_scan(with_gif_extension(base, label, hidden))
+
+
+def test_bmp_gap_and_tail_carry_no_file() -> None:
+    base = bmp((800, 600), "P")  # a palette: the gap between the headers and the pixels
+    assert inspect_scan(base).format == "BMP"
+    offset = int.from_bytes(base[10:14], "little")
+    gap = bytearray(base[:offset] + SCRIPT + base[offset:])
+    gap[10:14] = (offset + len(SCRIPT)).to_bytes(4, "little")
+    gap[2:6] = len(gap).to_bytes(4, "little")
+    for data in (bytes(gap), base + PAYLOADS["zip"]):
+        with pytest.raises(InvalidScan, match="夹带了其他文件"):
+            inspect_scan(data)
+
+
+def test_png_text_chunks_carry_no_file() -> None:
+    mail = ScanRules(formats=MAIL_FORMATS)
+    for text, hostile in ((XMP.decode(), False), (SCRIPT.decode(), True)):
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", text)
+        out = io.BytesIO()
+        page(SCAN_SIZE).save(out, "PNG", pnginfo=info)
+        if hostile:
+            with pytest.raises(InvalidScan, match="夹带了其他文件"):
+                inspect_scan(out.getvalue(), mail)
+        else:
+            assert inspect_scan(out.getvalue(), mail).format == "PNG"
+
+
+# --- only ever a refusal ----------------------------------------------------------------------
+def test_every_refusal_says_what_to_do() -> None:
+    cases = {
+        "图片太小": jpeg((800, 4)),
+        "图片已损坏": damaged_gif(),
+        "不支持动图": gif(SCAN_SIZE, frames=2),
+        "图片中夹带了其他文件": with_segment(jpeg(SCAN_SIZE), 0xFE, PAYLOADS["zip"]),
+    }
+    for start, data in cases.items():
+        with pytest.raises(InvalidScan) as refused:
+            inspect_scan(data)
+        assert str(refused.value).startswith(start), str(refused.value)
+        assert "发送" in str(refused.value)
+
+
+def test_an_unforeseen_failure_is_a_refusal_and_logged_without_the_image(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("decoder bug at 0xdeadbeef")
+
+    monkeypatch.setattr(scans.Image, "open", broken)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        with pytest.raises(UnreadableScan, match="图片无法读取"):
+            inspect_scan(b"\xff\xd8\xff\xe0" + b"secret ID 110101199003070012")
+    finally:
+        logger.remove(sink)
+    assert len(lines) == 1
+    assert "RuntimeError" in lines[0]
+    assert "scans.py" in lines[0]  # where, so it can become a rule
+    assert "110101" not in lines[0]
+    assert "deadbeef" not in lines[0]  # not even the message: it may quote the bytes
+
+
+def test_each_poison_image_is_refused_for_its_reason() -> None:
+    for name, (data, reason) in poison_images().items():
+        with pytest.raises(InvalidScan, match=reason) as refused:
+            inspect_scan(data)
+        assert not isinstance(refused.value, UnreadableScan), name

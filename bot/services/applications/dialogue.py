@@ -6,6 +6,7 @@ nothing) or is a command. The rules live in the domain; this module fetches, sto
 
 import asyncio
 import re
+import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -61,6 +62,7 @@ from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
+SCAN_NOT_HANDLED = "这张图片无法处理，请重新拍照后发送。"
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 # every step is one transaction, so a failed one kept nothing of this message: say so
 DATABASE_BUSY = ("系统繁忙，您刚才发送的内容没有保存，请稍等一两分钟后重新发送。"
@@ -216,6 +218,13 @@ class Dialogue:
             except (FetchError, InvalidScan) as error:
                 logger.info(f"scan refused for {current.key}: {error}")
                 return Outcome([*receipts, f"【{current.title}】未通过检查：{error}\n"
+                                f"{flow.prompt()}"])
+            except Exception as error:  # a bug, a full disk: an answer all the same, not silence
+                # type and place only: a traceback's locals would show the form's answers
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                logger.error(f"scan for {current.key} not handled: {type(error).__name__} at "
+                             f"{Path(where.filename).name}:{where.lineno}")
+                return Outcome([*receipts, f"【{current.title}】{SCAN_NOT_HANDLED}\n"
                                 f"{flow.prompt()}"])
             receipts.append(flow.handle_scan(info).replies[0])
         return Outcome([*receipts, flow.prompt()])
