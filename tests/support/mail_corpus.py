@@ -197,10 +197,15 @@ def with_attachment(uscc: str, tag: str, extra: bytes, name: str, ctype: str) ->
                  "Message-ID": f"<{tag}@client.test>"}, files, body=f"信用代码 {uscc}")
 
 
-def long_subject() -> bytes:
-    """Spam with a 250-character subject (the reply's subject column holds 200)."""
-    return mail({"From": "promo@spam.test", "Subject": word("优惠" * 125, "utf-8"),
-                 "Message-ID": "<long-subject@spam.test>"}, body="buy now")
+def long_subject(uscc: str) -> bytes:
+    """An unlock request whose subject runs to 242 characters (the reply's subject column held
+    200 and PostgreSQL refused it)."""
+    subject = f"CA解锁+{COMPANY}（{'急' * (242 - len(COMPANY) - 7)}）"
+    assert len(subject) == 242
+    return mail({"From": "long@client.test", "Subject": word(subject, "utf-8"),
+                 "Message-ID": "<long-subject@client.test>"},
+                [part("image/jpeg", d, f'attachment; filename="{n}.jpg"')
+                 for n, d in enumerate(scans("long-subject"))], body=uscc)
 
 
 def long_sender(uscc: str) -> bytes:

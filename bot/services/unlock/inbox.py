@@ -132,7 +132,7 @@ class UnlockInbox:
         except Exception as error:  # rolled back; the mail goes to a person, the rest flows
             logger.opt(exception=error).error(f"mail {uid} in {mailbox} could not be filed")
             reason = str(error) if isinstance(error, SetAside) else (
-                f"无法登记，已回滚（{type(error).__name__}）")
+                f"无法登记，已回滚（{_kind(error)}）")
             filing, staff = await self._set_aside(mailbox, uidvalidity, uid, mail, reason), None
         self.outbox.wake()
         logger.info(f"mail {uid} from {mail.sender_shown}: {filing.outcome} {filing.reason}")
@@ -243,7 +243,7 @@ class UnlockInbox:
             return mail, self._materials(mail)
         except Exception as error:
             logger.opt(exception=error).warning(f"mail {uid} in {mailbox}: attachments failed")
-            return mail, Materials({}, [], set_aside=f"附件无法读取（{type(error).__name__}）")
+            return mail, Materials({}, [], set_aside=f"附件无法读取（{_kind(error)}）")
 
     def _save_scans(self, materials: Materials) -> None:
         for info, data, _ in materials.found.values():
@@ -259,7 +259,7 @@ class UnlockInbox:
             except Exception as error:  # a decoder's bug on odd bytes: a person looks at it
                 logger.opt(exception=error).warning(f"the scan check failed on attachment {n}")
                 return Materials({}, problems,
-                                 set_aside=f"第 {n} 个附件无法检查（{type(error).__name__}）")
+                                 set_aside=f"第 {n} 个附件无法检查（{_kind(error)}）")
         slots = assign_materials([a.filename for _, a, _ in usable])
         found = {slot: (usable[i][0], usable[i][1].data, f"第 {usable[i][2]} 个附件")
                  for slot, i in slots.items()}
@@ -288,6 +288,13 @@ class UnlockInbox:
             "In-Reply-To": mail.message_id, "References": mail.references,
             "Auto-Submitted": "auto-replied"})
         return True
+
+
+def _kind(error: Exception) -> str:
+    """What went wrong, for the technicians: the exception's type, never its text (a driver's
+    message may quote the mail's values)."""
+    kind = type(error)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
 def _replay_id(mail: InboundMail) -> str:
