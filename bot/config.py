@@ -201,7 +201,11 @@ class MailboxSection(_Section):
     max_attachment_megabytes: float = Field(10, gt=0)
     """Larger attachments are not taken as materials."""
     replies_per_sender_per_hour: int = Field(3, ge=0)
-    """Automatic replies to one sender at most, against mail loops."""
+    """Automatic replies to one sender at most, against mail loops (user+tag@ counts as
+    user@)."""
+    replies_per_domain_per_hour: int = Field(20, ge=0)
+    """Automatic replies to all the senders of one domain at most: a stranger writing as many
+    addresses of one domain cannot make the bot mail it."""
 
     @property
     def own_address(self) -> str:

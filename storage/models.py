@@ -276,6 +276,9 @@ class InboundMail(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     replied: Mapped[bool] = mapped_column(default=False)  # an automatic answer was queued
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # what the sender wrote (unlock_mail.content_digest): the same Message-ID with other
+    # content is another mail, for a person; NULL for mail handled before it was kept
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Agent(Base):

@@ -17,6 +17,13 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.utils import parseaddr
 
+from bot.domain.stored_text import (
+    ADDRESS_CHARS,
+    MESSAGE_ID_CHARS,
+    SUBJECT_CHARS,
+    clean,
+    control_characters,
+)
 from bot.domain.text import normalise
 from bot.domain.validators import InvalidAnswer, company_name, uscc_code
 
@@ -46,10 +53,16 @@ def _raw(value: str) -> str:
     return value
 
 
+_FOLDED = re.compile(r"\r?\n(?=[ \t])")
+
+
 def decode_words(value: object) -> str:
-    """A header's text: RFC 2047 encoded words in any charset, or raw 8-bit bytes."""
+    """A header's text: RFC 2047 encoded words in any charset, or raw 8-bit bytes. A folded
+    header is unfolded first (its line breaks are no part of the text, RFC 5322 §2.2.3)."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        value = _FOLDED.sub("", value)
     # compat32 gives a Header (charset unknown-8bit) for raw 8-bit headers: keep its bytes
     try:
         chunks = decode_header(value if isinstance(value, Header) else str(value))
@@ -217,15 +230,100 @@ def assign_materials(filenames: Sequence[str]) -> dict[str, int]:
     return assigned
 
 
+# --- the sender, as an automatic reply may use it --------------------------------------------
+_ADDRESS = re.compile(r"^[^@\s]{1,64}@[a-z0-9.-]+\.[a-z0-9-]+$")
+
+
+def normalised_address(address: str) -> str | None:
+    """``User+Tag@Example.COM`` → ``user@example.com``: one address per mailbox, so the reply
+    cap cannot be dodged with tags. None: not an address a reply may go to (over 254
+    characters, control characters, no domain)."""
+    address = address.strip().lower()
+    local, _, domain = address.rpartition("@")
+    address = f"{local.split('+', 1)[0] or local}@{domain}"
+    if (len(address) > ADDRESS_CHARS or control_characters(address)
+            or not _ADDRESS.match(address)):
+        return None
+    return address
+
+
+def envelope_sender(message: Message) -> str:
+    """Who the mail came from as the server saw it: Return-Path (the envelope sender, set by
+    the receiving server), else From. Reply-To, which anyone writes, is never used."""
+    for header in ("Return-Path", "From"):
+        value = message.get(header)
+        if value is not None and str(value).strip() not in ("", "<>"):
+            return parseaddr(_FOLDED.sub("", str(value)))[1]
+    return ""
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of what the sender wrote: the body and the headers a sender sets, not those the
+    servers on the way add (Received, Return-Path, spam scores), so the same mail delivered
+    twice has one digest, and another mail reusing its Message-ID another."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    kept, keep = [], False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        keep = line.split(b":", 1)[0].strip().lower() in _SENDER_HEADERS
+        if keep:
+            kept.append(line)
+    return hashlib.sha256(b"\n".join(kept) + b"\n\n" + body).hexdigest()
+
+
+_SENDER_HEADERS = {b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"content-type",
+                   b"content-transfer-encoding", b"mime-version"}
+
+
+def _message_id(message: Message, digest: str) -> str:
+    """The Message-ID as it may be stored; a hash of the content when there is none or it is
+    longer than any real one (a clipped id could meet another mail's)."""
+    value = "".join(clean(str(message.get("Message-ID", ""))).split())
+    if value and len(value) <= MESSAGE_ID_CHARS:
+        return value
+    return f"<{digest}@no-message-id.invalid>"
+
+
+def _references(message: Message, message_id: str) -> str:
+    """For a threaded reply: the original References plus its Message-ID, at most ten ids."""
+    ids = [*clean(str(message.get("References", ""))).split()[-9:], message_id]
+    text = " ".join(ids)
+    while len(text) > MESSAGE_ID_CHARS and len(ids) > 1:
+        ids = ids[1:]
+        text = " ".join(ids)
+    return text
+
+
+def refusal(subject: str, sender_name: str, address: str | None, raw_sender: str) -> str | None:
+    """Why this mail goes to a person whatever it says, or None: a sender no reply may go to,
+    control characters in the subject or the sender's name (no client writes them: a crafted
+    mail), a subject longer than any unlock request's."""
+    if not raw_sender:
+        return "没有发件人地址"
+    if address is None:
+        return "发件人地址无效"
+    if control_characters(subject) or control_characters(sender_name):
+        return "主题或发件人含有控制字符"
+    if len(subject) > SUBJECT_CHARS:
+        return f"主题过长（{len(subject)} 个字符）"
+    return None
+
+
 # --- the whole mail ------------------------------------------------------------------------
 @dataclass
 class InboundMail:
-    message_id: str
-    sender: str
+    message_id: str  # cleaned, at most 998 characters
+    digest: str  # content_digest of the bytes
+    sender: str  # where a reply may go: the normalised envelope sender; "" when none may
+    sender_shown: str  # the sender as written (cleaned, clipped): for a person to read
     sender_name: str
     subject: str
     references: str  # for a threaded reply: the original References plus its Message-ID
     automatic: str | None  # why no human wrote it, or None
+    refused: str | None  # why it goes to a person whatever it says (see ``refusal``), or None
     suppress_reply: bool  # the sender asked for no automatic answers
     company: str | None  # from the subject; None: not an unlock request
     uscc: str | None
@@ -235,20 +333,24 @@ class InboundMail:
 
 def read_mail(raw: bytes, own_addresses: Sequence[str] = ()) -> InboundMail:
     message = email.message_from_bytes(raw)
+    digest = content_digest(raw)
     subject = decode_words(message.get("Subject"))
-    message_id = str(message.get("Message-ID", "")).strip()
-    if not message_id:  # some clients send none: the bytes identify the mail instead
-        message_id = f"<{hashlib.sha256(raw).hexdigest()}@no-message-id.invalid>"
-    sender_name, sender = parseaddr(decode_words(message.get("Reply-To") or message.get("From")))
-    references = " ".join(filter(None, [str(message.get("References", "")).strip(), message_id]))
+    message_id = _message_id(message, digest)
+    raw_sender = envelope_sender(message)
+    address = normalised_address(raw_sender) if raw_sender else None
+    sender_name = decode_words(parseaddr(decode_words(message.get("From")))[0])
     suppress = str(message.get("X-Auto-Response-Suppress", "")).lower()
     body = body_text(message)
     files = attachments(message)
     company = unlock_company(subject)
     return InboundMail(
-        message_id=message_id, sender=sender.lower(), sender_name=decode_words(sender_name),
-        subject=subject, references=references,
-        automatic=automatic_reason(message, subject, own_addresses),
+        message_id=message_id, digest=digest, sender=address or "",
+        sender_shown=clean(address or raw_sender or str(message.get("From", "")),
+                           ADDRESS_CHARS),
+        sender_name=sender_name, subject=subject, references=_references(message, message_id),
+        automatic=automatic_reason(message, subject, own_addresses) or (
+            "来自本邮箱自身" if address in {a.lower() for a in own_addresses} else None),
+        refused=refusal(subject, sender_name, address, raw_sender),
         suppress_reply=any(w in suppress for w in ("all", "autoreply", "oof")),
         company=company, uscc=find_uscc(body, subject, *(f.filename for f in files)),
         body=body, files=files)
@@ -256,7 +358,9 @@ def read_mail(raw: bytes, own_addresses: Sequence[str] = ()) -> InboundMail:
 
 def unreadable(raw: bytes) -> InboundMail:
     """A mail the reader failed on: left for a person, known by its bytes, never answered."""
+    digest = content_digest(raw)
     return InboundMail(
-        message_id=f"<{hashlib.sha256(raw).hexdigest()}@unreadable.invalid>", sender="",
-        sender_name="", subject="（无法读取的邮件）", references="", automatic="无法读取的邮件",
-        suppress_reply=True, company=None, uscc=None, body="")
+        message_id=f"<{digest}@unreadable.invalid>", digest=digest, sender="",
+        sender_shown="", sender_name="", subject="（无法读取的邮件）", references="",
+        automatic="无法读取的邮件", refused=None, suppress_reply=True, company=None, uscc=None,
+        body="")

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundMail, MailboxState
@@ -33,9 +33,9 @@ class Mailboxes:
                    MailboxState.last_uid < uid)
             .values(last_uid=uid))
 
-    async def seen(self, message_id: str) -> bool:
-        return bool(await self.session.scalar(
-            select(exists().where(InboundMail.message_id == message_id))))
+    async def by_message_id(self, message_id: str) -> InboundMail | None:
+        return await self.session.scalar(
+            select(InboundMail).where(InboundMail.message_id == message_id))
 
     async def last_filed_at(self, mailbox: str, uid: int) -> InboundMail | None:
         """The latest record of the mail at this place in the folder, if it was handled."""
@@ -44,7 +44,15 @@ class Mailboxes:
             .order_by(InboundMail.id.desc()).limit(1))
 
     async def replies_since(self, sender: str, since: datetime) -> int:
+        """Automatic replies queued to this address since then."""
+        return await self._replies(InboundMail.sender == sender, since)
+
+    async def replies_to_domain_since(self, domain: str, since: datetime) -> int:
+        """Automatic replies queued to any address at this domain since then."""
+        return await self._replies(InboundMail.sender.endswith(f"@{domain}", autoescape=True),
+                                   since)
+
+    async def _replies(self, whom: ColumnElement[bool], since: datetime) -> int:
         return await self.session.scalar(
             select(func.count()).select_from(InboundMail).where(
-                InboundMail.sender == sender, InboundMail.replied.is_(True),
-                InboundMail.received_at >= since)) or 0
+                whom, InboundMail.replied.is_(True), InboundMail.received_at >= since)) or 0

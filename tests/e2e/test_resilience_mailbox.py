@@ -1,6 +1,7 @@
 """The mailbox poller killed (SIGKILL, in a process of its own) at seeded random points of a
 batch, again and again, then left to finish: every mail filed exactly once, answered at most
-once, and put away in the mailbox. Servers and runtime are those of test_mailbox_dovecot."""
+once, and put away in the mailbox; poison mails in the batch go to a person once each. Servers
+and runtime are those of test_mailbox_dovecot."""
 
 import asyncio
 import random
@@ -22,6 +23,9 @@ from tests.support.unlock_mailbox import count, poller_of, unlock_desk_config
 
 SEED = 7
 UNLOCKS, FOR_HUMANS = 6, 2
+POISON = {corpus.long_subject: "<long-subject@client.test>",  # each once stopped the mailbox
+          corpus.control_characters: "<nul@client.test>",
+          corpus.long_sender: "<long-from@client.test>"}
 KILLS = 4
 
 
@@ -49,6 +53,9 @@ async def test_a_poller_killed_again_and_again_files_every_mail_once(
         ids.append(f"<qq-{n}@qq.test>")
     for n in range(FOR_HUMANS):
         dovecot.deliver(corpus.not_unlock().replace(b"<ask-1@", f"<ask-{n}@".encode()))
+        make = list(POISON)[n]  # between the others
+        dovecot.deliver(make(uscc))
+    dovecot.deliver(list(POISON)[-1](uscc))
 
     rng = random.Random(SEED)
     # each kind of point at least once, each at a seeded random place in what is left
@@ -64,12 +71,15 @@ async def test_a_poller_killed_again_and_again_files_every_mail_once(
         deaths.append(report.read_text(encoding="utf-8"))
     assert await poller_run(tmp_path / "bot.toml", "never:0", tmp_path / "unused") == 0, deaths
 
-    total = UNLOCKS + FOR_HUMANS
+    total = UNLOCKS + FOR_HUMANS + len(POISON)
     assert await count(runtime, InboundMail) == total
     async with runtime.db.transaction() as session:
         orders = (await session.scalars(select(Order))).unique().all()
+        poisoned = (await session.scalars(select(InboundMail.outcome).where(
+            InboundMail.message_id.in_(POISON.values())))).all()
         replied = await session.scalar(
             select(func.count()).select_from(InboundMail).where(InboundMail.replied))
+    assert poisoned == ["for_humans"] * len(POISON)  # once each
     assert sorted(o.source_message_id for o in orders) == sorted(ids)  # each once
     assert await count(runtime, Attachment) == 3 * UNLOCKS
     for order in orders:
@@ -82,7 +92,7 @@ async def test_a_poller_killed_again_and_again_files_every_mail_once(
 
     # put away in the mailbox too, even when the kill came between the commit and the flag
     assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * UNLOCKS
-    assert len(dovecot.folder("待人工处理")) == FOR_HUMANS
+    assert len(dovecot.folder("待人工处理")) == FOR_HUMANS + len(POISON)
 
 
 async def test_a_mail_the_reader_fails_on_goes_to_a_person_and_the_rest_flows(

@@ -13,6 +13,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account
 from bot.services.unlock.inbox import UnlockInbox
+from storage.db import DatabaseUnavailable
 from storage.models import Company, InboundMail, MailboxState, Order
 from tests.support import mail_corpus as corpus
 from tests.support.dovecot import Dovecot, dovecot_server
@@ -117,7 +118,7 @@ async def test_a_crash_between_fetch_and_commit_files_every_mail_once(
     assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 3
 
 
-async def test_a_failure_inside_the_transaction_leaves_no_trace(
+async def test_an_outage_inside_the_transaction_leaves_no_trace_and_the_mail_waits(
         runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink,
         monkeypatch: pytest.MonkeyPatch) -> None:
     dovecot.deliver(corpus.qq_mail(fake_uscc()))
@@ -127,17 +128,50 @@ async def test_a_failure_inside_the_transaction_leaves_no_trace(
 
     async def breaks_after_the_order(*args, **kwargs):
         await real(*args, **kwargs)  # the order row is written …
-        raise OSError("disk full")  # … and then the database goes away
+        raise DatabaseUnavailable("server closed the connection")  # … and the server goes
 
     monkeypatch.setattr(unlock_inbox, "file_order", breaks_after_the_order)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DatabaseUnavailable):
         await poller_of(runtime).poll_once()
     assert await count(runtime, Order) == 0
     assert await count(runtime, InboundMail) == 0
+    assert dovecot.folder("INBOX") == [""]  # not put away: fetched again next time
     monkeypatch.setattr(unlock_inbox, "file_order", real)
     assert await poller_of(runtime).poll_once() == 1
     await wait_for(lambda: len(smtp.messages) == 1)
     assert await count(runtime, Order) == 1
+
+
+async def test_any_other_failure_inside_the_transaction_rolls_back_and_goes_to_a_person(
+        runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    uscc = fake_uscc()
+    for n in (1, 2):
+        dovecot.deliver(corpus.qq_mail(uscc, n))
+    from bot.services.unlock import inbox as unlock_inbox
+
+    real = unlock_inbox.file_order
+
+    async def breaks_on_the_first(*args, **kwargs):
+        order = await real(*args, **kwargs)  # the order row is written …
+        if kwargs["source_message_id"] == "<qq-1@qq.test>":
+            raise KeyError("a bug")  # … and then something breaks
+        return order
+
+    monkeypatch.setattr(unlock_inbox, "file_order", breaks_on_the_first)
+    assert await poller_of(runtime).poll_once() == 2
+    async with runtime.db.transaction() as session:
+        rows = (await session.scalars(select(InboundMail).order_by(InboundMail.uid))).all()
+        orders = (await session.scalars(select(Order))).unique().all()
+    assert [(r.outcome, r.reason, r.order_id) for r in rows] == [
+        ("for_humans", "无法登记，已回滚（KeyError）", None), ("filed", None, orders[0].id)]
+    assert [o.source_message_id for o in orders] == ["<qq-2@qq.test>"]
+    assert len(dovecot.folder("待人工处理")) == 1
+    await wait_for(lambda: len(smtp.messages) == 1)
+    await asyncio.sleep(0.3)
+    assert [m["In-Reply-To"] for m in smtp.messages] == ["<qq-2@qq.test>"]  # none for the 1st
+    told = [text for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    assert sum("需要人工处理（无法登记，已回滚（KeyError））" in t for t in told) == 1
 
 
 @pytest.mark.parametrize("forget", ["the UID state", "the UIDVALIDITY"])

@@ -90,7 +90,9 @@ async def test_an_unknown_company_waits_unregistered_and_approval_records_it(
     assert sum(f"单位：{corpus.COMPANY}【单位未登记】" in t for t in told) == 2
     await wait_for(lambda: len(smtp.messages) == 2)  # the automatic replies
     replies = [m.get_content() for m in smtp.messages]
-    assert all(f"【{corpus.COMPANY}】" in r and "尚未在本中心登记" in r for r in replies)
+    # the claimed name is the mail's own text: not echoed to whoever the sender claims to be
+    assert all("收到贵单位的" in r and "尚未在本中心登记" in r and corpus.COMPANY not in r
+               for r in replies)
 
     assert "已通过订单" in await desk(runtime, f"通过 {first.order_number}")
     assert await companies(runtime) == [(uscc, corpus.COMPANY)]

@@ -161,3 +161,69 @@ def no_message_id(uscc: str) -> bytes:
              for n, data in enumerate(scans("noid"))]
     return mail({"From": "old@client.test", "Subject": f"CA解锁+{COMPANY}".encode().decode()},
                 files, body=uscc)
+
+
+# --- poison: mails that once stopped the mailbox (issue 12) --------------------------------
+# Found by mutating a 30×20 GIF (seeded); Pillow 13 raises struct.error and IndexError on them
+# inside the scan check, not the OSError a damaged image usually raises.
+DAMAGED_GIFS = (bytes.fromhex(
+    "4749463839611e00140080000000000000000021fe02686900210604001e0000002c000000001e00e100"
+    "4008000001081c48b0a0c18308132a5cc8b0a1c38710234a9c48b1a2c58b18336adcc8b1a3c78f20438a"
+    "2c1810003b"), bytes.fromhex(
+    "4749463839611e00140081000005050500000000000000000021fe0a78787878787878787878002c0000"
+    "00001e00140040082a0001081c48b0a0c18308132a5cc8b0a1c38710234a9c48b1a2c58b18336adcc8b1"
+    "a3c78f60438a2c18100021"))
+
+
+def separator_jpeg() -> bytes:
+    """An 800×4 JPEG, the separator line a mail signature carries: Pillow's draft() scales its
+    height to 0, and the scan check divided by it (ZeroDivisionError)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (800, 4), "white").save(out, "JPEG")
+    return out.getvalue()
+
+
+def with_attachment(uscc: str, tag: str, extra: bytes, name: str, ctype: str) -> bytes:
+    """An unlock request with its three scans and one more file (a signature image, …)."""
+    names = ["申请表.jpg", "营业执照.jpg", "身份证.jpg"]
+    files = [part("image/jpeg", data, f'attachment; filename="{n}"')
+             for n, data in zip(names, scans(tag), strict=True)]
+    files.append(part(ctype, extra, f'inline; filename="{name}"'))
+    return mail({"From": f"{tag}@client.test", "Subject": word(f"CA解锁+{COMPANY}", "utf-8"),
+                 "Message-ID": f"<{tag}@client.test>"}, files, body=f"信用代码 {uscc}")
+
+
+def long_subject(uscc: str) -> bytes:
+    """An unlock request whose subject runs to 242 characters (the reply's subject column held
+    200 and PostgreSQL refused it)."""
+    subject = f"CA解锁+{COMPANY}（{'急' * (242 - len(COMPANY) - 7)}）"
+    assert len(subject) == 242
+    return mail({"From": "long@client.test", "Subject": word(subject, "utf-8"),
+                 "Message-ID": "<long-subject@client.test>"},
+                [part("image/jpeg", d, f'attachment; filename="{n}.jpg"')
+                 for n, d in enumerate(scans("long-subject"))], body=uscc)
+
+
+def long_sender(uscc: str) -> bytes:
+    """An unlock request from an address of 300 characters (a column holds 254)."""
+    return mail({"From": f"{'a' * 280}@{'b' * 16}.test",
+                 "Subject": word(f"CA解锁+{COMPANY}", "utf-8"),
+                 "Message-ID": "<long-from@client.test>"},
+                [part("image/jpeg", d, f'attachment; filename="{n}.jpg"')
+                 for n, d in enumerate(scans("long-from"))], body=uscc)
+
+
+def control_characters(uscc: str) -> bytes:
+    """NUL and other control characters, RFC 2047-encoded, in the subject, the sender's name
+    and a file name (PostgreSQL refuses NUL in text)."""
+    odd = "\x00\x01\x1b[31m\x7f\u202e"
+    files = [part("image/jpeg", data,
+                  f'attachment; filename="{word(f"申请表{odd}{n}.jpg", "utf-8")}"')
+             for n, data in enumerate(scans("nul"))]
+    return mail({"From": f'"{word(f"张{odd}三", "utf-8")}" <nul@client.test>',
+                 "Subject": word(f"CA解锁+{COMPANY}{odd}", "utf-8"),
+                 "Message-ID": "<nul@client.test>"}, files, body=f"{odd}信用代码 {uscc}{odd}")

@@ -4,6 +4,11 @@ The mail's log row (Message-ID, unique), the order, its scans' rows, the automat
 the folder's last UID are committed together. A crash before the commit leaves nothing, and the
 mail is fetched again; a mail seen again after the commit (a lost UID state, a new UIDVALIDITY,
 a copy in another folder) finds its Message-ID and is filed no second time.
+
+No one mail can stop the mailbox: whatever fails while reading, checking or filing it (the
+reader, Pillow inside the scan check, the database refusing a value) rolls that mail back and
+sets it aside for a person, with the reason, and the poller goes on with the next UID. Only an
+outage (``DatabaseUnavailable``) stops the poll: then the mail is fetched again later.
 """
 
 import asyncio
@@ -19,17 +24,26 @@ from bot.domain.forms import UNLOCK
 from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanInfo, ScanRules, inspect_scan
+from bot.domain.stored_text import (
+    ACTOR_CHARS,
+    ADDRESS_CHARS,
+    MAILBOX_CHARS,
+    SUBJECT_CHARS,
+    TEXT_CHARS,
+    clean,
+)
 from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail, unreadable
 from bot.services.filing import file_order
 from bot.services.notify import Notifier, staff_notice
 from bot.services.ports import MailQueue, ScanStorage
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import InboundMail as InboundMailRow
 from storage.models import utcnow
 from storage.repositories import Companies, Mailboxes
 
 FILED, INCOMPLETE, FOR_HUMANS, DUPLICATE = "filed", "incomplete", "for_humans", "duplicate"
 MATERIALS = [f for f in UNLOCK.fields if f.kind is FieldKind.SCAN]
+REPLY_SUBJECT = "Re: CA数字证书解锁申请"  # never the incoming subject: see _reply
 
 
 @dataclass
@@ -39,16 +53,22 @@ class Filing:
     order_number: str | None = None
     company: str = ""  # the name the filed order goes by
     registered: bool = True  # False: the USCC is not on record yet (单位未登记)
+    earlier_for_humans: bool = False  # a duplicate of a mail that was set aside for a person
 
     @property
     def for_humans(self) -> bool:
-        return self.outcome == FOR_HUMANS
+        return self.outcome == FOR_HUMANS or self.earlier_for_humans
+
+
+class SetAside(Exception):
+    """This mail goes to a person: ``str(error)`` says why, in Chinese."""
 
 
 @dataclass
 class Materials:
     found: dict[str, tuple[ScanInfo, bytes, str]]  # slot → checked scan, bytes, file name
     problems: list[str]  # what was wrong with the attachments that could not be used
+    set_aside: str | None = None  # a check crashed on an attachment: for a person, why
 
     def missing(self) -> list[Field]:
         return [f for f in MATERIALS if f.key not in self.found]
@@ -84,35 +104,96 @@ class UnlockInbox:
         return True
 
     async def _tell_staff_for_humans(self, reason: str, sender: str, subject: str) -> None:
-        await self.notifier.tell_staff(
-            f"解锁邮箱有一封邮件需要人工处理（{reason}）：来自 {sender}，"
-            f"主题「{subject}」。已移到「{self.settings.mailbox.human_folder}」文件夹。")
+        sender = clean(sender, ADDRESS_CHARS) or "（无发件人）"
+        await self._tell_staff(
+            f"解锁邮箱有一封邮件需要人工处理（{clean(reason, 200)}）："
+            f"来自 {sender}，主题「{clean(subject, 100)}」。"
+            f"已移到「{self.settings.mailbox.human_folder}」文件夹。")
+
+    async def _tell_staff(self, text: str) -> None:
+        """After the commit: a chat that fails must not stop the mailbox (the mail is filed)."""
+        try:
+            await self.notifier.tell_staff(text)
+        except Exception as error:
+            logger.opt(exception=error).warning("the technicians could not be told in chat")
 
     async def file(self, mailbox: str, uidvalidity: int, uid: int, raw: bytes, *,
                    too_large: bool = False) -> Filing:
-        """File one fetched mail (``raw`` is only its header when it was too large to fetch)."""
+        """File one fetched mail (``raw`` is only its header when it was too large to fetch).
+        Raises only ``DatabaseUnavailable``; any other failure sets the mail aside."""
         # parsing a mail with its scans takes ~20 ms of CPU: off the event loop, so a backlog
         # does not freeze the chat (measured in bench/)
         mail, materials = await asyncio.to_thread(self._read, mailbox, uid, raw, too_large)
+        try:
+            filing, staff = await self._file(mailbox, uidvalidity, uid, mail, materials,
+                                             too_large)
+        except DatabaseUnavailable:
+            raise  # not this mail's fault: it is fetched again once the database is back
+        except Exception as error:  # rolled back; the mail goes to a person, the rest flows
+            logger.opt(exception=error).error(f"mail {uid} in {mailbox} could not be filed")
+            reason = str(error) if isinstance(error, SetAside) else (
+                f"无法登记，已回滚（{_kind(error)}）")
+            filing, staff = await self._set_aside(mailbox, uidvalidity, uid, mail, reason), None
+        self.outbox.wake()
+        logger.info(f"mail {uid} from {mail.sender_shown}: {filing.outcome} {filing.reason}")
+        if staff:
+            await self._tell_staff(staff)
+        elif filing.outcome == FOR_HUMANS:
+            await self._tell_staff_for_humans(filing.reason, mail.sender_shown, mail.subject)
+        return filing
+
+    async def _file(self, mailbox: str, uidvalidity: int, uid: int, mail: InboundMail,
+                    materials: Materials | None, too_large: bool) -> tuple[Filing, str | None]:
+        """The mail's one transaction; returns what became of it and the staff's notice."""
         async with self.db.transaction() as session:
             boxes = Mailboxes(session)
             await boxes.advance(mailbox, uidvalidity, uid)
-            if await boxes.seen(mail.message_id):
-                logger.info(f"mail {uid} in {mailbox} was filed before: {mail.message_id}")
-                return Filing(DUPLICATE)
+            if (earlier := await self._seen(boxes, mailbox, uid, mail)) is not None:
+                return earlier, None
+            if materials is not None and materials.set_aside:
+                raise SetAside(materials.set_aside)
             filing, order = await self._decide(session, mail, materials, too_large)
             replied = await self._reply(session, mail, filing, materials)
-            session.add(InboundMailRow(
-                message_id=mail.message_id, mailbox=mailbox, uid=uid, sender=mail.sender,
-                subject=mail.subject, outcome=filing.outcome, reason=filing.reason or None,
-                order_id=order.id if order else None, replied=replied))
-            staff = staff_notice(order, None) if order else None
-        self.outbox.wake()
-        logger.info(f"mail {uid} from {mail.sender}: {filing.outcome} {filing.reason}")
-        if staff:
-            await self.notifier.tell_staff(staff)
-        elif filing.for_humans:
-            await self._tell_staff_for_humans(filing.reason, mail.sender, mail.subject)
+            session.add(_row(mailbox, uid, mail, filing, order_id=order.id if order else None,
+                             replied=replied))
+            return filing, staff_notice(order, None) if order else None
+
+    async def _seen(self, boxes: Mailboxes, mailbox: str, uid: int,
+                    mail: InboundMail) -> Filing | None:
+        """A mail handled before: not filed again. The same Message-ID with other content is
+        not that mail (a replay, or a client reusing ids): for a person, once."""
+        earlier = await boxes.by_message_id(mail.message_id)
+        if earlier is None:
+            return None
+        if earlier.content_sha256 in (None, mail.digest):
+            logger.info(f"mail {mail.message_id} was handled before")
+            return Filing(DUPLICATE, earlier_for_humans=earlier.outcome == FOR_HUMANS)
+        replay = await boxes.by_message_id(_replay_id(mail))
+        if replay is not None:
+            return Filing(DUPLICATE, earlier_for_humans=True)
+        filing = Filing(FOR_HUMANS, "Message-ID 与此前的另一封邮件相同，内容却不同")
+        boxes.session.add(_row(mailbox, uid, mail, filing, message_id=_replay_id(mail)))
+        return filing
+
+    async def _set_aside(self, mailbox: str, uidvalidity: int, uid: int, mail: InboundMail,
+                         reason: str) -> Filing:
+        """Record that this mail went to a person and why, in a transaction of its own (the
+        mail's was rolled back). If even that fails, the UID still advances."""
+        filing = Filing(FOR_HUMANS, reason)
+        try:
+            async with self.db.transaction() as session:
+                boxes = Mailboxes(session)
+                await boxes.advance(mailbox, uidvalidity, uid)
+                taken = await boxes.by_message_id(mail.message_id) is not None
+                session.add(_row(mailbox, uid, mail, filing,
+                                 message_id=_replay_id(mail) if taken else None))
+            return filing
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            logger.opt(exception=error).error(f"mail {uid} in {mailbox}: no record kept")
+        async with self.db.transaction() as session:
+            await Mailboxes(session).advance(mailbox, uidvalidity, uid)
         return filing
 
     # --- deciding ---------------------------------------------------------------------------
@@ -123,6 +204,8 @@ class UnlockInbox:
             return Filing(FOR_HUMANS, f"邮件超过 {cap:g} MB"), None
         if mail.automatic:
             return Filing(FOR_HUMANS, mail.automatic), None
+        if mail.refused:
+            return Filing(FOR_HUMANS, mail.refused), None
         if mail.company is None:
             return Filing(FOR_HUMANS, "不是解锁申请"), None
         known = await Companies(session).by_uscc(mail.uscc) if mail.uscc else None
@@ -133,14 +216,16 @@ class UnlockInbox:
             return Filing(INCOMPLETE, "材料不全" if identified else "无法确认单位"), None
         await asyncio.to_thread(self._save_scans, materials)
         # the order keeps what the mail claims; the view flags a name unlike the record's
-        values = {"company_name": mail.company or (known.name if known else ""),
+        values = {"company_name": clean(mail.company or (known.name if known else ""), 100),
                   "uscc": mail.uscc or "", "contact_email": mail.sender,
-                  "mail_subject": mail.subject, "mail_body": mail.body[:2000]}
+                  "mail_subject": clean(mail.subject, SUBJECT_CHARS),
+                  "mail_body": clean(mail.body, TEXT_CHARS, lines=True)}
         order = await file_order(
             session, self.settings, order_type=OrderType.UNLOCK, values=values,
             scans={slot: info for slot, (info, _, _) in materials.found.items()},
-            company_id=known.id if known else None, actor=f"email:{mail.sender}",
-            channel="email", contact_email=mail.sender, source_message_id=mail.message_id)
+            company_id=known.id if known else None,
+            actor=clean(f"email:{mail.sender}", ACTOR_CHARS), channel="email",
+            contact_email=mail.sender, source_message_id=mail.message_id)
         return Filing(FILED, order_number=order.number,  # the reply names the record, if any
                       company=known.name if known else values["company_name"],
                       registered=known is not None), order
@@ -152,7 +237,13 @@ class UnlockInbox:
         except Exception as error:  # one mail the reader fails on must not stall the mailbox
             logger.opt(exception=error).warning(f"mail {uid} in {mailbox} could not be read")
             mail = unreadable(raw)
-        return mail, None if too_large else self._materials(mail)
+        if too_large:
+            return mail, None
+        try:
+            return mail, self._materials(mail)
+        except Exception as error:
+            logger.opt(exception=error).warning(f"mail {uid} in {mailbox}: attachments failed")
+            return mail, Materials({}, [], set_aside=f"附件无法读取（{_kind(error)}）")
 
     def _save_scans(self, materials: Materials) -> None:
         for info, data, _ in materials.found.values():
@@ -160,43 +251,77 @@ class UnlockInbox:
 
     def _materials(self, mail: InboundMail) -> Materials:
         usable, problems = [], []
-        for attachment in mail.files:
+        for n, attachment in enumerate(mail.files, 1):
             try:
-                usable.append((inspect_scan(attachment.data, self.rules), attachment))
+                usable.append((inspect_scan(attachment.data, self.rules), attachment, n))
             except InvalidScan as error:
-                problems.append(f"{attachment.filename}：{error}")
-        slots = assign_materials([a.filename for _, a in usable])
-        found = {slot: (usable[i][0], usable[i][1].data, usable[i][1].filename)
+                problems.append(f"第 {n} 个附件：{error}")
+            except Exception as error:  # a decoder's bug on odd bytes: a person looks at it
+                logger.opt(exception=error).warning(f"the scan check failed on attachment {n}")
+                return Materials({}, problems,
+                                 set_aside=f"第 {n} 个附件无法检查（{_kind(error)}）")
+        slots = assign_materials([a.filename for _, a, _ in usable])
+        found = {slot: (usable[i][0], usable[i][1].data, f"第 {usable[i][2]} 个附件")
                  for slot, i in slots.items()}
         return Materials(found, problems)
 
     # --- answering --------------------------------------------------------------------------
     async def _reply(self, session: AsyncSession, mail: InboundMail, filing: Filing,
                      materials: Materials | None) -> bool:
-        """Queue the automatic answer, unless that would feed a loop or flood a sender."""
+        """Queue the automatic answer, unless that would feed a loop or flood a sender or a
+        domain. It goes to the envelope sender, and says nothing the mail said (not even its
+        subject): a stranger naming someone else as the sender cannot make the bot mail them
+        text of the stranger's choosing."""
         if filing.outcome not in (FILED, INCOMPLETE) or mail.suppress_reply or not mail.sender:
             return False
-        limit = self.settings.mailbox.replies_per_sender_per_hour
-        recent = await Mailboxes(session).replies_since(mail.sender,
-                                                         utcnow() - timedelta(hours=1))
-        if recent >= limit:
-            logger.warning(f"no automatic reply to {mail.sender}: {recent} in the last hour")
+        box, since = self.settings.mailbox, utcnow() - timedelta(hours=1)
+        boxes, domain = Mailboxes(session), mail.sender.rpartition("@")[2]
+        if await boxes.replies_since(mail.sender, since) >= box.replies_per_sender_per_hour:
+            logger.warning(f"no automatic reply to {mail.sender}: its hourly cap is reached")
+            return False
+        if await boxes.replies_to_domain_since(domain, since) >= box.replies_per_domain_per_hour:
+            logger.warning(f"no automatic reply to {mail.sender}: the cap of {domain} is reached")
             return False
         assert materials is not None
-        body = _reply_text(mail, filing, materials)
-        await self.outbox.enqueue(session, mail.sender, f"Re: {mail.subject}", body, headers={
+        body = _reply_text(filing, materials)
+        await self.outbox.enqueue(session, mail.sender, REPLY_SUBJECT, body, headers={
             "In-Reply-To": mail.message_id, "References": mail.references,
             "Auto-Submitted": "auto-replied"})
         return True
 
 
-def _reply_text(mail: InboundMail, filing: Filing, materials: Materials) -> str:
+def _kind(error: Exception) -> str:
+    """What went wrong, for the technicians: the exception's type, never its text (a driver's
+    message may quote the mail's values)."""
+    kind = type(error)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _replay_id(mail: InboundMail) -> str:
+    """The log's key for a mail that reused another mail's Message-ID: by its content."""
+    return f"<{mail.digest}@reused-message-id.invalid>"
+
+
+def _row(mailbox: str, uid: int, mail: InboundMail, filing: Filing, *,
+         message_id: str | None = None, order_id: int | None = None,
+         replied: bool = False) -> InboundMailRow:
+    """The mail's log row, every value cleaned and clipped to its column."""
+    return InboundMailRow(
+        message_id=message_id or mail.message_id, mailbox=clean(mailbox, MAILBOX_CHARS),
+        uid=uid, sender=mail.sender or clean(mail.sender_shown, ADDRESS_CHARS),
+        subject=clean(mail.subject, TEXT_CHARS), outcome=filing.outcome,
+        reason=clean(filing.reason, TEXT_CHARS) or None, order_id=order_id, replied=replied,
+        content_sha256=mail.digest)
+
+
+def _reply_text(filing: Filing, materials: Materials) -> str:
     received = [f"- {f.title}：{materials.found[f.key][2]}" for f in MATERIALS
                 if f.key in materials.found]
     lines = ["您好，", ""]
     if filing.outcome == FILED:
-        lines += [f"我们已收到【{filing.company}】的 CA 数字证书解锁申请，"
-                  f"订单号：{filing.order_number}。",
+        # the name on record; an unregistered company's is what the mail claims: not echoed
+        company = f"【{filing.company}】" if filing.registered else "贵单位"
+        lines += [f"我们已收到{company}的 CA 数字证书解锁申请，订单号：{filing.order_number}。",
                   "技术人员审核材料后会尽快为您重置 UKEY 密码，结果将通过邮件通知您。"]
         if not filing.registered:
             lines.append("贵单位尚未在本中心登记，技术人员会核对营业执照上的单位名称和统一社会"
