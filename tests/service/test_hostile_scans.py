@@ -178,7 +178,8 @@ async def test_an_unlock_mail_with_poison_images_is_filed_and_each_is_named(
         make_runtime: MakeRuntime, smtp: SmtpSink) -> None:
     """The issue's mail: the three proper scans and, beside them, a separator line, a damaged
     GIF, a JPEG with a ZIP in its comment… The mail is filed, the reply names each image that
-    could not be used and why; none of them is kept."""
+    could not be used (by its place: the reply echoes nothing the sender wrote) and why; none of
+    them is kept."""
     runtime = await make_runtime(f"""
 [email]
 enabled = true
@@ -201,6 +202,8 @@ from_address = "{corpus.MAILBOX}"
     await wait_for(lambda: len(smtp.messages) == 1)
     reply = smtp.messages[0].get_content()
     assert "以下附件未能使用" in reply
-    for name, (_, reason) in poison.items():
-        assert f"- {name}：{reason}" in reply, (name, reply)
+    # named by position (the fourth attachment on), never by the name the sender gave it
+    for n, (name, (_, reason)) in enumerate(poison.items(), start=len(names) + 1):
+        assert f"- 第 {n} 个附件：{reason}" in reply, (name, reply)
+        assert name not in reply
     assert len(stored_files(runtime)) == 3  # the proper scans only
