@@ -170,7 +170,7 @@ async def test_any_other_failure_inside_the_transaction_rolls_back_and_goes_to_a
     await wait_for(lambda: len(smtp.messages) == 1)
     await asyncio.sleep(0.3)
     assert [m["In-Reply-To"] for m in smtp.messages] == ["<qq-2@qq.test>"]  # none for the 1st
-    told = [text for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    told = [text for to, text in runtime.chat_outbox.chat.sent if to == "qq:900001"]
     assert sum("需要人工处理（无法登记，已回滚（KeyError））" in t for t in told) == 1
 
 

@@ -46,7 +46,7 @@ async def rows(runtime: Runtime) -> dict[str, tuple[str, str | None]]:
 
 
 def staff_told(runtime: Runtime) -> list[str]:
-    return [str(text) for to, text in runtime.desk.notifier.chat.sent if to == "qq:900001"]
+    return [str(text) for to, text in runtime.chat_outbox.chat.sent if to == "qq:900001"]
 
 
 async def test_poison_mails_go_to_a_person_and_the_good_one_behind_them_is_filed(
