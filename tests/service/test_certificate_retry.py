@@ -3,6 +3,7 @@ step that stopped again (a certificate already issued is only written), on real 
 run by in-process agents; the UKEY is read back with pkcs11-tool and openssl. Each refusal says
 why, and 完成 / 待自取 wait until the certificate is written."""
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -263,6 +264,9 @@ async def test_a_retry_is_refused_with_the_reason_and_changes_nothing(world: Wor
     await world.say("续期")
     await world.settle()
     renewal = world.told()[-1].split("订单号：")[1].split()[0]
+    [draft] = await world.say(f"重新续期 {renewal}")
+    assert "还没有提交" in draft
+    assert "「续期」" in draft
     await world.say(f"确认续期 {renewal}")
     await world.staff(f"通过 {renewal}")
     [unpaid] = await world.staff(f"重新续期 {renewal}")
@@ -283,3 +287,19 @@ async def test_a_retry_is_refused_with_the_reason_and_changes_nothing(world: Wor
         request_jobs = await session.scalar(select(func.count()).select_from(TokenJob).where(
             TokenJob.kind == "request"))
     assert request_jobs == 1  # the one queued at payment, nothing more
+
+
+async def test_two_retries_at_once_queue_the_step_once(world: World) -> None:
+    await issued(world)
+    pc = await world.agent(hall=False, token_pin="999999")
+    renewal = await paid_renewal(world)  # the request failed: wrong PIN
+    world.runtime.hub.disconnected(pc.agent.id)  # what is queued stays queued
+    replies = await asyncio.gather(world.staff(f"重新续期 {renewal}"),
+                                   world.say(f"重新续期 {renewal}"))
+    [loser] = [r for [r] in replies if "已重新安排" not in r]  # one of the two won
+    assert any(why in loser for why in ("刚被", "还在进行")), loser  # the other is told so
+    assert len([e for e in await events(world, renewal) if e.event == "token_retry"]) == 1
+    async with world.runtime.db.transaction() as session:
+        queued = await session.scalar(select(func.count()).select_from(TokenJob).where(
+            TokenJob.kind == "request", TokenJob.status == "queued"))
+    assert queued == 1

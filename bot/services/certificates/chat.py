@@ -3,6 +3,7 @@
 挂失/解挂 form is submitted (the form itself runs in ``Dialogue``)."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain.lifecycle import OrderType
 from bot.domain.order_numbers import parse_order_number
@@ -39,6 +40,8 @@ class CertificateChat:
                                             company_id=handler.company_id)
         except CertificateRefused as refusal:
             return [str(refusal)]
+        except StaleDataError:  # retried at the same moment by someone else: theirs stands
+            return [f"续期订单 {number} 刚被重新安排过，发送「解锁状态 {number}」查看进度。"]
         where = ("请保持 UKEY 插在运行着密钥代理的电脑上" if retried.online else
                  "您的密钥代理现在不在线：请在插着 UKEY 的电脑上运行「cadesk-agent run」")
         pin = "，并按电脑上的提示输入 UKEY 密码" if retried.kind == "request" else ""

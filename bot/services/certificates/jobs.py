@@ -217,6 +217,9 @@ class CertificateJobs:
             if order.status in HANDED_OVER or await self._written(session, order):
                 raise CertificateRefused(
                     f"订单 {number} 的证书已经写入 UKEY（目前{state}），无需{word}。")
+            if order.type is OrderType.RENEWAL and order.status is OrderStatus.DRAFT:
+                raise CertificateRefused(f"续期订单 {number} 还没有提交：请发送「续期」重新读取 "
+                                         "UKEY，核对后「确认续期」。")
             if order.status is not OrderStatus.PAID:
                 raise CertificateRefused(f"订单 {number} 目前{state}，只有已支付的订单才能"
                                          f"{word}。")
