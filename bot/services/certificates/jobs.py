@@ -190,8 +190,10 @@ class CertificateJobs:
         number, word = order.number, RETRY_WORDS[order.type]
         if order.type is OrderType.CERTIFICATE and not order.certificate_serial:
             return f"订单 {number} 还没有制证，请先「制证 {number}」。"
-        return (f"订单 {number} 的证书还没有写入 UKEY，写入后才能办结。「解锁状态 {number}」"
-                f"可查看进度；任务失败或过期的，请发「{word} {number}」重新安排。")
+        after = ("写入后才能发货或待自取" if order.type is OrderType.CERTIFICATE
+                 else "写入后订单自动完成，无需「完成」")
+        return (f"订单 {number} 的证书还没有写入 UKEY，{after}。「解锁状态 {number}」可查看进度；"
+                f"任务失败或过期的，请发「{word} {number}」重新安排。")
 
     @staticmethod
     async def _written(session: AsyncSession, order: Order) -> bool:
