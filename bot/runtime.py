@@ -90,6 +90,7 @@ class Runtime:
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()
+        await self.hub.hellos.stop()
         await self.poller.stop()
         await self.mail.stop()
         await self.chat_outbox.stop()
