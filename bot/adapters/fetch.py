@@ -150,8 +150,8 @@ class ImageFetcher:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 for hop in range(MAX_REDIRECTS + 1):
-                    session = first if hop == 0 else guarded
-                    async with session.get(url, allow_redirects=False) as response:
+                    http = first if hop == 0 else guarded
+                    async with http.get(url, allow_redirects=False) as response:
                         if response.status in REDIRECTS:
                             url = self._next(response)
                             continue
