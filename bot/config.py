@@ -237,7 +237,7 @@ class AgentsSection(_Section):
     Console."""
     public_url: str = ""
     """What agents connect to, e.g. "https://ca.example.com"; empty: http://[server]
-    host:port."""
+    host:port. Also the address 模板 names for the blank PDFs (none named while empty)."""
     pairing_code_minutes: float = Field(10, gt=0)
     """A 绑定密钥代理 code lives this long and works once."""
     job_lifetime_minutes: float = Field(30, gt=0)
@@ -308,7 +308,8 @@ class Settings(_Section):
 
     @property
     def public_url(self) -> str:
-        """Where agents and relying parties reach this bot's HTTP server."""
+        """Where agents, relying parties and applicants (blank forms) reach this bot's HTTP
+        server."""
         server = self.server
         return (self.agents.public_url or f"http://{server.host}:{server.port}").rstrip("/")
 

@@ -33,13 +33,15 @@ def is_a4_png(picture: Picture) -> bool:
     return image.format == "PNG" and image.size == (1241, 1754)
 
 
-@pytest.mark.parametrize(("adapters", "download"), [
-    ('["console"]', None),  # no HTTP server: no link to name
-    ('["onebot"]', "http://127.0.0.1:8080/forms/seal-collection.pdf"),
-])
-async def test_templates_sends_the_three_blank_forms(make_runtime: MakeRuntime, adapters: str,
+@pytest.mark.parametrize(("config", "download"), [
+    ('adapters = ["console"]', None),  # no HTTP server: no link to name
+    ('adapters = ["onebot"]', None),  # only 127.0.0.1: no address a QQ user could reach
+    ('adapters = ["onebot"]\n[agents]\npublic_url = "https://ca.example.test"',
+     "https://ca.example.test/forms/seal-collection.pdf"),
+], ids=["console", "onebot-loopback", "onebot-public"])
+async def test_templates_sends_the_three_blank_forms(make_runtime: MakeRuntime, config: str,
                                                      download: str | None) -> None:
-    runtime = await make_runtime(f"[bot]\nadapters = {adapters}\n")
+    runtime = await make_runtime(f"[bot]\n{config}\n")
     account = Account("qq", "1301")
     await bind_verified(runtime, account, fake_uscc(RNG), "临沂模板测试有限公司")
 

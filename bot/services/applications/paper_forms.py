@@ -38,8 +38,9 @@ class PaperForms:
         return next((p for p in PAPER_FORMS.values() if p.slug == slug), None)
 
     def url(self, paper: PaperForm) -> str | None:
-        """Where the blank PDF is downloaded; None when the bot runs no HTTP server (Console)."""
-        if not self.settings.serves_http:
+        """Where the blank PDF is downloaded; None without an HTTP server, or without a public
+        address to name (http://127.0.0.1:8080 means nothing to a QQ user elsewhere)."""
+        if not (self.settings.serves_http and self.settings.agents.public_url):
             return None
         return f"{self.settings.public_url}{FORMS_PATH}/{paper.slug}.pdf"
 
