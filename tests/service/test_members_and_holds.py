@@ -21,7 +21,7 @@ from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
-from storage.models import Agent, Certificate, Handler, OutgoingMail, utcnow
+from storage.models import Agent, Certificate, Crl, Handler, OutgoingMail, utcnow
 from storage.repositories import Conversations, Handlers, Orders
 from tests.support.applicant import bind, bind_verified
 from tests.support.helpers import MakeRuntime, RecordingChat, free_port
@@ -169,13 +169,12 @@ async def test_a_technicians_hold_takes_every_valid_certificate_on_the_ukey(
     await company.staff(f"吊销 {elsewhere.serial} 停止使用")
     assert "已吊销，不能再变更" in await company.staff(f"挂失 {elsewhere.serial} 来电")
 
-    async with company.runtime.db.transaction() as session:  # 解挂: each back to what it was
+    async with office.transaction() as session:  # 解挂: each back to what it was
         held = await session.get(Certificate, renewed.id)
         released = await office.release_ukey(session, held, order=None, actor="qq:900001")
         assert {c.serial: c.status for c in released} == {first.serial: "superseded",
                                                           renewed.serial: "active"}
-    await office.publish_crl()
-    assert set(await crl_entries(company)) == {elsewhere.serial}
+    assert set(await crl_entries(company)) == {elsewhere.serial}  # signed in that commit
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -257,3 +256,74 @@ async def test_members_of_an_unknown_or_ambiguous_company(make_runtime: MakeRunt
     assert "对应多个单位" in ambiguous
     assert "临沂乙建设有限公司" in ambiguous
     assert "qq:1 待核验" in await staff("成员 临沂甲建设有限公司")
+
+
+class Killed(BaseException):
+    """The bot killed at that very point (nothing in the bot catches a BaseException)."""
+
+
+def listed(der: bytes, office) -> dict[str, x509.ReasonFlags | None]:
+    """A CRL's entries, serial (hex) → reason, after checking its signature."""
+    crl = x509.load_der_x509_crl(der)
+    assert crl.is_signature_valid(office.ca.certificate.public_key())
+    return {f"{e.serial_number:x}": next((x.value.reason for x in e.extensions
+                                          if isinstance(x.value, x509.CRLReason)), None)
+            for e in crl}
+
+
+async def newest_crl(runtime: Runtime) -> Crl:
+    async with runtime.db.transaction() as session:
+        return await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+
+
+async def test_a_hold_is_on_the_crl_in_its_own_commit_and_the_file_follows_at_start(
+        company: Company, make_runtime: MakeRuntime, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = await issue(company, "UKEY-7")
+    office = company.runtime.certificates.office
+    await office.publish_crl()
+    before = office.crl_file.read_bytes()
+    assert listed(before, office) == {}
+
+    def killed(path: Path, data: bytes) -> None:
+        raise Killed  # the bot dies after the commit, before ca.crl is written
+
+    monkeypatch.setattr("bot.services.certificates.office._write_atomically", killed)
+    with pytest.raises(Killed):
+        await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    newest = await newest_crl(company.runtime)
+    assert listed(newest.der, office) == {cert.serial: x509.ReasonFlags.certificate_hold}
+    assert listed(await office.current_crl(), office) == {  # what GET /pki/crl serves
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert office.crl_file.read_bytes() == before  # the file is behind: the kill
+
+    monkeypatch.undo()
+    restarted = await make_runtime(CONFIG.format(url=database_url, port=free_port()))
+    again = restarted.certificates.office
+    assert again.crl_file.read_bytes() == newest.der  # written again at start
+    assert listed(again.crl_file.read_bytes(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert (await newest_crl(restarted)).number == newest.number  # nothing to sign anew
+
+
+async def test_a_change_newer_than_the_newest_crl_is_published_at_start(
+        company: Company, make_runtime: MakeRuntime, database_url: str) -> None:
+    cert = await issue(company, "UKEY-8")
+    office = company.runtime.certificates.office
+    await office.publish_crl()
+    first = await newest_crl(company.runtime)
+    async with company.runtime.db.transaction() as session:  # held, and killed before the CRL
+        row = await session.get(Certificate, cert.id)  # (as before the CRL was signed with it)
+        row.status, row.revocation_reason = "hold", "certificate_hold"
+        row.status_changed_at = utcnow()
+    assert listed(office.crl_file.read_bytes(), office) == {}
+
+    restarted = await make_runtime(CONFIG.format(url=database_url, port=free_port()))
+    again = restarted.certificates.office
+    newest = await newest_crl(restarted)
+    assert newest.number == first.number + 1
+    assert listed(again.crl_file.read_bytes(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert listed(await again.current_crl(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert again.crl_file.read_bytes() == newest.der
