@@ -327,3 +327,72 @@ async def test_a_change_newer_than_the_newest_crl_is_published_at_start(
     assert listed(await again.current_crl(), again) == {
         cert.serial: x509.ReasonFlags.certificate_hold}
     assert again.crl_file.read_bytes() == newest.der
+
+
+async def file_release(company: Company, cert: Certificate, kind: str = "解挂") -> str:
+    """A 解挂 (or 挂失) order for ``cert`` as the form files it (the form has its own tests)."""
+    async with company.runtime.db.transaction() as session:
+        handler = await Handlers(session).get(FIRST.platform, FIRST.user_id)
+        order = await file_order(session, company.runtime.settings, order_type="loss",
+                                 values={"apply_kind": kind, "ukey_serial": cert.token_serial,
+                                         "cert_serial": cert.serial}, scans={},
+                                 company_id=handler.company_id, handler_id=handler.id,
+                                 actor=str(FIRST))
+        return order.number
+
+
+async def order_state(company: Company, number: str) -> tuple[str, list[tuple[str, str | None]]]:
+    async with company.runtime.db.transaction() as session:
+        order = await Orders(session).by_number(number)
+        events = await Orders(session).events(order.id)
+        return order.status, [(e.event, e.reason) for e in events]
+
+
+async def test_a_release_whose_certificate_was_revoked_meanwhile_is_refused_with_the_reason(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-9")
+    await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    number = await file_release(company, cert)
+    await company.staff(f"吊销 {cert.serial} 密钥泄露")  # while the 解挂 waited for review
+    told_before = len(company.told(FIRST))
+
+    answer = await company.staff(f"通过 {number}")
+    assert f"订单 {number} 未能解挂：证书 {cert.serial} 已吊销，无法解挂" in answer
+    assert "已取消" in answer
+    status, events = await order_state(company, number)
+    assert status == "cancelled"
+    assert events[-1] == ("cancel", f"证书 {cert.serial} 已吊销，无法解挂")
+    assert "approve" not in [e for e, _ in events]  # never 审核通过, not even for a moment
+    [told] = company.told(FIRST)[told_before:]
+    assert f"证书 {cert.serial} 已吊销，无法解挂" in told
+    assert "订单已关闭" in told
+    assert "审核通过" not in told
+    assert "已办结" not in told
+    office = company.runtime.certificates.office
+    assert listed(await office.current_crl(), office) == {
+        cert.serial: x509.ReasonFlags.key_compromise}  # still revoked, for good
+    assert "该订单已取消" in await company.staff(f"通过 {number}")
+
+
+async def test_a_loss_report_whose_certificate_was_revoked_meanwhile_says_so(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-11")
+    number = await file_release(company, cert, "挂失")
+    await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    await company.staff(f"吊销 {cert.serial} 停止使用")
+    answer = await company.staff(f"通过 {number}")
+    assert f"证书 {cert.serial} 已吊销，永久停止使用，挂失办结" in answer
+    assert (await order_state(company, number))[0] == "completed"
+
+
+async def test_a_release_that_cannot_be_done_leaves_the_order_untouched(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-10")
+    number = await file_release(company, cert)  # filed, but the certificate is not held
+    told_before = len(company.told(FIRST))
+    answer = await company.staff(f"通过 {number}")
+    assert "目前有效，不需要解挂" in answer
+    status, events = await order_state(company, number)
+    assert status == "submitted"
+    assert [e for e, _ in events] == ["submit"]
+    assert company.told(FIRST)[told_before:] == []

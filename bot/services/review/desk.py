@@ -462,9 +462,24 @@ class ReviewDesk:
     async def _settle_loss(self, session: AsyncSession, order: Order, actor: Account,
                            approvers: Sequence[str]) -> str:
         """A 挂失 or 解挂 approved, in the approval's transaction (``_certificate_transaction``:
-        the CRL is signed in it): the certificate follows and the order completes."""
+        the CRL is signed in it): the certificate follows and the order completes. A 解挂 whose
+        certificate was revoked while it waited cannot be done: the order is cancelled with
+        that reason instead, and nothing else changes."""
         certificates = self._pki()
         number = order.number
+        cert = await certificates.office.by_serial(session, order.fields.get("cert_serial", ""))
+        if (order.fields.get("apply_kind") == "解挂" and cert is not None
+                and cert.status == CertStatus.REVOKED):
+            why = f"证书 {cert.serial} 已吊销，无法解挂"
+            move_order(session, order, str(actor), Event.CANCEL, reason=why,
+                       detail={"approvers": list(approvers)})
+            await session.flush()  # the version check happens here
+            text = (f"您的订单 {number}（证书解挂）无法办理：{why}，订单已关闭。\n"
+                    "吊销的证书不能再恢复使用；如仍需要 CA 证书，请发送「补办证书」申请。")
+            await self.notifier.notify_applicant(
+                session, order, Notice([text], f"订单 {number}：证书已吊销，无法解挂", text))
+            logger.info(f"order {number}: 解挂 refused at approval by {actor}, {why}")
+            return f"订单 {number} 未能解挂：{why}。订单已取消，已通知申请人。"
         move_order(session, order, str(actor), Event.APPROVE,
                    detail={"approvers": list(approvers)})
         try:
