@@ -288,7 +288,13 @@ async def test_a_hold_is_on_the_crl_in_its_own_commit_and_the_file_follows_at_st
     def killed(path: Path, data: bytes) -> None:
         raise Killed  # the bot dies after the commit, before ca.crl is written
 
+    async def killed_publishing(self: object) -> bytes:
+        raise Killed
+
+    # killed after the hold's commit: whatever publishes after it (the file, a later signing)
     monkeypatch.setattr("bot.services.certificates.office._write_atomically", killed)
+    monkeypatch.setattr("bot.services.certificates.office.CertificateOffice.publish_crl",
+                        killed_publishing)
     with pytest.raises(Killed):
         await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
     newest = await newest_crl(company.runtime)
