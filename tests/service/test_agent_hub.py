@@ -299,7 +299,10 @@ async def test_a_pin_reset_reported_after_its_job_expired_completes_the_unlock(
     await runtime.hub.result(mine.id, {"id": retry["id"], "ok": True, "kind": "token_info",
                                        "token": {"serial": "K-0021"}})
     assert (await job(runtime, retry["id"])).status == "done_late"
-    assert "「读取 UKEY」任务已撤回" in told_staff(runtime)
+    last = told_staff(runtime).rsplit("\n", 1)[-1]
+    assert "「读取 UKEY」任务已撤回" in last
+    assert "订单目前已完成" in last
+    assert "重新解锁" not in last  # nothing to arrange again: the unlock is done
     assert [m["job"]["kind"] for m in link.sent].count("reset_pin") == 1
     await runtime.hub.result(mine.id, {"id": "no-such-job", "ok": True})  # unknown: refused
 

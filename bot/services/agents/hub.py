@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
+from bot.domain.lifecycle import FINAL, Event, OrderStatus, OrderType, status_label
 from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
@@ -282,7 +282,8 @@ class AgentHub:
         state = status_label(order.type, order.status)
         return Step(staff=f"{head}（成功）：{what}。订单目前{state}"
                           + ("，之后已安排了新的任务" if newer else "") + "，没有按这个结果继续。"
-                          + (f"需要时请核对 UKEY 后发送「{again} {number}」。" if again else ""))
+                          + (f"需要时请核对 UKEY 后发送「{again} {number}」。"
+                             if again and order.status not in FINAL else ""))
 
     async def _late_reset(self, session: Any, order: Order, newer: Sequence[TokenJob],
                           head: str, was: str, serial: str, agent_id: int) -> Step:
