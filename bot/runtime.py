@@ -74,6 +74,7 @@ class Runtime:
         certificates, pki_workers = None, []
         if settings.pki.enabled:
             office = CertificateOffice(settings, db, notifier)
+            await office.recover_crl()  # a change committed before a crash is published now
             steps = CertificateJobs(settings, db, office, hub, notifier)
             hub.certificate_steps = steps  # the hub hands certificate jobs' results back
             certificates = CertificateChat(office, steps)

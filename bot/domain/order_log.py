@@ -82,7 +82,10 @@ def logged_as(event: Event, detail: Mapping[str, Any] | None) -> str:
     """How 历史 names a logged event: a key agent's job says which job and how it ended."""
     job = (detail or {}).get("kind")
     if event is Event.TOKEN_JOB and job in TOKEN_JOB_NAMES:
-        outcome = "完成" if (detail or {}).get("ok") else "失败"
+        detail = detail or {}
+        outcome = ("过期未完成" if detail.get("expired") else
+                   ("完成" if detail.get("ok") else "失败")
+                   + ("（任务过期后送回）" if detail.get("late") else ""))
         return f"{event.label}：{TOKEN_JOB_NAMES[job]}{outcome}"
     if event is Event.COMPANY_RECORDED and detail:
         how = "并入已登记的单位" if detail.get("joined") else "新建单位档案"

@@ -329,7 +329,10 @@ class Dialogue:
         if order_type is OrderType.BINDING:
             return await self._submit_binding(account, handler, values, scans)
         held = None
-        async with self.db.transaction() as session:
+        # a 挂失 holds certificates at once: the CRL that lists them is signed in the same commit
+        async with (self.certificates.office.transaction()
+                    if order_type is OrderType.LOSS and self.certificates is not None
+                    else self.db.transaction()) as session:
             cert = None
             if order_type is OrderType.LOSS:
                 if self.certificates is None:  # switched off while the form was being filled
@@ -353,8 +356,6 @@ class Dialogue:
                 notice += f"\nUKEY 上的证书（{held.serials}）已立即挂失（暂停使用），请审核确认。"
             await self.notifier.notify_staff(session, notice, order.id)
         logger.info(f"order {order.number} submitted by {account}")
-        if held and self.certificates is not None:
-            await self.certificates.office.publish_crl()
         await self.notifier.deliver()
         after = ("审核通过后请按提示扫码支付。" if order.amount_cents
                  else "审核通过后会尽快为您办理。")

@@ -523,6 +523,8 @@ class LossDesk:
         else:
             held = [c.serial for c in await Certificates(session).on_token(cert.token_serial)
                     if c.status == CertStatus.HOLD and c.company_id == cert.company_id]
-            done = f"证书 {'、'.join(held) or cert.serial} 挂失已确认，保持暂停使用。"
+            done = (f"证书 {cert.serial} 已吊销，永久停止使用，挂失办结。"
+                    if not held and cert.status == CertStatus.REVOKED else
+                    f"证书 {'、'.join(held) or cert.serial} 挂失已确认，保持暂停使用。")
         move_order(session, order, actor, Event.COMPLETE, reason=done)
         return done
