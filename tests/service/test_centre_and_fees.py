@@ -225,3 +225,25 @@ async def test_a_pending_account_is_answered_too(make_runtime: MakeRuntime) -> N
     await say(runtime, account, "取消")
     await say(runtime, account, "是")
     assert "临沂测试CA中心地址" in await say(runtime, account, "地址")
+
+
+async def test_a_resubmission_is_charged_by_its_new_answers(make_runtime: MakeRuntime,
+                                                            scans: list[Path]) -> None:
+    """Bug: 修改 kept the amount of the rejected version (1 UKEY) after 办理Ukey数量 became 2."""
+    runtime = await make_runtime(FLAT)
+    account = await verified(runtime, "507")
+    for text in ("新办证书", "1年", "临沂", "1", "张三", fake_id_number(RNG), "13812345678",
+                 "自取"):
+        await say(runtime, account, text)
+    await say(runtime, account, "", *scans)
+    submitted = await say(runtime, account, "确认提交")
+    number = submitted.split("订单号：")[1].split()[0]
+    await runtime.desk.execute(TECHNICIAN, f"驳回 {number} 办理Ukey数量应为 2 个", private=True)
+    assert "【办理Ukey数量】" in await say(runtime, account, f"修改 {number}")
+    summary = await say(runtime, account, "2")
+    assert "费用：¥520.00（2 个 UKEY × 1年，每个 ¥260.00）" in summary
+    await say(runtime, account, "确认提交")
+    async with runtime.db.transaction() as session:
+        order = await session.scalar(select(Order).where(Order.number == number))
+    assert order is not None
+    assert order.amount_cents == 52000
