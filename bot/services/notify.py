@@ -89,7 +89,8 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "UKEY 密码已重置", "{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"),
     NoticeKind.UNLOCK_FAILED: Template(
         "远程解锁未成功",
-        "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系。"
+        "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系；着急的话也可以"
+        "联系{centre}。"
         "发送「解锁状态 {number}」可查看进度。"),
     NoticeKind.AGENT_OFFLINE: Template(
         "请启动密钥代理",
