@@ -61,5 +61,5 @@ class OpeningHours:
             day = "明天"
         else:
             day = f"{at.month}月{at.day}日（周{WEEKDAYS[at.isoweekday() - 1]}）"
-        return (f"现在是非工作时间，技术人员会在{day}{at:%H:%M}上班后尽快回复您"
-                f"（工作时间：{self.text()}）。")
+        return (f"现在是非工作时间，技术人员会在{day}{at:%H:%M}上班后尽快回复您。"
+                f"工作时间：{self.text()}。")
