@@ -196,7 +196,8 @@ def test_a_remembered_text_answer_is_offered_and_1_takes_it() -> None:
     # the ID number and the mobile offered masked, kept in full
     assert "【经办人身份证号】" in asked
     assert ID_NUMBER not in asked
-    assert f"沿用上次：{ID_NUMBER[:3]}" in asked and "（回复 1 沿用）" in asked
+    assert f"沿用上次：{ID_NUMBER[:3]}" in asked
+    assert "（回复 1 沿用）" in asked
     asked = flow.handle_text("1").replies[-1]
     assert flow.state.values["handler_id_number"] == ID_NUMBER
     assert "沿用上次：138****5678（回复 1 沿用）" in asked
@@ -245,7 +246,7 @@ def test_a_remembered_answer_no_longer_valid_is_refused_and_not_offered_again() 
 
 
 def test_the_centres_city_is_suggested_and_a_remembered_region_wins() -> None:
-    flow, first = FormFlow.start(CERTIFICATE, PRESETS, None, {"region": "临沂"})
+    flow, _ = FormFlow.start(CERTIFICATE, PRESETS, None, {"region": "临沂"})
     flow.handle_text("2")
     asked = flow.prompt()
     assert "建议：临沂（回复 12 选择）" in asked

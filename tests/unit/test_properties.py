@@ -148,7 +148,10 @@ def spelled(n: int, data: st.DataObject) -> str:
     if data.draw(st.booleans()):
         return str(n) if data.draw(st.booleans()) else str(n).translate(FULL_WIDTH)
     tens, ones = divmod(n, 10)
-    digit = (lambda d: data.draw(st.sampled_from(DIGIT_SPELLINGS[d][2:])))
+
+    def digit(d: int) -> str:
+        return data.draw(st.sampled_from(DIGIT_SPELLINGS[d][2:]))
+
     if not tens:
         return digit(ones)
     high = "" if tens == 1 and data.draw(st.booleans()) else digit(tens)
