@@ -225,6 +225,8 @@ class FormFlow:
                     "回复「上一步」回到最后一项；回复「取消」放弃。")
         detail = f.help or f.hint or f"请填写{f.label}。"
         how = "直接发送图片即可。" if f.kind is FieldKind.SCAN else "直接回复即可。"
+        if (offered := self._offered(f)) is not None:
+            how = f"{self._offer_line(f, offered)}；也可以直接回复新的内容。"
         return f"【{f.title}】{detail}\n{how}回复「上一步」返回上一项，回复「取消」放弃本次办理。"
 
     def reminder(self) -> str:

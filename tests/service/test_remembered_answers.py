@@ -161,3 +161,23 @@ async def test_another_companys_answers_are_never_offered(runtime: Runtime,
     assert "【经办人姓名】" in reply
     assert "沿用上次" not in reply
     assert "沿用上次" not in await say(runtime, stranger, "解锁")  # nor in another form
+
+
+async def test_an_unlock_offers_the_company_answers_of_the_last_one(runtime: Runtime,
+                                                                   scans: list[Path]) -> None:
+    await bind_verified(runtime, CLERK, fake_uscc(RNG), COMPANY)
+    await file_order(runtime, CLERK, [
+        ("解锁", "【单位地址】"), ("临沂市兰山区金雀山路 1 号", "【法定代表人姓名】"),
+        ("赵六", "【单位电话】"), ("0539-8123456", "【经办人姓名】"),
+        ("王小明", "【经办人手机号】"), ("13912345678", "【经办人身份证号】"), (WANG_ID, "附件一"),
+    ], scans[:3])
+    for reply, asked_next in [
+            ("解锁", "沿用上次：临沂市兰山区金雀山路 1 号（回复 1 沿用）"),
+            ("1", "沿用上次：赵六（回复 1 沿用）"),
+            ("1", "沿用上次：0539-8123456（回复 1 沿用）"),
+            ("1", "沿用上次：王小明（回复 1 沿用）"),
+            ("1", "沿用上次：139****5678（回复 1 沿用）"),
+            ("1", f"沿用上次：{WANG_ID[:3]}"),
+            ("1", "附件一"),
+    ]:
+        await answer(runtime, CLERK, reply, asked_next)

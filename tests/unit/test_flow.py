@@ -299,3 +299,12 @@ def test_recall_after_a_command_asks_the_question_again() -> None:
     flow.pause()
     assert "回复「继续」" in flow.recall()
     assert "【项目所属地区】" not in flow.recall()
+
+
+def test_help_on_a_remembered_field_says_how_to_take_it() -> None:
+    flow, _ = start_remembering()
+    for text in ("2", "临沂", "1"):
+        flow.handle_text(text)
+    helped = flow.handle_text("帮助").replies[0]
+    assert "沿用上次：王小明（回复 1 沿用）" in helped
+    assert "直接回复新的内容" in helped
