@@ -154,9 +154,11 @@ async def test_another_companys_answers_are_never_offered(runtime: Runtime,
     await file_order(runtime, CLERK, FIRST_ORDER, scans)
     stranger = Account("qq", "5201")
     await bind_verified(runtime, stranger, fake_uscc(RNG), "临沂别家科技有限公司")
+    runtime.dialogue.default_region = "临沂市"  # [centre] city, once bot.toml has it
     await answer(runtime, stranger, "新办证书", "【证书年限】")
-    for text in ("1", "临沂"):
-        reply = await say(runtime, stranger, text)
+    reply = await answer(runtime, stranger, "1", "建议：临沂（回复 12 选择）")
+    assert "沿用上次" not in reply  # the centre's city, not the other company's answer
+    await answer(runtime, stranger, "沿用", "【办理Ukey数量】")
     reply = await say(runtime, stranger, "1")
     assert "【经办人姓名】" in reply
     assert "沿用上次" not in reply
