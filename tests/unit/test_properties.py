@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from bot.domain import validators
 from bot.domain.fields import FieldKind
 from bot.domain.forms import FORMS
+from bot.domain.masking import mask_personal_numbers
 from bot.domain.scans import InvalidScan, ScanRules, UnreadableScan, inspect_scan
 from bot.domain.unlock_mail import decode_words, read_mail, unlock_company
 from bot.domain.validators import InvalidAnswer
@@ -143,7 +144,7 @@ DIGIT_SPELLINGS = {1: "1１一壹", 2: "2２二两贰", 3: "3３三叁", 4: "4�
                    6: "6６六陆", 7: "7７七柒", 8: "8８八捌", 9: "9９九玖"}
 
 
-def spelled(n: int, data: st.DataObject) -> str:
+def written_number(n: int, data: st.DataObject) -> str:
     """``n`` (1–99) as someone might type it: digits, or Chinese numerals with 十 or 拾."""
     if data.draw(st.booleans()):
         return str(n) if data.draw(st.booleans()) else str(n).translate(FULL_WIDTH)
@@ -165,8 +166,8 @@ SPACES = st.sampled_from(["", " ", "\u3000"])
 @given(years=st.integers(1, 3), unit=st.booleans(), data=st.data())
 def test_a_term_is_taken_however_it_is_written(years: int, unit: bool,
                                                data: st.DataObject) -> None:
-    typed = (data.draw(SPACES) + spelled(years, data) + data.draw(SPACES) + ("年" if unit else "")
-             + data.draw(SPACES))
+    typed = (data.draw(SPACES) + written_number(years, data) + data.draw(SPACES)
+             + ("年" if unit else "") + data.draw(SPACES))
     assert FORMS["certificate"].field("years").check(typed) == f"{years}年"
 
 
@@ -174,7 +175,7 @@ def test_a_term_is_taken_however_it_is_written(years: int, unit: bool,
 @given(count=st.integers(1, 20), unit=st.booleans(), data=st.data())
 def test_a_count_is_taken_however_it_is_written(count: int, unit: bool,
                                                 data: st.DataObject) -> None:
-    typed = spelled(count, data) + data.draw(SPACES) + ("个" if unit else "")
+    typed = written_number(count, data) + data.draw(SPACES) + ("个" if unit else "")
     assert FORMS["certificate"].field("ukey_count").check(typed) == str(count)
 
 
@@ -183,7 +184,7 @@ def test_a_count_is_taken_however_it_is_written(count: int, unit: bool,
 def test_a_count_out_of_range_is_refused_however_it_is_written(count: int,
                                                                data: st.DataObject) -> None:
     with pytest.raises(InvalidAnswer, match="1–20"):
-        FORMS["certificate"].field("ukey_count").check(spelled(count, data))
+        FORMS["certificate"].field("ukey_count").check(written_number(count, data))
 
 
 CHOICES = sorted({(form.key, f.key): f for form in FORMS.values() for f in form.fields
@@ -198,6 +199,56 @@ def test_every_option_is_its_own_text_and_its_number(key: tuple[str, str], field
     for number, option in enumerate(field.choices, 1):
         assert pick(option) == option
         assert pick(str(number)) == option
+
+
+# --- masking: what the validators accept is masked in any text ----------------------------
+SEPARATORS = st.sampled_from(["", " ", "  ", "-", "－", "\u3000", "\t", "\n", "\xa0", " - "])
+FULL_DIGITS = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
+AROUND = st.text(max_size=30)
+# what may stand right next to a number: not a letter or digit (that is another kind of code)
+BOUNDARY = st.sampled_from([" ", "：", "，", "号码", "\n", "（", "身份证", "电话:", "。"])
+
+
+def spelled(number: str, data: st.DataObject) -> tuple[str, list[int]]:
+    """The number with separators between any digits, maybe full-width, and where each of its
+    digits landed."""
+    if data.draw(st.booleans()):
+        number = number.translate(FULL_DIGITS)
+    if data.draw(st.booleans()):
+        number = number.lower()
+    typed, where = "", []
+    for i, digit in enumerate(number):
+        if i:
+            typed += data.draw(SEPARATORS)
+        where.append(len(typed))
+        typed += digit
+    return typed, where
+
+
+@runs(400)
+@given(seed=st.integers(0, 2**32), data=st.data())
+def test_accepted_numbers_are_masked_in_any_text(seed: int, data: st.DataObject) -> None:
+    """An ID or mobile number the validators accept, inside arbitrary text: its middle digits
+    are starred where they stand (the first 3 and last 4 may show)."""
+    rng = random.Random(seed)
+    if data.draw(st.booleans()):
+        number = fake_id_number(rng, ends_with_x=rng.random() < 0.3)
+        typed, where = spelled(number, data)
+        assert validators.id_number(typed) == number
+        middle = where[3:14]
+    else:
+        number = "1" + data.draw(st.sampled_from("3456789")) + f"{rng.randrange(10**9):09d}"
+        prefix = data.draw(st.sampled_from(["", "+86", "+86 ", "0086", "00 86-", "＋８６"]))
+        typed, where = spelled(number, data)
+        assert validators.mobile(prefix + typed) == number
+        typed, where = prefix + typed, [len(prefix) + w for w in where]
+        middle = where[3:7]
+    before = data.draw(AROUND) + data.draw(BOUNDARY)
+    text = before + typed + data.draw(BOUNDARY) + data.draw(AROUND)
+    masked = mask_personal_numbers(text)
+    assert len(masked) == len(text)
+    assert all(masked[len(before) + w] == "*" for w in middle), (text, masked)
+    assert number not in "".join(masked.split()).replace("-", "")
 
 
 # --- the unlock mailbox --------------------------------------------------------------------
