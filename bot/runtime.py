@@ -87,7 +87,7 @@ class Runtime:
         paper_forms = PaperForms(settings)
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
-                            certificates),
+                            certificates, default_region=settings.centre.city),
                    ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
                    poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
 

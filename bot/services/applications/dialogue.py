@@ -33,6 +33,7 @@ from bot.domain.forms import (
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title
+from bot.domain.remembered import suggested_region
 from bot.domain.review import changed_fields
 from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
@@ -51,6 +52,7 @@ from bot.services.applications.commands import (
     not_verified,
 )
 from bot.services.applications.paper_forms import PaperForms
+from bot.services.applications.remembered import remembered_answers
 from bot.services.centre import faq_answers, menu_footer, reach, when_answered
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
@@ -94,9 +96,12 @@ class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
                  fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
                  hub: AgentHub, paper_forms: PaperForms,
-                 certificates: CertificateChat | None = None) -> None:
+                 certificates: CertificateChat | None = None,
+                 default_region: str | None = None) -> None:
         self.settings = settings
         self.paper_forms = paper_forms
+        # 项目所属地区 suggested to everyone: the centre's city (「临沂」 or 「临沂市」)
+        self.default_region = default_region
         self.certificates = certificates  # None: [pki] is off
         self.notifier = notifier
         self.agents = agents
@@ -176,10 +181,25 @@ class Dialogue:
 
     # --- commands without a form ------------------------------------------------------------
     async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
-        company = asked.bound.company
-        flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra),
-                                       self.settings.fees)
+        """A form with the company profile filled in, the answers of earlier orders offered
+        again, and (挂失/解挂) the company's only UKEY filled in."""
+        handler = asked.bound
+        company = handler.company
+        known: dict[str, str] = {}
+        if form is LOSS and self.certificates is not None:
+            known = await self.certificates.loss_answers(handler, extra["apply_kind"])
+        async with self.db.transaction() as session:
+            defaults = await remembered_answers(session, handler, form)
+        flow, outcome = FormFlow.start(
+            form, {**form.presets(company.name, company.uscc, **extra), **known},
+            self.settings.fees, defaults=defaults,
+            suggested=suggested_region(form, self.default_region))
         await self._save(asked.account, flow)
+        if known:
+            head, *rest = outcome.replies
+            return [f"{head}\n本单位只有一个可以{extra['apply_kind']}的 UKEY（卡号 "
+                    f"{known['ukey_serial']}，证书序列号 {known['cert_serial']}），已为您填好，"
+                    "不用再输入；最后核对时可以「修改」。", *rest]
         return outcome.replies
 
     async def _help(self, asked: Asked) -> list[str]:
@@ -189,7 +209,7 @@ class Dialogue:
         return ["当前没有未完成的办理。\n" + self._menu(asked.bound)]
 
     def _still_open(self, state: FlowState | None) -> list[str]:
-        return [FormFlow(state).reminder()] if state is not None else []
+        return [FormFlow(state).recall()] if state is not None else []
 
     # --- a form in progress ---------------------------------------------------------------
     async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
@@ -352,7 +372,7 @@ class Dialogue:
                 try:
                     cert = await self.certificates.check_loss(session, handler, values)
                 except CertificateRefused as refusal:
-                    outcome = flow.reopen("cert_serial", str(refusal))
+                    outcome = flow.reopen(refusal.field, str(refusal))
                     await Conversations(session).save(account.platform, account.user_id,
                                                        flow.state.to_json())
                     return outcome.replies
@@ -701,7 +721,8 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("解挂", "证书解挂"), "解挂", "UKEY 丢失时立即暂停证书；找回后恢复",
             _starts(LOSS, apply_kind="解挂"), pki=True, verified=True, form_open=FormOpen.PAUSE),
     Command(("我的证书",), "我的证书", "查看本单位的证书和到期日",
-            _certificates(CertificateChat.my_certificates), pki=True, verified=True),
+            _certificates(CertificateChat.my_certificates), pki=True, verified=True,
+            form_open=FormOpen.ANSWER),  # the 挂失 form suggests it while asking the UKEY
     # verified: the company's orders; pending: only those the account filed itself (may_see)
     Command(("我的订单",), "我的订单", "查看本单位的订单", Dialogue._order_list,
             form_open=FormOpen.ANSWER),
