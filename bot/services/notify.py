@@ -18,6 +18,7 @@ from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
+from bot.services.agents.guide import guide_url
 from bot.services.messages import Account, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
@@ -41,7 +42,8 @@ class NoticeKind(StrEnum):
     """What the applicant is told that is no event in the order log (``Event`` keys the rest)."""
 
     PAYMENT_DUE = "payment_due"  # approved, with a fee to pay
-    UNLOCK_APPROVED = "unlock_approved"  # approved, a technician resets the UKEY
+    UNLOCK_APPROVED = "unlock_approved"  # approved: the clerk types the new PIN at the agent
+    UNLOCK_APPROVED_BY_STAFF = "unlock_approved_by_staff"  # approved, [agents] off: the centre
     UNLOCKED = "unlocked"  # the key agent reset the PIN
     UNLOCK_FAILED = "unlock_failed"
     AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
@@ -69,7 +71,13 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "{head}已审核通过。请扫描下方二维码支付 {amount}，付款后我们会尽快制作证书。\n"
         "也可打开支付链接：{url}", pay=True),
     NoticeKind.UNLOCK_APPROVED: Template(
-        "审核通过", "{head}已审核通过，技术人员会尽快为您重置 UKEY 密码，完成后会通知您。"),
+        "审核通过，请在密钥代理窗口输入新密码",
+        "{head}已审核通过。请在插着 UKEY 的电脑上的密钥代理窗口输入新密码（两次）：窗口提示"
+        "「请输入新密码」时输入您想设置的新 UKEY 密码，提示「请再次输入新密码」时再输入一次。"
+        "密钥代理没有运行的，请在那台电脑上运行「cadesk-agent run」（说明：{guide}）。"
+        "完成后会在这里通知您。"),
+    NoticeKind.UNLOCK_APPROVED_BY_STAFF: Template(
+        "审核通过", "{head}已审核通过，服务中心会与您联系重置 UKEY 密码，完成后会通知您。"),
     Event.REJECT: Template(
         "未通过审核，请修改后重新提交",
         "{head}未通过审核。\n驳回理由：{reject_reason}\n{to_fix}"
@@ -93,7 +101,8 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
     NoticeKind.AGENT_OFFLINE: Template(
         "请启动密钥代理",
         "{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
-        "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。"),
+        "「cadesk-agent run」，窗口提示时输入新密码（两次）；如尚未安装或绑定，请先发送"
+        "「绑定密钥代理」，按回复操作（说明：{guide}）。"),
     NoticeKind.UKEY_UNRECORDED: Template(
         "技术人员核对 UKEY 中",
         "{head}：读到的 UKEY（卡号 {reason}）还没有登记在贵单位名下，技术人员核对后会继续解锁，"
@@ -119,16 +128,20 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
 }
 
 
-def notice_kind(order: Order, kind: Event | NoticeKind) -> Event | NoticeKind:
-    """An approval says more when there is a fee to pay or a UKEY to reset."""
+def notice_kind(order: Order, kind: Event | NoticeKind,
+                settings: Settings) -> Event | NoticeKind:
+    """An approval says more when there is a fee to pay or a UKEY to reset (by the clerk at
+    the key agent, or by the centre when agents are off)."""
     if kind is Event.APPROVE and order.amount_cents:
         return NoticeKind.PAYMENT_DUE
     if kind is Event.APPROVE and order.type is OrderType.UNLOCK:
-        return NoticeKind.UNLOCK_APPROVED
+        return (NoticeKind.UNLOCK_APPROVED if settings.agents.enabled
+                else NoticeKind.UNLOCK_APPROVED_BY_STAFF)
     return kind
 
 
-def _values(order: Order, fix: Sequence[Field], reason: str) -> dict[str, str]:
+def _values(order: Order, fix: Sequence[Field], reason: str,
+            settings: Settings) -> dict[str, str]:
     title = order_title(order.type, order.fields)
     return {
         "number": order.number, "title": title, "head": f"您的订单 {order.number}（{title}）",
@@ -137,14 +150,15 @@ def _values(order: Order, fix: Sequence[Field], reason: str) -> dict[str, str]:
         "express_company": str(order.express_company),
         "express_number": str(order.express_number),
         "invoice_info": str(order.invoice_info), "reason": reason,
+        "guide": guide_url(settings),
     }
 
 
 def applicant_notice(order: Order, kind: Event | NoticeKind, settings: Settings,
                      fix: Sequence[Field] = (), reason: str = "") -> Notice:
     """What the applicant is told when ``kind`` happened to ``order``: its template, filled."""
-    template = TEMPLATES[notice_kind(order, kind)]
-    values = _values(order, fix, reason)
+    template = TEMPLATES[notice_kind(order, kind, settings)]
+    values = _values(order, fix, reason, settings)
     pictures: list[Reply] = []
     if template.pay:
         assert order.amount_cents

@@ -38,6 +38,7 @@ from bot.domain.text import normalise
 from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
+from bot.services.agents.guide import pairing_steps
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
 from bot.services.applications import binding
@@ -522,11 +523,10 @@ class Dialogue:
         handler = asked.bound
         code, _ = await self.agents.new_code(handler, str(asked.account))
         minutes = int(agents.pairing_code_minutes)
-        server = agents.public_url or f"http://{self.settings.server.host}:{self.settings.server.port}"
         return [f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
-                "在插着 UKEY 的电脑上安装密钥代理后运行：\n"
-                f"cadesk-agent pair --server {server} --code {code}\n"
-                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。"]
+                "请在插着 UKEY 的电脑上依次运行（可直接复制）：\n"
+                f"{pairing_steps(self.settings, code)}\n"
+                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
     async def _set_email(self, asked: Asked) -> list[str]:
         handler, typed = asked.bound, asked.argument.strip()

@@ -39,6 +39,7 @@ from bot.domain.review import (
 )
 from bot.domain.text import normalise
 from bot.services import order_views
+from bot.services.agents.guide import pair_command
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.applications import binding
@@ -453,7 +454,7 @@ class ReviewDesk:
         minutes = int(self.settings.agents.pairing_code_minutes)
         return [f"制证代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次）。"
                 "在服务大厅的制证电脑上运行：\n"
-                f"cadesk-agent pair --server {self.settings.public_url} --code {code}\n"
+                f"{pair_command(self.settings, code)}\n"
                 "然后在 agent.toml 里写上空白 UKEY 的出厂管理员 PIN（factory_so_pin），"
                 "再运行「cadesk-agent run」。"]
 
