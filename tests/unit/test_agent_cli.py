@@ -8,7 +8,6 @@ import pytest
 
 from bot.key_agent import cli
 from bot.key_agent.config import AgentConfig
-from bot.key_agent.runner import ask_new_pin
 
 
 def test_help_is_chinese(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,22 +33,6 @@ def test_a_wrong_command_line_is_explained_in_chinese(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         cli.main(["unlock"])
     assert "没有这个命令" in capsys.readouterr().err
-
-
-def test_the_new_pin_is_asked_twice_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
-    answers = iter(["12", "123456", "654321", "123456", "123456"])
-    asked: list[str] = []
-
-    def prompt(text: str) -> str:
-        asked.append(text)
-        return next(answers)
-
-    assert ask_new_pin(prompt) == "123456"
-    assert asked == ["请输入新密码：", "请输入新密码：", "请再次输入新密码：", "请输入新密码：",
-                     "请再次输入新密码："]
-    said = capsys.readouterr().out
-    assert "密码至少 4 位" in said
-    assert "两次输入的新密码不一致" in said
 
 
 def test_a_windows_driver_path_survives_agent_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
