@@ -52,7 +52,7 @@ class Runtime:
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
                                settings.scans.download_timeout_seconds)
-        mail = MailOutbox(db, settings.email)
+        mail = MailOutbox(db, settings.email, scans)
         mail.start()
         chat_outbox = ChatOutbox(db, settings.chat, chat)
         chat_outbox.start()
@@ -80,7 +80,8 @@ class Runtime:
                 worker.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, certificates),
-                   ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
+                   ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates),
+                   inbox,
                    poller, agents, hub, sweeper, certificates, pki_workers)
 
     async def stop(self) -> None:

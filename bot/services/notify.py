@@ -19,7 +19,7 @@ from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
 from bot.services.agents.guide import guide_url
-from bot.services.messages import Account, Picture, Reply
+from bot.services.messages import Account, MailAttachment, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
 from bot.services.ports import ChatQueue, MailQueue
@@ -32,6 +32,8 @@ class Notice:
     replies: list[Reply]  # chat
     subject: str  # mail
     body: str
+    attachments: tuple[MailAttachment, ...] = ()  # files the mail carries
+    cc: tuple[str, ...] = ()  # mailed too, beyond the order's usual addresses
 
 
 def _names(fields: Sequence[Field]) -> str:
@@ -91,7 +93,7 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "证书可以领取了",
         "{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"),
     Event.COMPLETE: Template("已办结", "{head}已办结，感谢您的使用。"),
-    Event.INVOICE: Template("发票信息已登记", "{head}的发票信息已登记：{invoice_info}"),
+    Event.INVOICE: Template("发票已开具", "{head}的发票已开具：{invoice_info}。{invoice_sent}"),
     NoticeKind.UNLOCKED: Template(
         "UKEY 密码已重置", "{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"),
     NoticeKind.UNLOCK_FAILED: Template(
@@ -150,8 +152,27 @@ def _values(order: Order, fix: Sequence[Field], reason: str,
         "express_company": str(order.express_company),
         "express_number": str(order.express_number),
         "invoice_info": str(order.invoice_info), "reason": reason,
-        "guide": guide_url(settings),
+        "guide": guide_url(settings), "invoice_sent": _invoice_sent(order, settings),
     }
+
+
+def _invoice_sent(order: Order, settings: Settings) -> str:
+    """Where the invoice's file went: the picture follows in the chat; a PDF goes by mail (when
+    mail is on: never a promise it cannot keep) and by its link when the technician gave one."""
+    issued = (order.invoice or {}).get("issued") or {}
+    file = issued.get("file")
+    if not file:
+        return ""
+    if file["content_type"] != "application/pdf":
+        return "发票图片见下。"
+    request = (order.invoice or {}).get("request") or {}
+    addresses = "、".join(sorted({a for a in (request.get("invoice_email"),
+                                               order.handler.email if order.handler else None,
+                                               order.contact_email) if a}))
+    mailed = (f"电子发票（PDF）已发送到邮箱 {addresses}，请查收。"
+              if settings.email.enabled and addresses else "")
+    link = f"电子发票下载：{issued['url']}" if issued.get("url") else ""
+    return mailed + link or "电子发票（PDF）已开好，请联系服务中心获取。"
 
 
 def applicant_notice(order: Order, kind: Event | NoticeKind, settings: Settings,
@@ -251,13 +272,14 @@ class Notifier:
         if not notice.subject:
             return  # a chat-only notice
         addresses = {a for a in (order.handler.email if order.handler else None,
-                                 order.contact_email) if a}
+                                 order.contact_email, *notice.cc) if a}
         thread = ({"In-Reply-To": order.source_message_id,
                    "References": order.source_message_id} if order.source_message_id else None)
         for address in sorted(addresses):
             await self.mail.enqueue(session, address, notice.subject, notice.body,
                                     order_id=order.id,
-                                    headers=thread if address == order.contact_email else None)
+                                    headers=thread if address == order.contact_email else None,
+                                    attachments=notice.attachments)
 
     async def notify_applicant(self, session: AsyncSession, order: Order,
                                notice: Notice) -> None:

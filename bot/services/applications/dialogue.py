@@ -24,6 +24,7 @@ from bot.domain.forms import (
     BINDING_CONTACT,
     BINDING_REQUEST,
     CERTIFICATE,
+    INVOICE,
     LOSS,
     UNLOCK,
     Form,
@@ -41,7 +42,7 @@ from bot.services import order_views
 from bot.services.agents.guide import pairing_steps
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
-from bot.services.applications import binding
+from bot.services.applications import binding, invoices
 from bot.services.applications.commands import (
     NO_CERTIFICATES,
     Asked,
@@ -237,6 +238,8 @@ class Dialogue:
         assert handler is not None
         if flow.form is BINDING_CONTACT:
             return await self._contact_given(account, flow)
+        if flow.form is INVOICE:
+            return await invoices.file_request(self, account, handler, flow)
         return await self._submit(account, handler, flow)
 
     async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
@@ -644,6 +647,9 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     # 修改 + an order number; 修改 3 is the summary's
     Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
+    Command(("开票",), "开票 订单号", "为已付费的订单申请发票（普通/专用，电子发票发到邮箱）",
+            invoices.request_invoice, pattern=re.compile(r"开票\s*(.*)"),
+            form_open=FormOpen.PAUSE),
     Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
             Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
