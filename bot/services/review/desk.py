@@ -601,12 +601,17 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
 ])
 
 
+INVOICE_SUFFIXES = {".pdf", ".jpg", ".jpeg", ".png"}
+
+
 def _invoice_source(actor: Account, word: str) -> ImageSource | None:
     """The invoice's file named after its number: a link, or on the Console a path."""
     if word.startswith(("http://", "https://")):
         return ImageSource(url=word)
-    if actor.platform == "console" and ("/" in word or "\\" in word):
-        return ImageSource(path=Path(word.strip("'\"")).expanduser())
+    path = Path(word.strip("'\""))
+    if actor.platform == "console" and ("/" in word or "\\" in word
+                                        or path.suffix.lower() in INVOICE_SUFFIXES):
+        return ImageSource(path=path.expanduser())
     return None
 
 
