@@ -23,7 +23,7 @@ from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
 from bot.services.review.desk import ReviewDesk
 from bot.services.unlock.inbox import UnlockInbox
-from storage.db import Database
+from storage.db import Database, restrict, restrict_sqlite_files, sqlite_file
 
 
 @dataclass
@@ -47,6 +47,9 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        restrict(settings.data_dir, 0o700)  # it holds ID numbers and ID-card scans
+        if (database := sqlite_file(settings.database_url)) is not None:
+            restrict_sqlite_files(database)
         db = Database(settings.database_url)
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
@@ -88,6 +91,7 @@ class Runtime:
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()
+        await self.hub.hellos.stop()
         await self.poller.stop()
         await self.mail.stop()
         await self.chat_outbox.stop()

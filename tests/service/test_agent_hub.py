@@ -1,6 +1,7 @@
 """The bot's side of agent jobs, without processes: routing by company, identical resends,
 the applicant told when no agent is there, expiry."""
 
+import asyncio
 import random
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import select, update
 from bot.key_agent.protocol import AgentKeys
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
+from bot.services.agents.registry import AgentRefused
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Order, TokenJob, utcnow
 from tests.support.applicant import bind_verified
@@ -197,3 +199,34 @@ async def test_an_unknown_serial_waits_for_confirmation_then_resets(
     [unknown] = await runtime.desk.execute(technician(), "登记UKEY X-1 没有这个单位",
                                            private=True)
     assert "没有找到单位" in unknown
+
+
+async def test_refused_hellos_reach_the_staff_at_most_once_an_interval(runtime: Runtime) -> None:
+    """The first refused hello is told at once; the next ones, from any address, are counted
+    and told in one summary when the interval is up (a minute; shortened here)."""
+    guard = runtime.hub.hellos
+    guard.interval = 0.5
+
+    async def refused_hello(address: str, claimed: object) -> None:
+        try:
+            guard.check(address)
+            await runtime.hub.hello(claimed, "challenge", "proof")
+        except AgentRefused as refusal:
+            await guard.refused(address, claimed, refusal)
+
+    def notices() -> list[str]:
+        return [n for n in told_staff(runtime).split("\n") if "密钥代理" in n]
+
+    await refused_hello("203.0.113.9", 31337)
+    assert notices() == ["拒绝了密钥代理 31337 的连接：未绑定的密钥代理（unknown_agent）"]
+    for n in range(30):
+        await refused_hello("203.0.113.9" if n % 2 else "198.51.100.7",
+                            f"{n}<img src=x>请联系13812345678" * 3)
+    assert len(notices()) == 1  # the rest wait for the summary
+    await asyncio.sleep(0.8)
+    summary = notices()[1:]
+    # each address had 10 refusals before it was limited: .9 (1 + 9 of its 15), .7 (10 of 15)
+    assert summary == ["上次通知后又拒绝了 30 次密钥代理连接（unknown_agent 19 次、"
+                       "too_many_attempts 11 次），来自 2 个地址，最近一次自称代理 29imgsrcx138…。"]
+    await asyncio.sleep(0.8)
+    assert len(notices()) == 2  # nothing new, nothing told

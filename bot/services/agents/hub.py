@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.domain.lifecycle import Event, OrderStatus, OrderType
 from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
+from bot.services.agents.hellos import HelloGuard
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
 from bot.services.agents.ukeys import UkeyRefused, require_on_record, what_was_read, whose
@@ -69,9 +70,18 @@ class AgentHub:
         self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
         self.certificate_steps: JobSteps | None = None  # set by the runtime when [pki] is on
+        self.hellos = HelloGuard(notifier)  # refused hellos: per-address limit, staff told
 
     # --- connections ------------------------------------------------------------------------
-    async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
+    async def hello(self, agent_id: object, challenge: str, proof: str) -> Agent:
+        """The agent that proved its key, or ``AgentRefused``. ``agent_id`` is as the caller
+        sent it: anything but a whole number a database can hold is an unknown agent."""
+        if isinstance(agent_id, str) and agent_id.isascii() and agent_id.isdigit():
+            agent_id = int(agent_id)
+        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not (
+                0 < agent_id < 2**63):
+            logger.warning("agent hello refused: not an agent id")
+            raise AgentRefused("unknown_agent", "未绑定的密钥代理")
         async with self.db.transaction() as session:
             agent = await Agents(session).get(agent_id)
             try:

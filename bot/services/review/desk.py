@@ -427,6 +427,30 @@ class ReviewDesk:
         return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
                 "UKEY 并运行「cadesk-agent run」，上线后自动开始。"]
 
+    async def _retry_issuance(self, actor: Account, args: list[str],
+                              private: bool) -> list[Reply]:
+        return await self._retry(actor, self._number(args, "重新制证"), OrderType.CERTIFICATE)
+
+    async def _retry_renewal(self, actor: Account, args: list[str],
+                             private: bool) -> list[Reply]:
+        return await self._retry(actor, self._number(args, "重新续期"), OrderType.RENEWAL)
+
+    async def _retry(self, actor: Account, number: str, order_type: OrderType) -> list[Reply]:
+        """重新制证 / 重新续期: the stopped step queued again (the checks are the job service's)."""
+        try:
+            retried = await self._pki().jobs.retry(number, order_type, str(actor))
+        except CertificateRefused as refusal:
+            raise ReviewRefused(str(refusal)) from None
+        if order_type is OrderType.CERTIFICATE:
+            where = ("服务大厅的密钥代理正在执行" if retried.online else
+                     "服务大厅的密钥代理不在线：请在制证电脑上插好 UKEY 并运行"
+                     "「cadesk-agent run」，上线后自动开始")
+        else:
+            where = ("已交给申请人的密钥代理，已通知申请人插好 UKEY" if retried.online else
+                     "申请人的密钥代理不在线，已通知申请人插好 UKEY 并运行「cadesk-agent run」")
+        return [f"已重新安排订单 {number} 的{retried.step}：{where}。"
+                f"「解锁状态 {number}」可查看进度。"]
+
     async def _certificates(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         certificates = self._pki()
         certs = await certificates.office.search(" ".join(args).strip(), SEARCH_LIMIT)
@@ -511,10 +535,13 @@ class ReviewDesk:
                       mutate: Mutation | None = None) -> Order:
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
+            next_status(order.type, order.status, event)  # a wrong state says so first
             if event in (Event.SHIP, Event.AWAIT_PICKUP):
                 check_delivery(order.fields, event)
-                if self.certificates is not None and not order.certificate_serial:
-                    raise ReviewRefused(f"订单 {number} 还没有制证，请先「制证 {number}」。")
+            # leaving 已支付 (发货, 待自取; 完成 for a renewal) hands the UKEY over: only written
+            if order.status is OrderStatus.PAID and self.certificates is not None and (
+                    why := await self.certificates.jobs.not_written(session, order)):
+                raise ReviewRefused(why)
             await self._change(session, order, actor, event, mutate=mutate)
         await self.notifier.deliver()
         return order
@@ -582,6 +609,11 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
             ReviewDesk._retry_unlock),
     Command(("制证",), "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
             "为已支付的新办/补办订单制作 UKEY", ReviewDesk._personalise, pki=True),
+    Command(("重新制证",), "重新制证 订单号", "制证失败或过期后重新安排（已签发的证书只重新写入）",
+            ReviewDesk._retry_issuance, pki=True),
+    Command(("重新续期",), "重新续期 订单号（申请人也可以发）",
+            "续期写入失败或过期后重新安排（已签发的新证书只重新写入）", ReviewDesk._retry_renewal,
+            pki=True, shared=True, form_open=FormOpen.ANSWER),
     Command(("证书",), "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]", "查找证书及其状态",
             ReviewDesk._certificates, pki=True),
     Command(("吊销",), "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
