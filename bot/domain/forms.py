@@ -265,7 +265,8 @@ def _invoice_type(answer: str) -> str:
 
 
 def _special(values: Mapping[str, str]) -> bool:
-    return values.get("invoice_type") == SPECIAL_INVOICE
+    # counted until 普通发票 is chosen, so the step count shrinks rather than grows
+    return values.get("invoice_type", SPECIAL_INVOICE) == SPECIAL_INVOICE
 
 
 # 开票 订单号: what the company wants on its invoice. The 抬头 and 税号 of a company's invoice

@@ -66,7 +66,8 @@ async def test_a_general_invoice_reaches_the_applicant_in_chat_and_by_mail(
         assert f"发票抬头为【{COMPANY}】，纳税人识别号 {uscc}" in started
         assert "【发票类型】" in started
         assert "1. 普通发票" in started
-        assert "【接收电子发票的邮箱】" in await say(runtime, APPLICANT, "普票")
+        assert "（第 1/4 项）" in started  # until 普通发票 is chosen: bank and address too
+        assert "【接收电子发票的邮箱】（第 2/2 项）" in await say(runtime, APPLICANT, "普票")
         assert "有效的电子邮箱" in await say(runtime, APPLICANT, "财务室")
         summary = await say(runtime, APPLICANT, "caiwu@company.example")
         assert f"发票抬头：{COMPANY}" in summary
