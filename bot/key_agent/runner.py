@@ -96,7 +96,7 @@ class JobRunner:
             if job.kind == "reset_pin" and job.so_pin:
                 _tell(f"收到解锁任务：现在为 UKEY（卡号 {serial}）设置新密码。"
                       "请输入新密码并再输入一次（输入时屏幕不显示）。")
-                new_pin = await self._ask(self.new_pin, "no_new_pin", "新的 PIN")
+                new_pin = await self._ask(self.new_pin, "no_new_pin", "新密码")
                 info = await self.worker.reset_pin(serial, job.so_pin, new_pin)
             elif job.kind == "personalise" and job.so_pin and job.user_pin:
                 if not self.factory_so_pin:
