@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry, load_bot_key
 from bot.services.applications.dialogue import Dialogue
+from bot.services.applications.paper_forms import PaperForms
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
@@ -43,6 +44,7 @@ class Runtime:
     sweeper: Periodic
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
+    paper_forms: PaperForms
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -81,11 +83,12 @@ class Runtime:
                          settings.pki.reminder_check_minutes * 60)]
             for worker in pki_workers:
                 worker.start()
+        paper_forms = PaperForms(settings)
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
-                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub, certificates),
+                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
+                            certificates),
                    ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates),
-                   inbox,
-                   poller, agents, hub, sweeper, certificates, pki_workers)
+                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
 
     async def stop(self) -> None:
         for worker in self.pki_workers:
