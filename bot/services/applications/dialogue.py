@@ -25,6 +25,7 @@ from bot.domain.forms import (
     BINDING_CONTACT,
     BINDING_REQUEST,
     CERTIFICATE,
+    INVOICE,
     LOSS,
     UNLOCK,
     Form,
@@ -40,9 +41,10 @@ from bot.domain.text import normalise
 from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.services import order_views
+from bot.services.agents.guide import pairing_steps
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
-from bot.services.applications import binding
+from bot.services.applications import binding, invoices
 from bot.services.applications.commands import (
     Asked,
     is_verified,
@@ -282,6 +284,8 @@ class Dialogue:
         assert handler is not None
         if flow.form is BINDING_CONTACT:
             return await self._contact_given(account, flow)
+        if flow.form is INVOICE:
+            return await invoices.file_request(self, account, handler, flow)
         return await self._submit(account, handler, flow)
 
     async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
@@ -572,11 +576,10 @@ class Dialogue:
         handler = asked.bound
         code, _ = await self.agents.new_code(handler, str(asked.account))
         minutes = int(agents.pairing_code_minutes)
-        server = agents.public_url or f"http://{self.settings.server.host}:{self.settings.server.port}"
         return [f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
-                "在插着 UKEY 的电脑上安装密钥代理后运行：\n"
-                f"cadesk-agent pair --server {server} --code {code}\n"
-                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。"]
+                "请在插着 UKEY 的电脑上依次运行（可直接复制）：\n"
+                f"{pairing_steps(self.settings, code)}\n"
+                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
     async def _templates(self, asked: Asked) -> list[Reply]:
         """「模板」: the blank paper forms, to print, stamp, sign and photograph."""
@@ -731,6 +734,9 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     # 修改 + an order number; 修改 3 is the summary's
     Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
+    Command(("开票",), "开票 订单号", "为已付费的订单申请发票（普通/专用，电子发票发到邮箱）",
+            invoices.request_invoice, pattern=re.compile(r"开票\s*(.*)"),
+            form_open=FormOpen.PAUSE),
     Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
             Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
