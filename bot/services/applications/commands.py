@@ -53,6 +53,11 @@ def may_see(handler: Handler, order: Order | None) -> bool:
     return is_verified(handler) or order.handler_id == handler.id
 
 
+def not_found(number: str) -> str:
+    """An order number the account cannot see (none such, or another company's), as typed."""
+    return f"没有找到本单位的订单 {number}，请核对订单号。回复「我的订单」查看全部订单。"
+
+
 def menu_lines(commands: Iterable[Command[Any]]) -> list[str]:
     """One line per command; neighbours sharing a help text share its line (挂失 / 解挂)."""
     lines: list[tuple[list[str], str]] = []

@@ -37,6 +37,7 @@ from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
 from bot.domain.text import normalise
 from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
+from bot.domain.withdrawal import WithdrawalRefused, check_withdrawal
 from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
@@ -47,6 +48,7 @@ from bot.services.applications.commands import (
     is_verified,
     may_see,
     menu_lines,
+    not_found,
     not_verified,
 )
 from bot.services.certificates.chat import CertificateChat
@@ -54,7 +56,7 @@ from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, ImageSource, Incoming
-from bot.services.notify import Notifier, staff_notice
+from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, utcnow
@@ -453,7 +455,7 @@ class Dialogue:
             orders = Orders(session)
             order = await orders.by_number(number)
             if not may_see(handler, order):
-                return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+                return [not_found(number)]
             assert order is not None
             if order.type is OrderType.BINDING and binding.is_vouch(order):
                 return [f"绑定申请 {number} 没有可修改的材料：请回复「申请核验」重新申请。"]
@@ -506,12 +508,45 @@ class Dialogue:
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
 
+    async def _withdraw(self, asked: Asked) -> list[str]:
+        """``撤回 订单号``: an order nobody has reviewed yet is cancelled (the rule is in
+        bot/domain/withdrawal.py); the staff are told in the same transaction."""
+        typed = asked.argument.strip()
+        number = parse_order_number(typed)
+        if not typed:
+            return ["请在「撤回」后面写上订单号，例如「撤回 XB-261125-7KQ3」。"
+                    "回复「我的订单」查看订单号。"]
+        if number is None:
+            return [not_found(typed)]
+        try:
+            async with self.db.transaction() as session:
+                orders = Orders(session)
+                order = await orders.by_number(number)
+                if not may_see(asked.bound, order):
+                    return [not_found(number)]
+                assert order is not None
+                check_withdrawal(number, order.type, order.status, order.fields,
+                                 await orders.events(order.id))
+                move_order(session, order, str(asked.account), Event.WITHDRAW,
+                           reason="申请人撤回")
+                await session.flush()  # the version check: a technician's decision wins
+                await self.notifier.notify_staff(
+                    session, withdrawn_notice(order, str(asked.account)), order.id)
+        except WithdrawalRefused as refused:
+            return [str(refused)]
+        except StaleDataError:
+            return [f"订单 {number} 刚被技术人员处理过，请回复「查询 {number}」查看后再决定。"]
+        logger.info(f"order {number} withdrawn by {asked.account}")
+        await self.notifier.deliver()
+        return [f"已撤回订单 {number}（{order_title(order.type, order.fields)}），订单已取消，"
+                "技术人员不会再审核。需要时可以重新提交申请。"]
+
     async def _unlock_status(self, asked: Asked) -> list[str]:
         number = asked.argument
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
         if not may_see(asked.bound, order):
-            return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+            return [not_found(number)]
         assert order is not None
         return [await self.hub.describe(order)]
 
@@ -581,14 +616,16 @@ class Dialogue:
         return [listed]
 
     async def _order_query(self, asked: Asked) -> list[str]:
-        number = parse_order_number(asked.argument)
-        if number is None:
+        typed = asked.argument.strip()
+        number = parse_order_number(typed)
+        if not typed:
             return ["请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"]
+        if number is None:  # typed, but no order ever had such a number
+            return [not_found(typed)]
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
             if not may_see(asked.bound, order):
-                return [f"没有找到本单位的订单 {number}，请核对订单号。"
-                        "回复「我的订单」查看全部订单。"]
+                return [not_found(number)]
             assert order is not None
             events = await Orders(session).events(order.id)
         return [order_views.order_detail(order, events, self.settings.tz)]
@@ -644,6 +681,8 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     # 修改 + an order number; 修改 3 is the summary's
     Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
+    Command(("撤回",), "撤回 订单号", "撤回还没有审核的订单", Dialogue._withdraw,
+            pattern=re.compile(r"撤回\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
             Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
