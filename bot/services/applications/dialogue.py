@@ -33,7 +33,7 @@ from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title, yuan
 from bot.domain.review import changed_fields
-from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
+from bot.domain.scans import InvalidScan, ScanInfo, accept_scan
 from bot.domain.text import normalise
 from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
@@ -63,7 +63,7 @@ from storage.models import Attachment, Handler, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png", ".heic", ".heif"}
 SCAN_NOT_HANDLED = "这张图片无法处理，请重新拍照后发送。"
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 # every step is one transaction, so a failed one kept nothing of this message: say so
@@ -215,8 +215,10 @@ class Dialogue:
                 break
             try:
                 data = await self.fetcher.fetch(source)
-                info = await asyncio.to_thread(inspect_scan, data, self.settings.scans.rules())
-                await asyncio.to_thread(self.scans.save, info.sha256, data)
+                accepted = await asyncio.to_thread(accept_scan, data,
+                                                   self.settings.scans.rules())
+                info = accepted.info
+                await asyncio.to_thread(self.scans.save, info.sha256, accepted.data)
             except (FetchError, InvalidScan) as error:
                 logger.info(f"scan refused for {current.key}: {error}")
                 return Outcome([*receipts, f"【{current.title}】未通过检查：{error}\n"
