@@ -196,6 +196,23 @@ async def test_search_history_and_usage(app: App, scan_server: ScanServer) -> No
     await alice.says("查看 XB-000000-AAAA", Says("没有找到订单"))
 
 
+async def test_a_number_no_order_has_and_a_number_typed_without_a_space(
+        app: App, scan_server: ScanServer) -> None:
+    """「查看 XB-000000-0000」 is answered 「没有找到」 (it was 「请写上订单号」); 「查看XB-…」
+    reaches the desk (it fell through to the applicant's menu); likewise the applicant's 查询."""
+    user, number = await submitted(app, scan_server)
+    alice = Technician(app, ALICE)
+    await alice.says("查看 XB-000000-0000", Says("没有找到订单 XB-000000-0000",
+                                                 absent=("请写上订单号",)))
+    await alice.says(f"查看{number.lower()}", Says(number, "审核：「通过"), *[Says()] * 4)
+    await alice.says(f"历史{number}", Says(f"订单 {number} 的办理记录"))
+    await alice.says("通过XB-000000-0000", Says("没有找到订单 XB-000000-0000"))
+    await user.says("查询 XB-000000-0000", Says("没有找到本单位的订单 XB-000000-0000",
+                                                absent=("请在「查询」后面写上订单号",)))
+    await user.says(f"查询{number}", Says(f"订单号：{number}", "订单状态：待审核"))
+    await user.says("查询", Says("请在「查询」后面写上订单号"))
+
+
 async def test_group_commands_are_masked_and_other_groups_ignored(
         app: App, scan_server: ScanServer) -> None:
     from nonebot.adapters.onebot.v11 import Adapter, Bot

@@ -37,7 +37,6 @@ from bot.domain.review import (
     check_delivery,
     named_fields,
 )
-from bot.domain.text import normalise
 from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
@@ -89,13 +88,15 @@ class ReviewDesk:
         self.members = Members(settings, db, notifier, agents, hub)
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
-        word, *rest = normalise(text).split(maxsplit=1)
-        command = TECHNICIAN_COMMANDS[word]
+        found = TECHNICIAN_COMMANDS.split(text)
+        assert found is not None, "the plugin routes only the desk's commands here"
+        command, rest = found
+        word = command.word
         if not self.settings.staff.is_technician(str(actor)):
             logger.warning(f"technician command {word!r} refused: {actor} is not a technician")
             return [f"「{word}」是技术人员命令，您没有权限使用。"
                     "查询本单位的订单请回复「我的订单」或「查询 订单号」。"]
-        args = rest[0].split(maxsplit=1) if rest else []
+        args = rest.split(maxsplit=1)
         try:
             if command.pki:
                 self._pki()
@@ -503,9 +504,11 @@ class ReviewDesk:
         logger.info(f"order {order.number}: {before} → {after} by {actor}")
 
     def _number(self, args: list[str], word: str) -> str:
-        number = parse_order_number(args[0]) if args else None
-        if number is None:
+        if not args:
             raise ReviewRefused(f"请写上订单号。用法：{usage(word)}")
+        number = parse_order_number(args[0])
+        if number is None:  # typed, but no order can have it (XB-000000-0000)
+            raise ReviewRefused(f"没有找到订单 {args[0]}，请核对订单号（例如 XB-261125-7KQ3）。")
         return number
 
     async def _load(self, orders: Orders, number: str) -> Order:
