@@ -84,6 +84,9 @@ def menu(company_name: str, certificates: bool = False, verified: bool = True) -
                       *menu_lines(shown)])
 
 
+NO_MAIL = ("本服务暂未开通邮件通知，不需要设置邮箱：审核结果、付款、发货等所有通知都会在这里"
+           "（聊天中）发给您。")
+
 WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
            "之后即可在这里办理证书、上传资料、查询进度。")
 
@@ -567,11 +570,14 @@ class Dialogue:
 
     async def _set_email(self, asked: Asked) -> list[str]:
         handler, typed = asked.bound, asked.argument.strip()
+        removing = typed in {"删除", "取消", "清除"}
+        if not self.settings.email.enabled and not removing:  # promise no mail that never goes
+            return [NO_MAIL]
         if not typed:
             current = handler.email or "（未设置）"
             return [f"当前接收通知的邮箱：{current}。"
                     "设置请回复「邮箱 地址」，取消请回复「邮箱 删除」。"]
-        if typed in {"删除", "取消", "清除"}:
+        if removing:
             address = None
         else:
             try:
