@@ -125,6 +125,28 @@ async def test_applicant_corrects_only_the_named_scan_and_resubmits(
                                            "修改了 附件二 经办人身份证复印件"))
 
 
+async def test_a_correction_that_changes_nothing_is_not_resubmitted(
+        app: App, scan_server: ScanServer) -> None:
+    """The same 附件二 sent again: refused, saying nothing changed and what was asked; the form
+    stays at its summary, and a real change then goes through."""
+    user, number = await submitted(app, scan_server)
+    await Technician(app, ALICE).says(f"驳回 {number} 附件二不清晰", Says("已驳回"),
+                                      tells=((user.user_id, Says("未通过审核")),))
+    await user.says(f"修改 {number}", Says(f"修改订单 {number}"), Says("请发送【附件二"))
+    await user.says(image(user.scan_url(scan_server, 2)), Says("已收到【附件二"),
+                    Says("请核对", f"修改订单 {number}"))
+    await user.says("确认提交", Says(
+        f"您还没有做任何修改，订单 {number} 没有重新提交", "驳回理由：附件二不清晰",
+        "需要修改：附件二 经办人身份证复印件（收到的图片和原来的完全相同", "请核对",
+        absent=("已重新提交",)))
+    assert (await order(number)).status == "rejected"
+    await user.says("修改 6", Says("【手机号】"))
+    await user.says("13912345678", Says("请核对", "139****5678"))
+    await user.says("确认提交", Says("已重新提交", "修改了：手机号"),
+                    staff=Says(number, "修改了：手机号"))
+    assert (await order(number)).status == "resubmitted"
+
+
 async def test_revising_without_named_fields_lets_the_applicant_pick(
         app: App, scan_server: ScanServer) -> None:
     user, number = await submitted(app, scan_server)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
+from bot.domain.fields import FieldKind
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import (
     BINDING,
@@ -59,7 +60,7 @@ from bot.services.messages import Account, ImageSource, Incoming
 from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from storage.db import Database, DatabaseUnavailable
-from storage.models import Attachment, Handler, utcnow
+from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
@@ -491,6 +492,9 @@ class Dialogue:
             changed = changed_fields(
                 flow.form, order.fields, values,
                 {k: a.sha256 for k, a in current.items()}, {k: s.sha256 for k, s in scans.items()})
+            if not changed:  # the same answers and the very same scans: the form stays open
+                rejection = await Orders(session).last_event(order.id, Event.REJECT)
+                return [nothing_changed(flow, order.reject_reason or "", rejection)]
             previous = dict(order.fields)
             now = utcnow()
             for f in changed:
@@ -509,7 +513,7 @@ class Dialogue:
             await self.notifier.notify_staff(session, staff_notice(order, changed), order.id)
         logger.info(f"order {number} resubmitted by {account}")
         await self.notifier.deliver()
-        names = "、".join(f.title for f in changed) or "（没有改动）"
+        names = "、".join(f.title for f in changed)
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
 
@@ -711,6 +715,19 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),
 ])
+
+
+def nothing_changed(flow: FormFlow, reason: str, rejection: OrderEvent | None) -> str:
+    """A correction that changes nothing is not resubmitted: say what the technician asked."""
+    number = flow.state.order_number
+    named = set((rejection.detail or {}).get("fields", [])) if rejection else set()
+    asked = [f for f in flow.form.fields if f.key in named]
+    scans = "（收到的图片和原来的完全相同，请重新拍照或扫描）" if any(
+        f.kind is FieldKind.SCAN for f in asked) else ""
+    what = f"需要修改：{'、'.join(f.title for f in asked)}{scans}。\n" if asked else ""
+    return (f"您还没有做任何修改，订单 {number} 没有重新提交。\n驳回理由：{reason}\n{what}"
+            "请回复「修改 序号」按驳回理由修改相应的项目，改好后再回复「确认提交」；"
+            "不再修改请回复「取消」。\n" + flow.summary())
 
 
 def _typed_source(text: str) -> ImageSource | None:
