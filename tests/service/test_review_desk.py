@@ -310,6 +310,11 @@ async def test_a_technicians_help_lists_the_commands_but_a_form_keeps_its_own(ap
     await alice.says("制证 XB-261125-7KQ3", Says("本服务未开通证书签发"))
     as_applicant = Applicant(app, ALICE)
     await as_applicant.bind()
+    # bound to a company too: the desk's commands and the applicant's menu, both
+    await alice.says("帮助", Says("技术人员命令", "· 通过 订单号 — "),
+                     Says("您同时绑定了单位", f"当前单位：{as_applicant.company}", "· 新办证书 — ",
+                          "· 我的订单 — "))
+    await alice.says("帮助", Says("技术人员命令", absent=("新办证书",)), group=True)
     async with app.test_api() as ctx:
         bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=str(SELF_ID))
         assert await is_review_command(bot, private_message(ALICE, "帮助"))

@@ -41,6 +41,7 @@ from bot.services import order_views
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.applications import binding
+from bot.services.applications.commands import is_verified
 from bot.services.applications.dialogue import menu
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
@@ -116,7 +117,16 @@ class ReviewDesk:
 
     # --- reading --------------------------------------------------------------------------
     async def _help(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
-        return [technician_help(certificates=self.certificates is not None)]
+        """Every desk command; a technician who also acts for a company is shown its menu too
+        (in private: the group need not see which company)."""
+        certificates = self.certificates is not None
+        desk = technician_help(certificates=certificates)
+        handler = await self.members.binding(actor) if private else None
+        if handler is None:
+            return [desk]
+        return [desk, "您同时绑定了单位，也可以作为申请人办理：\n"
+                + menu(handler.company.name, certificates=certificates,
+                       verified=is_verified(handler))]
 
     async def _queue(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         async with self.db.transaction() as session:
