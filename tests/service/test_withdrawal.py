@@ -39,7 +39,9 @@ def scan_files(tmp_path: Path) -> list[Path]:
 async def submitted(runtime: Runtime, account: Account, scans: list[Path]) -> str:
     await apply_until_summary(runtime, account, scans)
     reply = await say(runtime, account, "确认提交")
-    return reply.split("订单号：", 1)[1].split("\n", 1)[0]
+    number = reply.split("订单号：", 1)[1].split("\n", 1)[0]
+    assert f"审核前不想办了，回复「撤回 {number}」" in reply  # where the applicant learns of it
+    return number
 
 
 async def order_of(runtime: Runtime, number: str) -> tuple[Order, list[OrderEvent]]:

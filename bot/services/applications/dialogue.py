@@ -359,7 +359,8 @@ class Dialogue:
                 f"【{order_title(order_type, values)}】金额：{yuan(order.amount_cents)}\n"
                 f"接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；{after}"
                 "如被驳回，请按驳回理由修改后重新提交。\n"
-                f"随时回复「查询 {order.number}」查看进度。"]
+                f"随时回复「查询 {order.number}」查看进度；"
+                f"审核前不想办了，回复「撤回 {order.number}」。"]
 
     async def _submit_binding(self, account: Account, handler: Handler, values: dict[str, str],
                               scans: dict[str, ScanInfo]) -> list[str]:
