@@ -10,8 +10,8 @@ from sqlalchemy import select
 from bot.runtime import Runtime
 from bot.samples import sample_scan
 from bot.services.messages import Account
-from storage.models import Order, OrderEvent, OutgoingChat
-from tests.support.applicant import apply_until_summary, say, verify
+from storage.models import Company, Order, OrderEvent, OutgoingChat
+from tests.support.applicant import apply_until_summary, bind, say, verify
 from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(13)
@@ -138,3 +138,23 @@ async def test_who_may_withdraw_and_how_a_wrong_number_is_answered(
     assert (await order_of(runtime, number))[0].status == "submitted"
     # the account that filed it may, verified or not (this one is still pending)
     assert "已撤回" in await say(runtime, filer, f"撤回{number}")
+
+
+async def test_a_verified_colleague_may_withdraw_a_pending_one_may_not(
+        make_runtime: MakeRuntime, scan_files: list[Path]) -> None:
+    runtime = await make_runtime(CONFIG.format(approvals=1))
+    filer, colleague, newcomer = Account("qq", "311"), Account("qq", "312"), Account("qq", "313")
+    number = await submitted(runtime, filer, scan_files)
+    order, _ = await order_of(runtime, number)
+    async with runtime.db.transaction() as session:
+        uscc = await session.scalar(select(Company.uscc).where(Company.id == order.company_id))
+    for account in (colleague, newcomer):
+        await bind(runtime, account, uscc, "临沂测试建设有限公司")
+        await say(runtime, account, "取消")
+        await say(runtime, account, "是")
+    await verify(runtime, colleague)
+    # a pending account sees only what it filed itself
+    assert f"没有找到本单位的订单 {number}" in await say(runtime, newcomer, f"撤回 {number}")
+    assert "已撤回" in await say(runtime, colleague, f"撤回 {number}")
+    _, events = await order_of(runtime, number)
+    assert events[-1].actor == "qq:312"
