@@ -12,16 +12,14 @@ from bot.config import Settings
 from bot.log_masking import install_log_masking
 from bot.runtime import get_runtime, start_runtime, stop_runtime
 
-PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki")
+PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki",
+           "plugins.forms")
 
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``nonebot.init``: everything comes from bot.toml."""
-    adapters = settings.bot.adapters
     return {
-        # the OneBot reverse WebSocket, the key agents and the CRL need a server; the Console
-        # needs none
-        "driver": "~fastapi" if "onebot" in adapters or settings.agents.enabled else "~none",
+        "driver": "~fastapi" if settings.serves_http else "~none",
         "host": settings.server.host,
         "port": settings.server.port,
         "log_level": settings.bot.log_level,

@@ -101,6 +101,23 @@ class DialogueSection(_Section):
     waits for 继续."""
 
 
+class FormsSection(_Section):
+    """``[forms]``: the paper forms 模板 sends (to print, stamp, sign and photograph); each empty
+    one is the built-in form (bot/documents/layouts.py)."""
+
+    seal_collection: Path | None = None
+    """The centre's own 信息印章采集表, a PDF, instead of the built-in one."""
+    authorisation: Path | None = None
+    """The centre's own 单位授权书及诚信承诺书, a PDF."""
+    pin_reset: Path | None = None
+    """The centre's own CA数字证书密码重置申请表, a PDF: then sent blank after the unlock
+    form's answers, with those answers to copy onto it, instead of the built-in filled in."""
+
+    def own(self, key: str) -> Path | None:
+        """The centre's PDF for the paper form ``key``, if it has one."""
+        return getattr(self, key, None)
+
+
 class StaffSection(_Section):
     """``[staff]``: who reviews orders, and where they are told."""
 
@@ -221,7 +238,7 @@ class AgentsSection(_Section):
     Console."""
     public_url: str = ""
     """What agents connect to, e.g. "https://ca.example.com"; empty: http://[server]
-    host:port."""
+    host:port. Also the address 模板 names for the blank PDFs (none named while empty)."""
     pairing_code_minutes: float = Field(10, gt=0)
     """A 绑定密钥代理 code lives this long and works once."""
     job_lifetime_minutes: float = Field(30, gt=0)
@@ -270,6 +287,7 @@ class Settings(_Section):
     database: DatabaseSection = DatabaseSection()
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
+    forms: FormsSection = FormsSection()
     fees: dict[OrderType, Decimal] = {}
     """``[fees]``: yuan per UKEY (certificates) or per order, keyed by order type; omitted:
     0."""
@@ -291,9 +309,16 @@ class Settings(_Section):
 
     @property
     def public_url(self) -> str:
-        """Where agents and relying parties reach this bot's HTTP server."""
+        """Where agents, relying parties and applicants (blank forms) reach this bot's HTTP
+        server."""
         server = self.server
         return (self.agents.public_url or f"http://{server.host}:{server.port}").rstrip("/")
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether the bot runs its HTTP server: the OneBot reverse WebSocket, the key agents
+        and the CRL need it; the Console alone does not."""
+        return "onebot" in self.bot.adapters or self.agents.enabled
 
     @property
     def tz(self) -> ZoneInfo:
@@ -339,6 +364,13 @@ def _resolved(settings: Settings, base: Path) -> Settings:
         raise ConfigError("[pki] ca_token_module, ca_token_label and ca_key_label go together")
     if settings.pki.enabled and not settings.agents.enabled:
         raise ConfigError("[pki] enabled needs [agents] enabled: UKEYs are made through agents")
+    for key in FormsSection.model_fields:
+        own = settings.forms.own(key)
+        if own is not None:
+            own = own if own.is_absolute() else base / own
+            if not own.is_file():
+                raise ConfigError(f"[forms] {key}: no such file {own}")
+            setattr(settings.forms, key, own)
     for section in (settings.email, settings.mailbox):
         if section.ca_file is not None and not section.ca_file.is_absolute():
             section.ca_file = base / section.ca_file

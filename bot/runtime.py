@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry, load_bot_key
 from bot.services.applications.dialogue import Dialogue
+from bot.services.applications.paper_forms import PaperForms
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
@@ -23,7 +24,7 @@ from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
 from bot.services.review.desk import ReviewDesk
 from bot.services.unlock.inbox import UnlockInbox
-from storage.db import Database
+from storage.db import Database, restrict, restrict_sqlite_files, sqlite_file
 
 
 @dataclass
@@ -43,10 +44,14 @@ class Runtime:
     sweeper: Periodic
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
+    paper_forms: PaperForms
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        restrict(settings.data_dir, 0o700)  # it holds ID numbers and ID-card scans
+        if (database := sqlite_file(settings.database_url)) is not None:
+            restrict_sqlite_files(database)
         db = Database(settings.database_url)
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
@@ -69,6 +74,7 @@ class Runtime:
         certificates, pki_workers = None, []
         if settings.pki.enabled:
             office = CertificateOffice(settings, db, notifier)
+            await office.recover_crl()  # a change committed before a crash is published now
             steps = CertificateJobs(settings, db, office, hub, notifier)
             hub.certificate_steps = steps  # the hub hands certificate jobs' results back
             certificates = CertificateChat(office, steps)
@@ -78,15 +84,18 @@ class Runtime:
                          settings.pki.reminder_check_minutes * 60)]
             for worker in pki_workers:
                 worker.start()
+        paper_forms = PaperForms(settings)
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
-                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub, certificates),
+                   Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
+                            certificates),
                    ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
-                   poller, agents, hub, sweeper, certificates, pki_workers)
+                   poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
 
     async def stop(self) -> None:
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()
+        await self.hub.hellos.stop()
         await self.poller.stop()
         await self.mail.stop()
         await self.chat_outbox.stop()

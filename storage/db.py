@@ -1,5 +1,6 @@
 """The database: an async engine, sessions, and migrations to head at start."""
 
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -7,7 +8,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event
+from loguru import logger
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -16,6 +18,38 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):  # a URI filename: leave it to whoever wrote it
+        return None
+    return Path(parsed.database)
+
+
+def restrict(path: Path, mode: int) -> None:
+    """Give ``path`` exactly ``mode`` (0700 for a directory, 0600 for a file of personal data),
+    saying so when it was anything else."""
+    was = stat.S_IMODE(path.stat().st_mode)
+    if was != mode:
+        path.chmod(mode)
+        logger.warning(f"{path}: mode {was:04o} changed to {mode:04o} (personal data)")
+
+
+def restrict_sqlite_files(database: Path) -> None:
+    """The database and its -wal and -shm files, 0600. A database not there yet is made empty
+    with that mode first (an empty file is an empty SQLite database), so SQLite, which gives
+    the -wal and -shm files the database's own mode, never makes any of them readable by
+    others."""
+    if not database.exists() and database.parent.is_dir():
+        database.touch(mode=0o600)
+    for path in (database, database.with_name(database.name + "-wal"),
+                 database.with_name(database.name + "-shm")):
+        if path.exists():
+            restrict(path, 0o600)
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:

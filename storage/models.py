@@ -324,7 +324,9 @@ class TokenJob(Base):
     hall: Mapped[bool] = mapped_column(default=False, server_default=false())  # hall's agent
     data: Mapped[dict[str, Any] | None]  # plain, signed payload (e.g. the certificate to write)
     token_serial: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # sent done failed expired
+    # queued, sent, then done, failed or expired; done_late (answered after it expired),
+    # withdrawn (closed: an earlier job's late result made it needless)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     signed: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]

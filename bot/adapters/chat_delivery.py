@@ -4,7 +4,10 @@ Used by the plugins (replies) and by the notifier (messages nobody asked for: an
 rejection, a staff notice).
 """
 
+import hashlib
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import nonebot
 from loguru import logger
@@ -13,7 +16,7 @@ from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
 
-from bot.services.messages import Account, Reply
+from bot.services.messages import Account, Picture, Reply
 
 PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
 
@@ -38,8 +41,23 @@ def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage:
             return reply
         caption = OneBotSegment.text(f"{reply.alt}\n")
         return OneBotMessage([caption, OneBotSegment.image(reply.data)])
-    text = reply if isinstance(reply, str) else f"（图片：{reply.alt}，这里无法显示）"
-    return text.translate(_CONSOLE_SAFE)
+    if isinstance(reply, Picture):
+        reply = (f"（图片：{reply.alt}，终端里无法显示，已保存为 {console_file(reply)}，"
+                 "可打开查看或打印）")
+    return reply.translate(_CONSOLE_SAFE)
+
+
+def console_file(picture: Picture) -> Path:
+    """The Console's person sits at this machine: a picture is saved where they can open it
+    (named by its content, readable by them alone: a filled-in form holds their answers)."""
+    folder = Path(tempfile.gettempdir()) / "cadesk-console"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    suffix = ".png" if picture.data.startswith(b"\x89PNG") else ".jpg"
+    path = folder / (hashlib.sha256(picture.data).hexdigest()[:16] + suffix)
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_bytes(picture.data)
+    return path
 
 
 class NonebotChat:

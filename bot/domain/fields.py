@@ -31,6 +31,8 @@ class Field:
     applies: Callable[[Mapping[str, str]], bool] = _always
     preset: bool = False  # filled from the company profile or the command, never asked
     slot: str = ""  # 附件一 … for scans
+    paper: str = ""  # a scan of a paper form the centre provides (bot/documents), sent by 模板
+    prefill: bool = False  # ... and sent filled in from the answers when this scan is asked
 
     @property
     def title(self) -> str:

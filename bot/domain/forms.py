@@ -98,9 +98,16 @@ def _posted(values: Mapping[str, str]) -> bool:
     return values.get("self_pickup", "邮寄") == "邮寄"
 
 
-def _scan(key: str, slot: str, label: str, shows: str) -> Field:
-    return Field(key, label, kind=FieldKind.SCAN, slot=slot, hint=f"要求：{shows}",
-                 help=f"{slot}【{label}】要求：{shows}{SCAN_RULE}请拍照或扫描后以图片发送。")
+TEMPLATE_HINT = "发送「模板」可获取空白表格。"
+
+
+def _scan(key: str, slot: str, label: str, shows: str, paper: str = "",
+          prefill: bool = False) -> Field:
+    """A scan to send; ``paper`` names the centre's printed form it shows (bot/documents)."""
+    template = TEMPLATE_HINT if paper else ""
+    return Field(key, label, kind=FieldKind.SCAN, slot=slot, hint=f"要求：{shows}{template}",
+                 help=f"{slot}【{label}】要求：{shows}{SCAN_RULE}请拍照或扫描后以图片发送。"
+                 + template, paper=paper, prefill=prefill)
 
 
 CERTIFICATE = Form(
@@ -137,11 +144,11 @@ CERTIFICATE = Form(
               applies=_posted, hint="街道、门牌号及单位名称。",
               help="详细收件地址：街道、门牌号、楼层及单位名称。"),
         _scan("scan_form", "附件一", "信息印章采集表",
-              "打印的采集表，按表头要求加盖单位公章并签字。"),
+              "打印的采集表，按表头要求加盖单位公章并签字。", paper="seal_collection"),
         _scan("scan_id_card", "附件二", "经办人身份证复印件",
               "经办人身份证正反面复印在同一张 A4 纸上，加盖单位公章。"),
         _scan("scan_authorisation", "附件三", "单位授权书及诚信承诺书",
-              "单位授权书及诚信承诺书，加盖公章并由法定代表人签字。"),
+              "单位授权书及诚信承诺书，加盖公章并由法定代表人签字。", paper="authorisation"),
         _scan("scan_licence", "附件四", "机构营业执照",
               "新版三证合一营业执照复印件，加盖公章。"),
     ),
@@ -168,7 +175,7 @@ UNLOCK = Form(
               mask=mask_id_number, hint="18 位，最后一位可能是 X。"),
         _scan("scan_reset_form", "附件一", "CA数字证书密码重置申请表",
               "填写完整的申请表（申请事由：因CA锁密码忘记，申请CA数字证书密码重置），"
-              "加盖单位公章，经办人签字并注明日期。"),
+              "加盖单位公章，经办人签字并注明日期。", paper="pin_reset", prefill=True),
         _scan("scan_licence", "附件二", "营业执照复印件", "营业执照复印件，加盖公章。"),
         _scan("scan_id_card", "附件三", "经办人身份证复印件",
               "经办人身份证正反面复印件，加盖公章。"),
@@ -191,7 +198,8 @@ BINDING_REQUEST = Form(
               mask=mask_id_number, hint="18 位，最后一位可能是 X；须与授权书上的经办人一致。",
               help="单位授权书上写明的经办人（即您本人）的居民身份证号，共 18 位。"),
         _scan("scan_authorisation", "附件一", "单位授权书",
-              "授权书写明由您（经办人）代表本单位办理 CA 数字证书业务，加盖单位公章。"),
+              "授权书写明由您（经办人）代表本单位办理 CA 数字证书业务，加盖单位公章。",
+              paper="authorisation"),
         _scan("scan_licence", "附件二", "营业执照", "营业执照复印件，加盖单位公章。"),
     ),
 )

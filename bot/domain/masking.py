@@ -1,9 +1,32 @@
-"""Masking personal numbers wherever a stranger might read them (logs, group chats, summaries)."""
+"""Masking personal numbers wherever a stranger might read them (logs, group chats, summaries).
+
+Free text is masked wherever an ID number or a mainland mobile number appears *as the
+validators would accept it*: with the separators and the full-width digits ``compact``
+takes (``SEPARATOR`` and ``DIGIT`` in bot/domain/text.py, the one definition both use), a
+lower-case x, and a +86 / 0086 prefix. ``370102 19900307 1234`` becomes
+``370*** ******** 1234`` and ``+86 138-1234-5678`` becomes ``+86 138-****-5678``: the digits are
+starred where they stand, the separators are kept.
+
+A number glued to a letter or a digit is part of something else (a USCC with letters, a hex
+certificate serial, a UKEY serial, an order number, a longer run of digits) and is left alone.
+Every place a number could start is tried, so a number right after another one (an ID number,
+a space, a mobile) is masked too.
+"""
 
 import re
 
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+from bot.domain.text import DIGIT, SEPARATOR
+
+_S = f"{SEPARATOR}*"
+_ALNUM = "[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]"
+_ID_NUMBER = re.compile(
+    rf"(?<!{_ALNUM})(?=(?P<number>{DIGIT}(?:{_S}{DIGIT}){{16}}{_S}(?:{DIGIT}|[XxＸｘ]))"
+    rf"(?!{_ALNUM}))")
+_PREFIX = rf"(?:(?:[+＋]|[0０]{_S}[0０]){_S})?[8８]{_S}[6６]{_S}"
+_MOBILE = re.compile(
+    rf"(?<!{_ALNUM})(?=(?:{_PREFIX})?(?P<number>[1１]{_S}[3-9３-９](?:{_S}{DIGIT}){{9}})"
+    rf"(?!{_ALNUM}))")
+_DIGITS = re.compile(rf"{DIGIT}|[XxＸｘ]")
 
 
 def mask_id_number(number: str) -> str:
@@ -25,10 +48,23 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1)
 
 
+def _hidden(text: str, pattern: re.Pattern[str], keep_head: int, keep_tail: int) -> set[int]:
+    """The positions of the digits to star in every match of ``pattern`` (overlapping ones
+    too): all but the first ``keep_head`` and the last ``keep_tail`` digits of each number."""
+    hidden: set[int] = set()
+    for match in pattern.finditer(text):
+        start = match.start("number")
+        digits = [start + m.start() for m in _DIGITS.finditer(match.group("number"))]
+        hidden.update(digits[keep_head:len(digits) - keep_tail])
+    return hidden
+
+
 def mask_personal_numbers(text: str) -> str:
     """Mask every ID number and mainland mobile number found in free text."""
-    text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 11 + m.group(2), text)
-    return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    hidden = _hidden(text, _ID_NUMBER, 3, 4) | _hidden(text, _MOBILE, 3, 4)
+    if not hidden:
+        return text
+    return "".join("*" if i in hidden else c for i, c in enumerate(text))
 
 
 def mask_account(account: str) -> str:

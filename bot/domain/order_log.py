@@ -35,6 +35,7 @@ class Event(StrEnum):
     COMPANY_RECORDED = "company_recorded"  # an unregistered company's record, at approval
     TOKEN_MISMATCH = "token_mismatch"  # the UKEY read is on record for another company: stopped
     TOKEN_CONFIRMED = "token_confirmed"  # a technician confirmed the UKEY read is the company's
+    TOKEN_RETRY = "token_retry"  # a failed or expired token step queued again (重新制证/重新续期)
 
     @property
     def label(self) -> str:
@@ -63,11 +64,13 @@ _LABELS = {
     Event.COMPANY_RECORDED: "登记单位",
     Event.TOKEN_MISMATCH: "UKEY 不属于本单位，任务停止",
     Event.TOKEN_CONFIRMED: "确认 UKEY 属于本单位",
+    Event.TOKEN_RETRY: "重新安排 UKEY 任务",
 }
 
 NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.TOKEN_JOB, Event.CERT_ISSUED,
                    Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED,
-                   Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH, Event.TOKEN_CONFIRMED})
+                   Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH, Event.TOKEN_CONFIRMED,
+                   Event.TOKEN_RETRY})
 MOVES = frozenset(Event) - NOTES
 
 # what a key agent's job does, as 解锁状态 and 历史 name it
@@ -81,7 +84,10 @@ def logged_as(event: Event, detail: Mapping[str, Any] | None) -> str:
     """How 历史 names a logged event: a key agent's job says which job and how it ended."""
     job = (detail or {}).get("kind")
     if event is Event.TOKEN_JOB and job in TOKEN_JOB_NAMES:
-        outcome = "完成" if (detail or {}).get("ok") else "失败"
+        detail = detail or {}
+        outcome = ("过期未完成" if detail.get("expired") else
+                   ("完成" if detail.get("ok") else "失败")
+                   + ("（任务过期后送回）" if detail.get("late") else ""))
         return f"{event.label}：{TOKEN_JOB_NAMES[job]}{outcome}"
     if event is Event.COMPANY_RECORDED and detail:
         how = "并入已登记的单位" if detail.get("joined") else "新建单位档案"

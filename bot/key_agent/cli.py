@@ -88,7 +88,10 @@ async def serve(config: AgentConfig, new_pin: NewPin, current_pin: NewPin = ask_
 async def _session(config: AgentConfig, state: PairedState, runner: JobRunner) -> None:
     async with (aiohttp.ClientSession() as session,
                 session.ws_connect(socket_url(config.server), heartbeat=30) as socket):
-        challenge = (await socket.receive_json(timeout=30))["challenge"]
+        first = await socket.receive_json(timeout=30)
+        if first.get("type") == "refused":  # too many refused hellos from this address
+            raise ConnectionError(f"refused: {first.get('message')}")
+        challenge = first["challenge"]
         await socket.send_json({"type": "hello", "agent_id": int(state.agent_id),
                                 "proof": state.keys.prove(challenge)})
         answer = await socket.receive_json(timeout=30)

@@ -41,26 +41,36 @@ async def pair(request: PairRequest, http: Request) -> JSONResponse:
 
 
 async def agent_socket(socket: WebSocket) -> None:
-    """An agent's connection: it proves its key, then receives jobs and answers them."""
+    """An agent's connection: it proves its key, then receives jobs and answers them. Refused
+    hellos are limited per remote address and told to the staff at most once a minute
+    (bot/services/agents/hellos.py)."""
     runtime = get_runtime()
     await socket.accept()
     if not runtime.settings.agents.enabled:
         await socket.close(code=4404)
         return
-    challenge = new_challenge()
-    await socket.send_json({"type": "challenge", "challenge": challenge})
+    guard = runtime.hub.hellos
+    address = socket.client.host if socket.client else "unknown"
+    hello: dict = {}
     try:
+        guard.check(address)
+        challenge = new_challenge()
+        await socket.send_json({"type": "challenge", "challenge": challenge})
         async with asyncio.timeout(30):
             hello = await socket.receive_json()
-        agent = await runtime.hub.hello(int(hello["agent_id"]), challenge, str(hello["proof"]))
+        agent = await runtime.hub.hello(hello["agent_id"], challenge, str(hello["proof"]))
     except AgentRefused as refusal:
-        await socket.send_json({"type": "refused", "code": refusal.code, "message": str(refusal)})
-        await socket.close(code=4403)
-        await runtime.desk.notifier.tell_staff(
-            f"拒绝了密钥代理 {hello.get('agent_id')} 的连接：{refusal}（{refusal.code}）")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await socket.send_json({"type": "refused", "code": refusal.code,
+                                    "message": str(refusal)})
+            await socket.close(code=4429 if refusal.code == "too_many_attempts" else 4403)
+        await guard.refused(address, hello.get("agent_id"), refusal)
         return
-    except (WebSocketDisconnect, TimeoutError, KeyError, ValueError, TypeError):
-        with contextlib.suppress(RuntimeError):
+    except WebSocketDisconnect:
+        return
+    except (TimeoutError, KeyError, ValueError, TypeError, AttributeError):
+        guard.malformed(address)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await socket.close(code=4400)
         return
     await socket.send_json({"type": "welcome", "company": agent_company(agent)})

@@ -59,6 +59,10 @@ class Certificates:
         return (await self.session.scalars(select(Certificate).where(
             Certificate.status.in_(statuses)))).all()
 
+    async def last_status_change(self) -> datetime | None:
+        """When a certificate last changed state (held, released, revoked, superseded)."""
+        return await self.session.scalar(select(func.max(Certificate.status_changed_at)))
+
     async def expiring(self, status: str, after: datetime,
                        until: datetime) -> Sequence[Certificate]:
         """Certificates in ``status`` whose end lies in (after, until]."""

@@ -1,5 +1,6 @@
 """The Console adapter: a newcomer's terminal chat, where a typed file path stands in for a scan."""
 
+import random
 from datetime import datetime
 from pathlib import Path
 
@@ -77,3 +78,22 @@ def test_console_text_cannot_break_the_terminal_ui() -> None:
         assert rendered.plain == f"Message from Bot: {text}"
     assert "［附件二］" in texts[0]
     assert "支付二维码" in texts[1]
+
+
+def test_a_picture_on_the_console_is_saved_where_its_person_can_open_it() -> None:
+    from nonebot.adapters.console import Adapter as ConsoleAdapter
+
+    from bot.adapters.chat_delivery import to_message
+    from bot.services.messages import Picture
+
+    class FakeConsoleBot:
+        adapter = ConsoleAdapter
+
+    png = b"\x89PNG\r\n\x1a\n" + random.randbytes(64)
+    picture = Picture(png, "CA数字证书密码重置申请表")
+    text = str(to_message(FakeConsoleBot(), picture))  # type: ignore[arg-type]
+    assert "CA数字证书密码重置申请表" in text
+    saved = Path(text.split("已保存为 ")[1].split("，")[0])
+    assert saved.suffix == ".png"
+    assert saved.read_bytes() == png
+    assert saved.stat().st_mode & 0o077 == 0  # a filled-in form holds the applicant's answers

@@ -366,3 +366,43 @@ async def test_a_loss_report_after_renewal_holds_both_certificates_on_the_ukey(
         rows = (await session.execute(select(Certificate.serial, Certificate.status))).all()
     statuses = dict(rows)
     assert statuses == {replaced: "superseded", current: "active"}
+
+
+class Killed(BaseException):
+    """The bot killed at that very point (nothing in the bot catches a BaseException)."""
+
+
+async def test_an_applicants_loss_report_is_on_the_crl_even_if_the_bot_dies_before_the_file(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    number, token, _ = await issue(world)
+    serial = (await world.order(number)).certificate_serial
+    office = world.runtime.certificates.office
+    await office.publish_crl()
+    before = office.crl_file.read_bytes()
+
+    def killed(path: Path, data: bytes) -> None:
+        raise Killed
+
+    async def killed_publishing(self: object) -> bytes:
+        raise Killed
+
+    # killed after the hold's commit: whatever publishes after it (the file, a later signing)
+    monkeypatch.setattr("bot.services.certificates.office._write_atomically", killed)
+    monkeypatch.setattr("bot.services.certificates.office.CertificateOffice.publish_crl",
+                        killed_publishing)
+    with pytest.raises(Killed):
+        await loss_form(world, "挂失", token.serial, serial)
+    monkeypatch.undo()
+    assert office.crl_file.read_bytes() == before  # killed before the file was written
+    async with world.runtime.db.transaction() as session:
+        held = await session.scalar(select(Certificate).where(Certificate.serial == serial))
+        newest = await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+    assert held.status == "hold"
+    path = tmp_path / "newest.crl"
+    path.write_bytes(newest.der)
+    text = openssl("crl", "-inform", "DER", "-in", str(path), "-noout", "-text",
+                   "-CAfile", str(world.ca_pem()))
+    assert "verify OK" in text
+    assert serial.upper() in text.upper()
+    assert "Certificate Hold" in text
+    assert "Certificate Hold" in await crl_text(world, tmp_path)  # GET /pki/crl serves it

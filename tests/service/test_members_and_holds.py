@@ -21,7 +21,7 @@ from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.filing import file_order
 from bot.services.messages import Account, Incoming
-from storage.models import Agent, Certificate, Handler, OutgoingMail, utcnow
+from storage.models import Agent, Certificate, Crl, Handler, OutgoingMail, utcnow
 from storage.repositories import Conversations, Handlers, Orders
 from tests.support.applicant import bind, bind_verified
 from tests.support.helpers import MakeRuntime, RecordingChat, free_port
@@ -169,13 +169,12 @@ async def test_a_technicians_hold_takes_every_valid_certificate_on_the_ukey(
     await company.staff(f"吊销 {elsewhere.serial} 停止使用")
     assert "已吊销，不能再变更" in await company.staff(f"挂失 {elsewhere.serial} 来电")
 
-    async with company.runtime.db.transaction() as session:  # 解挂: each back to what it was
+    async with office.transaction() as session:  # 解挂: each back to what it was
         held = await session.get(Certificate, renewed.id)
         released = await office.release_ukey(session, held, order=None, actor="qq:900001")
         assert {c.serial: c.status for c in released} == {first.serial: "superseded",
                                                           renewed.serial: "active"}
-    await office.publish_crl()
-    assert set(await crl_entries(company)) == {elsewhere.serial}
+    assert set(await crl_entries(company)) == {elsewhere.serial}  # signed in that commit
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -257,3 +256,149 @@ async def test_members_of_an_unknown_or_ambiguous_company(make_runtime: MakeRunt
     assert "对应多个单位" in ambiguous
     assert "临沂乙建设有限公司" in ambiguous
     assert "qq:1 待核验" in await staff("成员 临沂甲建设有限公司")
+
+
+class Killed(BaseException):
+    """The bot killed at that very point (nothing in the bot catches a BaseException)."""
+
+
+def listed(der: bytes, office) -> dict[str, x509.ReasonFlags | None]:
+    """A CRL's entries, serial (hex) → reason, after checking its signature."""
+    crl = x509.load_der_x509_crl(der)
+    assert crl.is_signature_valid(office.ca.certificate.public_key())
+    return {f"{e.serial_number:x}": next((x.value.reason for x in e.extensions
+                                          if isinstance(x.value, x509.CRLReason)), None)
+            for e in crl}
+
+
+async def newest_crl(runtime: Runtime) -> Crl:
+    async with runtime.db.transaction() as session:
+        return await session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))
+
+
+async def test_a_hold_is_on_the_crl_in_its_own_commit_and_the_file_follows_at_start(
+        company: Company, make_runtime: MakeRuntime, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = await issue(company, "UKEY-7")
+    office = company.runtime.certificates.office
+    await office.publish_crl()
+    before = office.crl_file.read_bytes()
+    assert listed(before, office) == {}
+
+    def killed(path: Path, data: bytes) -> None:
+        raise Killed  # the bot dies after the commit, before ca.crl is written
+
+    async def killed_publishing(self: object) -> bytes:
+        raise Killed
+
+    # killed after the hold's commit: whatever publishes after it (the file, a later signing)
+    monkeypatch.setattr("bot.services.certificates.office._write_atomically", killed)
+    monkeypatch.setattr("bot.services.certificates.office.CertificateOffice.publish_crl",
+                        killed_publishing)
+    with pytest.raises(Killed):
+        await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    newest = await newest_crl(company.runtime)
+    assert listed(newest.der, office) == {cert.serial: x509.ReasonFlags.certificate_hold}
+    assert listed(await office.current_crl(), office) == {  # what GET /pki/crl serves
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert office.crl_file.read_bytes() == before  # the file is behind: the kill
+
+    monkeypatch.undo()
+    restarted = await make_runtime(CONFIG.format(url=database_url, port=free_port()))
+    again = restarted.certificates.office
+    assert again.crl_file.read_bytes() == newest.der  # written again at start
+    assert listed(again.crl_file.read_bytes(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert (await newest_crl(restarted)).number == newest.number  # nothing to sign anew
+
+
+async def test_a_change_newer_than_the_newest_crl_is_published_at_start(
+        company: Company, make_runtime: MakeRuntime, database_url: str) -> None:
+    cert = await issue(company, "UKEY-8")
+    office = company.runtime.certificates.office
+    await office.publish_crl()
+    first = await newest_crl(company.runtime)
+    async with company.runtime.db.transaction() as session:  # held, and killed before the CRL
+        row = await session.get(Certificate, cert.id)  # (as before the CRL was signed with it)
+        row.status, row.revocation_reason = "hold", "certificate_hold"
+        row.status_changed_at = utcnow()
+    assert listed(office.crl_file.read_bytes(), office) == {}
+
+    restarted = await make_runtime(CONFIG.format(url=database_url, port=free_port()))
+    again = restarted.certificates.office
+    newest = await newest_crl(restarted)
+    assert newest.number == first.number + 1
+    assert listed(again.crl_file.read_bytes(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert listed(await again.current_crl(), again) == {
+        cert.serial: x509.ReasonFlags.certificate_hold}
+    assert again.crl_file.read_bytes() == newest.der
+
+
+async def file_release(company: Company, cert: Certificate, kind: str = "解挂") -> str:
+    """A 解挂 (or 挂失) order for ``cert`` as the form files it (the form has its own tests)."""
+    async with company.runtime.db.transaction() as session:
+        handler = await Handlers(session).get(FIRST.platform, FIRST.user_id)
+        order = await file_order(session, company.runtime.settings, order_type="loss",
+                                 values={"apply_kind": kind, "ukey_serial": cert.token_serial,
+                                         "cert_serial": cert.serial}, scans={},
+                                 company_id=handler.company_id, handler_id=handler.id,
+                                 actor=str(FIRST))
+        return order.number
+
+
+async def order_state(company: Company, number: str) -> tuple[str, list[tuple[str, str | None]]]:
+    async with company.runtime.db.transaction() as session:
+        order = await Orders(session).by_number(number)
+        events = await Orders(session).events(order.id)
+        return order.status, [(e.event, e.reason) for e in events]
+
+
+async def test_a_release_whose_certificate_was_revoked_meanwhile_is_refused_with_the_reason(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-9")
+    await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    number = await file_release(company, cert)
+    await company.staff(f"吊销 {cert.serial} 密钥泄露")  # while the 解挂 waited for review
+    told_before = len(company.told(FIRST))
+
+    answer = await company.staff(f"通过 {number}")
+    assert f"订单 {number} 未能解挂：证书 {cert.serial} 已吊销，无法解挂" in answer
+    assert "已取消" in answer
+    status, events = await order_state(company, number)
+    assert status == "cancelled"
+    assert events[-1] == ("cancel", f"证书 {cert.serial} 已吊销，无法解挂")
+    assert "approve" not in [e for e, _ in events]  # never 审核通过, not even for a moment
+    [told] = company.told(FIRST)[told_before:]
+    assert f"证书 {cert.serial} 已吊销，无法解挂" in told
+    assert "订单已关闭" in told
+    assert "审核通过" not in told
+    assert "已办结" not in told
+    office = company.runtime.certificates.office
+    assert listed(await office.current_crl(), office) == {
+        cert.serial: x509.ReasonFlags.key_compromise}  # still revoked, for good
+    assert "该订单已取消" in await company.staff(f"通过 {number}")
+
+
+async def test_a_loss_report_whose_certificate_was_revoked_meanwhile_says_so(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-11")
+    number = await file_release(company, cert, "挂失")
+    await company.staff(f"挂失 {cert.serial} 单位来电：UKEY 丢失")
+    await company.staff(f"吊销 {cert.serial} 停止使用")
+    answer = await company.staff(f"通过 {number}")
+    assert f"证书 {cert.serial} 已吊销，永久停止使用，挂失办结" in answer
+    assert (await order_state(company, number))[0] == "completed"
+
+
+async def test_a_release_that_cannot_be_done_leaves_the_order_untouched(
+        company: Company) -> None:
+    cert = await issue(company, "UKEY-10")
+    number = await file_release(company, cert)  # filed, but the certificate is not held
+    told_before = len(company.told(FIRST))
+    answer = await company.staff(f"通过 {number}")
+    assert "目前有效，不需要解挂" in answer
+    status, events = await order_state(company, number)
+    assert status == "submitted"
+    assert [e for e, _ in events] == ["submit"]
+    assert company.told(FIRST)[told_before:] == []

@@ -1,14 +1,18 @@
 import os
+import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from alembic import command
+from loguru import logger
 from sqlalchemy import inspect
 
 from bot.config import ConfigError, load_settings
 from storage.db import Database, alembic_config
+from tests.support.helpers import MakeRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +85,44 @@ def test_python_m_bot_refuses_a_missing_config(tmp_path: Path) -> None:
                             env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "configuration file not found" in result.stderr
+
+
+async def test_the_data_directory_is_closed_to_others_at_start(
+        tmp_path: Path, make_runtime: MakeRuntime) -> None:
+    """A data directory made 0755 with a 0644 database (an old install, a copy, a umask) is
+    0700 with 0600 files once the bot has started, and the log says what changed."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    database = data / "cadesk.db"
+    with sqlite3.connect(database) as db:  # a WAL database with its -wal and -shm files open
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE kept (x)")
+        for path in (database, data / "cadesk.db-wal", data / "cadesk.db-shm"):
+            path.chmod(0o644)
+        lines: list[str] = []
+        sink = logger.add(lines.append, level="WARNING", format="{message}")
+        try:
+            await make_runtime()
+        finally:
+            logger.remove(sink)
+        files = [database, data / "cadesk.db-wal", data / "cadesk.db-shm"]
+        assert all(path.exists() for path in files)
+        assert [stat.S_IMODE(path.stat().st_mode) for path in [data, *files]] == [
+            0o700, 0o600, 0o600, 0o600]
+    assert f"{data}: mode 0755 changed to 0700" in "".join(lines)
+    assert f"{database}: mode 0644 changed to 0600" in "".join(lines)
+
+
+async def test_a_new_database_is_never_readable_by_others(
+        tmp_path: Path, make_runtime: MakeRuntime) -> None:
+    old = os.umask(0o022)
+    try:
+        await make_runtime()
+    finally:
+        os.umask(old)
+    data = tmp_path / "data"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.glob("cadesk.db*")}
+    assert modes.keys() >= {"cadesk.db"}
+    assert set(modes.values()) == {0o600}, modes
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700

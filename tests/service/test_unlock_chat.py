@@ -16,7 +16,11 @@ async def test_unlock_by_chat_lands_in_the_review_queue(app: App, scan_server: S
     await user.says("0539-8123456", Says("【经办人姓名】"))
     await user.says("张三", Says("【经办人手机号】"))
     await user.says("13812345678", Says("【经办人身份证号】"))
-    await user.says(user.id_number, Says("【附件一 CA数字证书密码重置申请表】", "因CA锁密码忘记"))
+    # the reset form comes back filled in (a picture to print) before its scan is asked for
+    await user.says(user.id_number, Says("密码重置申请表】已按您刚才填写的内容预先填好"),
+                    Says("CA数字证书密码重置申请表\n[CQ:image,file=base64://"),
+                    Says("【附件一 CA数字证书密码重置申请表】", "因CA锁密码忘记",
+                         "发送「模板」可获取空白表格"))
     await user.says(image(user.scan_url(scan_server, 1)), Says("已收到"),
                     Says("【附件二 营业执照复印件】"))
     await user.says(image(user.scan_url(scan_server, 2)), Says("已收到"),
@@ -32,7 +36,8 @@ async def test_unlock_by_chat_lands_in_the_review_queue(app: App, scan_server: S
     await alice.says(
         f"驳回 {number} 申请表没有盖章", Says("已驳回", "附件一 CA数字证书密码重置申请表"),
         tells=((user.user_id, Says("需要修改：附件一 CA数字证书密码重置申请表")),))
-    await user.says(f"修改 {number}", Says("需要重新提供：附件一"), Says("【附件一"))
+    await user.says(f"修改 {number}", Says("需要重新提供：附件一"), Says("预先填好"),
+                    Says("[CQ:image"), Says("【附件一"))
     await user.says(image(user.scan_url(scan_server, 4)), Says("已收到"), Says("请核对"))
     await user.says("确认提交", Says("已重新提交"), staff=Says("已重新提交", number))
     await alice.says(f"通过 {number}", Says(f"已通过订单 {number}。"),

@@ -5,15 +5,26 @@ from pathlib import Path
 
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
-from bot.services.messages import Account, ImageSource, Incoming
+from bot.services.messages import Account, ImageSource, Incoming, Picture, Reply
 
 RNG = random.Random(99)
 
 
 async def say(runtime: Runtime, account: Account, text: str = "", *paths: Path) -> str:
-    """One message (text, and images read from ``paths``); the replies as one text."""
+    """One message (text, and images read from ``paths``); the replies as one text (a picture
+    as 「（图片：its caption）」)."""
+    return "\n".join(map(as_text, await replies_to(runtime, account, text, *paths)))
+
+
+async def replies_to(runtime: Runtime, account: Account, text: str = "",
+                     *paths: Path) -> list[Reply]:
+    """One message; the replies as sent, pictures included."""
     incoming = Incoming(text=text, images=tuple(ImageSource(path=p) for p in paths))
-    return "\n".join(await runtime.dialogue.handle(account, incoming))
+    return await runtime.dialogue.handle(account, incoming)
+
+
+def as_text(reply: Reply) -> str:
+    return f"（图片：{reply.alt}）" if isinstance(reply, Picture) else reply
 
 
 async def apply_until_summary(runtime: Runtime, account: Account, scans: list[Path]) -> None:

@@ -1,6 +1,7 @@
 """The OneBot v11 side (what NapCat or Lagrange would be), speaking to a real bot process."""
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -104,32 +105,47 @@ class OneBotPeer:
     async def replies_until(self, fragment: str, within: float = 20) -> list[tuple[str, str]]:
         """Answer the bot's send actions and collect (to, text) until a text has ``fragment``;
         ``to`` is "user:ID" or "group:ID", an image segment reads as [图片]."""
-        assert self._ws is not None
         collected: list[tuple[str, str]] = []
         async with asyncio.timeout(within):
             while True:
-                frame = await self._ws.receive()
-                if frame.type is not aiohttp.WSMsgType.TEXT:
-                    raise ConnectionError(f"WebSocket closed: {frame.type}")
-                action = json.loads(frame.data)
-                if "action" not in action:
+                if (reply := await self._next_reply()) is None:
                     continue
-                await self._ws.send_json({"status": "ok", "retcode": 0,
-                                          "data": {"message_id": next(self._ids)},
-                                          "echo": action.get("echo")})
-                if action["action"] not in ("send_msg", "send_private_msg", "send_group_msg"):
-                    continue
-                params = action["params"]
-                to = (f"group:{params['group_id']}" if params.get("group_id")
-                      else f"user:{params['user_id']}")
-                message = params["message"]
-                if isinstance(message, str):  # OneBot allows a plain (CQ-code) string
-                    message = [{"type": "text", "data": {"text": message}}]
-                text = "".join(s["data"]["text"] if s["type"] == "text" else "[图片]"
-                               for s in message)
-                collected.append((to, text))
-                if fragment in text:
+                collected.append(reply)
+                if fragment in reply[1]:
                     return collected
+
+    async def replies_for(self, seconds: float) -> list[tuple[str, str]]:
+        """Everything the bot sends in the next ``seconds`` (answered as ``replies_until``)."""
+        collected: list[tuple[str, str]] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    if (reply := await self._next_reply()) is not None:
+                        collected.append(reply)
+        return collected
+
+    async def _next_reply(self) -> tuple[str, str] | None:
+        """The next action answered; (to, text) when it sent a message."""
+        assert self._ws is not None
+        frame = await self._ws.receive()
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"WebSocket closed: {frame.type}")
+        action = json.loads(frame.data)
+        if "action" not in action:
+            return None
+        await self._ws.send_json({"status": "ok", "retcode": 0,
+                                  "data": {"message_id": next(self._ids)},
+                                  "echo": action.get("echo")})
+        if action["action"] not in ("send_msg", "send_private_msg", "send_group_msg"):
+            return None
+        params = action["params"]
+        to = (f"group:{params['group_id']}" if params.get("group_id")
+              else f"user:{params['user_id']}")
+        message = params["message"]
+        if isinstance(message, str):  # OneBot allows a plain (CQ-code) string
+            message = [{"type": "text", "data": {"text": message}}]
+        return to, "".join(s["data"]["text"] if s["type"] == "text" else "[图片]"
+                           for s in message)
 
 
 def text(value: str) -> list[dict]:

@@ -64,6 +64,21 @@ def softhsm() -> Iterator[Path]:
                 os.environ["SOFTHSM2_CONF"] = before
 
 
+@contextmanager
+def unplugged(config: Path) -> Iterator[None]:
+    """Every token of ``softhsm()``'s directory pulled out until the block ends: SoftHSM2 rescans
+    its token directory, so a job meanwhile fails as on a PC whose UKEY was taken out."""
+    tokens, away = config.parent / "tokens", config.parent / "unplugged"
+    away.mkdir(exist_ok=True)
+    for token in list(tokens.iterdir()):
+        token.rename(away / token.name)
+    try:
+        yield
+    finally:
+        for token in list(away.iterdir()):
+            token.rename(tokens / token.name)
+
+
 def new_token(label: str, so_pin: str = SO_PIN, pin: str = USER_PIN) -> SoftToken:
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label,
                     "--so-pin", so_pin, "--pin", pin], check=True, capture_output=True)

@@ -47,6 +47,13 @@ def test_the_ca_core_is_a_library() -> None:
     assert not {m for m in imported_modules("bot/pki") if m.startswith(forbidden)}
 
 
+def test_the_paper_forms_are_a_library() -> None:
+    """Layouts and drawing only: the answers come in, PDF and PNG bytes go out."""
+    forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins",
+                 "bot.adapters", "bot.domain")
+    assert not {m for m in imported_modules("bot/documents") if m.startswith(forbidden)}
+
+
 # SQLAlchemy's query constructors: queries live in storage/repositories, where each has a name
 # saying what it asks. Sessions, transactions and exceptions (IntegrityError) may be imported.
 QUERY_BUILDERS = {"select", "update", "delete", "insert", "func", "text"}

@@ -17,7 +17,7 @@ def test_every_kind_has_a_label_and_the_stored_strings_stay() -> None:
     assert {e.value for e in NOTES} == {"approval", "invoice", "token_job", "cert_issued",
                                         "cert_written", "cert_hold", "cert_active",
                                         "cert_revoked", "company_recorded", "token_mismatch",
-                                        "token_confirmed"}
+                                        "token_confirmed", "token_retry"}
     assert Event.APPROVAL.label == "通过（待复核）"
     assert Event.INVOICE.label == "登记发票"
 

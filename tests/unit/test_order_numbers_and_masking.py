@@ -44,3 +44,29 @@ def test_a_chat_account_is_shortened_for_a_group() -> None:
     assert mask_account("qq:123456789") == "qq:12*****89"
     assert mask_account("qq:31337") == "qq:31*37"
     assert mask_account("console:user") == "console:****"
+
+
+def test_numbers_typed_with_separators_are_masked_where_they_stand() -> None:
+    """What the validators accept (spaces, dashes, full-width digits, +86) is masked too."""
+    cases = {
+        "身份证 370102 19900307 1234。": "身份证 370*** ******** 1234。",
+        "身份证370102-1990-0307-123x": "身份证370***-****-****-123x",
+        "电话138-1234-5678，": "电话138-****-5678，",
+        "电话 138 1234 5678": "电话 138 **** 5678",
+        "手机１３８１２３４５６７８": "手机１３８****５６７８",
+        "+86 138 1234 5678": "+86 138 **** 5678",
+        "+8613812345678": "+86138****5678",
+        "0086-138\u30001234\u30005678": "0086-138\u3000****\u30005678",
+        "370102199003071234 13812345678": "370***********1234 138****5678",
+    }
+    for typed, masked in cases.items():
+        assert mask_personal_numbers(typed) == masked
+
+
+def test_other_numbers_are_left_alone() -> None:
+    """Order numbers, USCCs, certificate and UKEY serials, dates, times and amounts."""
+    text = ("订单 XB-261125-7KQ3 xb2611257kq3，代码 9137130207699826MA 91371302MA3C4X1B2Q，"
+            "证书序列号 1a2b13812345678c 4F:1A:2B:3C 0x13812345678ab，UKEY B-0006 OLD-0007 "
+            "2C4F138123456789，时间 2026-12-02 16:46:41 2026年12月02日 13:45，"
+            "金额 ¥1,380.00 13800.00 元，编号 1381234567890123")
+    assert mask_personal_numbers(text) == text

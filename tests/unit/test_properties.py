@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from bot.domain import validators
 from bot.domain.fields import FieldKind
 from bot.domain.forms import FORMS
-from bot.domain.scans import InvalidScan, ScanRules, UnreadableScan, inspect_scan
+from bot.domain.masking import mask_personal_numbers
+from bot.domain.scans import (
+    CHAT_FORMATS,
+    InvalidScan,
+    ScanRules,
+    UnreadableScan,
+    inspect_scan,
+)
 from bot.domain.unlock_mail import decode_words, read_mail, unlock_company
 from bot.domain.validators import InvalidAnswer
 from bot.key_agent.protocol import KINDS, AgentKeys, BotKey, Refused, verify_job
@@ -137,6 +144,56 @@ def test_one_character_wrong_is_always_caught(seed: int, position: int,
         assert_clear(str(refused.value))
 
 
+# --- masking: what the validators accept is masked in any text ----------------------------
+SEPARATORS = st.sampled_from(["", " ", "  ", "-", "－", "\u3000", "\t", "\n", "\xa0", " - "])
+FULL_DIGITS = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
+AROUND = st.text(max_size=30)
+# what may stand right next to a number: not a letter or digit (that is another kind of code)
+BOUNDARY = st.sampled_from([" ", "：", "，", "号码", "\n", "（", "身份证", "电话:", "。"])
+
+
+def spelled(number: str, data: st.DataObject) -> tuple[str, list[int]]:
+    """The number with separators between any digits, maybe full-width, and where each of its
+    digits landed."""
+    if data.draw(st.booleans()):
+        number = number.translate(FULL_DIGITS)
+    if data.draw(st.booleans()):
+        number = number.lower()
+    typed, where = "", []
+    for i, digit in enumerate(number):
+        if i:
+            typed += data.draw(SEPARATORS)
+        where.append(len(typed))
+        typed += digit
+    return typed, where
+
+
+@runs(400)
+@given(seed=st.integers(0, 2**32), data=st.data())
+def test_accepted_numbers_are_masked_in_any_text(seed: int, data: st.DataObject) -> None:
+    """An ID or mobile number the validators accept, inside arbitrary text: its middle digits
+    are starred where they stand (the first 3 and last 4 may show)."""
+    rng = random.Random(seed)
+    if data.draw(st.booleans()):
+        number = fake_id_number(rng, ends_with_x=rng.random() < 0.3)
+        typed, where = spelled(number, data)
+        assert validators.id_number(typed) == number
+        middle = where[3:14]
+    else:
+        number = "1" + data.draw(st.sampled_from("3456789")) + f"{rng.randrange(10**9):09d}"
+        prefix = data.draw(st.sampled_from(["", "+86", "+86 ", "0086", "00 86-", "＋８６"]))
+        typed, where = spelled(number, data)
+        assert validators.mobile(prefix + typed) == number
+        typed, where = prefix + typed, [len(prefix) + w for w in where]
+        middle = where[3:7]
+    before = data.draw(AROUND) + data.draw(BOUNDARY)
+    text = before + typed + data.draw(BOUNDARY) + data.draw(AROUND)
+    masked = mask_personal_numbers(text)
+    assert len(masked) == len(text)
+    assert all(masked[len(before) + w] == "*" for w in middle), (text, masked)
+    assert number not in "".join(masked.split()).replace("-", "")
+
+
 # --- the unlock mailbox --------------------------------------------------------------------
 COMPANY_NAMES = st.builds(lambda a, b: f"临沂{a}{b}有限公司",
                           st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5),
@@ -236,7 +293,7 @@ def test_any_bytes_as_a_scan_are_refused_with_a_reason(magic: bytes, body: bytes
     except InvalidScan as error:
         refusal = error
     else:
-        assert info.format in {"JPEG", "BMP", "GIF"}
+        assert info.format in CHAT_FORMATS  # what the chat takes (PNG, HEIC kept as JPEG)
         return
     assert not isinstance(refusal, UnreadableScan)  # a rule refused it, not the catch-all
     assert_clear(str(refusal))

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 from loguru import logger
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event, OrderStatus, OrderType
+from bot.domain.lifecycle import FINAL, Event, OrderStatus, OrderType, status_label
 from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.key_agent.protocol import HALL, Refused, b64, check_proof
+from bot.services.agents.hellos import HelloGuard
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
 from bot.services.agents.ukeys import UkeyRefused, require_on_record, what_was_read, whose
@@ -37,6 +38,23 @@ from storage.repositories.token_jobs import OPEN
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[], Awaitable[None]]
 Route = int | str  # a company's id, or HALL for the service hall's agents
+
+
+# a job its agent may still answer: sent, or expired/withdrawn before the answer came
+ANSWERABLE = ("sent", "expired", "withdrawn")
+# the order's status in which a job's result moves it on (a late one too)
+_WAITS = {(OrderType.UNLOCK, "token_info"): OrderStatus.APPROVED,
+          (OrderType.RENEWAL, "token_info"): OrderStatus.DRAFT}
+_AGAIN = {OrderType.CERTIFICATE: "重新制证", OrderType.RENEWAL: "重新续期",
+          OrderType.UNLOCK: "重新解锁"}
+# what a token went through when a job of this kind succeeded
+_LATE_TOKEN = {
+    "token_info": "只读取了 UKEY（卡号 {serial}），UKEY 没有改动",
+    "personalise": ("UKEY {serial} 已被初始化（管理员 PIN 已从出厂值改为派生值，密钥对已在 UKEY 上"
+                    "生成），但证书没有签发：它已不是空白 UKEY，不能再当空白 UKEY 制证"),
+    "request": "UKEY {serial} 用原有密钥签出了证书请求，UKEY 本身没有改动，新证书没有签发",
+    "write_certificate": "证书已写入 UKEY {serial}",
+}
 
 
 def route_of(agent: Agent) -> Route:
@@ -69,9 +87,18 @@ class AgentHub:
         self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
         self.certificate_steps: JobSteps | None = None  # set by the runtime when [pki] is on
+        self.hellos = HelloGuard(notifier)  # refused hellos: per-address limit, staff told
 
     # --- connections ------------------------------------------------------------------------
-    async def hello(self, agent_id: int, challenge: str, proof: str) -> Agent:
+    async def hello(self, agent_id: object, challenge: str, proof: str) -> Agent:
+        """The agent that proved its key, or ``AgentRefused``. ``agent_id`` is as the caller
+        sent it: anything but a whole number a database can hold is an unknown agent."""
+        if isinstance(agent_id, str) and agent_id.isascii() and agent_id.isdigit():
+            agent_id = int(agent_id)
+        if isinstance(agent_id, bool) or not isinstance(agent_id, int) or not (
+                0 < agent_id < 2**63):
+            logger.warning("agent hello refused: not an agent id")
+            raise AgentRefused("unknown_agent", "未绑定的密钥代理")
         async with self.db.transaction() as session:
             agent = await Agents(session).get(agent_id)
             try:
@@ -185,24 +212,33 @@ class AgentHub:
             user_pin=user_pin, data=job.data, job_id=job.id)
 
     async def result(self, agent_id: int, message: dict[str, Any]) -> None:
-        """An agent's answer: logged on the order, then the next step."""
+        """An agent's answer: logged on the order, then the next step. Only the agent the job
+        was sent to may answer it, while it is sent, or after the sweeper expired it (the
+        person typed the PIN late: the token did it all the same) or withdrew it."""
         async with self.db.transaction() as session:
             job = await TokenJobs(session).get(str(message.get("id")))
-            if job is None or job.agent_id != agent_id or job.status != "sent":
+            if job is None or job.agent_id != agent_id or job.status not in ANSWERABLE:
                 logger.warning(f"agent #{agent_id}: unexpected result for {message.get('id')}")
                 return
             ok = bool(message.get("ok"))
             token = message.get("token") or {}
-            job.status, job.finished_at = ("done" if ok else "failed"), utcnow()
+            was = job.status
+            late = was != "sent"
+            job.status = ("done_late" if late else "done") if ok else "failed"
+            job.finished_at = utcnow()
             job.result = {k: v for k, v in message.items() if k in ("ok", "code", "message",
                                                                      "kind", "token", "csr")}
             order = await Orders(session).by_id(job.order_id)
             assert order is not None
-            note_order(
-                session, order, f"agent:{agent_id}", Event.TOKEN_JOB, reason=message.get("message"),
-                detail={"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
-                        "token_serial": token.get("serial"), "pin": token.get("pin")})
-            if order.type is OrderType.UNLOCK:
+            detail = {"job": job.id, "kind": job.kind, "ok": ok, "code": message.get("code"),
+                      "token_serial": token.get("serial"), "pin": token.get("pin")}
+            if late:
+                detail["late"] = was  # expired or withdrawn before the answer came
+            note_order(session, order, f"agent:{agent_id}", Event.TOKEN_JOB,
+                       reason=message.get("message"), detail=detail)
+            if late:
+                step = await self._late(session, order, job, was, message, agent_id)
+            elif order.type is OrderType.UNLOCK:
                 step = await self._unlock_step(session, order, job, message, agent_id)
             elif self.certificate_steps is not None:
                 step = await self.certificate_steps.after(session, order, job, message)
@@ -216,11 +252,73 @@ class AgentHub:
             if step.staff:
                 await self.notifier.notify_staff(session, step.staff, order.id)
             route: Route = HALL if job.hall else order.company_id
-        logger.info(f"job {job.id} ({job.kind}) {'done' if ok else 'failed'} on agent #{agent_id}")
+        logger.info(f"job {job.id} ({job.kind}) {job.status} on agent #{agent_id}")
         await self.notifier.deliver()
         await self.deliver(order.company_id)
         if route == HALL:
             await self.deliver(HALL)
+
+    async def _late(self, session: Any, order: Order, job: TokenJob, was: str,
+                    message: dict[str, Any], agent_id: int) -> Step:
+        """A result that came after its job expired (or was withdrawn): the token did what it
+        reports, so the order hears the truth. A success moves the order on as an on-time one
+        would when nothing newer was queued since and the order still waits for it; a late PIN
+        reset completes the unlock and withdraws a retry's jobs (the token is not reset twice
+        unasked). Otherwise it is recorded and the staff told what the token went through."""
+        number, name = order.number, TOKEN_JOB_NAMES[job.kind]
+        serial = (message.get("token") or {}).get("serial") or job.token_serial or "未知"
+        head = (f"订单 {number} 的「{name}」任务{'已过期' if was == 'expired' else '已撤回'}，"
+                f"密钥代理 {agent_id} 随后才送回结果")
+        if not message.get("ok"):
+            return Step(staff=f"{head}：失败（{message.get('code')}）{message.get('message')}。"
+                              "订单状态不变。")
+        jobs = await TokenJobs(session).of_order(order.id)
+        newer = [j for j in jobs if j.created_at > job.created_at and j.id != job.id]
+        if order.type is OrderType.UNLOCK and job.kind == "reset_pin":
+            return await self._late_reset(session, order, newer, head, was, serial, agent_id)
+        waits = _WAITS.get((order.type, job.kind), OrderStatus.PAID)
+        if was == "expired" and not newer and order.status is waits:
+            if order.type is OrderType.UNLOCK:
+                step = await self._unlock_step(session, order, job, message, agent_id)
+            elif self.certificate_steps is not None:
+                step = await self.certificate_steps.after(session, order, job, message)
+            else:
+                step = Step()
+            then = f"\n{step.staff}" if step.staff else ""
+            step.staff = f"{head}（成功），已按原流程继续。{then}"
+            return step
+        again = _AGAIN.get(order.type, "")
+        what = _LATE_TOKEN.get(job.kind, "").format(serial=serial)
+        state = status_label(order.type, order.status)
+        return Step(staff=f"{head}（成功）：{what}。订单目前{state}"
+                          + ("，之后已安排了新的任务" if newer else "") + "，没有按这个结果继续。"
+                          + (f"需要时请核对 UKEY 后发送「{again} {number}」。"
+                             if again and order.status not in FINAL else ""))
+
+    async def _late_reset(self, session: Any, order: Order, newer: Sequence[TokenJob],
+                          head: str, was: str, serial: str, agent_id: int) -> Step:
+        """The PIN WAS reset: the unlock completes (if it still waits), a retry's open jobs are
+        withdrawn, the applicant and the staff told it came late."""
+        number = order.number
+        withdrawn = [j for j in newer if j.status in OPEN]
+        for j in withdrawn:
+            j.status, j.finished_at = "withdrawn", utcnow()
+        if withdrawn:
+            note_order(session, order, f"agent:{agent_id}", Event.TOKEN_JOB,
+                       reason="UKEY 密码已重置，撤回重新解锁的任务",
+                       detail={"withdrawn": [j.id for j in withdrawn]})
+        undone = ("随后「重新解锁」安排的任务已撤回，UKEY 不会因此再被重置。"
+                  if withdrawn else "")
+        if was != "expired" or order.status is not OrderStatus.APPROVED:
+            state = status_label(order.type, order.status)
+            return Step(staff=f"{head}：UKEY {serial} 的密码已被重置（电脑前的人输入了新密码）。"
+                              f"订单目前{state}，未变更。{undone}")
+        move_order(session, order, f"agent:{agent_id}", Event.COMPLETE,
+                   reason="UKEY 密码已重置（结果在任务过期后送达）")
+        text = (f"您的订单 {number}（证书解锁）已完成：UKEY 密码其实已经重置了——电脑上的密钥代理"
+                "在任务过期之后才把结果发回来。请使用您刚才在电脑上设置的新密码。" + undone)
+        return Step(Notice([text], f"订单 {number}：UKEY 密码已重置（结果迟到）", text),
+                    staff=f"{head}：UKEY 密码已重置，订单已完成，已通知申请人。{undone}")
 
     async def _unlock_step(self, session: Any, order: Order, job: TokenJob,
                            message: dict[str, Any], agent_id: int) -> Step:
@@ -274,7 +372,8 @@ class AgentHub:
             if not read:
                 raise UkeyRefused(f"订单 {order.number} 还没有读到 UKEY，无法确认；"
                                   f"「解锁状态 {order.number}」可查看进度。")
-            if any(j.kind == "reset_pin" and j.status in (*OPEN, "done") for j in jobs):
+            if any(j.kind == "reset_pin" and j.status in (*OPEN, "done", "done_late")
+                   for j in jobs):
                 raise UkeyRefused(f"订单 {order.number} 已经在重置密码了，"
                                   f"「解锁状态 {order.number}」可查看进度。")
             serial = str(((read[-1].result or {}).get("token") or {}).get("serial"))
@@ -309,11 +408,60 @@ class AgentHub:
         return None
 
     async def expire_due(self) -> int:
+        """Open jobs whose time is up become ``expired``; each order's applicant (unlock,
+        renewal) and the staff hear it with what to do next, in the same transaction."""
         async with self.db.transaction() as session:
             due = await TokenJobs(session).overdue(utcnow())
+            by_order: dict[int, list[TokenJob]] = {}
             for job in due:
                 job.status, job.finished_at = "expired", utcnow()
+                by_order.setdefault(job.order_id, []).append(job)
+            for order_id, jobs in by_order.items():
+                order = await Orders(session).by_id(order_id)
+                assert order is not None
+                for job in jobs:
+                    note_order(session, order, "system", Event.TOKEN_JOB, reason="任务过期未完成",
+                               detail={"job": job.id, "kind": job.kind, "ok": False,
+                                       "code": "expired", "expired": True})
+                step = self._expired(order, jobs)
+                if step.notice:
+                    await self.notifier.notify_applicant(session, order, step.notice)
+                if step.staff:
+                    await self.notifier.notify_staff(session, step.staff, order.id)
+        if due:
+            logger.info(f"{len(due)} token job(s) expired")
+            await self.notifier.deliver()
         return len(due)
+
+    def _expired(self, order: Order, jobs: Sequence[TokenJob]) -> Step:
+        """Who hears that an order's jobs expired, and what they are to do."""
+        number = order.number
+        names = "、".join(TOKEN_JOB_NAMES[j.kind] for j in jobs)
+        late = "若密钥代理之后送回结果，会照实记录并通知。"
+        if order.type is OrderType.UNLOCK and order.status is OrderStatus.APPROVED:
+            text = (f"您的订单 {number}（证书解锁）的远程解锁任务（{names}）已过期：电脑上的"
+                    "密钥代理没有在规定时间内完成。技术人员会重新安排，届时请把 UKEY 插在电脑上"
+                    "并保持「cadesk-agent run」运行。如果您刚才已经在电脑上设置了新密码，结果送达"
+                    f"后会通知您。发送「解锁状态 {number}」可查看进度。")
+            return Step(Notice([text], f"订单 {number}：远程解锁任务已过期", text),
+                        staff=f"订单 {number} 的远程解锁任务（{names}）已过期未完成。请确认申请人"
+                              f"的密钥代理在线后发送「重新解锁 {number}」。{late}")
+        if order.type is OrderType.RENEWAL and order.status is OrderStatus.DRAFT:
+            text = (f"续期订单 {number} 读取 UKEY 超时：密钥代理没有在规定时间内读到 UKEY。请确认 "
+                    "UKEY 插好、「cadesk-agent run」在运行，然后再发送「续期」。")
+            return Step(Notice([text], f"续期订单 {number}：读取 UKEY 超时", text))
+        if order.type is OrderType.RENEWAL and order.status is OrderStatus.PAID:
+            text = (f"续期订单 {number} 的「{names}」步骤已过期，新证书还没有写入 UKEY。技术人员会"
+                    "重新安排，届时请把 UKEY 插在运行着「cadesk-agent run」的电脑上，并按提示输入 "
+                    "UKEY 密码。")
+            return Step(Notice([text], f"续期订单 {number}：写入新证书未完成", text),
+                        staff=f"续期订单 {number} 的「{names}」任务已过期未完成。请确认申请人的"
+                              f"密钥代理在线后发送「重新续期 {number}」。{late}")
+        if order.type is OrderType.CERTIFICATE and order.status is OrderStatus.PAID:
+            return Step(staff=f"订单 {number} 的制证任务（{names}）已过期未完成。请检查服务大厅的"
+                              f"密钥代理和 UKEY，然后发送「重新制证 {number}」。{late}")
+        return Step(staff=f"订单 {number} 的密钥代理任务（{names}）已过期未完成（订单目前"
+                          f"{status_label(order.type, order.status)}）。{late}")
 
     async def describe(self, order: Order) -> str:
         """解锁状态: where an unlock order's jobs stand."""
@@ -324,7 +472,8 @@ class AgentHub:
                 return f"订单 {order.number} 还没有密钥代理任务。"
             return f"订单 {order.number} 还没有远程解锁任务（审核通过后才会安排）。"
         states = {"queued": "等待密钥代理上线", "sent": "密钥代理执行中", "done": "完成",
-                  "failed": "失败", "expired": "已过期"}
+                  "failed": "失败", "expired": "已过期", "done_late": "完成（过期后才送回结果）",
+                  "withdrawn": "已撤回（之前的任务已完成）"}
         what = "远程解锁" if order.type is OrderType.UNLOCK else " UKEY 任务"
         lines = [f"订单 {order.number} 的{what}："]
         for job in jobs:

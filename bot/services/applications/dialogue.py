@@ -52,11 +52,12 @@ from bot.services.applications.commands import (
     not_found,
     not_verified,
 )
+from bot.services.applications.paper_forms import PaperForms
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
-from bot.services.messages import Account, ImageSource, Incoming
+from bot.services.messages import Account, ImageSource, Incoming, Reply
 from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from storage.db import Database, DatabaseUnavailable
@@ -95,8 +96,10 @@ WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先�
 class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
                  fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
-                 hub: AgentHub, certificates: CertificateChat | None = None) -> None:
+                 hub: AgentHub, paper_forms: PaperForms,
+                 certificates: CertificateChat | None = None) -> None:
         self.settings = settings
+        self.paper_forms = paper_forms
         self.certificates = certificates  # None: [pki] is off
         self.notifier = notifier
         self.agents = agents
@@ -107,7 +110,7 @@ class Dialogue:
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
             weakref.WeakValueDictionary())
 
-    async def handle(self, account: Account, incoming: Incoming) -> list[str]:
+    async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         """Answer one message. Messages of one account are handled one at a time, in order."""
         lock = self._locks.get(account)
         if lock is None:
@@ -119,7 +122,7 @@ class Dialogue:
                 logger.warning(f"database unavailable while answering {account}: {error}")
                 return [DATABASE_BUSY]
 
-    async def _handle(self, account: Account, incoming: Incoming) -> list[str]:
+    async def _handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         text = normalise(incoming.text)
         async with self.db.transaction() as session:
             handler = await Handlers(session).get(account.platform, account.user_id)
@@ -150,13 +153,13 @@ class Dialogue:
             return [self._menu(handler)]
         return await self._run(command, Asked(account, handler, argument))
 
-    async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[str]:
+    async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[Reply]:
         """A command whose binding is settled: the remaining flags, then its handler."""
         if command.verified and asked.handler is not None and not is_verified(asked.handler):
             return [not_verified(command.word)]
         if command.pki and self.certificates is None:
             return [NO_CERTIFICATES]
-        return await command.handler(self, asked)
+        return [*await command.handler(self, asked)]
 
     async def has_form(self, account: Account) -> bool:
         """Whether the account has a form open (its messages are the form's answers)."""
@@ -185,9 +188,10 @@ class Dialogue:
 
     # --- a form in progress ---------------------------------------------------------------
     async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
-                        incoming: Incoming) -> list[str]:
+                        incoming: Incoming) -> list[Reply]:
         sources = list(incoming.images)
         text = normalise(incoming.text)
+        asked_before = flow.state.position  # None at the summary
         if not sources and incoming.local_files and flow.expects_scan:
             source = _typed_source(text)
             sources = [source] if source else []
@@ -203,7 +207,18 @@ class Dialogue:
         await self._save(account, flow)
         if incoming.local_files and flow.expects_scan and outcome.replies:
             outcome.replies[-1] += CONSOLE_SCAN_HINT
-        return outcome.replies
+        if flow.state.position != asked_before:
+            return await self._with_filled_form(flow, outcome.replies)
+        return [*outcome.replies]
+
+    async def _with_filled_form(self, flow: FormFlow, replies: list[str]) -> list[Reply]:
+        """When the scan of a paper form the centre fills in is asked for (the unlock's 密码重置
+        申请表), that form filled in from the answers comes first, then the question."""
+        scan = flow.current
+        if not (flow.expects_scan and scan is not None and scan.prefill and replies):
+            return [*replies]
+        filled = await self.paper_forms.filled(flow.form, scan, flow.state.values)
+        return [*replies[:-1], *filled, replies[-1]]
 
     async def _take_scans(self, flow: FormFlow, sources: list[ImageSource]) -> Outcome:
         """Each image answers the next scan asked for, so several may come in one message."""
@@ -322,7 +337,10 @@ class Dialogue:
         if order_type is OrderType.BINDING:
             return await self._submit_binding(account, handler, values, scans)
         held = None
-        async with self.db.transaction() as session:
+        # a 挂失 holds certificates at once: the CRL that lists them is signed in the same commit
+        async with (self.certificates.office.transaction()
+                    if order_type is OrderType.LOSS and self.certificates is not None
+                    else self.db.transaction()) as session:
             cert = None
             if order_type is OrderType.LOSS:
                 if self.certificates is None:  # switched off while the form was being filled
@@ -346,8 +364,6 @@ class Dialogue:
                 notice += f"\nUKEY 上的证书（{held.serials}）已立即挂失（暂停使用），请审核确认。"
             await self.notifier.notify_staff(session, notice, order.id)
         logger.info(f"order {order.number} submitted by {account}")
-        if held and self.certificates is not None:
-            await self.certificates.office.publish_crl()
         await self.notifier.deliver()
         after = ("审核通过后请按提示扫码支付。" if order.amount_cents
                  else "审核通过后会尽快为您办理。")
@@ -478,7 +494,7 @@ class Dialogue:
         flow, outcome = FormFlow.revise(form, number, order.fields, current, redo,
                                         order.reject_reason or "")
         await self._save(account, flow)
-        return outcome.replies
+        return await self._with_filled_form(flow, outcome.replies)
 
     async def _resubmit(self, account: Account, handler: Handler, flow: FormFlow) -> list[str]:
         values, scans = flow.result()
@@ -573,6 +589,10 @@ class Dialogue:
                 f"cadesk-agent pair --server {server} --code {code}\n"
                 f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。"]
 
+    async def _templates(self, asked: Asked) -> list[Reply]:
+        """「模板」: the blank paper forms, to print, stamp, sign and photograph."""
+        return await self.paper_forms.templates()
+
     async def _set_email(self, asked: Asked) -> list[str]:
         handler, typed = asked.bound, asked.argument.strip()
         removing = typed in {"删除", "取消", "清除"}
@@ -645,7 +665,7 @@ class Dialogue:
 
 
 # --- the applicant's commands -----------------------------------------------------------------
-ApplicantHandler = Callable[[Dialogue, Asked], Awaitable[list[str]]]
+ApplicantHandler = Callable[[Dialogue, Asked], Awaitable[Sequence[Reply]]]
 ApplicantCommand = Command[ApplicantHandler]
 CertificateHandler = Callable[[CertificateChat, Account, Handler, str], Awaitable[list[str]]]
 
@@ -680,6 +700,9 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("确认续期",), "确认续期 订单号", "提交续期（续期时提示）",
             _certificates(CertificateChat.confirm_renewal), pattern=re.compile(r"确认续期\s*(\S*)"),
             pki=True, verified=True, menu=False),
+    Command(("重新续期",), "重新续期 订单号", "续期写入 UKEY 失败后重新安排（失败时提示）",
+            _certificates(CertificateChat.retry_renewal), pattern=re.compile(r"重新续期\s*(\S*)"),
+            pki=True, verified=True, menu=False, form_open=FormOpen.ANSWER),
     Command(("挂失", "证书挂失"), "挂失", "UKEY 丢失时立即暂停证书；找回后恢复",
             _starts(LOSS, apply_kind="挂失"), pki=True, verified=True, form_open=FormOpen.PAUSE),
     Command(("解挂", "证书解挂"), "解挂", "UKEY 丢失时立即暂停证书；找回后恢复",
@@ -712,6 +735,9 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("拒绝绑定",), "拒绝绑定 编号 [理由]", "拒绝不认识的人的绑定申请（收到申请时提示）",
             Dialogue._refuse_binding, pattern=re.compile(r"拒绝绑定\s*(.*)"), verified=True,
             menu=False, form_open=FormOpen.ANSWER),
+    # no binding needed: the 单位授权书 is what a first account sends to be verified
+    Command(("模板", "空白表格", "表格"), "模板", "获取需要打印、盖章后拍照上传的空白表格",
+            Dialogue._templates, binding=False, form_open=FormOpen.ANSWER),
     Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),

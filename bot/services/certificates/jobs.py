@@ -9,6 +9,10 @@
     confirms (确认续期) → review and payment like any order → request (signed with the key
     already on the token: the key is kept) → the CA signs, counted from the current expiry →
     write_certificate → the order completes.
+重新制证 / 重新续期 (``retry``): a paid order whose steps stopped (a job failed or expired, or its
+    result was refused) gets the step it needs queued again; a certificate already issued is only
+    written. Until its certificate is written such an order does not leave 已支付
+    (``not_written``: 发货, 待自取, 完成).
 Loss reports (挂失/解挂) need no token: see ``LossDesk`` below.
 The UKEY 制证 makes goes on record for the order's company (``issued``); ``request`` and
 ``write_certificate`` are queued only for a UKEY on record for the order's company
@@ -32,11 +36,12 @@ from bot.domain.certificates import (
     years_to_months,
 )
 from bot.domain.certificates import add_months as months_after
-from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType
+from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, status_label
+from bot.domain.order_log import TOKEN_JOB_NAMES
 from bot.domain.orders import amount_cents, yuan
 from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
-from bot.services.agents.hub import AgentHub, Step
+from bot.services.agents.hub import AgentHub, Route, Step
 from bot.services.agents.so_pins import initial_user_pin, load_master
 from bot.services.agents.ukeys import UkeyRefused, whose
 from bot.services.agents.ukeys import record as record_ukey
@@ -52,7 +57,29 @@ from bot.services.notify import (
 )
 from storage.db import Database
 from storage.models import Certificate, Handler, Order, TokenJob, utcnow
-from storage.repositories import Certificates, Handlers, Orders, Ukeys
+from storage.repositories import Certificates, Handlers, Orders, TokenJobs, Ukeys
+
+# the command that queues a stopped certificate or renewal order's token step again
+RETRY_WORDS = {OrderType.CERTIFICATE: "重新制证", OrderType.RENEWAL: "重新续期"}
+# the jobs after payment (a renewal's token_info read the key before it was submitted)
+AFTER_PAYMENT = {OrderType.CERTIFICATE: ("token_info", "personalise", "write_certificate"),
+                 OrderType.RENEWAL: ("request", "write_certificate")}
+HANDED_OVER = (OrderStatus.SHIPPED, OrderStatus.AWAITING_PICKUP, OrderStatus.COMPLETED)
+
+
+@dataclass
+class Retried:
+    """A stopped order's step queued again: which, and whether an agent is there to run it."""
+
+    order: Order
+    kind: str  # the job queued
+    route: Route
+    online: bool = False
+
+    @property
+    def step(self) -> str:
+        """The job as 解锁状态 names it."""
+        return TOKEN_JOB_NAMES[self.kind]
 
 
 class CertificateJobs:
@@ -69,15 +96,21 @@ class CertificateJobs:
     # --- starting ---------------------------------------------------------------------------
     async def start_issuance(self, order: Order) -> bool:
         """制证: True when the service hall's agent is online to take the blank UKEY."""
+        async with self.db.transaction() as session:
+            await self._queue_issuance(session, order)
+        await self.hub.deliver(HALL)
+        return self.hub.company_online(HALL)
+
+    async def _queue_issuance(self, session: AsyncSession, order: Order) -> str:
+        """The next 制证 job, in the caller's transaction; returns what it does."""
         if order.certificate_serial:  # made already, but the write did not finish: write again
-            async with self.db.transaction() as session:
-                cert = await self.office.by_serial(session, order.certificate_serial)
-                assert cert is not None
-                await self.hub.queue(session, order, "write_certificate", cert.token_serial,
-                                     hall=True, data={"certificate": b64(cert.der)})
-            await self.hub.deliver(HALL)
-            return self.hub.company_online(HALL)
-        return await self.hub.start(order, "token_info", None, hall=True)
+            cert = await self.office.by_serial(session, order.certificate_serial)
+            assert cert is not None
+            await self.hub.queue(session, order, "write_certificate", cert.token_serial,
+                                 hall=True, data={"certificate": b64(cert.der)})
+            return "write_certificate"
+        await self.hub.queue(session, order, "token_info", None, hall=True)
+        return "token_info"
 
     async def start_renewal(self, handler: Handler, actor: str) -> str:
         """续期: a draft renewal order, and its agent asked what is on the key."""
@@ -129,10 +162,114 @@ class CertificateJobs:
     async def start_rekey(self, order: Order) -> bool:
         """After a renewal is paid: the agent signs a request with the key already on the UKEY."""
         async with self.db.transaction() as session:
-            await self.hub.queue(session, order, "request", order.token_serial,
-                                 data={"common_name": order.company.name})
+            await self._queue_rekey(session, order)
         await self.hub.deliver(order.company_id)
         return self.hub.company_online(order.company_id)
+
+    async def _queue_rekey(self, session: AsyncSession, order: Order) -> str:
+        """The next 续期 job after payment, in the caller's transaction; returns what it does.
+        A new certificate already issued (the order names another serial than the one read
+        off the key) is only written; otherwise the key signs a request."""
+        if order.certificate_serial and order.certificate_serial != order.fields.get(
+                "cert_serial"):
+            cert = await self.office.by_serial(session, order.certificate_serial)
+            assert cert is not None
+            await self.hub.queue(session, order, "write_certificate", cert.token_serial,
+                                 data={"certificate": b64(cert.der)})
+            return "write_certificate"
+        await self.hub.queue(session, order, "request", order.token_serial,
+                             data={"common_name": order.company.name})
+        return "request"
+
+    # --- when a step did not finish -----------------------------------------------------------
+    async def not_written(self, session: AsyncSession, order: Order) -> str | None:
+        """Why a certificate or renewal order cannot be handed over or closed yet: its
+        certificate is not on the UKEY (None when it is, or for any other order)."""
+        if order.type not in RETRY_WORDS or await self._written(session, order):
+            return None
+        number, word = order.number, RETRY_WORDS[order.type]
+        if order.type is OrderType.CERTIFICATE and not order.certificate_serial:
+            return f"订单 {number} 还没有制证，请先「制证 {number}」。"
+        after = ("写入后才能发货或待自取" if order.type is OrderType.CERTIFICATE
+                 else "写入后订单自动完成，无需「完成」")
+        return (f"订单 {number} 的证书还没有写入 UKEY，{after}。「解锁状态 {number}」可查看进度；"
+                f"任务失败或过期的，请发「{word} {number}」重新安排。")
+
+    @staticmethod
+    async def _written(session: AsyncSession, order: Order) -> bool:
+        return any(e.event is Event.CERT_WRITTEN for e in await Orders(session).events(order.id))
+
+    async def retry(self, number: str, order_type: OrderType, actor: str,
+                    company_id: int | None = None) -> Retried:
+        """重新制证 / 重新续期: a paid order whose token steps stopped (a job failed, expired,
+        or its result was refused) gets its next step queued again, logged with who asked.
+        ``company_id``: asked by the company's handler, who sees only its own orders. Raises
+        ``CertificateRefused`` saying why not."""
+        word = RETRY_WORDS[order_type]
+        async with self.db.transaction() as session:
+            order = await Orders(session).by_number(number)
+            if order is None or company_id not in (None, order.company_id):
+                raise CertificateRefused(f"没有找到订单 {number}，请核对订单号。")
+            if order.type is not order_type:
+                other = RETRY_WORDS.get(order.type) if company_id is None else None
+                raise CertificateRefused(
+                    f"订单 {number} 是{order.type.label}订单，不能{word}"
+                    + (f"，请发「{other} {number}」。" if other else "。"))
+            state = status_label(order.type, order.status)
+            if order.status in HANDED_OVER or await self._written(session, order):
+                raise CertificateRefused(
+                    f"订单 {number} 的证书已经写入 UKEY（目前{state}），无需{word}。")
+            if order.type is OrderType.RENEWAL and order.status is OrderStatus.DRAFT:
+                raise CertificateRefused(f"续期订单 {number} 还没有提交：请发送「续期」重新读取 "
+                                         "UKEY，核对后「确认续期」。")
+            if order.status is not OrderStatus.PAID:
+                raise CertificateRefused(f"订单 {number} 目前{state}，只有已支付的订单才能"
+                                         f"{word}。")
+            jobs = TokenJobs(session)
+            if await jobs.open_for_order(order.id, utcnow()):
+                raise CertificateRefused(
+                    f"订单 {number} 的 UKEY 任务还在进行（等待密钥代理上线或正在执行），"
+                    f"「解锁状态 {number}」可查看；任务失败或过期后再发「{word} {number}」。")
+            stopped = [j for j in await jobs.of_order(order.id)
+                       if j.kind in AFTER_PAYMENT[order_type]]
+            if not stopped:
+                raise CertificateRefused(
+                    f"订单 {number} 还没有开始制证，请发「制证 {number}」。"
+                    if order_type is OrderType.CERTIFICATE
+                    else f"订单 {number} 没有失败的 UKEY 任务，无需{word}。")
+            last = stopped[-1]
+            if order_type is OrderType.CERTIFICATE:
+                step = await self._queue_issuance(session, order)
+            else:
+                step = await self._queue_rekey(session, order)
+            note_order(session, order, actor, Event.TOKEN_RETRY,
+                       reason=f"{word}：{TOKEN_JOB_NAMES[step]}",
+                       detail={"kind": step, "after": last.kind, "after_status": last.status})
+            order.updated_at = utcnow()  # bumps the version: two retries at once cannot both queue
+            hall = order_type is OrderType.CERTIFICATE
+            retried = Retried(order, step, HALL if hall else order.company_id)
+            await self._tell_retry(session, retried, actor, by_staff=company_id is None)
+        logger.info(f"order {number}: {step} queued again by {actor}")
+        await self.hub.deliver(retried.route)
+        await self.notifier.deliver()
+        retried.online = self.hub.company_online(retried.route)
+        return retried
+
+    async def _tell_retry(self, session: AsyncSession, retried: Retried, actor: str, *,
+                          by_staff: bool) -> None:
+        """A renewal retried by a technician: the applicant must be at the PC with the UKEY (a
+        request asks for its PIN). Retried by the applicant: the staff are told."""
+        order = retried.order
+        if not by_staff:
+            await self.notifier.notify_staff(
+                session, f"{actor} 重新安排了续期订单 {order.number} 的{retried.step}。", order.id)
+        elif order.type is OrderType.RENEWAL:
+            pin = "，按提示输入 UKEY 密码" if retried.kind == "request" else ""
+            text = (f"技术人员已重新安排您的续期订单 {order.number}（{retried.step}）。请把 UKEY "
+                    f"插在运行着密钥代理（「cadesk-agent run」）的电脑上{pin}，新证书会直接写入 "
+                    "UKEY。")
+            await self.notifier.notify_applicant(
+                session, order, Notice([text], f"续期订单 {order.number}：已重新安排", text))
 
     # --- after each job -----------------------------------------------------------------------
     async def after(self, session: AsyncSession, order: Order, job: TokenJob,
@@ -148,22 +285,31 @@ class CertificateJobs:
                 return await self._renewing(session, order, job, message, token, actor)
         except CAError as error:
             logger.warning(f"order {order.number}: the CA refused: {error}")
-            return Step(staff=f"订单 {order.number} 签发证书失败：{error}")
+            return Step(staff=f"订单 {order.number} 签发证书失败：{error}{self._again(order)}")
         except UkeyRefused as refusal:  # the next job was not queued
             logger.warning(f"order {order.number}: token job refused: {refusal}")
-            return Step(staff=f"订单 {order.number}：{refusal}")
+            return Step(staff=f"订单 {order.number}：{refusal}{self._again(order)}")
         return Step()
+
+    @staticmethod
+    def _again(order: Order) -> str:
+        """How a technician starts a paid order's stopped steps again."""
+        if order.status is not OrderStatus.PAID or order.type not in RETRY_WORDS:
+            return ""
+        return f"\n处理后请发「{RETRY_WORDS[order.type]} {order.number}」。"
 
     def _failed(self, order: Order, job: TokenJob, message: dict[str, Any]) -> Step:
         why = f"（{message.get('code')}）：{message.get('message')}"
         if order.type is OrderType.CERTIFICATE:
-            return Step(staff=f"订单 {order.number} 制证失败{why}\n"
-                              f"处理后可再发「制证 {order.number}」。")
+            return Step(staff=f"订单 {order.number} 制证失败{why}{self._again(order)}")
+        again = ("发送「续期」重新读取。" if job.kind == "token_info" else
+                 f"发送「重新续期 {order.number}」重新安排（已付的费用不会重复收取）。")
         text = (f"您的续期订单 {order.number} 这一步没有完成：{message.get('message')}\n"
-                "请确认 UKEY 插好、密钥代理在运行，然后发送「续期」"
-                + ("重新读取。" if job.kind == "token_info" else "或联系技术人员重新安排。"))
-        return Step(Notice([text], f"续期订单 {order.number}：未完成", text),
-                    staff=f"续期订单 {order.number} 的 {job.kind} 失败{why}")
+                f"请确认 UKEY 插好、密钥代理在运行，然后{again}")
+        staff = (f"续期订单 {order.number} 的 {job.kind} 失败{why}" + (
+            "" if job.kind == "token_info" else
+            f"\n处理后申请人或技术人员可发「重新续期 {order.number}」。"))
+        return Step(Notice([text], f"续期订单 {order.number}：未完成", text), staff=staff)
 
     async def _issuing(self, session: AsyncSession, order: Order, job: TokenJob,
                        message: dict[str, Any], token: dict[str, Any], actor: str) -> Step:
@@ -217,7 +363,7 @@ class CertificateJobs:
             requested = x509.load_der_x509_csr(unb64(message["csr"])).public_key()
             if requested != x509.load_der_x509_certificate(current.der).public_key():
                 return Step(staff=f"续期订单 {order.number}：UKEY 给出的密钥与原证书的不同，"
-                                  "未签发。请核实是不是换了 UKEY。")
+                                  f"未签发。请核实是不是换了 UKEY。{self._again(order)}")
             until = renewed_until(current.not_after, utcnow(), self.settings.pki.term_months)
             cert = self.office.issue(session, order, unb64(message["csr"]), serial, until,
                                      replaces=current)
@@ -230,6 +376,7 @@ class CertificateJobs:
         # write_certificate: done
         cert = await self.office.by_serial(session, order.certificate_serial or "")
         assert cert is not None
+        note_order(session, order, actor, Event.CERT_WRITTEN, reason=f"证书已写入 UKEY {serial}")
         move_order(session, order, actor, Event.COMPLETE,
                    reason=f"新证书 {cert.serial} 已写入 UKEY")
         until = cert.not_after.astimezone(self.settings.tz)
@@ -376,6 +523,8 @@ class LossDesk:
         else:
             held = [c.serial for c in await Certificates(session).on_token(cert.token_serial)
                     if c.status == CertStatus.HOLD and c.company_id == cert.company_id]
-            done = f"证书 {'、'.join(held) or cert.serial} 挂失已确认，保持暂停使用。"
+            done = (f"证书 {cert.serial} 已吊销，永久停止使用，挂失办结。"
+                    if not held and cert.status == CertStatus.REVOKED else
+                    f"证书 {'、'.join(held) or cert.serial} 挂失已确认，保持暂停使用。")
         move_order(session, order, actor, Event.COMPLETE, reason=done)
         return done

@@ -6,7 +6,8 @@ expiry reminders. The token side of issuing and renewing is in ``certificate_job
 import asyncio
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,8 @@ BACKDATE = timedelta(minutes=5)  # older signed CRLs are pruned; the newest is w
 _LOGGED_AS = {CertStatus.HOLD: Event.CERT_HOLD, CertStatus.ACTIVE: Event.CERT_ACTIVE,
               CertStatus.SUPERSEDED: Event.CERT_ACTIVE, CertStatus.REVOKED: Event.CERT_REVOKED}
 HOLDABLE = (CertStatus.ACTIVE, CertStatus.SUPERSEDED)  # valid until the end date: 挂失 holds them
+_IN_OFFICE = "cadesk.crl_office"  # session.info: a transaction that signs its own CRL
+_CRL_DUE = "cadesk.crl_due"  # session.info: a certificate changed state in it
 
 
 class CertificateRefused(Exception):
@@ -119,10 +122,13 @@ class CertificateOffice:
     def change_status(self, session: AsyncSession, cert: Certificate, status: CertStatus, *,
                       order: Order | None, actor: str, reason: str | None = None,
                       why: str | None = None) -> None:
-        """Hold, release or revoke in the caller's transaction (call ``publish_crl`` after the
-        commit), logged as a certificate event with ``actor`` and ``why`` (the person's words;
+        """Hold, release or revoke in the caller's transaction, which must be
+        ``office.transaction()``: the CRL that lists the change is signed and stored in the same
+        commit. Logged as a certificate event with ``actor`` and ``why`` (the person's words;
         ``reason`` is the CRL's reason of a revocation). A revoked certificate stays revoked; a
         held one is released to what it was (``ACTIVE``, or ``SUPERSEDED`` when renewed)."""
+        if not session.info.get(_IN_OFFICE):  # a change committed without its CRL: never
+            raise RuntimeError("change_status outside CertificateOffice.transaction()")
         before = CertStatus(cert.status)
         if before is CertStatus.REVOKED:
             raise CertificateRefused(f"证书 {cert.serial} 已吊销，不能再变更。")
@@ -131,6 +137,7 @@ class CertificateOffice:
         if status in HOLDABLE and before is not CertStatus.HOLD:
             raise CertificateRefused(f"证书 {cert.serial} 目前{before.label}，不需要解挂。")
         cert.status, cert.status_changed_at = status, utcnow()
+        session.info[_CRL_DUE] = True
         cert.revocation_reason = (
             "certificate_hold" if status is CertStatus.HOLD
             else reason if status is CertStatus.REVOKED else None)
@@ -180,26 +187,83 @@ class CertificateOffice:
             return await Certificates(session).events(cert.id)
 
     # --- the CRL ------------------------------------------------------------------------------
-    async def publish_crl(self) -> bytes:
-        """Sign a new CRL of every held and revoked certificate, keep it and write the file."""
-        hours = self.settings.pki.crl_hours
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction in which certificates may be held, released or revoked. If one was, a
+        CRL listing it is signed and stored in the same commit, so the served CRL (the newest
+        row) is never behind the database; the file follows after the commit. CRLs are signed
+        one transaction at a time (their numbers only grow, the newest lists every change)."""
         async with self._crl_lock:
             async with self.db.transaction() as session:
-                rows = await Certificates(session).in_status(ON_CRL)
-                entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
-                                        x509.ReasonFlags[r.revocation_reason or "unspecified"])
-                           for r in rows]
-                crls = Crls(session)
-                number = await crls.last_number() + 1
-                now = utcnow()
-                crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
-                der = crl_der(crl)
-                session.add(Crl(number=number, issued_at=now, next_update=crl.next_update_utc,
-                                der=der))
-                await crls.prune(up_to=number - CRLS_KEPT)
-            await asyncio.to_thread(_write_atomically, self.crl_file, der)
-        logger.info(f"CRL {number} published with {len(entries)} entries")
+                session.info[_IN_OFFICE] = True
+                try:
+                    yield session
+                    der = await self._sign(session) if session.info.get(_CRL_DUE) else None
+                finally:
+                    session.info.pop(_IN_OFFICE, None)
+                    session.info.pop(_CRL_DUE, None)
+            if der is not None:
+                await self._write_file(der)
+
+    async def _sign(self, session: AsyncSession) -> bytes:
+        """Sign a new CRL of every held and revoked certificate as the session sees them, and
+        add it to the session (the caller holds ``_crl_lock``)."""
+        await session.flush()
+        rows = await Certificates(session).in_status(ON_CRL)
+        entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
+                                x509.ReasonFlags[r.revocation_reason or "unspecified"])
+                   for r in rows]
+        crls = Crls(session)
+        number = await crls.last_number() + 1
+        now = utcnow()
+        hours = self.settings.pki.crl_hours
+        crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
+        der = crl_der(crl)
+        session.add(Crl(number=number, issued_at=now, next_update=crl.next_update_utc, der=der))
+        await crls.prune(up_to=number - CRLS_KEPT)
+        logger.info(f"CRL {number} signed with {len(entries)} entries")
         return der
+
+    async def _write_file(self, der: bytes) -> None:
+        """After the commit: ``ca.crl`` for a web server. A failure here loses nothing: the row
+        is served at /pki/crl, and the file is written again at start and by the schedule."""
+        try:
+            await asyncio.to_thread(_write_atomically, self.crl_file, der)
+        except OSError as error:
+            logger.error(f"writing {self.crl_file} failed ({error}); /pki/crl serves the CRL")
+
+    async def publish_crl(self) -> bytes:
+        """Sign a new CRL of every held and revoked certificate, keep it and write the file."""
+        async with self._crl_lock:
+            async with self.db.transaction() as session:
+                der = await self._sign(session)
+            await self._write_file(der)
+        return der
+
+    async def recover_crl(self) -> str | None:
+        """At start: a certificate changed state after the newest CRL was signed (a change
+        from before CRLs were signed in its transaction) → a new CRL; the file missing or not
+        the newest CRL (the bot stopped between the commit and the write) → written again.
+        Says what it did, None when all was in order."""
+        async with self._crl_lock:
+            async with self.db.transaction() as session:
+                newest = await Crls(session).newest()
+                changed = await Certificates(session).last_status_change()
+                if newest is None and changed is None:
+                    return None  # nothing held or revoked yet: /pki/crl signs the first
+                if newest is None or (changed is not None and changed > newest.issued_at):
+                    der, what = await self._sign(session), "signed anew"
+                else:
+                    der, what = newest.der, "written again"
+            try:
+                on_disk = await asyncio.to_thread(self.crl_file.read_bytes)
+            except OSError:
+                on_disk = None
+            if on_disk == der and what == "written again":
+                return None
+            await self._write_file(der)
+        logger.warning(f"CRL behind the database at start: {what}")
+        return what
 
     async def current_crl(self) -> bytes:
         async with self.db.transaction() as session:

@@ -7,6 +7,7 @@ applicant is told in chat right after the commit.
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -253,7 +254,8 @@ class ReviewDesk:
     async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         number = self._number(args, "通过")
         required = self.settings.staff.approvals_required
-        async with self.db.transaction() as session:
+        settled = None
+        async with self._certificate_transaction() as session:
             orders = Orders(session)
             order = await self._load(orders, number)
             next_status(order.type, order.status, Event.APPROVE)  # refuses a wrong state
@@ -271,6 +273,8 @@ class ReviewDesk:
                     session, self.settings, self.notifier, order, str(actor),
                     menu(order.company.name, certificates=self.certificates is not None),
                     detail={"approvers": list(approval.approvers)})
+            elif order.type is OrderType.LOSS:  # approved and settled in this one transaction
+                settled = await self._settle_loss(session, order, actor, approval.approvers)
             else:
                 recorded = await record_claimed_company(session, order, str(actor))
                 await self._change(session, order, actor, Event.APPROVE,
@@ -283,9 +287,9 @@ class ReviewDesk:
             return [f"已通过绑定申请 {number}：申请人现为已核验的经办人，"
                     "已通知申请人和本单位其他已核验的经办人。"]
         await self.notifier.deliver()
+        if settled is not None:
+            return [settled]
         paid = f"，已通知申请人支付 {yuan(order.amount_cents)}" if order.amount_cents else ""
-        if order.type is OrderType.LOSS:
-            return [await self._settle_loss(actor, number)]
         if order.type is OrderType.UNLOCK and self.settings.agents.enabled:
             if await self.hub.start_unlock(order):
                 return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
@@ -406,6 +410,30 @@ class ReviewDesk:
         return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
                 "UKEY 并运行「cadesk-agent run」，上线后自动开始。"]
 
+    async def _retry_issuance(self, actor: Account, args: list[str],
+                              private: bool) -> list[Reply]:
+        return await self._retry(actor, self._number(args, "重新制证"), OrderType.CERTIFICATE)
+
+    async def _retry_renewal(self, actor: Account, args: list[str],
+                             private: bool) -> list[Reply]:
+        return await self._retry(actor, self._number(args, "重新续期"), OrderType.RENEWAL)
+
+    async def _retry(self, actor: Account, number: str, order_type: OrderType) -> list[Reply]:
+        """重新制证 / 重新续期: the stopped step queued again (the checks are the job service's)."""
+        try:
+            retried = await self._pki().jobs.retry(number, order_type, str(actor))
+        except CertificateRefused as refusal:
+            raise ReviewRefused(str(refusal)) from None
+        if order_type is OrderType.CERTIFICATE:
+            where = ("服务大厅的密钥代理正在执行" if retried.online else
+                     "服务大厅的密钥代理不在线：请在制证电脑上插好 UKEY 并运行"
+                     "「cadesk-agent run」，上线后自动开始")
+        else:
+            where = ("已交给申请人的密钥代理，已通知申请人插好 UKEY" if retried.online else
+                     "申请人的密钥代理不在线，已通知申请人插好 UKEY 并运行「cadesk-agent run」")
+        return [f"已重新安排订单 {number} 的{retried.step}：{where}。"
+                f"「解锁状态 {number}」可查看进度。"]
+
     async def _certificates(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         certificates = self._pki()
         certs = await certificates.office.search(" ".join(args).strip(), SEARCH_LIMIT)
@@ -421,7 +449,7 @@ class ReviewDesk:
         reason = args[1].strip() if len(args) > 1 else ""
         if not args or not reason:
             raise ReviewRefused(f"请写上证书序列号和吊销理由。用法：{usage('吊销')}")
-        async with self.db.transaction() as session:
+        async with office.transaction() as session:  # the CRL listing it in the same commit
             cert = await office.by_serial(session, args[0])
             if cert is None:
                 raise ReviewRefused(f"没有找到序列号为 {args[0]} 的证书。")
@@ -434,7 +462,6 @@ class ReviewDesk:
             serial, company = cert.serial, cert.subject_name
             await self.notifier.notify_staff(
                 session, f"{actor} 吊销了 {company} 的证书 {serial}：{reason}")
-        await office.publish_crl()
         await self.notifier.deliver()
         return [f"已吊销证书 {serial}（{company}），理由：{reason}。已发布新的证书吊销列表。"]
 
@@ -444,7 +471,7 @@ class ReviewDesk:
         why = args[1].strip() if len(args) > 1 else ""
         if not args or not why:
             raise ReviewRefused(f"请写上证书序列号和挂失理由。用法：{usage('挂失')}")
-        async with self.db.transaction() as session:
+        async with certificates.office.transaction() as session:  # with the CRL listing them
             try:
                 held = await certificates.loss.hold_by_technician(session, args[0], str(actor),
                                                                   why)
@@ -454,7 +481,6 @@ class ReviewDesk:
             what = (f"{first.subject_name} 的 UKEY {first.token_serial} 上的 "
                     f"{len(held.certificates)} 张证书（{held.serials}）")
             await self.notifier.notify_staff(session, f"{actor} 挂失了{what}：{why}")
-        await certificates.office.publish_crl()
         await certificates.loss.announce(held)
         return [f"已挂失{what}，理由：{why}。已发布新的证书吊销列表，已通知该单位 "
                 f"{len(held.handlers)} 位已核验经办人。解挂须由单位发送「解挂」申请并审核通过。"]
@@ -468,32 +494,58 @@ class ReviewDesk:
                 "然后在 agent.toml 里写上空白 UKEY 的出厂管理员 PIN（factory_so_pin），"
                 "再运行「cadesk-agent run」。"]
 
-    async def _settle_loss(self, actor: Account, number: str) -> str:
-        """A loss report or its cancellation approved: the certificate follows, the order ends."""
+    async def _settle_loss(self, session: AsyncSession, order: Order, actor: Account,
+                           approvers: Sequence[str]) -> str:
+        """A 挂失 or 解挂 approved, in the approval's transaction (``_certificate_transaction``:
+        the CRL is signed in it): the certificate follows and the order completes. A 解挂 whose
+        certificate was revoked while it waited cannot be done: the order is cancelled with
+        that reason instead, and nothing else changes."""
         certificates = self._pki()
-        async with self.db.transaction() as session:
-            order = await self._load(Orders(session), number)
-            try:
-                done = await certificates.loss.on_approved(session, order, str(actor))
-            except CertificateRefused as refusal:
-                raise ReviewRefused(str(refusal)) from None
-            notice = applicant_notice(order, Event.COMPLETE, self.settings)
-            notice = Notice([f"{done}\n{notice.replies[0]}"], notice.subject,
-                            f"{done}\n{notice.body}")
-            await self.notifier.notify_applicant(session, order, notice)
-        await certificates.office.publish_crl()
-        await self.notifier.deliver()
+        number = order.number
+        cert = await certificates.office.by_serial(session, order.fields.get("cert_serial", ""))
+        if (order.fields.get("apply_kind") == "解挂" and cert is not None
+                and cert.status == CertStatus.REVOKED):
+            why = f"证书 {cert.serial} 已吊销，无法解挂"
+            move_order(session, order, str(actor), Event.CANCEL, reason=why,
+                       detail={"approvers": list(approvers)})
+            await session.flush()  # the version check happens here
+            text = (f"您的订单 {number}（证书解挂）无法办理：{why}，订单已关闭。\n"
+                    "吊销的证书不能再恢复使用；如仍需要 CA 证书，请发送「补办证书」申请。")
+            await self.notifier.notify_applicant(
+                session, order, Notice([text], f"订单 {number}：证书已吊销，无法解挂", text))
+            logger.info(f"order {number}: 解挂 refused at approval by {actor}, {why}")
+            return f"订单 {number} 未能解挂：{why}。订单已取消，已通知申请人。"
+        move_order(session, order, str(actor), Event.APPROVE,
+                   detail={"approvers": list(approvers)})
+        try:
+            done = await certificates.loss.on_approved(session, order, str(actor))
+        except CertificateRefused as refusal:
+            raise ReviewRefused(str(refusal)) from None
+        await session.flush()  # the version check happens here
+        notice = applicant_notice(order, Event.COMPLETE, self.settings)
+        notice = Notice([f"{done}\n{notice.replies[0]}"], notice.subject, f"{done}\n{notice.body}")
+        await self.notifier.notify_applicant(session, order, notice)
         return f"已通过订单 {number}：{done}已通知申请人。"
+
+    def _certificate_transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A transaction that may hold, release or revoke certificates: with [pki] on, the CRL
+        listing the change is signed in it (``CertificateOffice.transaction``)."""
+        if self.certificates is None:
+            return self.db.transaction()
+        return self.certificates.office.transaction()
 
     # --- helpers --------------------------------------------------------------------------
     async def _simple(self, actor: Account, number: str, event: Event,
                       mutate: Mutation | None = None) -> Order:
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
+            next_status(order.type, order.status, event)  # a wrong state says so first
             if event in (Event.SHIP, Event.AWAIT_PICKUP):
                 check_delivery(order.fields, event)
-                if self.certificates is not None and not order.certificate_serial:
-                    raise ReviewRefused(f"订单 {number} 还没有制证，请先「制证 {number}」。")
+            # leaving 已支付 (发货, 待自取; 完成 for a renewal) hands the UKEY over: only written
+            if order.status is OrderStatus.PAID and self.certificates is not None and (
+                    why := await self.certificates.jobs.not_written(session, order)):
+                raise ReviewRefused(why)
             await self._change(session, order, actor, event, mutate=mutate)
         await self.notifier.deliver()
         return order
@@ -562,6 +614,11 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
             ReviewDesk._retry_unlock),
     Command(("制证",), "制证 订单号（把空白 UKEY 插在服务大厅的密钥代理上）",
             "为已支付的新办/补办订单制作 UKEY", ReviewDesk._personalise, pki=True),
+    Command(("重新制证",), "重新制证 订单号", "制证失败或过期后重新安排（已签发的证书只重新写入）",
+            ReviewDesk._retry_issuance, pki=True),
+    Command(("重新续期",), "重新续期 订单号（申请人也可以发）",
+            "续期写入失败或过期后重新安排（已签发的新证书只重新写入）", ReviewDesk._retry_renewal,
+            pki=True, shared=True, form_open=FormOpen.ANSWER),
     Command(("证书",), "证书 [单位名称、信用代码、证书序列号或 UKEY 卡号]", "查找证书及其状态",
             ReviewDesk._certificates, pki=True),
     Command(("吊销",), "吊销 证书序列号 理由（如：密钥泄露、单位变更、停止使用）",
