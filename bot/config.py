@@ -10,13 +10,18 @@ import ipaddress
 import os
 import tomllib
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
+from string import Formatter
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.domain.fees import years_of
+from bot.domain.forms import CERTIFICATE
 from bot.domain.lifecycle import OrderType
+from bot.domain.opening_hours import OpeningHours, parse_period
 from bot.domain.scans import ScanRules
 
 DEFAULT_CONFIG = "bot.toml"
@@ -116,6 +121,105 @@ class FormsSection(_Section):
     def own(self, key: str) -> Path | None:
         """The centre's PDF for the paper form ``key``, if it has one."""
         return getattr(self, key, None)
+
+class CentreSection(_Section):
+    """``[centre]``: the service centre, as applicants are told how to reach it (menu, pickup
+    notices, every 「请联系…」)."""
+
+    name: str = "CA数字证书服务中心"
+    """The centre's name as applicants read it."""
+    phone: str = ""
+    """The service telephone; empty: not shown."""
+    qq: str = ""
+    """The service QQ (number or group) for questions; empty: not shown."""
+    address: str = ""
+    """The service hall's address (where certificates are picked up); empty: not shown."""
+    opening_days: list[int] = [1, 2, 3, 4, 5]
+    """The days the hall and the technicians work, 1 = Monday … 7 = Sunday."""
+    opening_hours: list[str] = ["08:30-12:00", "13:30-17:30"]
+    """The working periods of each of those days, "HH:MM-HH:MM", in order."""
+    hours_note: str = "法定节假日除外"
+    """Shown after the hours, e.g. holidays; empty: nothing."""
+    reply_minutes: int = Field(30, ge=1)
+    """Within working hours, a 人工客服 request is promised an answer within this many
+    minutes."""
+    pickup_notes: str = "请经办人携带本人身份证原件和单位授权书到服务大厅领取。"
+    """What the 待自取 notice tells the applicant to bring (the address and hours follow)."""
+    city: str = "临沂"
+    """The city the centre serves: the default answer of 项目所属地区."""
+
+    @field_validator("opening_days")
+    @classmethod
+    def _days(cls, days: list[int]) -> list[int]:
+        if not days or any(not 1 <= d <= 7 for d in days):
+            raise ValueError("name at least one day, each 1 (Monday) … 7 (Sunday)")
+        return sorted(set(days))
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _periods(cls, periods: list[str]) -> list[str]:
+        parsed = [parse_period(p) for p in periods]  # a ValueError names the bad one
+        if not parsed or any(a[1] > b[0] for a, b in pairwise(parsed)):
+            raise ValueError('give at least one period, in order, e.g. ["08:30-12:00"]')
+        return periods
+
+    @field_validator("city")
+    @classmethod
+    def _city(cls, city: str) -> str:
+        regions = CERTIFICATE.field("region").choices
+        if regions and city not in regions:
+            raise ValueError(f"not one of the 项目所属地区 choices: {'、'.join(regions)}")
+        return city
+
+    def hours(self) -> OpeningHours:
+        return OpeningHours(tuple(self.opening_days),
+                            tuple(parse_period(p) for p in self.opening_hours), self.hours_note)
+
+
+# What a FAQ answer may name in braces, filled in from [centre] and [fees].
+FAQ_PLACEHOLDERS = frozenset({"name", "phone", "qq", "address", "hours", "contact", "fees",
+                              "pickup"})
+
+
+class FaqEntry(_Section):
+    """``[[faq]]``: a question answered without a person (keyword match), one table each."""
+
+    keywords: list[str] = Field(min_length=1)
+    """A message containing any of these (letters in any case) gets the answer."""
+    answer: str
+    """The answer; {name} {phone} {qq} {address} {hours} {contact} {fees} {pickup} are filled
+    in from [centre] and [fees]."""
+
+    @field_validator("answer")
+    @classmethod
+    def _placeholders(cls, answer: str) -> str:
+        named = {name for _, name, _, _ in Formatter().parse(answer) if name is not None}
+        unknown = named - FAQ_PLACEHOLDERS
+        if unknown:
+            raise ValueError(f"unknown placeholders {sorted(unknown)}; known: "
+                             f"{sorted(FAQ_PLACEHOLDERS)}")
+        return answer
+
+
+DEFAULT_FAQ = [
+    FaqEntry(keywords=["多少钱", "费用", "价格", "收费", "价钱", "怎么收"],
+             answer="{fees}\n审核通过后会在这里发支付二维码。发送「新办证书」开始办理。"),
+    FaqEntry(keywords=["地址", "在哪", "怎么走", "大厅", "位置"],
+             answer="{name}地址：{address}\n工作时间：{hours}"),
+    FaqEntry(keywords=["几点", "营业时间", "工作时间", "上班", "下班", "开门", "周末"],
+             answer="工作时间：{hours}\n在这里办理不限时间，提交后技术人员会在工作时间审核。"),
+    FaqEntry(keywords=["材料", "需要什么", "要什么", "准备什么", "带什么", "资料"],
+             answer="新办/补办证书：信息印章采集表、经办人身份证复印件、单位授权书及诚信承诺书、"
+                    "营业执照复印件，都要加盖单位公章，拍照或扫描后在填表时逐张发送；"
+                    "发送「模板」可获取要打印的空白表格。\n"
+                    "解锁：CA数字证书密码重置申请表、营业执照复印件、经办人身份证复印件。\n"
+                    "填表时每一步都会说明要求。"),
+    FaqEntry(keywords=["电话", "联系方式", "qq", "联系你们"],
+             answer="{contact}"),
+    FaqEntry(keywords=["人工", "客服", "真人"],
+             answer="需要技术人员帮忙，请发送「人工客服 您的问题」，例如「人工客服 UKEY 插上没有"
+                    "反应」，我们会转告技术人员。也可以直接联系{contact}"),
+]
 
 
 class StaffSection(_Section):
@@ -288,9 +392,14 @@ class Settings(_Section):
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
     forms: FormsSection = FormsSection()
-    fees: dict[OrderType, Decimal] = {}
-    """``[fees]``: yuan per UKEY (certificates) or per order, keyed by order type; omitted:
-    0."""
+    centre: CentreSection = CentreSection()
+    fees: dict[OrderType, Decimal | dict[int, Decimal]] = {}
+    """``[fees]``: yuan, keyed by order type; omitted: 0. certificate: per UKEY per year of
+    证书年限, or a table of each term's price per UKEY ({ 1 = 260, 2 = 480, 3 = 690 }); the
+    others: per order. A binding is never charged for."""
+    faq: list[FaqEntry] = DEFAULT_FAQ
+    """``[[faq]]``: questions answered from the configuration (price, address, hours, materials,
+    人工客服) when a message is no command and no form waits for an answer."""
     staff: StaffSection = StaffSection()
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()
@@ -298,6 +407,19 @@ class Settings(_Section):
     mailbox: MailboxSection = MailboxSection()
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()
+
+    @model_validator(mode="after")
+    def _fee_tables(self) -> "Settings":
+        terms = {years_of({"years": c}) for c in CERTIFICATE.field("years").choices}
+        for order_type, price in self.fees.items():
+            if not isinstance(price, dict):
+                continue
+            if order_type is not OrderType.CERTIFICATE:
+                raise ValueError(f"[fees] {order_type}: one price per order, not a table")
+            missing = terms - set(price)
+            if missing:
+                raise ValueError(f"[fees] certificate: no price for {sorted(missing)} 年")
+        return self
 
     @property
     def data_dir(self) -> Path:

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.fees import Fees, quote
 from bot.domain.fields import Field, FieldKind, numbered
 from bot.domain.forms import FORMS, Form
+from bot.domain.lifecycle import OrderType
 from bot.domain.scans import ScanInfo
 from bot.domain.text import normalise
 from bot.domain.validators import InvalidAnswer
@@ -63,16 +65,19 @@ class Outcome:
 
 
 class FormFlow:
-    """Drives one ``FlowState`` through its form. Methods mutate the state and say what to send."""
+    """Drives one ``FlowState`` through its form. Methods mutate the state and say what to send.
+    Given the centre's ``fees``, the summary of an order's form says what it will cost."""
 
-    def __init__(self, state: FlowState) -> None:
+    def __init__(self, state: FlowState, fees: Fees | None = None) -> None:
         self.state = state
         self.form: Form = FORMS[state.form]
+        self.fees = fees
 
     # --- starting -------------------------------------------------------------------------
     @classmethod
-    def start(cls, form: Form, presets: dict[str, str] | None = None) -> tuple["FormFlow", Outcome]:
-        flow = cls(FlowState(form=form.key, values=dict(presets or {})))
+    def start(cls, form: Form, presets: dict[str, str] | None = None,
+              fees: Fees | None = None) -> tuple["FormFlow", Outcome]:
+        flow = cls(FlowState(form=form.key, values=dict(presets or {})), fees)
         missing = [f.key for f in form.fields if f.preset and f.key not in flow.state.values]
         if missing:
             raise ValueError(f"presets missing for {form.key}: {missing}")
@@ -82,12 +87,12 @@ class FormFlow:
     @classmethod
     def revise(cls, form: Form, order_number: str, values: dict[str, str],
                scans: dict[str, ScanInfo], redo: list[Field],
-               reason: str) -> tuple["FormFlow", Outcome]:
+               reason: str, fees: Fees | None = None) -> tuple["FormFlow", Outcome]:
         """Correct a rejected order: ask again only ``redo``; with none named, go to the summary
         so the applicant picks with 修改 N."""
         state = FlowState(form=form.key, values=dict(values),
                           scans={k: asdict(v) for k, v in scans.items()}, order_number=order_number)
-        flow = cls(state)
+        flow = cls(state, fees)
         for f in redo:
             if f.kind is FieldKind.SCAN:
                 state.previous[f.key] = "已上传" if state.scans.pop(f.key, None) else ""
@@ -170,6 +175,9 @@ class FormFlow:
             else:
                 shown = f.shown(values[f.key]) if f.key in values else "未填写"
             lines.append(f"{i}. {f.title}：{shown}")
+        order_type = self.form.order_type
+        if self.fees is not None and order_type not in (None, OrderType.BINDING):
+            lines.append(quote(order_type, values, self.fees).line)
         submit = "重新提交" if self.state.order_number else "提交"
         lines.append(f"回复「确认提交」{submit}；回复「修改 序号」修改某一项，例如「修改 3」；"
                      "回复「取消」放弃。")

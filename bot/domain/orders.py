@@ -1,7 +1,7 @@
-"""Facts about an order that do not need a database: its number prefix, its name, its amount."""
+"""Facts about an order that do not need a database: its number prefix, its name, how its
+amount reads (what it costs is ``bot.domain.fees``)."""
 
 from collections.abc import Mapping
-from decimal import Decimal
 
 from bot.domain.lifecycle import OrderType
 
@@ -31,14 +31,10 @@ def order_title(order_type: OrderType, values: Mapping[str, str]) -> str:
     return f"证书{kind}" if kind else order_type.label
 
 
-def amount_cents(order_type: OrderType, values: Mapping[str, str],
-                 fees: Mapping[OrderType, Decimal]) -> int:
-    if order_type is OrderType.BINDING:
-        return 0  # binding a company is never charged for
-    fee = fees.get(order_type, Decimal(0))
-    count = int(values.get("ukey_count", "1")) if order_type is OrderType.CERTIFICATE else 1
-    return int((fee * count * 100).to_integral_value())
-
-
 def yuan(cents: int | None) -> str:
     return "—" if cents is None else f"¥{cents / 100:.2f}"
+
+
+def fee_text(cents: int | None) -> str:
+    """An order's amount in a list: a free order reads 免费, never ¥0.00."""
+    return "免费" if cents == 0 else yuan(cents)

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from bot.domain.fields import Field
 from bot.domain.forms import Form
-from bot.domain.lifecycle import Event, OrderStatus
+from bot.domain.lifecycle import PAID_TYPES, Event, OrderStatus, OrderType
 
 # Short names a technician may write in a rejection reason, beside the label and the 附件 slot.
 ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -108,16 +108,29 @@ def changed_fields(form: Form, before: Mapping[str, str], after: Mapping[str, st
     return changed
 
 
-# what a technician may type after 订单 to filter by status
-STATUS_WORDS: Mapping[str, frozenset[OrderStatus]] = {
-    "待审核": frozenset({OrderStatus.SUBMITTED, OrderStatus.RESUBMITTED}),
-    "已驳回": frozenset({OrderStatus.REJECTED}),
-    "驳回": frozenset({OrderStatus.REJECTED}),
-    "待支付": frozenset({OrderStatus.APPROVED}),
-    "审核通过": frozenset({OrderStatus.APPROVED}),
-    "已支付": frozenset({OrderStatus.PAID}),
-    "已发货": frozenset({OrderStatus.SHIPPED}),
-    "待自取": frozenset({OrderStatus.AWAITING_PICKUP}),
-    "已完成": frozenset({OrderStatus.COMPLETED}),
-    "已取消": frozenset({OrderStatus.CANCELLED}),
+@dataclass(frozen=True)
+class StatusFilter:
+    """Orders in one of ``statuses``, of one of ``types``."""
+
+    statuses: frozenset[OrderStatus]
+    types: frozenset[OrderType] = frozenset(OrderType)
+
+
+def _in(*statuses: OrderStatus) -> StatusFilter:
+    return StatusFilter(frozenset(statuses))
+
+
+# what a technician may type after 订单 to filter by status; 待支付 is an approved order of a
+# type that is paid for (as ``status_label`` reads it): an approved unlock owes nothing
+STATUS_WORDS: Mapping[str, StatusFilter] = {
+    "待审核": _in(OrderStatus.SUBMITTED, OrderStatus.RESUBMITTED),
+    "已驳回": _in(OrderStatus.REJECTED),
+    "驳回": _in(OrderStatus.REJECTED),
+    "待支付": StatusFilter(frozenset({OrderStatus.APPROVED}), frozenset(PAID_TYPES)),
+    "审核通过": _in(OrderStatus.APPROVED),
+    "已支付": _in(OrderStatus.PAID),
+    "已发货": _in(OrderStatus.SHIPPED),
+    "待自取": _in(OrderStatus.AWAITING_PICKUP),
+    "已完成": _in(OrderStatus.COMPLETED),
+    "已取消": _in(OrderStatus.CANCELLED),
 }

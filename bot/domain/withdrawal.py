@@ -13,11 +13,14 @@ from collections.abc import Iterable, Mapping
 from bot.domain.lifecycle import IN_REVIEW, Event, OrderStatus, OrderType, next_status
 from bot.domain.review import Logged, approvers_since_submission
 
-_ASK_STAFF = "如确需取消，请联系技术人员。"
-
 
 class WithdrawalRefused(ValueError):
-    """``str(error)`` tells the applicant why the order cannot be withdrawn."""
+    """``str(error)`` tells the applicant why the order cannot be withdrawn; ``ask_staff``: a
+    person may still cancel it (the caller adds how to reach the centre)."""
+
+    def __init__(self, message: str, ask_staff: bool = True) -> None:
+        super().__init__(message)
+        self.ask_staff = ask_staff
 
 
 def check_withdrawal(number: str, order_type: OrderType, status: OrderStatus,
@@ -26,18 +29,17 @@ def check_withdrawal(number: str, order_type: OrderType, status: OrderStatus,
     if order_type is OrderType.LOSS and values.get("apply_kind") == "挂失":
         raise WithdrawalRefused(
             f"挂失申请 {number} 不能撤回：提交时证书已立即挂失（暂停使用）。"
-            "找回 UKEY 后请发送「解挂」申请恢复。")
+            "找回 UKEY 后请发送「解挂」申请恢复。", ask_staff=False)
     if status is OrderStatus.REJECTED:
         raise WithdrawalRefused(
             f"订单 {number} 已审核（已驳回），不能撤回。请回复「修改 {number}」按驳回理由修改后"
-            f"重新提交；{_ASK_STAFF}")
+            "重新提交。")
     if status not in IN_REVIEW:
         try:
             next_status(order_type, status, Event.WITHDRAW)
         except ValueError as refused:  # says the state: 该订单待支付，不能撤回。
-            raise WithdrawalRefused(f"{refused}只有还没有审核的订单才能撤回。"
-                                    f"{'' if status is OrderStatus.CANCELLED else _ASK_STAFF}"
-                                    ) from None
+            raise WithdrawalRefused(f"{refused}只有还没有审核的订单才能撤回。",
+                                    ask_staff=status is not OrderStatus.CANCELLED) from None
     if approvers_since_submission(log):
         raise WithdrawalRefused(
-            f"订单 {number} 已有技术人员审核通过（等待另一位复核），不能撤回。{_ASK_STAFF}")
+            f"订单 {number} 已有技术人员审核通过（等待另一位复核），不能撤回。")

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.domain.fees import amount_cents
 from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, next_status
 from bot.domain.order_log import NOTES
 from bot.domain.order_numbers import new_order_number
-from bot.domain.orders import amount_cents, number_prefix
+from bot.domain.orders import number_prefix
 from bot.domain.scans import ScanInfo
 from storage.models import Attachment, Order, OrderEvent, utcnow
 from storage.repositories import Orders

@@ -18,6 +18,7 @@ from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
+from bot.services.centre import pickup_line, reach
 from bot.services.messages import Account, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
@@ -81,14 +82,15 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "{head}的证书已寄出：{express_company} 快递单号 {express_number}。请注意查收。"),
     Event.AWAIT_PICKUP: Template(
         "证书可以领取了",
-        "{head}的证书已可领取。请经办人携带本人身份证原件和单位授权书到服务大厅自取。"),
+        "{head}的证书已可领取。{pickup}"),
     Event.COMPLETE: Template("已办结", "{head}已办结，感谢您的使用。"),
     Event.INVOICE: Template("发票信息已登记", "{head}的发票信息已登记：{invoice_info}"),
     NoticeKind.UNLOCKED: Template(
         "UKEY 密码已重置", "{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"),
     NoticeKind.UNLOCK_FAILED: Template(
         "远程解锁未成功",
-        "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系。"
+        "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系；着急的话也可以"
+        "联系{centre}。"
         "发送「解锁状态 {number}」可查看进度。"),
     NoticeKind.AGENT_OFFLINE: Template(
         "请启动密钥代理",
@@ -101,7 +103,7 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
     NoticeKind.UKEY_NOT_OURS: Template(
         "UKEY 不属于贵单位，未解锁",
         "{head}：读到的 UKEY（卡号 {reason}）登记在其他单位名下，不能为它重置密码，解锁已停止。"
-        "请确认插的是贵单位自己的 UKEY，并联系服务中心处理。"),
+        "请确认插的是贵单位自己的 UKEY；需要核实登记的，请联系{centre}。"),
     NoticeKind.BINDING_VERIFIED: Template(
         "绑定已核验",
         "绑定已核验：您的绑定申请 {number} 已通过，您现在可以代表本单位办理全部业务，"
@@ -115,7 +117,7 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "绑定申请未获本单位确认",
         "您的绑定申请 {number} 未获本单位已核验的经办人确认。\n理由：{reject_reason}\n"
         "如您确为本单位经办人，请先与本单位已核验的经办人沟通，再回复「申请核验」重新申请；"
-        "也可联系技术人员核验。在此之前您仍可办理新办证书、补办证书和解锁。"),
+        "也可以联系{centre}核验。在此之前您仍可办理新办证书、补办证书和解锁。"),
 }
 
 
@@ -128,9 +130,11 @@ def notice_kind(order: Order, kind: Event | NoticeKind) -> Event | NoticeKind:
     return kind
 
 
-def _values(order: Order, fix: Sequence[Field], reason: str) -> dict[str, str]:
+def _values(order: Order, settings: Settings, fix: Sequence[Field],
+            reason: str) -> dict[str, str]:
     title = order_title(order.type, order.fields)
     return {
+        "centre": reach(settings.centre), "pickup": pickup_line(settings),
         "number": order.number, "title": title, "head": f"您的订单 {order.number}（{title}）",
         "amount": yuan(order.amount_cents), "reject_reason": str(order.reject_reason),
         "to_fix": f"需要修改：{_names(fix)}。\n" if fix else "",
@@ -144,7 +148,7 @@ def applicant_notice(order: Order, kind: Event | NoticeKind, settings: Settings,
                      fix: Sequence[Field] = (), reason: str = "") -> Notice:
     """What the applicant is told when ``kind`` happened to ``order``: its template, filled."""
     template = TEMPLATES[notice_kind(order, kind)]
-    values = _values(order, fix, reason)
+    values = _values(order, settings, fix, reason)
     pictures: list[Reply] = []
     if template.pay:
         assert order.amount_cents
@@ -186,39 +190,40 @@ class CompanyNotice(StrEnum):
     TECHNICIAN_HOLD = "technician_hold"  # a technician's 挂失 by command
 
 
-# Formatted with the caller's values and ``at`` (now, local time). ``subject`` is the whole
-# mail subject.
+# Formatted with the caller's values, ``at`` (now, local time) and ``centre`` (how to reach the
+# service centre). ``subject`` is the whole mail subject.
 COMPANY_TEMPLATES: Mapping[CompanyNotice, Template] = {
     CompanyNotice.AGENT_PAIRED: Template(
         "【{company}】绑定了新的密钥代理",
         "【{company}】{at} 绑定了新的密钥代理（编号 {agent}），绑定码由账号 {who} 申请。"
         "密钥代理装在插着本单位 UKEY 的电脑上，用于远程解锁、续期等。"
-        "如果不是本单位人员所为，请立即联系技术人员吊销。"),
+        "如果不是本单位人员所为，请立即联系{centre}吊销。"),
     CompanyNotice.HANDLER_REMOVED: Template(
         "【{company}】的账号 {who} 已解绑",
         "技术人员已于 {at} 解除账号 {who} 与【{company}】的绑定，它不能再代表本单位办理业务；"
-        "它绑定的密钥代理（{agents} 个）已同时吊销。如有疑问请联系技术人员。"),
+        "它绑定的密钥代理（{agents} 个）已同时吊销。如有疑问请联系{centre}。"),
     CompanyNotice.YOU_ARE_REMOVED: Template(
         "您与【{company}】的绑定已解除",
         "技术人员已于 {at} 解除您的账号与【{company}】的绑定：您不能再代表该单位办理业务，"
-        "您绑定的密钥代理（{agents} 个）已吊销，未提交的填写已清除。如有疑问请联系技术人员。"),
+        "您绑定的密钥代理（{agents} 个）已吊销，未提交的填写已清除。如有疑问请联系{centre}。"),
     CompanyNotice.LOSS_FILED: Template(
         "【{company}】的证书已挂失",
         "账号 {who} 于 {at} 为【{company}】提交了挂失（订单 {number}）：UKEY {token} 上的 "
         "{count} 张证书（序列号 {serials}）已立即暂停使用。如果不是本单位人员所为，请立即联系"
-        "技术人员；找回 UKEY 后可发送「解挂」申请恢复。"),
+        "{centre}；找回 UKEY 后可发送「解挂」申请恢复。"),
     CompanyNotice.TECHNICIAN_HOLD: Template(
         "【{company}】的证书已由技术人员挂失",
         "技术人员于 {at} 为【{company}】挂失了 UKEY {token} 上的 {count} 张证书（序列号 "
         "{serials}），理由：{why}。证书已暂停使用；找回 UKEY 后可发送「解挂」申请恢复，"
-        "如有疑问请联系技术人员。"),
+        "如有疑问请联系{centre}。"),
 }
 
 
 def company_notice(kind: CompanyNotice, settings: Settings, **values: str) -> Notice:
     """What a company's handlers are told when ``kind`` happened: its template, filled."""
     template = COMPANY_TEMPLATES[kind]
-    values = {"at": f"{utcnow().astimezone(settings.tz):%Y-%m-%d %H:%M}", **values}
+    values = {"at": f"{utcnow().astimezone(settings.tz):%Y-%m-%d %H:%M}",
+              "centre": reach(settings.centre), **values}
     text = template.chat.format(**values)
     body = text if template.body is None else template.body.format(**values)
     return Notice([text], template.subject.format(**values), body)

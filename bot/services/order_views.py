@@ -8,7 +8,7 @@ from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
 from bot.domain.lifecycle import OrderType, status_label
 from bot.domain.masking import mask_personal_numbers
-from bot.domain.orders import order_title, yuan
+from bot.domain.orders import fee_text, order_title
 from bot.domain.scans import ScanInfo
 from storage.models import Order, OrderEvent
 
@@ -51,7 +51,7 @@ def _columns(order: Order, tz: ZoneInfo) -> list[str]:
         f"项目：{order.fields.get('region', '—')}　名称：{company_label(order)}",
         f"订单类型：{order_title(order.type, order.fields)}　"
         f"订单日期：{_local(order.submitted_at or order.created_at, tz, '%Y-%m-%d')}　"
-        f"金额：{yuan(order.amount_cents)}",
+        f"金额：{fee_text(order.amount_cents)}",
         f"订单状态：{status_label(order.type, order.status)}",
         f"驳回信息：{order.reject_reason or '—'}",
         f"快递单号：{express}　发票信息：{order.invoice_info or '—'}",

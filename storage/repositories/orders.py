@@ -2,7 +2,7 @@
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import bindparam, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -82,13 +82,15 @@ class Orders:
             select(Order).where(Order.status.in_(_IN_REVIEW)).options(*_LISTED)
             .order_by(Order.submitted_at, Order.id).limit(limit))).all()
 
-    async def search(self, statuses: Collection[str], company: str, limit: int) -> Sequence[Order]:
-        """By status and by a company's name (part of it) or USCC: the record's, or what the
-        order claims (an unlock mail's company not on record has no record to join: an outer
-        join keeps it)."""
+    async def search(self, kinds: Collection[tuple[Collection[str], Collection[str]]],
+                     company: str, limit: int) -> Sequence[Order]:
+        """By kind (any of ``kinds``: a status among the first, a type among the second) and by
+        a company's name (part of it) or USCC: the record's, or what the order claims (an
+        unlock mail's company not on record has no record to join: an outer join keeps it)."""
         query = select(Order).outerjoin(Order.company)
-        if statuses:
-            query = query.where(Order.status.in_(statuses))
+        if kinds:
+            query = query.where(or_(*(and_(Order.status.in_(statuses), Order.type.in_(types))
+                                      for statuses, types in kinds)))
         if company:
             query = query.where(or_(
                 Company.name.contains(company, autoescape=True), Company.uscc == company,

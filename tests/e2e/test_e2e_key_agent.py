@@ -234,7 +234,7 @@ async def test_an_agent_reading_another_companys_ukey_gets_no_reset(
             told = dict(await peer.replies_until("远程解锁已停止", within=60))  # applicant first
             assert "登记在 临沂乙方测试有限公司" in told[f"user:{TECHNICIAN}"]
             assert "登记在其他单位名下" in told[f"user:{USER}"]
-            assert "联系服务中心" in told[f"user:{USER}"]
+            assert "请联系CA数字证书服务中心" in told[f"user:{USER}"]  # [centre] name
             refused = await say(TECHNICIAN, text(f"确认解锁 {number}"), "已登记在")
             assert "临沂乙方测试有限公司" in refused
             history = await say(TECHNICIAN, text(f"历史 {number}"), "办理记录")

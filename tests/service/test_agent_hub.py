@@ -12,6 +12,7 @@ from bot.key_agent.protocol import AgentKeys
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
+from bot.services.centre import please_contact
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Certificate, Handler, Order, OutgoingMail, TokenJob, utcnow
 from tests.support.applicant import bind_verified
@@ -148,7 +149,8 @@ async def test_another_companys_serial_gets_no_reset_and_stops_for_good(runtime:
     assert "O=临沂别家有限公司" in staff  # what the agent read
     applicant = [str(r) for to, r in runtime.chat_outbox.chat.sent
                  if to == str(account)]
-    assert any("登记在其他单位名下" in r and "联系服务中心" in r for r in applicant)
+    assert any("登记在其他单位名下" in r and please_contact(runtime.settings) in r
+               for r in applicant)
     [confirm] = await runtime.desk.execute(technician(), f"确认解锁 {order.number}",
                                            private=True)
     assert "已登记在 临沂6号测试有限公司" in confirm  # no confirming someone else's UKEY

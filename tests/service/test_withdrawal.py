@@ -99,7 +99,7 @@ async def test_after_review_the_withdrawal_is_refused_with_the_reason(
 
     reply = await say(runtime, applicant, f"撤回 {number}")
     assert "该订单待支付，不能撤回。只有还没有审核的订单才能撤回。" in reply
-    assert "请联系技术人员" in reply
+    assert "如确需取消，请联系" in reply  # the centre, with its phone and QQ when set
     order, events = await order_of(runtime, number)
     assert order.status == "approved"
     assert events[-1].event == "approve"

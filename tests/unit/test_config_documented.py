@@ -4,6 +4,7 @@ A new setting cannot go undocumented."""
 
 import re
 from pathlib import Path
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -11,7 +12,7 @@ from bot.config import Settings
 from bot.domain.lifecycle import OrderType
 
 ROOT = Path(__file__).resolve().parents[2]
-HEADER = re.compile(r"^\[(\w+)\]\s*$")
+HEADER = re.compile(r"^\[\[?(\w+)\]\]?\s*$")  # [section] or [[array of tables]]
 KEY = re.compile(r"^(?:#\s*)?(\w+)\s*=")
 
 
@@ -27,12 +28,22 @@ def keys_by_section(toml: str) -> dict[str, set[str]]:
     return sections
 
 
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``[section]``, or of each ``[[table]]`` of an array; None: neither."""
+    if get_origin(annotation) is list:
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
 def expected_keys() -> dict[str, set[str]]:
-    """What bot.toml must mention: every field of every section; [fees] by order type."""
+    """What bot.toml must mention: every field of every section ([[faq]]'s too); [fees] by
+    order type."""
     expected = {}
     for name, field in Settings.model_fields.items():
-        model = field.annotation
-        if isinstance(model, type) and issubclass(model, BaseModel):
+        model = section_model(field.annotation)
+        if model is not None:
             expected[name] = set(model.model_fields)
         else:
             assert name == "fees", f"[{name}] is neither a section nor the fees table"
@@ -68,8 +79,8 @@ def test_bot_toml_mentions_no_setting_that_does_not_exist() -> None:
 
 def test_every_section_and_field_has_a_docstring() -> None:
     for name, section in Settings.model_fields.items():
-        model = section.annotation
-        if isinstance(model, type) and issubclass(model, BaseModel):
+        model = section_model(section.annotation)
+        if model is not None:
             assert model.__doc__, f"[{name}]"
             for key, field in model.model_fields.items():
                 assert field.description, f"[{name}] {key}"

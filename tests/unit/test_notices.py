@@ -52,3 +52,20 @@ def test_a_rejection_names_what_to_fix(settings: Settings) -> None:
         "您的订单 XB-261125-7KQ3（证书新办）未通过审核。\n驳回理由：附件二不清晰\n"
         f"需要修改：{fix[0].title}。\n"
         "请回复「修改 XB-261125-7KQ3」按提示修改后重新提交，其余内容无需重填。")
+
+
+def test_the_pickup_notice_says_what_to_bring_where_and_when() -> None:
+    settings = Settings.model_validate({"centre": {
+        "address": "临沂市兰山区测试路 1 号", "opening_days": [1, 2, 3, 4, 5, 6],
+        "pickup_notes": "请携带身份证原件和授权书。"}})
+    text = str(applicant_notice(an_order(), Event.AWAIT_PICKUP, settings).replies[0])
+    assert text == ("您的订单 XB-261125-7KQ3（证书新办）的证书已可领取。请携带身份证原件和授权书。"
+                    "地址：临沂市兰山区测试路 1 号；工作时间：周一至周六 08:30-12:00、13:30-17:30"
+                    "（法定节假日除外）。")
+
+
+def test_a_notice_that_sends_to_a_person_names_the_centre_and_how_to_reach_it() -> None:
+    settings = Settings.model_validate({"centre": {"name": "临沂测试CA中心", "phone": "0539-1",
+                                                   "qq": "800"}})
+    text = str(applicant_notice(an_order(), NoticeKind.UKEY_NOT_OURS, settings).replies[0])
+    assert "请联系临沂测试CA中心（电话 0539-1，QQ 800）。" in text

@@ -27,6 +27,7 @@ from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_comp
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
 from bot.services.agents.ukeys import UkeyRefused, require_on_record, what_was_read, whose
 from bot.services.agents.ukeys import record as record_ukey
+from bot.services.centre import please_contact
 from bot.services.filing import move_order, note_order
 from bot.services.messages import Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
@@ -404,7 +405,8 @@ class AgentHub:
                     f"「确认解锁 {order.number}」。")
         if ukey.company_id != order.company_id:
             return (f"· 读到的 UKEY（卡号 {serial}）登记在其他单位名下：已停止，不会重置密码。"
-                    "请插上本单位自己的 UKEY 并联系服务中心。")
+                    "请插上本单位自己的 UKEY；需要核实登记的，"
+                    + please_contact(self.settings))
         return None
 
     async def expire_due(self) -> int:

@@ -24,6 +24,7 @@ from bot.domain.lifecycle import IN_REVIEW, Event, OrderStatus, OrderType, statu
 from bot.domain.masking import mask_mobile, mask_name
 from bot.domain.review import named_fields
 from bot.domain.trust import HandlerStatus
+from bot.services.centre import please_contact
 from bot.services.filing import file_order, move_order
 from bot.services.messages import Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice, staff_notice
@@ -142,7 +143,7 @@ async def approve(session: AsyncSession, settings: Settings, notifier: Notifier,
               if h.id != requester.id and (decider is None or h.id != decider.id)]
     text = (f"{who(requester, order.fields)} 已核验为【{order.company.name}】的经办人"
             f"（绑定申请 {order.number}，由 {actor} 确认），现在可以代表本单位办理全部业务。"
-            "如有疑问请联系技术人员。")
+            f"如有疑问{please_contact(settings)}")
     told = Notice([text], f"【{order.company.name}】新增经办人（{order.number}）", text)
     await notifier.notify_handlers(session, others, told)
     return Told(order, notice, others, told)

@@ -5,12 +5,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config import Settings
 from bot.domain.trust import HandlerStatus
+from bot.services.centre import please_contact
 from bot.services.commands import Command
 from bot.services.messages import Account
 from storage.models import Handler, Order
 
-NO_CERTIFICATES = "本服务暂未开通在线续期和挂失，请联系技术人员办理。"
 # what a pending account may not do, and how it gets verified (docs/conversation.md)
 NOT_VERIFIED = (
     "您与本单位的绑定尚未核验，暂不能办理「{word}」。核验通过前不能查看本单位已有的订单和证书，"
@@ -39,6 +40,11 @@ def is_verified(handler: Handler) -> bool:
     """Whether a binding may run the commands marked ``verified`` and see the company's orders
     (this is the one place that decides; see bot/domain/trust.py)."""
     return handler.status is HandlerStatus.VERIFIED
+
+
+def no_certificates(settings: Settings) -> str:
+    """The refusal of a ``pki`` command while [pki] is off."""
+    return f"本服务暂未开通在线续期和挂失，办理{please_contact(settings)}"
 
 
 def not_verified(word: str) -> str:

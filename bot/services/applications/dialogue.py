@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
+from bot.domain.fees import amount_cents, quote
 from bot.domain.fields import FieldKind
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import (
@@ -32,7 +33,7 @@ from bot.domain.forms import (
 )
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
-from bot.domain.orders import order_title, yuan
+from bot.domain.orders import order_title
 from bot.domain.review import changed_fields
 from bot.domain.scans import InvalidScan, ScanInfo, accept_scan
 from bot.domain.text import normalise
@@ -44,15 +45,16 @@ from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
 from bot.services.applications import binding
 from bot.services.applications.commands import (
-    NO_CERTIFICATES,
     Asked,
     is_verified,
     may_see,
     menu_lines,
+    no_certificates,
     not_found,
     not_verified,
 )
 from bot.services.applications.paper_forms import PaperForms
+from bot.services.centre import faq_answers, menu_footer, please_contact, reach, when_answered
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
@@ -77,13 +79,14 @@ PENDING_LINE = ("【待核验】您与本单位的绑定尚未核验：现在可
                 "和证书、挂失/解挂、续期、绑定密钥代理须核验通过后办理。")
 
 
-def menu(company_name: str, certificates: bool = False, verified: bool = True) -> str:
+def menu(company_name: str, certificates: bool = False, verified: bool = True,
+         footer: str = "") -> str:
     """The applicant's menu (and 帮助 outside a form): what this account may do, in table order;
-    a pending account's says so first."""
+    a pending account's says so first; ``footer`` (prices, how to reach the centre) last."""
     shown = APPLICANT_COMMANDS.visible(pki=certificates, verified=verified)
     head = f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。"
     return "\n".join([*([head, PENDING_LINE, "请回复："] if not verified else [head + "请回复："]),
-                      *menu_lines(shown)])
+                      *menu_lines(shown), *([footer] if footer else [])])
 
 
 NO_MAIL = ("本服务暂未开通邮件通知，不需要设置邮箱：审核结果、付款、发货等所有通知都会在这里"
@@ -138,19 +141,24 @@ class Dialogue:
                 handler is not None or not command.binding):
             return [*await self._run(command, Asked(account, handler, argument)),
                     *self._still_open(state)]
+        # a question the centre's FAQ answers, unless a form waits for an answer
+        answers = faq_answers(self.settings, text) if command is None else []
         if state is not None:
-            flow = FormFlow(state)
+            flow = FormFlow(state, self.settings.fees)
             pause = idle or (command is not None and command.form_open is FormOpen.PAUSE)
             if pause and state.mode is not Mode.CONFIRM_CANCEL:
                 flow.pause()
+            if answers and flow.state.paused and not incoming.images:
+                await self._save(account, flow)
+                return [*answers, flow.reminder()]
             return await self._continue(account, handler, flow, incoming)
         if handler is None and (command is None or command.binding):
             flow, outcome = FormFlow.start(BINDING)
             await self._save(account, flow)
-            return [WELCOME, *outcome.replies[1:]]
+            return [*answers, WELCOME, *outcome.replies[1:]]
         if command is None:
             assert handler is not None
-            return [self._menu(handler)]
+            return answers or [self._menu(handler)]
         return await self._run(command, Asked(account, handler, argument))
 
     async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[Reply]:
@@ -158,7 +166,7 @@ class Dialogue:
         if command.verified and asked.handler is not None and not is_verified(asked.handler):
             return [not_verified(command.word)]
         if command.pki and self.certificates is None:
-            return [NO_CERTIFICATES]
+            return [no_certificates(self.settings)]
         return [*await command.handler(self, asked)]
 
     async def has_form(self, account: Account) -> bool:
@@ -167,13 +175,16 @@ class Dialogue:
             return await Conversations(session).get(account.platform, account.user_id) is not None
 
     def _menu(self, handler: Handler, verified: bool | None = None) -> str:
-        return menu(handler.company.name, certificates=self.certificates is not None,
-                    verified=is_verified(handler) if verified is None else verified)
+        certificates = self.certificates is not None
+        return menu(handler.company.name, certificates=certificates,
+                    verified=is_verified(handler) if verified is None else verified,
+                    footer=menu_footer(self.settings, certificates))
 
     # --- commands without a form ------------------------------------------------------------
     async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
         company = asked.bound.company
-        flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra))
+        flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra),
+                                       self.settings.fees)
         await self._save(asked.account, flow)
         return outcome.replies
 
@@ -345,7 +356,7 @@ class Dialogue:
             if order_type is OrderType.LOSS:
                 if self.certificates is None:  # switched off while the form was being filled
                     await Conversations(session).delete(account.platform, account.user_id)
-                    return [NO_CERTIFICATES]
+                    return [no_certificates(self.settings)]
                 try:
                     cert = await self.certificates.check_loss(session, handler, values)
                 except CertificateRefused as refusal:
@@ -371,8 +382,9 @@ class Dialogue:
             after = (f"证书已立即挂失：这个 UKEY 上的 {len(held.certificates)} 张证书（序列号 "
                      f"{held.serials}）从现在起不能再用于签名投标（已列入证书吊销列表）。"
                      "找回 UKEY 后可发送「解挂」申请恢复。")
+        fee = quote(order_type, values, self.settings.fees)
         return [f"提交成功！\n订单号：{order.number}\n"
-                f"【{order_title(order_type, values)}】金额：{yuan(order.amount_cents)}\n"
+                f"【{order_title(order_type, values)}】{fee.line}\n"
                 f"接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；{after}"
                 "如被驳回，请按驳回理由修改后重新提交。\n"
                 f"随时回复「查询 {order.number}」查看进度；"
@@ -492,7 +504,7 @@ class Dialogue:
         current = {a.slot: ScanInfo(a.sha256, a.format, a.size, a.width, a.height)
                    for a in order.attachments}  # later revisions win
         flow, outcome = FormFlow.revise(form, number, order.fields, current, redo,
-                                        order.reject_reason or "")
+                                        order.reject_reason or "", self.settings.fees)
         await self._save(account, flow)
         return await self._with_filled_form(flow, outcome.replies)
 
@@ -525,6 +537,8 @@ class Dialogue:
                        detail={"changed": [f.title for f in changed],
                                "previous_fields": previous})
             order.fields, order.submitted_at = values, now
+            # 修改 may change what it costs (证书年限, 办理Ukey数量): charged as resubmitted
+            order.amount_cents = amount_cents(order.type, values, self.settings.fees)
             order.reject_reason = None
             await Conversations(session).delete(account.platform, account.user_id)
             await self.notifier.notify_staff(session, staff_notice(order, changed), order.id)
@@ -559,7 +573,8 @@ class Dialogue:
                 await self.notifier.notify_staff(
                     session, withdrawn_notice(order, str(asked.account)), order.id)
         except WithdrawalRefused as refused:
-            return [str(refused)]
+            staff = f"如确需取消，{please_contact(self.settings)}" if refused.ask_staff else ""
+            return [f"{refused}{staff}"]
         except StaleDataError:
             return [f"订单 {number} 刚被技术人员处理过，请回复「查询 {number}」查看后再决定。"]
         logger.info(f"order {number} withdrawn by {asked.account}")
@@ -614,6 +629,35 @@ class Dialogue:
         if address is None:
             return ["已取消邮件通知，之后只在这里通知您。"]
         return [f"已设置通知邮箱：{address}。订单有变化时，我们会同时发邮件给您。"]
+
+    async def _ask_a_person(self, asked: Asked) -> list[str]:
+        """「人工客服 [问题]」: the technicians are told who asks (account, company) and about
+        what (the question, else the form open and the latest order); the asker, when to
+        expect the answer."""
+        account, handler, question = asked.account, asked.handler, asked.argument.strip()
+        async with self.db.transaction() as session:
+            conversation = await Conversations(session).get(account.platform, account.user_id)
+            latest = await Orders(session).of_handler(handler.id, 1) if handler else []
+        company = (f"{handler.company.name}（{handler.status.label}）" if handler is not None
+                   else "尚未绑定单位")
+        lines = [f"【人工客服】{account} 请技术人员回复", f"单位：{company}",
+                 f"问题：{question or '（没有写明，见下）'}"]
+        if conversation is not None:
+            flow = FormFlow(FlowState.from_json(conversation.state))
+            done, total = flow.progress()
+            at = f"停在【{flow.current.title}】" if flow.current else "在最后核对"
+            lines.append(f"正在填写：【{flow.form.title}】已填 {done}/{total} 项，{at}")
+        for order in latest:
+            lines.append(f"最近的订单：{order.number} {order_title(order.type, order.fields)} "
+                         f"{status_label(order.type, order.status)}")
+        lines.append(f"请私聊 {account} 回复。")
+        await self.notifier.tell_staff("\n".join(lines))
+        logger.info(f"{account} asked for a person")
+        told = f"已转告技术人员（您的问题：{question}）。" if question else "已转告技术人员。"
+        more = ("" if question else
+                "\n补充说明问题会更快，例如发送「人工客服 UKEY 插上电脑没有反应」。")
+        return [f"{told}{when_answered(self.settings, utcnow())}\n"
+                f"着急的话也可以直接联系{reach(self.settings.centre)}。{more}"]
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
@@ -738,6 +782,11 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     # no binding needed: the 单位授权书 is what a first account sends to be verified
     Command(("模板", "空白表格", "表格"), "模板", "获取需要打印、盖章后拍照上传的空白表格",
             Dialogue._templates, binding=False, form_open=FormOpen.ANSWER),
+    # any account, bound or not, and while a form is open (the form is recalled after it)
+    Command(("人工客服", "转人工", "人工", "客服"), "人工客服 问题",
+            "请技术人员回复您（写上问题更快）",
+            Dialogue._ask_a_person, pattern=re.compile(r"(?:人工客服|转人工)[\s:：,，]*(.+)"),
+            binding=False, form_open=FormOpen.ANSWER),
     Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),

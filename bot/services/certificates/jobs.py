@@ -36,15 +36,17 @@ from bot.domain.certificates import (
     years_to_months,
 )
 from bot.domain.certificates import add_months as months_after
+from bot.domain.fees import amount_cents
 from bot.domain.lifecycle import INITIAL, Event, OrderStatus, OrderType, status_label
 from bot.domain.order_log import TOKEN_JOB_NAMES
-from bot.domain.orders import amount_cents, yuan
+from bot.domain.orders import yuan
 from bot.key_agent.protocol import HALL, b64, unb64
 from bot.pki import CAError, subject_of
 from bot.services.agents.hub import AgentHub, Route, Step
 from bot.services.agents.so_pins import initial_user_pin, load_master
 from bot.services.agents.ukeys import UkeyRefused, whose
 from bot.services.agents.ukeys import record as record_ukey
+from bot.services.centre import please_contact
 from bot.services.certificates.office import HOLDABLE, CertificateOffice, CertificateRefused
 from bot.services.filing import free_number, move_order, note_order
 from bot.services.messages import Account
@@ -405,7 +407,7 @@ class CertificateJobs:
         ukey = await Ukeys(session).by_serial(serial)
         if why is None and (ukey is None or ukey.company_id != order.company_id):
             why = (f"这个 UKEY（卡号 {serial}）没有登记在贵单位名下，不能续期。"
-                   "请联系服务中心核实登记。")
+                   f"需要核实登记的，{please_contact(self.settings)}")
         if why is not None:
             return self._refuse_renewal(session, order, actor, why)
         tz = self.settings.tz

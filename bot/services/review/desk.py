@@ -30,7 +30,7 @@ from bot.domain.lifecycle import (
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.order_log import logged_as
 from bot.domain.order_numbers import parse_order_number
-from bot.domain.orders import order_title, yuan
+from bot.domain.orders import fee_text, order_title, yuan
 from bot.domain.review import (
     STATUS_WORDS,
     ReviewRefused,
@@ -44,6 +44,7 @@ from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_comp
 from bot.services.applications import binding
 from bot.services.applications.commands import is_verified
 from bot.services.applications.dialogue import menu
+from bot.services.centre import menu_footer
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
@@ -163,15 +164,16 @@ class ReviewDesk:
 
     async def _search(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         words = " ".join(args).split()
-        statuses: set[str] = set()
+        kinds: list[tuple[frozenset[str], frozenset[str]]] = []
         company = ""
         for word in words:
             if word in STATUS_WORDS:
-                statuses |= STATUS_WORDS[word]
+                wanted = STATUS_WORDS[word]
+                kinds.append((frozenset(wanted.statuses), frozenset(wanted.types)))
             else:
                 company = word
         async with self.db.transaction() as session:
-            orders = await Orders(session).search(statuses, company, SEARCH_LIMIT)
+            orders = await Orders(session).search(kinds, company, SEARCH_LIMIT)
         if not orders:
             return ["没有符合条件的订单。"]
         lines = [f"找到 {len(orders)} 个订单（最新的在前" +
@@ -180,7 +182,7 @@ class ReviewDesk:
             lines.append(f"{i}. {o.number} {order_title(o.type, o.fields)} "
                          f"{order_views.company_label(o)} "
                          f"{status_label(o.type, o.status)} "
-                         f"{yuan(o.amount_cents)}")
+                         f"{fee_text(o.amount_cents)}")
         return ["\n".join(lines)]
 
     async def _history(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
@@ -271,7 +273,8 @@ class ReviewDesk:
                     raise ReviewRefused(why)
                 told = await binding.approve(
                     session, self.settings, self.notifier, order, str(actor),
-                    menu(order.company.name, certificates=self.certificates is not None),
+                    menu(order.company.name, certificates=self.certificates is not None,
+                         footer=menu_footer(self.settings, self.certificates is not None)),
                     detail={"approvers": list(approval.approvers)})
             elif order.type is OrderType.LOSS:  # approved and settled in this one transaction
                 settled = await self._settle_loss(session, order, actor, approval.approvers)
