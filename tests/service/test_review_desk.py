@@ -233,6 +233,7 @@ async def test_a_number_no_order_has_and_a_number_typed_without_a_space(
                                                 absent=("请在「查询」后面写上订单号",)))
     await user.says(f"查询{number}", Says(f"订单号：{number}", "订单状态：待审核"))
     await user.says("查询", Says("请在「查询」后面写上订单号"))
+    await user.says("查询进度", Says("请在「查询」后面写上订单号"))
 
 
 async def test_group_commands_are_masked_and_other_groups_ignored(

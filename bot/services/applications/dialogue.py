@@ -52,6 +52,7 @@ from bot.services.applications.commands import (
     no_certificates,
     not_found,
     not_verified,
+    order_number_of,
 )
 from bot.services.applications.paper_forms import PaperForms
 from bot.services.centre import faq_answers, menu_footer, please_contact, reach, when_answered
@@ -551,13 +552,9 @@ class Dialogue:
     async def _withdraw(self, asked: Asked) -> list[str]:
         """``撤回 订单号``: an order nobody has reviewed yet is cancelled (the rule is in
         bot/domain/withdrawal.py); the staff are told in the same transaction."""
-        typed = asked.argument.strip()
-        number = parse_order_number(typed)
-        if not typed:
-            return ["请在「撤回」后面写上订单号，例如「撤回 XB-261125-7KQ3」。"
-                    "回复「我的订单」查看订单号。"]
+        number, why = order_number_of("撤回", asked.argument)
         if number is None:
-            return [not_found(typed)]
+            return [why]
         try:
             async with self.db.transaction() as session:
                 orders = Orders(session)
@@ -693,12 +690,9 @@ class Dialogue:
         return [listed]
 
     async def _order_query(self, asked: Asked) -> list[str]:
-        typed = asked.argument.strip()
-        number = parse_order_number(typed)
-        if not typed:
-            return ["请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"]
-        if number is None:  # typed, but no order ever had such a number
-            return [not_found(typed)]
+        number, why = order_number_of("查询", asked.argument)
+        if number is None:
+            return [why]
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
             if not may_see(asked.bound, order):
