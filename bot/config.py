@@ -343,6 +343,9 @@ class AgentsSection(_Section):
     public_url: str = ""
     """What agents connect to, e.g. "https://ca.example.com"; empty: http://[server]
     host:port. Also the address 模板 names for the blank PDFs (none named while empty)."""
+    ukey_module: str = ""
+    """The UKEY vendor's PKCS#11 driver on the applicant's PC (e.g. a DLL path), written into
+    the pair command the chat gives; empty: the command asks the clerk to fill it in."""
     pairing_code_minutes: float = Field(10, gt=0)
     """A 绑定密钥代理 code lives this long and works once."""
     job_lifetime_minutes: float = Field(30, gt=0)

@@ -57,7 +57,7 @@ class Runtime:
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
                                settings.scans.download_timeout_seconds)
-        mail = MailOutbox(db, settings.email)
+        mail = MailOutbox(db, settings.email, scans)
         mail.start()
         chat_outbox = ChatOutbox(db, settings.chat, chat)
         chat_outbox.start()
@@ -87,9 +87,9 @@ class Runtime:
         paper_forms = PaperForms(settings)
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
-                            certificates),
-                   ReviewDesk(settings, db, scans, notifier, agents, hub, certificates), inbox,
-                   poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
+                            certificates, default_region=settings.centre.city),
+                   ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates),
+                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
 
     async def stop(self) -> None:
         for worker in self.pki_workers:

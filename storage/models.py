@@ -144,6 +144,9 @@ class Order(Base):
     express_company: Mapped[str | None] = mapped_column(String(40))
     express_number: Mapped[str | None] = mapped_column(String(40))
     invoice_info: Mapped[str | None] = mapped_column(Text)
+    # 开票 and 发票: {"request": the invoice form's answers, "issued": number, file, link};
+    # replaced whole on every change (a JSON column does not see changes inside it)
+    invoice: Mapped[dict[str, Any] | None]
     token_serial: Mapped[str | None] = mapped_column(String(64))  # the UKEY it made or read
     certificate_serial: Mapped[str | None] = mapped_column(String(40))  # hex, what it issued
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -220,6 +223,8 @@ class OutgoingMail(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict[str, Any] | None]  # e.g. In-Reply-To for threaded replies
+    # files in the scan store: [{"sha256", "filename", "content_type"}] (an invoice PDF)
+    attachments: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -2,6 +2,7 @@
 sent by a background worker with aiosmtplib, retried with exponential backoff. The chat never
 waits for the mail server."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.periodic import Periodic
 from bot.config import EmailSection
+from bot.services.messages import MailAttachment
+from bot.services.ports import ScanStorage
 from storage.db import Database
 from storage.models import OutgoingMail, utcnow
 from storage.repositories import OutgoingMails
@@ -21,9 +24,11 @@ BATCH = 20
 
 
 class MailOutbox:
-    def __init__(self, db: Database, settings: EmailSection) -> None:
+    def __init__(self, db: Database, settings: EmailSection,
+                 files: ScanStorage | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.files = files  # where attachments are kept (the scan store)
         self._worker = Periodic("mail outbox", self.send_due, settings.poll_seconds)
 
     @property
@@ -31,12 +36,14 @@ class MailOutbox:
         return self.settings.enabled
 
     async def enqueue(self, session: AsyncSession, to: str, subject: str, body: str, *,
-                      order_id: int | None = None, headers: dict[str, str] | None = None) -> None:
+                      order_id: int | None = None, headers: dict[str, str] | None = None,
+                      attachments: Sequence[MailAttachment] = ()) -> None:
         """Queue a mail inside the caller's transaction; call ``wake`` after it commits."""
         if not self.enabled:
             return
         session.add(OutgoingMail(to_address=to, subject=subject, body=body, headers=headers,
-                                 order_id=order_id))
+                                 order_id=order_id,
+                                 attachments=[a.to_json() for a in attachments] or None))
 
     def wake(self) -> None:
         self._worker.wake()
@@ -85,6 +92,12 @@ class MailOutbox:
         for name, value in headers.items():  # RFC 3834: nobody auto-replies to these
             message[name] = value
         message.set_content(mail.body, charset="utf-8")
+        for attachment in mail.attachments or []:
+            if self.files is None:
+                raise OSError("no file store for this mail's attachments")
+            maintype, _, subtype = attachment["content_type"].partition("/")
+            message.add_attachment(self.files.read(attachment["sha256"]), maintype=maintype,
+                                   subtype=subtype, filename=attachment["filename"])
         return message
 
     async def _send(self, mail: OutgoingMail) -> str | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bot.domain.text import compact
+
 
 class CertStatus(StrEnum):
     ACTIVE = "active"
@@ -43,6 +45,11 @@ def normalise_serial(text: str) -> str:
     """A certificate serial as typed (colons, spaces, 0x, upper case) → the stored hex form."""
     cleaned = text.strip().lower().removeprefix("0x").replace(":", "").replace(" ", "")
     return cleaned.lstrip("0") or "0"
+
+
+def same_ukey(typed: str, on_record: str) -> bool:
+    """A UKEY 卡号 as typed (any case, spaces or dashes between groups) is the one on record."""
+    return compact(typed).upper() == compact(on_record).upper()
 
 
 def revocation_reason(text: str) -> str:

@@ -2,6 +2,9 @@
 
 The state is plain JSON so the caller can persist it after every step; a restart loses nothing.
 Answers are kept until replaced: ``上一步`` and ``修改 N`` re-ask a field and show what it held.
+A form may start with remembered answers (``defaults``: what the company's last order held, or a
+suggestion such as the centre's city): each is offered with its question and taken with one reply
+(「1」, or the option's own number for a choice, or 「沿用」); any other answer replaces it.
 """
 
 import re
@@ -23,6 +26,7 @@ HELP = {"帮助", "?", "help"}
 RESUME = {"继续"}
 SUBMIT = {"确认提交", "提交", "确认"}
 YES = {"是", "是的", "确定", "确认", "放弃", "y", "yes"}
+KEEP = "沿用"  # takes the offered answer, on any field that offers one
 _EDIT = re.compile(r"修改\s*(\d+)")
 COMMANDS_HINT = "（可回复「上一步」「帮助」「取消」）"
 
@@ -45,6 +49,8 @@ class FlowState:
     paused: bool = False  # idle for long: wait for 继续 before taking answers
     order_number: str | None = None  # revising this rejected order rather than a new one
     previous: dict[str, str] = field(default_factory=dict)  # shown answers of revised fields
+    defaults: dict[str, str] = field(default_factory=dict)  # offered answers, by field (full)
+    suggested: list[str] = field(default_factory=list)  # defaults that are no earlier answer
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,8 +82,19 @@ class FormFlow:
     # --- starting -------------------------------------------------------------------------
     @classmethod
     def start(cls, form: Form, presets: dict[str, str] | None = None,
-              fees: Fees | None = None) -> tuple["FormFlow", Outcome]:
-        flow = cls(FlowState(form=form.key, values=dict(presets or {})), fees)
+              fees: Fees | None = None, *, defaults: dict[str, str] | None = None,
+              suggested: dict[str, str] | None = None) -> tuple["FormFlow", Outcome]:
+        """``presets`` answer fields outright (a preset field must have one; an asked field given
+        one is shown in the summary, not asked). ``defaults`` (answers remembered from an earlier
+        order) and ``suggested`` (e.g. the centre's city) are offered when their field is asked;
+        a default wins over a suggestion. ``fees`` price the summary."""
+        offers = {**(suggested or {}), **(defaults or {})}
+        asked = {f.key for f in form.fields if not f.preset}
+        flow = cls(FlowState(form=form.key, values=dict(presets or {}),
+                             defaults={k: v for k, v in offers.items() if k in asked},
+                             suggested=sorted(k for k in (suggested or {})
+                                              if k in asked and k not in (defaults or {}))),
+                   fees)
         missing = [f.key for f in form.fields if f.preset and f.key not in flow.state.values]
         if missing:
             raise ValueError(f"presets missing for {form.key}: {missing}")
@@ -155,7 +172,33 @@ class FormFlow:
         previous = self._previous_answer(f)
         if previous:
             lines.append(f"（原填写：{previous}，请重新回复）")
+        elif (offered := self._offered(f)) is not None:
+            lines.append(self._offer_line(f, offered))
         return "\n".join(line for line in lines if line)
+
+    def _offered(self, f: Field) -> str | None:
+        """The remembered answer offered for ``f``, while it is unanswered."""
+        if f.kind is FieldKind.SCAN or f.key in self.state.values:
+            return None
+        return self.state.defaults.get(f.key)
+
+    def _take_word(self, f: Field, offered: str) -> str:
+        """The reply that takes the offer: 1, unless 1 means something else here (a choice's
+        first option, a count); then the option's own number, or 沿用."""
+        if f.kind is FieldKind.CHOICE and offered in f.choices:
+            return str(f.choices.index(offered) + 1)
+        try:
+            f.check("1")
+        except InvalidAnswer:
+            return "1"
+        return KEEP
+
+    def _offer_line(self, f: Field, offered: str) -> str:
+        word = self._take_word(f, offered)
+        reply = f"回复 {word} " if word != KEEP else f"回复「{KEEP}」"
+        if f.key in self.state.suggested:
+            return f"建议：{f.shown(offered)}（{reply}选择）"
+        return f"沿用上次：{f.shown(offered)}（{reply}沿用）"
 
     def _previous_answer(self, f: Field) -> str:
         if f.kind is FieldKind.SCAN:
@@ -190,6 +233,8 @@ class FormFlow:
                     "回复「上一步」回到最后一项；回复「取消」放弃。")
         detail = f.help or f.hint or f"请填写{f.label}。"
         how = "直接发送图片即可。" if f.kind is FieldKind.SCAN else "直接回复即可。"
+        if (offered := self._offered(f)) is not None:
+            how = f"{self._offer_line(f, offered)}；也可以直接回复新的内容。"
         return f"【{f.title}】{detail}\n{how}回复「上一步」返回上一项，回复「取消」放弃本次办理。"
 
     def reminder(self) -> str:
@@ -236,12 +281,21 @@ class FormFlow:
             return self._at_summary(answer)
         f = self.current
         assert f is not None
+        if state.editing and (edit := self._edit(answer)) is not None:
+            return edit  # 修改 N while re-asking after the summary: another field instead
         if f.kind is FieldKind.SCAN:
             return Outcome([f"这一步需要发送【{f.title}】的图片，请直接发送图片。"
                             "如需帮助请回复「帮助」。"])
+        offered = self._offered(f)
+        if offered is not None and word in {self._take_word(f, offered), KEEP}:
+            answer = offered
+        elif word == KEEP:
+            return Outcome([f"【{f.label}】没有可以沿用的内容，请直接回复。\n{self.prompt()}"])
         try:
             value = f.check(answer)
         except InvalidAnswer as error:
+            if answer == offered:  # remembered, but no longer valid: not offered again
+                state.defaults.pop(f.key, None)
             return Outcome([f"{error}\n{self.prompt()}"])
         state.values[f.key] = value
         return self._after_answer(f)
@@ -252,6 +306,15 @@ class FormFlow:
             return Outcome(["现在不需要图片。" + self.prompt()])
         self.state.scans[f.key] = asdict(scan)
         return self._after_answer(f, f"已收到【{f.title}】（{scan.describe()}）。")
+
+    def recall(self) -> str:
+        """The form again after a command answered while it is open: its question, unless it
+        waits for 继续 (paused) or for 是 (cancelling)."""
+        if self.state.paused or self.state.mode is Mode.CONFIRM_CANCEL:
+            return self.reminder()
+        done, total = self.progress()
+        return (f"您有一份未完成的【{self.form.title}】（已填写 {done}/{total} 项），"
+                f"接着回复即可：\n{self.prompt()}")
 
     def reopen(self, key: str, message: str) -> Outcome:
         """Ask one field again because a check beyond the form failed (e.g. a name mismatch)."""
@@ -300,15 +363,18 @@ class FormFlow:
                 self._advance_from(None)
                 return Outcome([f"还有未填写的项目：{'、'.join(missing)}。", self.prompt()])
             return Outcome([], finished=True)
+        return self._edit(answer) or Outcome([
+            "请回复「确认提交」提交申请，或回复「修改 序号」修改某一项，例如「修改 3」。"])
+
+    def _edit(self, answer: str) -> Outcome | None:
+        """「修改 N」: ask field N (numbered as in the summary); None when it is not that."""
         match = _EDIT.fullmatch(answer)
+        if match is None:
+            return None
         asked = self.asked_fields()
-        if match and 1 <= int(match.group(1)) <= len(asked):
-            target = asked[int(match.group(1)) - 1]
-            self.state.position, self.state.mode, self.state.editing = (
-                target.key, Mode.FILLING, True)
-            return Outcome([self.prompt()])
-        if match:
+        if not 1 <= int(match.group(1)) <= len(asked):
             return Outcome([f"没有第 {match.group(1)} 项，请回复 1–{len(asked)} 之间的序号，"
                             "例如「修改 3」。"])
-        return Outcome(["请回复「确认提交」提交申请，或回复「修改 序号」修改某一项，"
-                        "例如「修改 3」。"])
+        target = asked[int(match.group(1)) - 1]
+        self.state.position, self.state.mode, self.state.editing = target.key, Mode.FILLING, True
+        return Outcome([self.prompt()])

@@ -257,8 +257,55 @@ RENEWAL = Form(
     ),
 )
 
+INVOICE_TYPES = ("普通发票", "专用发票")
+SPECIAL_INVOICE = INVOICE_TYPES[1]
+
+
+def _invoice_type(answer: str) -> str:
+    """普通/专用, as people say it: 2, 专票, 增值税专用发票, 普票 …"""
+    try:
+        return validators.choice(INVOICE_TYPES)(answer)
+    except InvalidAnswer:
+        kinds = [kind for kind, word in zip(INVOICE_TYPES, "普专", strict=True) if word in answer]
+        if len(kinds) == 1:
+            return kinds[0]
+        raise
+
+
+def _special(values: Mapping[str, str]) -> bool:
+    # counted until 普通发票 is chosen, so the step count shrinks rather than grows
+    return values.get("invoice_type", SPECIAL_INVOICE) == SPECIAL_INVOICE
+
+
+# 开票 订单号: what the company wants on its invoice. The 抬头 and 税号 of a company's invoice
+# are its registered name and USCC, so they come from the company profile (shown in the
+# summary, never re-typed); a 专用发票 also needs the bank account and the address and phone.
+INVOICE = Form(
+    key="invoice",
+    title="开具发票",
+    fields=(
+        Field("order_number", "订单号", preset=True),
+        Field("invoice_title", "发票抬头", preset=True),
+        Field("tax_id", "纳税人识别号", preset=True),
+        Field("invoice_type", "发票类型", kind=FieldKind.CHOICE, choices=INVOICE_TYPES,
+              validate=_invoice_type,
+              help="普通发票：增值税普通发票（电子），用于报销入账；专用发票：增值税专用发票，"
+                   "一般纳税人可抵扣进项税，须另填开户银行及账号、地址和电话。"),
+        Field("bank_account", "开户银行及账号", validate=validators.text(8, 100, "开户银行及账号"),
+              applies=_special, hint="例如：中国银行临沂兰山支行 2370 1234 5678 9012",
+              help="本单位基本存款账户的开户银行名称和账号，与税务登记的一致。"),
+        Field("address_phone", "地址、电话", validate=validators.text(8, 120, "地址、电话"),
+              applies=_special, hint="税务登记的单位地址和电话，例如：临沂市兰山区某路 1 号 "
+              "0539-8123456",
+              help="专用发票上的「地址、电话」：本单位在税务机关登记的地址和电话。"),
+        Field("invoice_email", "接收电子发票的邮箱", validate=validators.email_address,
+              hint="开好的电子发票（PDF）会发到这个邮箱，也会在这里通知您。",
+              help="用于接收电子发票的电子邮箱，例如财务人员的邮箱。"),
+    ),
+)
+
 FORMS = {form.key: form for form in (BINDING, BINDING_CONTACT, BINDING_REQUEST, CERTIFICATE,
-                                     UNLOCK, LOSS, RENEWAL)}
+                                     UNLOCK, LOSS, RENEWAL, INVOICE)}
 _FORM_OF_TYPE = {form.order_type: form for form in FORMS.values() if form.order_type}
 
 

@@ -25,7 +25,8 @@ class Event(StrEnum):
     WITHDRAW = "withdraw"  # the applicant's 撤回 before any review
     # notes: logged on the order, its status unchanged
     APPROVAL = "approval"  # one technician's approval, when more are required
-    INVOICE = "invoice"
+    INVOICE = "invoice"  # a technician's 发票: the invoice issued
+    INVOICE_REQUESTED = "invoice_requested"  # the applicant's 开票: what to invoice
     TOKEN_JOB = "token_job"  # a key agent's result; detail: the job's kind and outcome
     CERT_ISSUED = "cert_issued"
     CERT_WRITTEN = "cert_written"
@@ -55,6 +56,7 @@ _LABELS = {
     Event.WITHDRAW: "撤回",
     Event.APPROVAL: "通过（待复核）",
     Event.INVOICE: "登记发票",
+    Event.INVOICE_REQUESTED: "申请开票",
     Event.TOKEN_JOB: "密钥代理任务",
     Event.CERT_ISSUED: "签发证书",
     Event.CERT_WRITTEN: "写入证书",
@@ -67,10 +69,10 @@ _LABELS = {
     Event.TOKEN_RETRY: "重新安排 UKEY 任务",
 }
 
-NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.TOKEN_JOB, Event.CERT_ISSUED,
-                   Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE, Event.CERT_REVOKED,
-                   Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH, Event.TOKEN_CONFIRMED,
-                   Event.TOKEN_RETRY})
+NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.INVOICE_REQUESTED, Event.TOKEN_JOB,
+                   Event.CERT_ISSUED, Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE,
+                   Event.CERT_REVOKED, Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH,
+                   Event.TOKEN_CONFIRMED, Event.TOKEN_RETRY})
 MOVES = frozenset(Event) - NOTES
 
 # what a key agent's job does, as 解锁状态 and 历史 name it

@@ -31,3 +31,30 @@ def compact(text: str) -> str:
     """``normalise`` and drop every separator too (``SEPARATOR``): for numbers typed with
     spaces or dashes."""
     return _SEPARATORS.sub("", normalise(text))
+
+
+# Chinese numerals as people type counts and terms: 两年, 二年, 贰年, 十二个. Daily and financial
+# (大写) forms; 两 is the usual 2 before a measure word. Up to 99 is all a form needs.
+_DIGIT_OF = {"零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "两": 2, "兩": 2, "贰": 2, "貳": 2,
+             "三": 3, "叁": 3, "參": 3, "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6,
+             "陸": 6, "七": 7, "柒": 7, "八": 8, "捌": 8, "九": 9, "玖": 9}
+_TEN = "十拾"
+_NUMERAL = re.compile(f"[{''.join(_DIGIT_OF)}{_TEN}]+")
+
+
+def _numeral_value(run: str) -> str | None:
+    """一二 → 12 (digit by digit), 十二 → 12, 二十 → 20, 二十三 → 23; None when not a number."""
+    tens = [i for i, c in enumerate(run) if c in _TEN]
+    if not tens:
+        return "".join(str(_DIGIT_OF[c]) for c in run)
+    if len(tens) > 1:
+        return None
+    high, low = run[:tens[0]], run[tens[0] + 1:]
+    if len(high) > 1 or len(low) > 1 or high in ("零", "〇"):
+        return None
+    return str(10 * (_DIGIT_OF[high] if high else 1) + (_DIGIT_OF[low] if low else 0))
+
+
+def arabic_numerals(text: str) -> str:
+    """Chinese numerals written as digits: 两年 → 2年, 贰 → 2, 十二个 → 12个; the rest as is."""
+    return _NUMERAL.sub(lambda m: _numeral_value(m.group()) or m.group(), text)

@@ -11,7 +11,7 @@ from datetime import date
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat
 
-from bot.domain.text import compact, normalise
+from bot.domain.text import arabic_numerals, compact, normalise
 
 Validator = Callable[[str], str]
 
@@ -153,8 +153,10 @@ def company_name(value: str) -> str:
 
 
 def integer_between(low: int, high: int, unit: str) -> Validator:
+    """A count, in digits or Chinese numerals, with or without its unit: 2, 2个, 两个, 贰."""
+
     def validate(value: str) -> str:
-        cleaned = compact(value).removesuffix(unit)
+        cleaned = arabic_numerals(compact(value)).removesuffix(unit)
         if not _digits(cleaned):
             raise InvalidAnswer(f"请输入一个数字（{low}–{high}）。")
         number = int(cleaned)
@@ -166,14 +168,19 @@ def integer_between(low: int, high: int, unit: str) -> Validator:
 
 
 def choice(choices: Sequence[str]) -> Validator:
-    """One of ``choices``, by its number in the list (1-based) or by its text."""
+    """One of ``choices``, by its number in the list (1-based) or by its text; numbers may be
+    written in Chinese (两年 is 2年, 二 is option 2)."""
 
     def validate(value: str) -> str:
         answer = compact(value)
+        for option in choices:
+            if answer == compact(option):
+                return option
+        answer = arabic_numerals(answer)
         if _digits(answer) and 1 <= int(answer) <= len(choices):
             return choices[int(answer) - 1]
         for option in choices:
-            if answer == compact(option):
+            if answer == arabic_numerals(compact(option)):
                 return option
         listed = "、".join(f"{i} {option}" for i, option in enumerate(choices, 1))
         raise InvalidAnswer(f"请回复选项的序号或文字：{listed}。")

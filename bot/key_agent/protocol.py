@@ -92,7 +92,7 @@ def check_proof(agent_identity: str, challenge: str, proof: str) -> None:
         Ed25519PublicKey.from_public_bytes(unb64(agent_identity)).verify(
             unb64(proof), b"cadesk-agent-hello:" + unb64(challenge))
     except (InvalidSignature, ValueError):
-        raise Refused("bad_proof", "agent did not prove its key") from None
+        raise Refused("bad_proof", "密钥代理未能证明它持有绑定时的密钥") from None
 
 
 def new_challenge() -> str:
@@ -121,7 +121,7 @@ def unseal(keys: AgentKeys, sealed: str, job_id: str) -> str:
             nonce, box, job_id.encode()).decode()
     except (InvalidTag, ValueError, TypeError):
         raise Refused("bad_seal",
-                      "the sealed secret was altered or is not for this agent") from None
+                      "任务中加密的密码被改动过，或不是发给本密钥代理的") from None
 
 
 @dataclass
@@ -177,7 +177,7 @@ class JobJournal:
         if entry is None:
             return None
         if entry["digest"] != _digest(job):
-            raise Refused("replay", f"job id {job.get('id')} was already used")
+            raise Refused("replay", f"任务编号 {job.get('id')} 已用过（重放）")
         if entry.get("result") is not None:
             return entry["result"]
         return {"id": job["id"], "ok": False, "code": "interrupted",
@@ -228,36 +228,36 @@ def verify_job(job: dict[str, Any], *, bot_public: str, agent: str, company: str
     """Everything an agent checks about a job itself, before anything else happens."""
     now = time.time() if now is None else now
     if not isinstance(job, dict):
-        raise Refused("bad_job", "a job is a JSON object")
+        raise Refused("bad_job", "任务格式不对（应为 JSON 对象）")
     body = {k: v for k, v in job.items() if k != "signature"}
     try:
         Ed25519PublicKey.from_public_bytes(unb64(bot_public)).verify(
             unb64(str(job.get("signature", ""))), canonical(body))
     except (InvalidSignature, ValueError):
-        raise Refused("bad_signature", "job not signed by the paired bot") from None
+        raise Refused("bad_signature", "任务不是绑定的服务签发的（签名不对）") from None
     if body.get("kind") not in KINDS:
-        raise Refused("bad_kind", f"unknown job kind {body.get('kind')!r}")
+        raise Refused("bad_kind", f"未知的任务类型 {body.get('kind')!r}")
     if not isinstance(body.get("id"), str) or not body["id"]:
-        raise Refused("bad_job", "a job has an id")
+        raise Refused("bad_job", "任务缺少编号")
     if not isinstance(body.get("data") or {}, dict):
-        raise Refused("bad_job", "a job's data is an object")
+        raise Refused("bad_job", "任务的数据格式不对")
     try:
         expires_at = float(body.get("expires_at", 0))
     except (TypeError, ValueError):
-        raise Refused("bad_job", "a job's expiry is a time") from None
+        raise Refused("bad_job", "任务的有效期格式不对") from None
     if body.get("kind") != "token_info" and not body.get("token_serial"):
-        raise Refused("bad_job", "a job that changes a token names that token")
+        raise Refused("bad_job", "改动 UKEY 的任务须写明 UKEY 卡号")
     needs = {"reset_pin": ("so_pin",), "personalise": ("so_pin", "user_pin")}.get(body["kind"], ())
     if not all(body.get(name) for name in needs):
-        raise Refused("bad_job", f"a {body['kind']} job carries {' and '.join(needs)}")
+        raise Refused("bad_job", f"{body['kind']} 任务缺少 {'、'.join(needs)}")
     if body["kind"] == "write_certificate" and not (body.get("data") or {}).get("certificate"):
-        raise Refused("bad_job", "a write_certificate job carries the certificate")
+        raise Refused("bad_job", "写入证书的任务缺少证书")
     if body.get("agent") != agent:  # jobs signed before the binding carry no agent: refused
-        raise Refused("wrong_agent", "job is signed for another agent")
+        raise Refused("wrong_agent", "任务是发给另一个密钥代理的")
     if body.get("company") != company:
-        raise Refused("wrong_company", "job is for another company")
+        raise Refused("wrong_company", "任务属于另一个单位")
     if not math.isfinite(expires_at) or expires_at <= now:  # NaN would never expire
-        raise Refused("expired", "job expired")
+        raise Refused("expired", "任务已过期")
     pins = {name: unseal(keys, body[name], body["id"]) if body.get(name) else None
             for name in SEALED}
     return VerifiedJob(body["id"], body["kind"], body["company"], body.get("token_serial"),

@@ -19,18 +19,24 @@ from bot.key_agent.protocol import JobJournal, Refused, VerifiedJob, b64, unb64,
 from bot.key_agent.token import TokenError, TokenWorker
 
 NewPin = Callable[[], str]
+KIND_LABELS = {"token_info": "读取 UKEY", "reset_pin": "重置密码", "personalise": "制作 UKEY",
+               "request": "证书申请", "write_certificate": "写入证书"}
+
+
+def _tell(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - talking to the person at the PC
 
 
 def ask_new_pin(prompt: Callable[[str], str] = getpass.getpass) -> str:
     """Ask the person at the PC for the new user PIN, twice. The bot never sees it."""
     while True:
-        first = prompt("请输入新的 UKEY 密码（PIN）：")
+        first = prompt("请输入新密码：")
         if len(first) < 4:
             print("密码至少 4 位，请重新输入。")  # noqa: T201 - talking to the person at the PC
             continue
-        if prompt("请再输入一次：") == first:
+        if prompt("请再次输入新密码：") == first:
             return first
-        print("两次输入不一致，请重新输入。")  # noqa: T201
+        print("两次输入的新密码不一致，请重新输入。")  # noqa: T201
 
 
 def ask_current_pin(prompt: Callable[[str], str] = getpass.getpass) -> str:
@@ -42,7 +48,7 @@ def current_pin_from_environment() -> str:
     """Unattended use and tests: CADESK_AGENT_PIN."""
     if pin := os.environ.get("CADESK_AGENT_PIN"):
         return pin
-    raise RuntimeError("no UKEY PIN given (CADESK_AGENT_PIN)")
+    raise RuntimeError("没有提供 UKEY 密码（环境变量 CADESK_AGENT_PIN）")
 
 
 def new_pin_from_environment() -> str:
@@ -51,7 +57,7 @@ def new_pin_from_environment() -> str:
         return pin
     if path := os.environ.get("CADESK_AGENT_PIN_FILE"):
         return Path(path).read_text(encoding="utf-8").strip()
-    raise RuntimeError("no new PIN given (CADESK_AGENT_NEW_PIN or CADESK_AGENT_PIN_FILE)")
+    raise RuntimeError("没有提供新密码（环境变量 CADESK_AGENT_NEW_PIN 或 CADESK_AGENT_PIN_FILE）")
 
 
 class JobRunner:
@@ -72,10 +78,10 @@ class JobRunner:
                                   agent=self.state.agent_id, company=self.state.company,
                                   keys=self.state.keys)
             if (earlier := self.journal.earlier(job)) is not None:
-                logger.info(f"job {job_id} was received before: answering as then")
+                logger.info(f"任务 {job_id} 之前已收到，按当时的结果回复")
                 return earlier
         except Refused as refusal:
-            logger.warning(f"job {job_id} refused: {refusal.code}: {refusal}")
+            logger.warning(f"拒绝了任务 {job_id}：{refusal}（{refusal.code}）")
             return {"id": job_id, "ok": False, "code": refusal.code, "message": str(refusal)}
         self.journal.begin(job, time.time())  # on disk before the token is touched
         result = await self._execute(verified)
@@ -88,7 +94,9 @@ class JobRunner:
             info = await self.worker.info(job.token_serial)  # the serial must match
             serial = info.serial
             if job.kind == "reset_pin" and job.so_pin:
-                new_pin = await self._ask(self.new_pin, "no_new_pin", "新的 PIN")
+                _tell(f"收到解锁任务：现在为 UKEY（卡号 {serial}）设置新密码。"
+                      "请输入新密码并再输入一次（输入时屏幕不显示）。")
+                new_pin = await self._ask(self.new_pin, "no_new_pin", "新密码")
                 info = await self.worker.reset_pin(serial, job.so_pin, new_pin)
             elif job.kind == "personalise" and job.so_pin and job.user_pin:
                 if not self.factory_so_pin:
@@ -99,6 +107,7 @@ class JobRunner:
                     str(job.data.get("common_name", "")))
                 extra["csr"] = b64(csr)
             elif job.kind == "request":
+                _tell(f"收到续期任务：UKEY（卡号 {serial}）要签一份证书申请。")
                 pin = await self._ask(self.current_pin, "no_pin", "UKEY 密码")
                 info, csr = await self.worker.request(serial, pin,
                                                       str(job.data.get("common_name", "")))
@@ -108,9 +117,10 @@ class JobRunner:
                                                            unb64(job.data["certificate"]))
         except TokenError as error:
             code = "wrong_token" if error.code == "token_not_found" else error.code
-            logger.warning(f"job {job.id} failed on the token: {code}")
+            logger.warning(f"任务 {job.id} 未完成：{error}（{code}）")
             return {"id": job.id, "ok": False, "code": code, "message": str(error)}
-        logger.info(f"job {job.id} ({job.kind}) done on token {info.serial}")
+        logger.info(f"任务 {job.id}（{KIND_LABELS.get(job.kind, job.kind)}）已在 UKEY "
+                    f"{info.serial} 上完成")
         return {"id": job.id, "ok": True, "kind": job.kind, "token": info.to_json(), **extra}
 
     async def _ask(self, prompt: NewPin, code: str, what: str) -> str:

@@ -42,3 +42,16 @@ class Picture:
 
 
 Reply = str | Picture
+
+
+@dataclass(frozen=True)
+class MailAttachment:
+    """A file a mail carries, kept in the scan store by its SHA-256 (an invoice PDF)."""
+
+    sha256: str
+    filename: str
+    content_type: str  # e.g. application/pdf
+
+    def to_json(self) -> dict[str, str]:
+        return {"sha256": self.sha256, "filename": self.filename,
+                "content_type": self.content_type}

@@ -18,8 +18,9 @@ from bot.domain.fields import Field
 from bot.domain.lifecycle import Event, OrderType
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import order_title, yuan
+from bot.services.agents.guide import guide_url
 from bot.services.centre import pickup_line, reach
-from bot.services.messages import Account, Picture, Reply
+from bot.services.messages import Account, MailAttachment, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
 from bot.services.ports import ChatQueue, MailQueue
@@ -32,6 +33,8 @@ class Notice:
     replies: list[Reply]  # chat
     subject: str  # mail
     body: str
+    attachments: tuple[MailAttachment, ...] = ()  # files the mail carries
+    cc: tuple[str, ...] = ()  # mailed too, beyond the order's usual addresses
 
 
 def _names(fields: Sequence[Field]) -> str:
@@ -42,7 +45,8 @@ class NoticeKind(StrEnum):
     """What the applicant is told that is no event in the order log (``Event`` keys the rest)."""
 
     PAYMENT_DUE = "payment_due"  # approved, with a fee to pay
-    UNLOCK_APPROVED = "unlock_approved"  # approved, a technician resets the UKEY
+    UNLOCK_APPROVED = "unlock_approved"  # approved: the clerk types the new PIN at the agent
+    UNLOCK_APPROVED_BY_STAFF = "unlock_approved_by_staff"  # approved, [agents] off: the centre
     UNLOCKED = "unlocked"  # the key agent reset the PIN
     UNLOCK_FAILED = "unlock_failed"
     AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
@@ -70,7 +74,13 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "{head}已审核通过。请扫描下方二维码支付 {amount}，付款后我们会尽快制作证书。\n"
         "也可打开支付链接：{url}", pay=True),
     NoticeKind.UNLOCK_APPROVED: Template(
-        "审核通过", "{head}已审核通过，技术人员会尽快为您重置 UKEY 密码，完成后会通知您。"),
+        "审核通过，请在密钥代理窗口输入新密码",
+        "{head}已审核通过。请在插着 UKEY 的电脑上的密钥代理窗口输入新密码（两次）：窗口提示"
+        "「请输入新密码」时输入您想设置的新 UKEY 密码，提示「请再次输入新密码」时再输入一次。"
+        "密钥代理没有运行的，请在那台电脑上运行「cadesk-agent run」（说明：{guide}）。"
+        "完成后会在这里通知您。"),
+    NoticeKind.UNLOCK_APPROVED_BY_STAFF: Template(
+        "审核通过", "{head}已审核通过，服务中心会与您联系重置 UKEY 密码，完成后会通知您。"),
     Event.REJECT: Template(
         "未通过审核，请修改后重新提交",
         "{head}未通过审核。\n驳回理由：{reject_reason}\n{to_fix}"
@@ -84,7 +94,7 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "证书可以领取了",
         "{head}的证书已可领取。{pickup}"),
     Event.COMPLETE: Template("已办结", "{head}已办结，感谢您的使用。"),
-    Event.INVOICE: Template("发票信息已登记", "{head}的发票信息已登记：{invoice_info}"),
+    Event.INVOICE: Template("发票已开具", "{head}的发票已开具：{invoice_info}。{invoice_sent}"),
     NoticeKind.UNLOCKED: Template(
         "UKEY 密码已重置", "{head}已完成：UKEY 密码已重置，请使用您刚才在电脑上设置的新密码。"),
     NoticeKind.UNLOCK_FAILED: Template(
@@ -95,7 +105,8 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
     NoticeKind.AGENT_OFFLINE: Template(
         "请启动密钥代理",
         "{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
-        "「cadesk-agent run」；如尚未绑定，请先发送「绑定密钥代理」。"),
+        "「cadesk-agent run」，窗口提示时输入新密码（两次）；如尚未安装或绑定，请先发送"
+        "「绑定密钥代理」，按回复操作（说明：{guide}）。"),
     NoticeKind.UKEY_UNRECORDED: Template(
         "技术人员核对 UKEY 中",
         "{head}：读到的 UKEY（卡号 {reason}）还没有登记在贵单位名下，技术人员核对后会继续解锁，"
@@ -121,17 +132,20 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
 }
 
 
-def notice_kind(order: Order, kind: Event | NoticeKind) -> Event | NoticeKind:
-    """An approval says more when there is a fee to pay or a UKEY to reset."""
+def notice_kind(order: Order, kind: Event | NoticeKind,
+                settings: Settings) -> Event | NoticeKind:
+    """An approval says more when there is a fee to pay or a UKEY to reset (by the clerk at
+    the key agent, or by the centre when agents are off)."""
     if kind is Event.APPROVE and order.amount_cents:
         return NoticeKind.PAYMENT_DUE
     if kind is Event.APPROVE and order.type is OrderType.UNLOCK:
-        return NoticeKind.UNLOCK_APPROVED
+        return (NoticeKind.UNLOCK_APPROVED if settings.agents.enabled
+                else NoticeKind.UNLOCK_APPROVED_BY_STAFF)
     return kind
 
 
-def _values(order: Order, settings: Settings, fix: Sequence[Field],
-            reason: str) -> dict[str, str]:
+def _values(order: Order, fix: Sequence[Field], reason: str,
+            settings: Settings) -> dict[str, str]:
     title = order_title(order.type, order.fields)
     return {
         "centre": reach(settings.centre), "pickup": pickup_line(settings),
@@ -141,14 +155,34 @@ def _values(order: Order, settings: Settings, fix: Sequence[Field],
         "express_company": str(order.express_company),
         "express_number": str(order.express_number),
         "invoice_info": str(order.invoice_info), "reason": reason,
+        "guide": guide_url(settings), "invoice_sent": _invoice_sent(order, settings),
     }
+
+
+def _invoice_sent(order: Order, settings: Settings) -> str:
+    """Where the invoice's file went: the picture follows in the chat; a PDF goes by mail (when
+    mail is on: never a promise it cannot keep) and by its link when the technician gave one."""
+    issued = (order.invoice or {}).get("issued") or {}
+    file = issued.get("file")
+    if not file:
+        return ""
+    if file["content_type"] != "application/pdf":
+        return "发票图片见下。"
+    request = (order.invoice or {}).get("request") or {}
+    addresses = "、".join(sorted({a for a in (request.get("invoice_email"),
+                                               order.handler.email if order.handler else None,
+                                               order.contact_email) if a}))
+    mailed = (f"电子发票（PDF）已发送到邮箱 {addresses}，请查收。"
+              if settings.email.enabled and addresses else "")
+    link = f"电子发票下载：{issued['url']}" if issued.get("url") else ""
+    return mailed + link or "电子发票（PDF）已开好，请联系服务中心获取。"
 
 
 def applicant_notice(order: Order, kind: Event | NoticeKind, settings: Settings,
                      fix: Sequence[Field] = (), reason: str = "") -> Notice:
     """What the applicant is told when ``kind`` happened to ``order``: its template, filled."""
-    template = TEMPLATES[notice_kind(order, kind)]
-    values = _values(order, settings, fix, reason)
+    template = TEMPLATES[notice_kind(order, kind, settings)]
+    values = _values(order, fix, reason, settings)
     pictures: list[Reply] = []
     if template.pay:
         assert order.amount_cents
@@ -249,13 +283,14 @@ class Notifier:
         if not notice.subject:
             return  # a chat-only notice
         addresses = {a for a in (order.handler.email if order.handler else None,
-                                 order.contact_email) if a}
+                                 order.contact_email, *notice.cc) if a}
         thread = ({"In-Reply-To": order.source_message_id,
                    "References": order.source_message_id} if order.source_message_id else None)
         for address in sorted(addresses):
             await self.mail.enqueue(session, address, notice.subject, notice.body,
                                     order_id=order.id,
-                                    headers=thread if address == order.contact_email else None)
+                                    headers=thread if address == order.contact_email else None,
+                                    attachments=notice.attachments)
 
     async def notify_applicant(self, session: AsyncSession, order: Order,
                                notice: Notice) -> None:

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
+from bot.domain.invoices import describe_request
 from bot.domain.lifecycle import OrderType, status_label
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import fee_text, order_title
@@ -78,6 +79,9 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
     """One order in full; ID and mobile numbers masked unless ``reveal`` (a technician in a
     private chat)."""
     lines = _columns(order, tz)
+    if request := (order.invoice or {}).get("request"):
+        described = describe_request(request)
+        lines.append(f"开票申请：{described if reveal else mask_personal_numbers(described)}")
     if warning := company_warning(order):
         lines.append(warning)
     form = form_for(order.type)

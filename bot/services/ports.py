@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.messages import Account, ImageSource, Reply
+from bot.services.messages import Account, ImageSource, MailAttachment, Reply
 
 
 class FetchError(Exception):
@@ -44,8 +44,10 @@ class MailQueue(Protocol):
 
     async def enqueue(self, session: AsyncSession, to: str, subject: str, body: str, *,
                       order_id: int | None = None,
-                      headers: dict[str, str] | None = None) -> None:
-        """Queue a mail inside the caller's transaction; call ``wake`` after it commits."""
+                      headers: dict[str, str] | None = None,
+                      attachments: Sequence[MailAttachment] = ()) -> None:
+        """Queue a mail inside the caller's transaction; call ``wake`` after it commits.
+        ``attachments`` are read from the scan store when the mail is sent."""
         ...
 
     def wake(self) -> None: ...

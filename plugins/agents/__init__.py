@@ -1,21 +1,24 @@
-"""密钥代理: the key agents' side of the bot's own server: pairing and the job connection."""
+"""密钥代理: the key agents' side of the bot's own server: the guide and the package to install,
+pairing, and the job connection."""
 
 import asyncio
 import contextlib
 
 import nonebot
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from nonebot.plugin import PluginMetadata
 from pydantic import BaseModel
 
 from bot.key_agent.protocol import new_challenge
 from bot.runtime import get_runtime
+from bot.services.agents.guide import DOWNLOAD_PATH, GUIDE_PATH, agent_wheel, guide_page
 from bot.services.agents.registry import AgentRefused, agent_company
 
 __plugin_meta__ = PluginMetadata(
     name="密钥代理",
-    description="密钥代理的绑定接口（POST /agent/pair）",
+    description=f"密钥代理的使用说明（GET {GUIDE_PATH}）、安装包（GET {DOWNLOAD_PATH}…）"
+                "和绑定接口（POST /agent/pair）",
     usage="申请人发送「绑定密钥代理」获取绑定码，在 UKEY 所在电脑上运行 cadesk-agent pair",
 )
 
@@ -38,6 +41,21 @@ async def pair(request: PairRequest, http: Request) -> JSONResponse:
         return JSONResponse({"code": refusal.code, "message": str(refusal)}, status_code=status)
     return JSONResponse({"agent_id": paired.agent_id, "company": paired.company,
                          "bot_public": paired.bot_public})
+
+
+async def guide() -> Response:
+    settings = get_runtime().settings
+    if not settings.agents.enabled:
+        return Response(status_code=404)
+    return HTMLResponse(guide_page(settings))
+
+
+async def download(filename: str) -> Response:
+    wheel = agent_wheel()
+    if not get_runtime().settings.agents.enabled or filename != wheel.filename:
+        return Response(status_code=404)
+    return Response(wheel.data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{wheel.filename}"'})
 
 
 async def agent_socket(socket: WebSocket) -> None:
@@ -88,5 +106,7 @@ async def agent_socket(socket: WebSocket) -> None:
 
 app = nonebot.get_app() if hasattr(nonebot.get_driver(), "server_app") else None
 if isinstance(app, FastAPI):
+    app.get(GUIDE_PATH)(guide)
+    app.get(DOWNLOAD_PATH + "{filename}")(download)
     app.post("/agent/pair")(pair)
     app.websocket("/agent/ws")(agent_socket)

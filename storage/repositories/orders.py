@@ -61,6 +61,19 @@ class Orders:
             select(Order).where(Order.handler_id == handler_id).options(*_LISTED)
             .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
 
+    async def recent_filed_by(self, company_id: int, handler_ids: Collection[int],
+                              exclude_types: Collection[str], exclude_statuses: Collection[str],
+                              limit: int) -> Sequence[Order]:
+        """The company's latest orders filed by these accounts, as a list shows them: the
+        answers a new form may offer again."""
+        return (await self.session.scalars(
+            select(Order).where(Order.company_id == company_id,
+                                Order.handler_id.in_(list(handler_ids)),
+                                Order.type.not_in(list(exclude_types)),
+                                Order.status.not_in(list(exclude_statuses)))
+            .options(*_LISTED)
+            .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))).all()
+
     async def count_of_handler(self, handler_id: int) -> int:
         return await self.session.scalar(
             select(func.count()).select_from(Order).where(Order.handler_id == handler_id)) or 0

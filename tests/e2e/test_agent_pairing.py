@@ -33,6 +33,45 @@ async def run_agent(*args: str, cwd: Path) -> tuple[int, str]:
     return process.returncode or 0, output.decode()
 
 
+async def install_as_the_chat_says(reply: str, port: int, tmp_path: Path) -> None:
+    """The chat names the guide and the package; both are served, and the package installs
+    into a fresh Python environment whose ``cadesk-agent --help`` speaks Chinese."""
+    guide = f"http://127.0.0.1:{port}/agent/"
+    assert f"图文说明：{guide}" in reply
+    [install] = [line for line in reply.splitlines() if "pip install" in line]
+    package_url = install.split()[-1]
+    assert package_url.startswith(f"http://127.0.0.1:{port}/agent/download/cadesk_agent-")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(guide) as response:
+            assert response.status == 200
+            page = await response.text()
+        async with http.get(package_url) as response:
+            assert response.status == 200
+            wheel = tmp_path / package_url.rsplit("/", 1)[1]
+            wheel.write_bytes(await response.read())
+        async with http.get(f"http://127.0.0.1:{port}/agent/download/other.whl") as response:
+            assert response.status == 404
+    assert "请输入新密码" in page
+    assert "请再次输入新密码" in page
+    assert package_url in page
+    venv = tmp_path / "clerk-python"
+    for command in ([sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                    [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                     "install", "--no-deps", "--no-index", "--disable-pip-version-check",
+                     "-q", str(wheel)]):
+        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.STDOUT)
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, output.decode()
+    process = await asyncio.create_subprocess_exec(
+        str(venv / "bin" / "cadesk-agent"), "--help", stdout=asyncio.subprocess.PIPE,
+        cwd=tmp_path)  # not the checkout: the installed files only
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    assert output.decode().startswith("用法：cadesk-agent")
+    assert "密钥代理" in output.decode()
+
+
 async def test_pairing_an_agent_through_the_running_bot(tmp_path: Path) -> None:
     bot, port = make_instance(tmp_path, f"""
 [staff]
@@ -57,6 +96,7 @@ enabled = true
         [(_, reply)] = await peer.replies_until("cadesk-agent pair")
         code = reply.split("--code ")[1].split()[0]
         assert f"--server http://127.0.0.1:{port}" in reply
+        await install_as_the_chat_says(reply, port, tmp_path)
 
         status, output = await run_agent("pair", "--server", f"http://127.0.0.1:{port}",
                                          "--code", code, cwd=agent_dir)
@@ -81,8 +121,7 @@ enabled = true
                 if n < 4:  # the 2nd to 5th wrong tries: refused, not yet limited
                     assert (response.status, answer["code"]) == (403, "bad_code")
             assert (response.status, answer["code"]) == (429, "too_many_attempts")
-            assert "错误次数过多" in answer["message"]
-            assert "Too many wrong pairing codes" in answer["message"]
+            assert "输错绑定码的次数过多" in answer["message"]
 
         await peer.send_private(TECHNICIAN, text("代理"))
         listing = (await peer.replies_until("吊销代理"))[-1][1]  # after the staff's notices

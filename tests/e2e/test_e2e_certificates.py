@@ -170,8 +170,10 @@ async def apply(say, uscc: str, urls: list[str], rng: random.Random) -> str:
 
 
 async def report(say, kind: str, token_serial: str, serial: str, rng: random.Random) -> str:
-    steps = [(kind, "【USBKEY卡号】"), (token_serial, "【证书序列号】"), (serial, "【经办人姓名】"),
-             ("张三", "【经办人身份证号】"), (fake_id_number(rng), "【手机号】"),
+    # the company's only UKEY: its 卡号 and newest certificate filled in, not asked
+    started = await say(USER, text(kind), "【经办人姓名】")
+    assert f"卡号 {token_serial}，证书序列号 {serial}）" in started
+    steps = [("张三", "【经办人身份证号】"), (fake_id_number(rng), "【手机号】"),
              ("13812345678", "确认提交")]
     for answer, until in steps:
         await say(USER, text(answer), until)

@@ -95,10 +95,18 @@ async def test_token_info_job_reports_the_token(setting) -> None:
 
 def test_the_new_pin_is_asked_twice_until_both_match(capsys: pytest.CaptureFixture) -> None:
     answers = iter(["12", "123456", "654321", "123456", "123456"])
-    assert ask_new_pin(lambda _: next(answers)) == "123456"
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return next(answers)
+
+    assert ask_new_pin(prompt) == "123456"
+    assert asked == ["请输入新密码：", "请输入新密码：", "请再次输入新密码：", "请输入新密码：",
+                     "请再次输入新密码："]
     said = capsys.readouterr().out
     assert "至少 4 位" in said
-    assert "两次输入不一致" in said
+    assert "两次输入的新密码不一致" in said
 
 
 def test_unattended_pin_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

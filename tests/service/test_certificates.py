@@ -18,6 +18,7 @@ from bot.samples import fake_id_number, fake_uscc
 from bot.services.agents.so_pins import initial_user_pin
 from bot.services.messages import Account, Incoming
 from storage.models import Certificate, Company, Crl, utcnow
+from storage.repositories import Conversations
 from tests.support.applicant import bind_verified
 from tests.support.certificate_world import (
     MASTER_HEX,
@@ -188,11 +189,34 @@ async def crl_text(world: World, tmp_path: Path) -> str:
 
 
 async def loss_form(world: World, kind: str, token_serial: str, cert_serial: str) -> list[str]:
+    """A 挂失/解挂 filed. The company's only UKEY comes filled in (its newest certificate): then
+    a different ``cert_serial`` is put in with 修改 at the summary."""
+    started = await world.say(kind)
+    prefilled = "【USBKEY卡号】" not in started[-1]
+    if prefilled:
+        assert f"卡号 {token_serial}，" in started[0], started
     replies = []
-    for answer in (kind, token_serial, cert_serial, "王小明", fake_id_number(random.Random(9)),
-                   "13812345678", "确认提交"):
+    for answer in (() if prefilled else (token_serial, cert_serial)) + (
+            "王小明", fake_id_number(random.Random(9)), "13812345678"):
         replies = await world.say(answer)
-    return replies
+    if prefilled and f"证书序列号：{cert_serial}\n" not in replies[-1]:
+        assert "【证书序列号】" in (await world.say("修改 2"))[-1]
+        replies = await world.say(cert_serial)
+    assert "请核对" in replies[-1]
+    return await world.say("确认提交")
+
+
+async def second_ukey(world: World, serial: str, token_serial: str) -> str:
+    """A second certificate of the company on another UKEY, recorded as a second 制证 leaves it
+    (the hall's agent takes one blank UKEY at a time); its serial."""
+    async with world.runtime.db.transaction() as session:
+        first = await session.scalar(select(Certificate).where(Certificate.serial == serial))
+        assert first is not None
+        session.add(Certificate(
+            serial="5ec0" + serial[4:], company_id=first.company_id, order_id=first.order_id,
+            token_serial=token_serial, subject_name=first.subject_name, uscc=first.uscc,
+            not_before=first.not_before, not_after=first.not_after, der=first.der))
+    return "5ec0" + serial[4:]
 
 
 async def test_loss_report_holds_at_once_and_release_lifts_it(world: World,
@@ -223,8 +247,8 @@ async def test_loss_report_holds_at_once_and_release_lifts_it(world: World,
 
 async def test_a_loss_report_for_someone_elses_certificate_is_asked_again(
         world: World, tmp_path: Path) -> None:
-    await issue(world)
-    replies = await loss_form(world, "挂失", "0000", "abcdef")
+    _, token, _ = await issue(world)
+    replies = await loss_form(world, "挂失", token.serial, "abcdef")
     assert any("没有找到本单位这个序列号的证书" in r for r in replies)
     assert "【证书序列号】" in replies[-1]
     async with world.runtime.db.transaction() as session:
@@ -406,3 +430,65 @@ async def test_an_applicants_loss_report_is_on_the_crl_even_if_the_bot_dies_befo
     assert serial.upper() in text.upper()
     assert "Certificate Hold" in text
     assert "Certificate Hold" in await crl_text(world, tmp_path)  # GET /pki/crl serves it
+
+# --- the 挂失 form (issue 13) -----------------------------------------------------------------
+async def test_a_company_with_one_ukey_is_not_asked_its_serials(world: World) -> None:
+    number, token, _ = await issue(world)
+    serial = (await world.order(number)).certificate_serial
+    started = await world.say("挂失")
+    assert f"只有一个可以挂失的 UKEY（卡号 {token.serial}，证书序列号 {serial}）" in started[0]
+    assert "【经办人姓名】" in started[-1]
+    assert "【USBKEY卡号】" not in started[-1]
+    # the clerk's last order (the 新办) is offered: one reply each
+    assert "沿用上次：王小明（回复 1 沿用）" in started[-1]
+    for _ in range(3):
+        summary = (await world.say("1"))[-1]
+    assert f"1. USBKEY卡号：{token.serial}" in summary
+    assert f"2. 证书序列号：{serial}" in summary
+    [filed] = await world.say("确认提交")
+    assert "证书已立即挂失" in filed
+    assert serial in filed
+
+
+async def test_my_certificates_inside_the_loss_form_lists_them_and_asks_again(
+        world: World) -> None:
+    """Issue 13: the prompt suggests 「我的证书」; it was saved as the USBKEY卡号."""
+    number, token, _ = await issue(world)
+    await second_ukey(world, (await world.order(number)).certificate_serial, "SECOND0001")
+    assert "【USBKEY卡号】" in (await world.say("挂失"))[-1]  # two UKEYs: asked
+    replies = await world.say("我的证书")
+    assert "的证书（2 张）" in replies[0]
+    assert token.serial in replies[0]
+    assert "【USBKEY卡号】" in replies[-1]  # asked again, not answered
+    async with world.runtime.db.transaction() as session:
+        conversation = await Conversations(session).get(world.applicant.platform,
+                                                        world.applicant.user_id)
+    assert conversation is not None
+    assert "ukey_serial" not in conversation.state["values"]
+    assert "【证书序列号】" in (await world.say(token.serial))[-1]
+
+
+async def test_the_ukey_number_is_compared_in_any_case_and_a_mismatch_asks_for_it(
+        world: World) -> None:
+    """Issue 13: 卡号 typed in another case was refused; the refusal named 【USBKEY卡号】 but
+    asked 【证书序列号】 again, where 修改 1 was then refused as a serial."""
+    number, token, _ = await issue(world)
+    serial = (await world.order(number)).certificate_serial
+    other = await second_ukey(world, serial, "SECOND0001")
+    typed = token.serial.swapcase()
+    assert typed != token.serial  # SoftHSM serials are hex: letters in them
+    for answer in ("挂失", typed, other, "1", "1", "1"):  # the other UKEY's certificate
+        replies = await world.say(answer)
+    assert "请核对" in replies[-1]
+    replies = await world.say("确认提交")
+    assert "【USBKEY卡号】与证书" in replies[0]
+    assert "请输入【USBKEY卡号】" in replies[-1]
+    assert "请输入【证书序列号】" in (await world.say("修改 2"))[-1]
+    assert "请输入【USBKEY卡号】" in (await world.say("修改 1"))[-1]
+    await world.say(typed)  # the 卡号 was right all along, in another case
+    summary = (await world.say("修改 2"))[-1]
+    assert "【证书序列号】" in summary
+    assert "请核对" in (await world.say(serial))[-1]
+    [filed] = await world.say("确认提交")
+    assert "证书已立即挂失" in filed
+    assert serial in filed

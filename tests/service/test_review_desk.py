@@ -174,7 +174,7 @@ async def test_wrong_states_payment_shipping_and_completion(
     await alice.says(f"发货 {number} 顺丰 SF1234567890", Says("已登记", "顺丰 SF1234567890"),
                      tells=((user.user_id, Says("已寄出", "顺丰 快递单号 SF1234567890")),))
     await alice.says(f"发票 {number} 增值税普通发票 抬头：{user.company}", Says("已登记"),
-                     tells=((user.user_id, Says("发票信息已登记", "增值税普通发票")),))
+                     tells=((user.user_id, Says("发票已开具", "增值税普通发票")),))
     await alice.says(f"完成 {number}", Says(f"订单 {number} 已办结"),
                      tells=((user.user_id, Says("已办结")),))
     await alice.says(f"完成 {number}", Says("该订单已完成，不能完成"))

@@ -40,6 +40,24 @@ def test_the_key_agent_stands_alone() -> None:
     assert not {m for m in imported_modules("bot/key_agent") if m.startswith(forbidden)}
 
 
+def test_the_agent_package_declares_what_the_agent_imports() -> None:
+    """The wheel the bot serves (bot/services/agents/guide.py) holds bot/key_agent alone: every
+    other package it imports must be a requirement pip installs on the clerk's PC."""
+    import sys
+    from importlib import metadata
+
+    from bot.services.agents.guide import AGENT_REQUIREMENTS
+
+    tops = {m.split(".")[0] for m in imported_modules("bot/key_agent")}
+    third_party = {t for t in tops if t not in sys.stdlib_module_names and t != "bot"}
+    providers = metadata.packages_distributions()
+    needed = {providers[t][0].lower() for t in third_party}
+    declared = {r.split(">")[0].split("<")[0].split("=")[0].lower() for r in AGENT_REQUIREMENTS}
+    assert needed <= declared
+    assert {m for m in imported_modules("bot/key_agent") if m.startswith("bot.")} <= {
+        m for m in imported_modules("bot/key_agent") if m.startswith("bot.key_agent")}
+
+
 def test_the_ca_core_is_a_library() -> None:
     """A real external CA plugs in behind its interface: no bot, no database, no chat."""
     forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins",

@@ -172,3 +172,141 @@ def test_binding_finishes_without_a_summary_and_needs_agreement() -> None:
     assert not flow.handle_text("同意").finished
     assert "【联系电话】" in flow.handle_text("王小明").replies[-1]
     assert flow.handle_text("13812345678").finished
+
+
+# --- remembered answers (issue 13): offered with the question, taken with one reply ---------
+REMEMBERED = {"handler_name": "王小明", "handler_id_number": ID_NUMBER, "mobile": "13812345678",
+              "self_pickup": "邮寄", "city": "山东省临沂市兰山区", "address": "金雀山路 1 号"}
+
+
+def start_remembering(**suggested: str) -> tuple[FormFlow, str]:
+    flow, outcome = FormFlow.start(CERTIFICATE, PRESETS, defaults=REMEMBERED,
+                                   suggested=suggested or None)
+    return flow, outcome.replies[-1]
+
+
+def test_a_remembered_text_answer_is_offered_and_1_takes_it() -> None:
+    flow, _ = start_remembering()
+    for text in ("2", "临沂"):
+        flow.handle_text(text)
+    asked = flow.handle_text("1").replies[-1]
+    assert "【经办人姓名】" in asked
+    assert "沿用上次：王小明（回复 1 沿用）" in asked
+    asked = flow.handle_text("1").replies[-1]
+    assert flow.state.values["handler_name"] == "王小明"
+    # the ID number and the mobile offered masked, kept in full
+    assert "【经办人身份证号】" in asked
+    assert ID_NUMBER not in asked
+    assert f"沿用上次：{ID_NUMBER[:3]}" in asked
+    assert "（回复 1 沿用）" in asked
+    asked = flow.handle_text("1").replies[-1]
+    assert flow.state.values["handler_id_number"] == ID_NUMBER
+    assert "沿用上次：138****5678（回复 1 沿用）" in asked
+    flow.handle_text("１")  # full-width, as phones type it
+    assert flow.state.values["mobile"] == "13812345678"
+
+
+def test_a_new_answer_replaces_the_remembered_one() -> None:
+    flow, _ = start_remembering()
+    for text in ("2", "临沂", "1", "李四"):
+        flow.handle_text(text)
+    assert flow.state.values["handler_name"] == "李四"
+    assert "沿用上次" not in flow.handle_text("上一步").replies[-1]  # answered: 原填写 instead
+
+
+def test_on_a_choice_1_is_option_1_and_the_remembered_option_has_its_own_number() -> None:
+    flow, _ = start_remembering()
+    for text in ("2", "临沂", "1", "1", "1"):
+        flow.handle_text(text)
+    asked = flow.handle_text("1").replies[-1]
+    assert "【是否自取】" in asked
+    assert "沿用上次：邮寄（回复 2 沿用）" in asked
+    flow.handle_text("1")
+    assert flow.state.values["self_pickup"] == "自取"  # option 1, not the remembered 邮寄
+    flow.handle_text("上一步")
+    flow.state.values.pop("self_pickup")
+    flow.handle_text("沿用")  # the word takes the offer on any field
+    assert flow.state.values["self_pickup"] == "邮寄"
+    assert "沿用上次：山东省临沂市兰山区（回复 1 沿用）" in flow.prompt()
+
+
+def test_keep_on_a_field_with_nothing_remembered_says_so() -> None:
+    flow, _ = start_remembering()
+    reply = flow.handle_text("沿用").replies[0]
+    assert "没有可以沿用的内容" in reply
+    assert "years" not in flow.state.values
+
+
+def test_a_remembered_answer_no_longer_valid_is_refused_and_not_offered_again() -> None:
+    flow, _ = FormFlow.start(CERTIFICATE, PRESETS, defaults={"handler_name": "Wang"})
+    for text in ("2", "临沂", "1"):
+        flow.handle_text(text)
+    assert "沿用上次：Wang" in flow.prompt()
+    assert "中文姓名" in flow.handle_text("1").replies[0]
+    assert "沿用上次" not in flow.prompt()
+
+
+def test_the_centres_city_is_suggested_and_a_remembered_region_wins() -> None:
+    flow, _ = FormFlow.start(CERTIFICATE, PRESETS, suggested={"region": "临沂"})
+    flow.handle_text("2")
+    asked = flow.prompt()
+    assert "建议：临沂（回复 12 选择）" in asked
+    assert "沿用上次" not in asked
+    flow.handle_text("12")
+    assert flow.state.values["region"] == "临沂"
+    flow, _ = FormFlow.start(CERTIFICATE, PRESETS, defaults={"region": "青岛"},
+                              suggested={"region": "临沂"})
+    flow.handle_text("2")
+    assert "沿用上次：青岛（回复 2 沿用）" in flow.prompt()
+
+
+def test_offers_survive_a_json_round_trip() -> None:
+    import json
+
+    flow, _ = start_remembering(region="临沂")
+    restored = FormFlow(FlowState.from_json(json.loads(json.dumps(flow.state.to_json()))))
+    restored.handle_text("2")
+    assert "建议：临沂" in restored.prompt()
+    restored.handle_text("沿用")
+    assert restored.state.values["region"] == "临沂"
+
+
+def test_an_old_saved_state_without_offers_still_loads() -> None:
+    data = start().state.to_json()
+    del data["defaults"], data["suggested"]
+    assert "【证书年限】" in FormFlow(FlowState.from_json(data)).prompt()
+
+
+def test_a_field_reopened_after_the_summary_takes_edit_n() -> None:
+    """Issue 13: a check beyond the form re-asks one field; 修改 N then picks another."""
+    flow = start()
+    answer_all(flow)
+    outcome = flow.reopen("handler_id_number", "身份证号与授权书不一致。")
+    assert "【经办人身份证号】" in outcome.replies[0]
+    asked = flow.handle_text("修改 4").replies[-1]
+    assert "【经办人姓名】" in asked
+    assert "校验位" not in asked
+    flow.handle_text("李四")
+    assert "【经办人身份证号】" in flow.prompt()  # still missing: asked next
+    flow.handle_text(ID_NUMBER)
+    assert flow.state.mode is Mode.SUMMARY
+
+
+def test_recall_after_a_command_asks_the_question_again() -> None:
+    flow = start()
+    flow.handle_text("1")
+    recalled = flow.recall()
+    assert "未完成的【证书新办/补办】（已填写 1/13 项）" in recalled
+    assert "【项目所属地区】" in recalled
+    flow.pause()
+    assert "回复「继续」" in flow.recall()
+    assert "【项目所属地区】" not in flow.recall()
+
+
+def test_help_on_a_remembered_field_says_how_to_take_it() -> None:
+    flow, _ = start_remembering()
+    for text in ("2", "临沂", "1"):
+        flow.handle_text(text)
+    helped = flow.handle_text("帮助").replies[0]
+    assert "沿用上次：王小明（回复 1 沿用）" in helped
+    assert "直接回复新的内容" in helped

@@ -28,7 +28,8 @@ def test_every_template_fills_from_the_order(kind: Event | NoticeKind,
     assert isinstance(text, str)
     assert "{" not in text
     assert "None" not in text
-    assert notice.subject == f"订单 XB-261125-7KQ3：{TEMPLATES[notice_kind(order, kind)].subject}"
+    template = TEMPLATES[notice_kind(order, kind, settings)]
+    assert notice.subject == f"订单 XB-261125-7KQ3：{template.subject}"
     assert notice.body == text
 
 
@@ -39,8 +40,8 @@ def test_an_approval_says_what_comes_next(settings: Settings) -> None:
         "您的订单 XB-261125-7KQ3（证书新办）已审核通过。请扫描下方二维码支付 ¥260.00，")
     assert isinstance(paid.replies[1], Picture)
     unlock = applicant_notice(an_order(OrderType.UNLOCK, None), Event.APPROVE, settings)
-    assert unlock.replies == ["您的订单 XB-261125-7KQ3（证书新办）已审核通过，技术人员会尽快为您"
-                              "重置 UKEY 密码，完成后会通知您。"]
+    assert unlock.replies == ["您的订单 XB-261125-7KQ3（证书新办）已审核通过，服务中心会与您联系"
+                              "重置 UKEY 密码，完成后会通知您。"]  # [agents] off
     free = applicant_notice(an_order(OrderType.LOSS, 0), Event.APPROVE, settings)
     assert free.replies == ["您的订单 XB-261125-7KQ3（证书新办）已审核通过。"]
     assert free.subject == "订单 XB-261125-7KQ3：审核通过"
@@ -69,3 +70,14 @@ def test_a_notice_that_sends_to_a_person_names_the_centre_and_how_to_reach_it() 
                                                    "qq": "800"}})
     text = str(applicant_notice(an_order(), NoticeKind.UKEY_NOT_OURS, settings).replies[0])
     assert "请联系临沂测试CA中心（电话 0539-1，QQ 800）。" in text
+
+
+def test_an_unlock_approval_sends_the_clerk_to_the_key_agent(settings: Settings) -> None:
+    """With key agents the clerk types the new PIN: no technician is promised (issue 13)."""
+    agents = settings.model_copy(update={"agents": settings.agents.model_copy(
+        update={"enabled": True, "public_url": "https://ca.example.test"})})
+    unlock = applicant_notice(an_order(OrderType.UNLOCK, None), Event.APPROVE, agents)
+    [text] = unlock.replies
+    assert "请在插着 UKEY 的电脑上的密钥代理窗口输入新密码（两次）" in str(text)
+    assert "https://ca.example.test/agent/" in str(text)
+    assert "技术人员" not in str(text)

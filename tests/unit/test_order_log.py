@@ -14,7 +14,8 @@ from storage.models import Order
 
 def test_every_kind_has_a_label_and_the_stored_strings_stay() -> None:
     assert all(event.label for event in Event)
-    assert {e.value for e in NOTES} == {"approval", "invoice", "token_job", "cert_issued",
+    assert {e.value for e in NOTES} == {"approval", "invoice", "invoice_requested",
+                                        "token_job", "cert_issued",
                                         "cert_written", "cert_hold", "cert_active",
                                         "cert_revoked", "company_recorded", "token_mismatch",
                                         "token_confirmed", "token_retry"}

@@ -144,6 +144,69 @@ def test_one_character_wrong_is_always_caught(seed: int, position: int,
         assert_clear(str(refused.value))
 
 
+# --- numbers as people write them: 两年, 贰年, 2 年, 十二个 (issue 13) -------------------------
+# each digit's ways of writing it (daily, 两 before a measure word, financial 大写), full-width too
+DIGIT_SPELLINGS = {1: "1１一壹", 2: "2２二两贰", 3: "3３三叁", 4: "4４四肆", 5: "5５五伍",
+                   6: "6６六陆", 7: "7７七柒", 8: "8８八捌", 9: "9９九玖"}
+
+
+def written_number(n: int, data: st.DataObject) -> str:
+    """``n`` (1–99) as someone might type it: digits, or Chinese numerals with 十 or 拾."""
+    if data.draw(st.booleans()):
+        return str(n) if data.draw(st.booleans()) else str(n).translate(FULL_WIDTH)
+    tens, ones = divmod(n, 10)
+
+    def digit(d: int) -> str:
+        return data.draw(st.sampled_from(DIGIT_SPELLINGS[d][2:]))
+
+    if not tens:
+        return digit(ones)
+    high = "" if tens == 1 and data.draw(st.booleans()) else digit(tens)
+    return high + data.draw(st.sampled_from("十拾")) + (digit(ones) if ones else "")
+
+
+SPACES = st.sampled_from(["", " ", "\u3000"])
+
+
+@runs(300)
+@given(years=st.integers(1, 3), unit=st.booleans(), data=st.data())
+def test_a_term_is_taken_however_it_is_written(years: int, unit: bool,
+                                               data: st.DataObject) -> None:
+    typed = (data.draw(SPACES) + written_number(years, data) + data.draw(SPACES)
+             + ("年" if unit else "") + data.draw(SPACES))
+    assert FORMS["certificate"].field("years").check(typed) == f"{years}年"
+
+
+@runs(300)
+@given(count=st.integers(1, 20), unit=st.booleans(), data=st.data())
+def test_a_count_is_taken_however_it_is_written(count: int, unit: bool,
+                                                data: st.DataObject) -> None:
+    typed = written_number(count, data) + data.draw(SPACES) + ("个" if unit else "")
+    assert FORMS["certificate"].field("ukey_count").check(typed) == str(count)
+
+
+@runs(100)
+@given(count=st.integers(21, 99), data=st.data())
+def test_a_count_out_of_range_is_refused_however_it_is_written(count: int,
+                                                               data: st.DataObject) -> None:
+    with pytest.raises(InvalidAnswer, match="1–20"):
+        FORMS["certificate"].field("ukey_count").check(written_number(count, data))
+
+
+CHOICES = sorted({(form.key, f.key): f for form in FORMS.values() for f in form.fields
+                  if f.kind is FieldKind.CHOICE}.items())
+
+
+@pytest.mark.parametrize(("key", "field"), CHOICES, ids=[f"{f}.{k}" for (f, k), _ in CHOICES])
+def test_every_option_is_its_own_text_and_its_number(key: tuple[str, str], field) -> None:
+    """Reading Chinese numerals never turns one option's text into another option (the choice
+    itself: a field may refuse an option afterwards, as 注册协议 refuses 不同意)."""
+    pick = validators.choice(field.choices)
+    for number, option in enumerate(field.choices, 1):
+        assert pick(option) == option
+        assert pick(str(number)) == option
+
+
 # --- masking: what the validators accept is masked in any text ----------------------------
 SEPARATORS = st.sampled_from(["", " ", "  ", "-", "－", "\u3000", "\t", "\n", "\xa0", " - "])
 FULL_DIGITS = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")

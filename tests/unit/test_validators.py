@@ -139,8 +139,9 @@ class TestChoiceAndText:
         assert count("2个") == "2"
         with pytest.raises(InvalidAnswer, match="1–20"):
             count("0")
+        assert count("两个") == "2"  # issue 13: Chinese numerals are counts too
         with pytest.raises(InvalidAnswer, match="数字"):
-            count("两个")
+            count("几个")
 
 
 def test_chinese_punctuation_survives_normalising() -> None:

@@ -73,9 +73,8 @@ class WrongCodes:
         if len(self._recent(address)) >= self.limit:
             minutes = round(self.window / 60)
             raise AgentRefused("too_many_attempts",
-                               f"绑定码错误次数过多，请 {minutes} 分钟后再试。Too many wrong "
-                               f"pairing codes from this address; try again in {minutes} "
-                               "minutes.")
+                               f"本机所在网络输错绑定码的次数过多，请 {minutes} 分钟后再试；"
+                               "如绑定码已过期，请在聊天中重新发送「绑定密钥代理」。")
 
     def wrong(self, address: str) -> None:
         self._recent(address)

@@ -26,6 +26,7 @@ from bot.domain.forms import (
     BINDING_CONTACT,
     BINDING_REQUEST,
     CERTIFICATE,
+    INVOICE,
     LOSS,
     UNLOCK,
     Form,
@@ -34,6 +35,7 @@ from bot.domain.forms import (
 from bot.domain.lifecycle import Event, OrderStatus, OrderType, status_label
 from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title
+from bot.domain.remembered import suggested_region
 from bot.domain.review import changed_fields
 from bot.domain.scans import InvalidScan, ScanInfo, accept_scan
 from bot.domain.text import normalise
@@ -41,9 +43,10 @@ from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
 from bot.domain.withdrawal import WithdrawalRefused, check_withdrawal
 from bot.services import order_views
+from bot.services.agents.guide import pairing_steps
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry
-from bot.services.applications import binding
+from bot.services.applications import binding, invoices
 from bot.services.applications.commands import (
     Asked,
     is_verified,
@@ -55,6 +58,7 @@ from bot.services.applications.commands import (
     order_number_of,
 )
 from bot.services.applications.paper_forms import PaperForms
+from bot.services.applications.remembered import remembered_answers
 from bot.services.centre import faq_answers, menu_footer, please_contact, reach, when_answered
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
@@ -101,9 +105,12 @@ class Dialogue:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
                  fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
                  hub: AgentHub, paper_forms: PaperForms,
-                 certificates: CertificateChat | None = None) -> None:
+                 certificates: CertificateChat | None = None,
+                 default_region: str | None = None) -> None:
         self.settings = settings
         self.paper_forms = paper_forms
+        # 项目所属地区 suggested to everyone: the centre's city (「临沂」 or 「临沂市」)
+        self.default_region = default_region
         self.certificates = certificates  # None: [pki] is off
         self.notifier = notifier
         self.agents = agents
@@ -183,10 +190,25 @@ class Dialogue:
 
     # --- commands without a form ------------------------------------------------------------
     async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
-        company = asked.bound.company
-        flow, outcome = FormFlow.start(form, form.presets(company.name, company.uscc, **extra),
-                                       self.settings.fees)
+        """A form with the company profile filled in, the answers of earlier orders offered
+        again, and (挂失/解挂) the company's only UKEY filled in."""
+        handler = asked.bound
+        company = handler.company
+        known: dict[str, str] = {}
+        if form is LOSS and self.certificates is not None:
+            known = await self.certificates.loss_answers(handler, extra["apply_kind"])
+        async with self.db.transaction() as session:
+            defaults = await remembered_answers(session, handler, form)
+        flow, outcome = FormFlow.start(
+            form, {**form.presets(company.name, company.uscc, **extra), **known},
+            self.settings.fees, defaults=defaults,
+            suggested=suggested_region(form, self.default_region))
         await self._save(asked.account, flow)
+        if known:
+            head, *rest = outcome.replies
+            return [f"{head}\n本单位只有一个可以{extra['apply_kind']}的 UKEY（卡号 "
+                    f"{known['ukey_serial']}，证书序列号 {known['cert_serial']}），已为您填好，"
+                    "不用再输入；最后核对时可以「修改」。", *rest]
         return outcome.replies
 
     async def _help(self, asked: Asked) -> list[str]:
@@ -196,7 +218,7 @@ class Dialogue:
         return ["当前没有未完成的办理。\n" + self._menu(asked.bound)]
 
     def _still_open(self, state: FlowState | None) -> list[str]:
-        return [FormFlow(state).reminder()] if state is not None else []
+        return [FormFlow(state).recall()] if state is not None else []
 
     # --- a form in progress ---------------------------------------------------------------
     async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
@@ -271,6 +293,8 @@ class Dialogue:
         assert handler is not None
         if flow.form is BINDING_CONTACT:
             return await self._contact_given(account, flow)
+        if flow.form is INVOICE:
+            return await invoices.file_request(self, account, handler, flow)
         return await self._submit(account, handler, flow)
 
     async def _bind(self, account: Account, flow: FormFlow) -> list[str]:
@@ -361,7 +385,7 @@ class Dialogue:
                 try:
                     cert = await self.certificates.check_loss(session, handler, values)
                 except CertificateRefused as refusal:
-                    outcome = flow.reopen("cert_serial", str(refusal))
+                    outcome = flow.reopen(refusal.field, str(refusal))
                     await Conversations(session).save(account.platform, account.user_id,
                                                        flow.state.to_json())
                     return outcome.replies
@@ -595,11 +619,10 @@ class Dialogue:
         handler = asked.bound
         code, _ = await self.agents.new_code(handler, str(asked.account))
         minutes = int(agents.pairing_code_minutes)
-        server = agents.public_url or f"http://{self.settings.server.host}:{self.settings.server.port}"
         return [f"密钥代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次，请勿告诉他人）。\n"
-                "在插着 UKEY 的电脑上安装密钥代理后运行：\n"
-                f"cadesk-agent pair --server {server} --code {code}\n"
-                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁。"]
+                "请在插着 UKEY 的电脑上依次运行（可直接复制）：\n"
+                f"{pairing_steps(self.settings, code)}\n"
+                f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
     async def _templates(self, asked: Asked) -> list[Reply]:
         """「模板」: the blank paper forms, to print, stamp, sign and photograph."""
@@ -746,7 +769,8 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("解挂", "证书解挂"), "解挂", "UKEY 丢失时立即暂停证书；找回后恢复",
             _starts(LOSS, apply_kind="解挂"), pki=True, verified=True, form_open=FormOpen.PAUSE),
     Command(("我的证书",), "我的证书", "查看本单位的证书和到期日",
-            _certificates(CertificateChat.my_certificates), pki=True, verified=True),
+            _certificates(CertificateChat.my_certificates), pki=True, verified=True,
+            form_open=FormOpen.ANSWER),  # the 挂失 form suggests it while asking the UKEY
     # verified: the company's orders; pending: only those the account filed itself (may_see)
     Command(("我的订单",), "我的订单", "查看本单位的订单", Dialogue._order_list,
             form_open=FormOpen.ANSWER),
@@ -757,6 +781,9 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
     Command(("撤回",), "撤回 订单号", "撤回还没有审核的订单", Dialogue._withdraw,
             pattern=re.compile(r"撤回\s*(.*)"), form_open=FormOpen.ANSWER),
+    Command(("开票",), "开票 订单号", "为已付费的订单申请发票（普通/专用，电子发票发到邮箱）",
+            invoices.request_invoice, pattern=re.compile(r"开票\s*(.*)"),
+            form_open=FormOpen.PAUSE),
     Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
             Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",

@@ -61,6 +61,11 @@ class CertificateChat:
         lines.append("续期请发送「续期」；UKEY 丢失请发送「挂失」，找回后发送「解挂」。")
         return "\n".join(lines)
 
+    async def loss_answers(self, handler: Handler, apply_kind: str) -> dict[str, str]:
+        """A 挂失/解挂 form's UKEY and certificate, filled in when the company has one UKEY it
+        could be about (see ``LossDesk.known_answers``)."""
+        return await self.loss.known_answers(handler, apply_kind)
+
     async def check_loss(self, session: AsyncSession, handler: Handler,
                          values: dict[str, str]) -> Certificate:
         """Before a 挂失/解挂 is filed: the certificate must be this company's, on that UKEY

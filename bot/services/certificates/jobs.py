@@ -33,6 +33,7 @@ from bot.domain.certificates import (
     CertSubject,
     renewal_refusal,
     renewed_until,
+    same_ukey,
     years_to_months,
 )
 from bot.domain.certificates import add_months as months_after
@@ -455,6 +456,18 @@ class LossDesk:
     def __init__(self, office: CertificateOffice) -> None:
         self.office = office
 
+    async def known_answers(self, handler: Handler, apply_kind: str) -> dict[str, str]:
+        """The UKEY a 挂失/解挂 is about, when the company has one it could be (valid for 挂失,
+        held for 解挂): its 卡号 and newest certificate, so neither is asked. Empty otherwise."""
+        now = utcnow()
+        certs = [c for c in await self.office.of_company(handler.company_id)
+                 if (c.status == CertStatus.HOLD if apply_kind == "解挂"
+                     else c.status in HOLDABLE and c.not_after > now)]
+        if len({c.token_serial for c in certs}) != 1:
+            return {}
+        newest = max(certs, key=lambda c: c.not_after)
+        return {"ukey_serial": newest.token_serial, "cert_serial": newest.serial}
+
     async def certificate_for(self, session: AsyncSession, handler: Handler,
                               values: dict[str, str]) -> Certificate:
         cert = await self.office.by_serial(session, values.get("cert_serial", ""))
@@ -462,9 +475,10 @@ class LossDesk:
             raise CertificateRefused(
                 "没有找到本单位这个序列号的证书，请核对【证书序列号】"
                 "（发送「我的证书」可以查看本单位的证书）。")
-        if cert.token_serial != values.get("ukey_serial", "").strip():
+        if not same_ukey(values.get("ukey_serial", ""), cert.token_serial):
             raise CertificateRefused(
-                f"【USBKEY卡号】与证书 {cert.serial} 所在的 UKEY 卡号不一致，请核对。")
+                f"【USBKEY卡号】与证书 {cert.serial} 所在的 UKEY 卡号不一致，请核对后重新输入"
+                "（发送「我的证书」可以查看）。", field="ukey_serial")
         status = CertStatus(cert.status)
         loss = values.get("apply_kind") == "挂失"
         if (status not in HOLDABLE) if loss else (status is not CertStatus.HOLD):

@@ -53,7 +53,12 @@ _CRL_DUE = "cadesk.crl_due"  # session.info: a certificate changed state in it
 
 
 class CertificateRefused(Exception):
-    """``str`` says in Chinese what to do instead."""
+    """``str`` says in Chinese what to do instead; ``field``: the loss form's field it names,
+    asked again."""
+
+    def __init__(self, message: str, field: str = "cert_serial") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CertificateOffice:

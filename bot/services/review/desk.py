@@ -5,10 +5,13 @@ applicant is told in chat right after the commit.
 """
 
 import asyncio
+import dataclasses
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -19,6 +22,7 @@ from bot.config import Settings
 from bot.domain.certificates import CertStatus, revocation_reason
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
+from bot.domain.invoices import InvalidInvoiceFile, invoice_file
 from bot.domain.lifecycle import (
     Event,
     OrderStatus,
@@ -39,6 +43,7 @@ from bot.domain.review import (
     named_fields,
 )
 from bot.services import order_views
+from bot.services.agents.guide import pair_command
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.applications import binding
@@ -49,9 +54,9 @@ from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
-from bot.services.messages import Account, Picture, Reply
+from bot.services.messages import Account, ImageSource, MailAttachment, Picture, Reply
 from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
-from bot.services.ports import ScanStorage
+from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from bot.services.review import ukey_commands
 from bot.services.review.members import Members
 from bot.services.unlock.claims import record_claimed_company
@@ -79,9 +84,10 @@ Mutation = Callable[[Order], None]
 
 class ReviewDesk:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
-                 notifier: Notifier, agents: AgentRegistry, hub: AgentHub,
-                 certificates: CertificateChat | None = None) -> None:
+                 fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
+                 hub: AgentHub, certificates: CertificateChat | None = None) -> None:
         self.settings = settings
+        self.fetcher = fetcher  # an invoice's file, from its link (or a path on the Console)
         self.certificates = certificates  # None: [pki] is off
         self.agents = agents
         self.hub = hub
@@ -375,20 +381,46 @@ class ReviewDesk:
         return [f"订单 {number} 已办结，已通知申请人。"]
 
     async def _invoice(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        """发票 订单号 发票号码 [文件]: the invoice issued, told to the applicant in chat and by
+        mail (to the 开票 request's address too), with its file when one is given: a link to
+        the PDF or picture (or, on the Console, its path)."""
         number = self._number(args, "发票")
-        info = args[1].strip() if len(args) > 1 else ""
+        words = args[1].split() if len(args) > 1 else []
+        source = _invoice_source(actor, words[-1]) if words else None
+        info = " ".join(words[:-1] if source else words)
         if not info:
-            raise ReviewRefused(f"请写上发票信息。用法：{usage('发票')}")
+            raise ReviewRefused(f"请写上发票号码。用法：{usage('发票')}")
+        attachment, picture = None, None
+        if source is not None:
+            try:
+                data = await self.fetcher.fetch(source)
+                kind = invoice_file(data)
+            except (FetchError, InvalidInvoiceFile) as error:
+                raise ReviewRefused(f"发票文件没有取到：{error}发票未登记，请核对后重发。"
+                                    ) from None
+            sha256 = hashlib.sha256(data).hexdigest()
+            await asyncio.to_thread(self.scans.save, sha256, data)
+            attachment = MailAttachment(sha256, f"发票-{number}{kind.suffix}", kind.content_type)
+            picture = Picture(data, f"订单 {number} 的发票") if kind.picture else None
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
             if order.status is OrderStatus.CANCELLED:
                 raise ReviewRefused("该订单已取消，不能登记发票。")
             order.invoice_info = info
-            note_order(session, order, str(actor), Event.INVOICE, reason=info)
+            issued = {"number": info, "file": attachment.to_json() if attachment else None,
+                      "url": source.url if source else None}
+            order.invoice = {**(order.invoice or {}), "issued": issued}
+            note_order(session, order, str(actor), Event.INVOICE, reason=info,
+                       detail={"file": attachment.sha256} if attachment else None)
             notice = applicant_notice(order, Event.INVOICE, self.settings)
+            email = ((order.invoice.get("request") or {}).get("invoice_email"))
+            notice = dataclasses.replace(
+                notice, replies=[*notice.replies, *([picture] if picture else [])],
+                attachments=(attachment,) if attachment else (), cc=(email,) if email else ())
             await self.notifier.notify_applicant(session, order, notice)
         await self.notifier.deliver()
-        return [f"已登记订单 {number} 的发票信息，已通知申请人。"]
+        with_file = "（附发票文件）" if attachment else ""
+        return [f"已登记订单 {number} 的发票 {info}{with_file}，已通知申请人。"]
 
     # --- certificates -----------------------------------------------------------------------
     def _pki(self) -> CertificateChat:
@@ -493,7 +525,7 @@ class ReviewDesk:
         minutes = int(self.settings.agents.pairing_code_minutes)
         return [f"制证代理绑定码：{code}（{minutes} 分钟内有效，只能使用一次）。"
                 "在服务大厅的制证电脑上运行：\n"
-                f"cadesk-agent pair --server {self.settings.public_url} --code {code}\n"
+                f"{pair_command(self.settings, code)}\n"
                 "然后在 agent.toml 里写上空白 UKEY 的出厂管理员 PIN（factory_so_pin），"
                 "再运行「cadesk-agent run」。"]
 
@@ -598,7 +630,8 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
     Command(("发货",), "发货 订单号 快递公司 快递单号", "登记发货", ReviewDesk._ship),
     Command(("待自取",), "待自取 订单号", "设为待自取", ReviewDesk._await_pickup),
     Command(("完成",), "完成 订单号", "办结", ReviewDesk._complete),
-    Command(("发票",), "发票 订单号 发票信息", "登记发票信息", ReviewDesk._invoice),
+    Command(("发票",), "发票 订单号 发票号码 [电子发票 PDF 或图片的链接]",
+            "登记已开具的发票，申请人在聊天和邮件中收到（附文件）", ReviewDesk._invoice),
     Command(("订单",), "订单 [状态] [单位名称或信用代码]", "按状态、单位查找订单",
             ReviewDesk._search),
     Command(("历史",), "历史 订单号", "订单的办理记录", ReviewDesk._history),
@@ -639,6 +672,20 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
             "解锁读到未登记的 UKEY 时，核实后确认它属于本单位并继续重置密码",
             ukey_commands.confirm_unlock),
 ])
+
+
+INVOICE_SUFFIXES = {".pdf", ".jpg", ".jpeg", ".png"}
+
+
+def _invoice_source(actor: Account, word: str) -> ImageSource | None:
+    """The invoice's file named after its number: a link, or on the Console a path."""
+    if word.startswith(("http://", "https://")):
+        return ImageSource(url=word)
+    path = Path(word.strip("'\""))
+    if actor.platform == "console" and ("/" in word or "\\" in word
+                                        or path.suffix.lower() in INVOICE_SUFFIXES):
+        return ImageSource(path=path.expanduser())
+    return None
 
 
 def usage(word: str) -> str:
