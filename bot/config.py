@@ -78,7 +78,8 @@ class DatabaseSection(_Section):
 
 
 class ScansSection(_Section):
-    """``[scans]``: limits for the scans of the 附件 (jpg/jpeg/bmp/gif, whatever the name)."""
+    """``[scans]``: limits for the scans of the 附件 (jpg/jpeg/bmp/gif, png/heic kept as JPEG;
+    the bytes decide, not the name)."""
 
     max_megabytes: float = Field(10, gt=0)
     """The largest scan taken, also while it downloads."""

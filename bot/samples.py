@@ -3,10 +3,12 @@
 USCCs and ID numbers carry valid check characters (GB 32100-2015, GB 11643-1999) computed with
 python-stdnum; the scans are drawn with Pillow and stamped SAMPLE.
 
-``python -m bot.samples DIR`` writes four sample scans into DIR and prints a company code and an
-ID number to type, so a newcomer can complete an application on the Console.
+``python -m bot.samples [DIR] [--format png] [--seed N]`` writes four sample scans into DIR and
+prints a company code and an ID number to type, so a newcomer can complete an application on
+the Console (``--help`` says so).
 """
 
+import argparse
 import io
 import random
 import sys
@@ -56,15 +58,33 @@ def sample_scan(label: str, fmt: str = "JPEG", size: tuple[int, int] = (1240, 17
     return buffer.getvalue()
 
 
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.samples",
+        description="写出四张样例扫描件（附件一至附件四），并给出可以在控制台里填写的虚构统一社会信用"
+                    "代码和身份证号（校验位正确，不属于任何真实单位或个人）。")
+    parser.add_argument("directory", nargs="?", type=Path, default=Path("sample-scans"),
+                        help="写入样例扫描件的文件夹（没有则新建），默认 sample-scans")
+    parser.add_argument("--format", choices=("jpg", "png"), default="jpg",
+                        help="扫描件格式：jpg（默认），或 png（像手机截图那样）")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="随机数种子：给定时每次生成相同的代码和号码")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    target = Path(argv[0] if argv else "sample-scans")
+    args = _arguments(argv)  # --help and wrong options exit here, before anything is written
+    rng = random.Random(args.seed)
+    target: Path = args.directory
     target.mkdir(parents=True, exist_ok=True)
+    fmt = "PNG" if args.format == "png" else "JPEG"
     for i, name in enumerate(("form", "id-card", "authorisation", "licence"), 1):
-        (target / f"{i}-{name}.jpg").write_bytes(sample_scan(f"attachment {i} {name}"))
+        (target / f"{i}-{name}.{args.format}").write_bytes(
+            sample_scan(f"attachment {i} {name}", fmt=fmt))
     sys.stdout.write(
         f"sample scans written to {target.resolve()}\n"
-        f"统一社会信用代码: {fake_uscc()}\n"
-        f"身份证号:         {fake_id_number()}\n"
+        f"统一社会信用代码: {fake_uscc(rng)}\n"
+        f"身份证号:         {fake_id_number(rng)}\n"
         "On the Console, answer each 附件 question with the path of one of the files.\n")
     return 0
 

@@ -94,6 +94,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _row(Event.COMPLETE, [S.SHIPPED, S.AWAITING_PICKUP], S.COMPLETED, [OrderType.CERTIFICATE]),
     _row(Event.COMPLETE, [S.PAID], S.COMPLETED, [OrderType.RENEWAL]),
     _row(Event.COMPLETE, [S.APPROVED], S.COMPLETED, FREE_TYPES),
+    # the applicant's 撤回: only before review (bot/domain/withdrawal.py says what else counts)
+    _row(Event.WITHDRAW, IN_REVIEW, S.CANCELLED),
     _row(Event.CANCEL, [S.DRAFT, S.SUBMITTED, S.REJECTED, S.RESUBMITTED, S.APPROVED], S.CANCELLED),
 )
 

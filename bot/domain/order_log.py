@@ -22,6 +22,7 @@ class Event(StrEnum):
     AWAIT_PICKUP = "await_pickup"
     COMPLETE = "complete"
     CANCEL = "cancel"
+    WITHDRAW = "withdraw"  # the applicant's 撤回 before any review
     # notes: logged on the order, its status unchanged
     APPROVAL = "approval"  # one technician's approval, when more are required
     INVOICE = "invoice"  # a technician's 发票: the invoice issued
@@ -52,6 +53,7 @@ _LABELS = {
     Event.AWAIT_PICKUP: "设为待自取",
     Event.COMPLETE: "完成",
     Event.CANCEL: "取消",
+    Event.WITHDRAW: "撤回",
     Event.APPROVAL: "通过（待复核）",
     Event.INVOICE: "登记发票",
     Event.INVOICE_REQUESTED: "申请开票",

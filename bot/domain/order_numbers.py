@@ -18,10 +18,21 @@ def new_order_number(prefix: str, day: date, draw=secrets.choice) -> str:
     return f"{prefix}-{day:%y%m%d}-{suffix}"
 
 
+_SHAPE = re.compile(r"[A-Z]{2}-?\d{6}-?[0-9A-Z]{4}")
+
+
+def looks_like_order_number(text: str) -> bool:
+    """Shaped like one, valid or not (XB-000000-0000 is meant as a number, and is not found)."""
+    return _SHAPE.fullmatch(_cleaned(text)) is not None
+
+
+def _cleaned(text: str) -> str:
+    return "".join(text.split()).upper().replace("—", "-").replace("－", "-")
+
+
 def parse_order_number(text: str) -> str | None:
     """Accept what people type (lower case, no dashes, spaces) and return the canonical form."""
-    cleaned = "".join(text.split()).upper().replace("—", "-").replace("－", "-")
-    match = _PATTERN.fullmatch(cleaned)
+    match = _PATTERN.fullmatch(_cleaned(text))
     if not match:
         return None
     return "-".join(match.groups())

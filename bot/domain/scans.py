@@ -1,7 +1,10 @@
 """Checking a scanned image: what the bytes really are, not what the file is called.
 
 ``inspect_scan`` returns the image's facts or raises ``InvalidScan``, nothing else: whatever
-Pillow or the structure walks below throw on damaged input ends as a refusal in Chinese."""
+Pillow or the structure walks below throw on damaged input ends as a refusal in Chinese.
+``accept_scan`` is what the chat and the unlock mailbox keep: the bytes as received, except a
+phone's PNG or HEIC, which passes every check as it came and is then kept as a faithful JPEG
+(the format SPEC.md's forms take; see ``_faithful_jpeg``)."""
 
 import hashlib
 import io
@@ -14,12 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC (iPhone photos): Pillow reads it through pillow-heif's libheif
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - a dependency; without it HEIC is refused as unknown
+    HEIF_READABLE = False
+else:
+    register_heif_opener()
+    HEIF_READABLE = True
 
 # format → what we call it to the applicant
-FORMAT_NAMES = {"JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "PNG": "png", "PDF": "pdf"}
-CHAT_FORMATS = frozenset({"JPEG", "BMP", "GIF"})  # SPEC.md: .jpg .jpeg .bmp .gif only
-MAIL_FORMATS = CHAT_FORMATS | {"PNG", "PDF"}  # mailed scans: phones send PNG, scanners PDF
+FORMAT_NAMES = {"JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "PNG": "png", "HEIF": "heic",
+                "PDF": "pdf"}
+# SPEC.md's .jpg .jpeg .bmp .gif, and what phones and QQ screenshots give (kept as JPEG)
+REENCODED = frozenset({"PNG", "HEIF"} if HEIF_READABLE else {"PNG"})
+CHAT_FORMATS = frozenset({"JPEG", "BMP", "GIF"}) | REENCODED
+MAIL_FORMATS = CHAT_FORMATS | {"PDF"}  # mailed scans: scanners send PDF too
 
 DAMAGED = "图片已损坏或不完整，请重新拍照或扫描后发送。"
 UNREADABLE = "图片无法读取，请重新拍照或扫描后发送（建议另存为 jpg）。"
@@ -40,7 +54,7 @@ class ScanRules:
 @dataclass(frozen=True)
 class ScanInfo:
     sha256: str
-    format: str  # JPEG, BMP or GIF
+    format: str  # JPEG, BMP or GIF (PNG, HEIF as inspected: kept as JPEG); PDF from mail
     size: int  # bytes
     width: int
     height: int
@@ -60,6 +74,14 @@ class UnreadableScan(InvalidScan):
     refusal to the applicant, and logged so it can become a rule."""
 
 
+@dataclass(frozen=True)
+class AcceptedScan:
+    """A scan that passed: its facts and the bytes to keep (they hash to ``info.sha256``)."""
+
+    info: ScanInfo
+    data: bytes
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(1, round(n / 1024))} KB"
 
@@ -76,6 +98,25 @@ def inspect_scan(data: bytes, rules: ScanRules = ScanRules()) -> ScanInfo:
                        f"{bytes(data[:4]).hex()}): {type(error).__name__} at "
                        f"{Path(where.filename).name}:{where.lineno}")
         raise UnreadableScan(UNREADABLE) from None
+
+
+def accept_scan(data: bytes, rules: ScanRules = ScanRules()) -> AcceptedScan:
+    """``inspect_scan``'s checks on the bytes as received; a PNG or HEIC that passes them all
+    is kept as a JPEG of the same pixels."""
+    info = inspect_scan(data, rules)
+    if info.format not in REENCODED:
+        return AcceptedScan(info, data)
+    try:
+        jpeg, width, height = _faithful_jpeg(data, rules.max_bytes)
+    except InvalidScan:
+        raise
+    except Exception as error:  # the checks passed, so this is a bug: refused all the same
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        logger.warning(f"re-encoding a {info.format} scan failed: {type(error).__name__} at "
+                       f"{Path(where.filename).name}:{where.lineno}")
+        raise UnreadableScan(UNREADABLE) from None
+    return AcceptedScan(
+        ScanInfo(hashlib.sha256(jpeg).hexdigest(), "JPEG", len(jpeg), width, height), jpeg)
 
 
 # warnings.catch_warnings swaps process-wide filters: checks run in threads, so one at a time
@@ -107,8 +148,9 @@ def _inspect(data: bytes, rules: ScanRules) -> ScanInfo:
                 fmt = image.format or ""
                 # MPF (Pillow's "MPO"): phones put a depth or gain map or a preview after the
                 # photo; the first image is the scan, the others are not animation frames
-                further_images = fmt == "MPO"
-                fmt = "JPEG" if further_images else fmt
+                # (HEIC likewise: the primary image is the photo, the others its companions)
+                further_images = fmt in ("MPO", "HEIF")
+                fmt = "JPEG" if fmt == "MPO" else fmt
                 if width * height > rules.max_pixels:
                     raise InvalidScan(f"图片像素过多（{width}×{height}），请缩小后重新发送。")
                 if fmt not in rules.formats:
@@ -128,12 +170,49 @@ def _inspect(data: bytes, rules: ScanRules) -> ScanInfo:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidScan("图片像素过多，请缩小后重新发送。") from None
     except UnidentifiedImageError:
-        raise InvalidScan("无法识别这张图片，请发送 jpg、bmp 或 gif 格式的扫描件。") from None
+        raise InvalidScan(f"无法识别这张图片，请发送 {allowed} 格式的扫描件。") from None
     except _DAMAGED_ERRORS:
         raise InvalidScan(DAMAGED) from None
     if any(_carries_another_file(part) for part in _hiding_places(data, fmt)):
         raise InvalidScan(CARRIES_A_FILE)
     return ScanInfo(hashlib.sha256(data).hexdigest(), fmt, len(data), width, height)
+
+
+# JPEG settings, best first: 4:4:4 keeps the edges of small print and stamps sharp; a photo
+# that would not fit the byte cap that way is saved a little coarser, never resized
+_JPEG_STEPS = ((95, 0), (90, 0), (85, 2), (80, 2))  # (quality, subsampling: 0 = 4:4:4)
+
+
+def _faithful_jpeg(data: bytes, max_bytes: int) -> tuple[bytes, int, int]:
+    """The image upright (its EXIF orientation applied: the JPEG carries no EXIF, so no
+    location either), transparency flattened on white, its colour profile kept."""
+    with _PILLOW, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data)) as image:
+            icc = image.info.get("icc_profile")
+            flat = _flattened(ImageOps.exif_transpose(image))
+    for quality, subsampling in _JPEG_STEPS:
+        out = io.BytesIO()
+        flat.save(out, "JPEG", quality=quality, subsampling=subsampling, optimize=True,
+                  icc_profile=icc)
+        if out.tell() <= max_bytes:
+            return out.getvalue(), flat.width, flat.height
+    raise InvalidScan(f"图片转换为 jpg 后太大，请压缩到 {_size(max_bytes)} 以内或另存为 jpg "
+                      "后重新发送。")
+
+
+def _flattened(image: Image.Image) -> Image.Image:
+    """RGB or greyscale, 8 bits, no alpha: what a JPEG holds."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale PNG
+        image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if image.mode == "1":
+        image = image.convert("L")
+    if "A" in image.mode or "a" in image.mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGB", image.size, "white")
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    return image if image.mode in ("L", "RGB") else image.convert("RGB")
 
 
 def _check_resolution(width: int, height: int, rules: ScanRules) -> None:
@@ -175,7 +254,8 @@ def _hiding_places(data: bytes, fmt: str) -> list[bytes | memoryview]:
     """The parts of the file that hold no pixels; the whole file if its structure cannot be
     followed (the decoder was more lenient than the walk)."""
     view = memoryview(data)
-    walk = {"JPEG": _jpeg_parts, "GIF": _gif_parts, "BMP": _bmp_parts, "PNG": _png_parts}[fmt]
+    walk = {"JPEG": _jpeg_parts, "GIF": _gif_parts, "BMP": _bmp_parts, "PNG": _png_parts,
+            "HEIF": _unwalked}[fmt]
     try:
         parts, end = walk(view)
     except (ValueError, IndexError):
@@ -261,6 +341,12 @@ def _bmp_parts(data: memoryview) -> Parts:
     if not 14 + header <= offset <= end <= len(data):
         raise ValueError("pixel array beyond the file")
     return [data[14 + header:offset]], end
+
+
+def _unwalked(data: memoryview) -> Parts:
+    """HEIC's boxes are not walked: the whole file is searched (the signatures are specific
+    enough not to turn up by chance in compressed data)."""
+    raise ValueError("searched whole")
 
 
 def _png_parts(data: memoryview) -> Parts:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
 
+from bot.domain.order_numbers import looks_like_order_number
 from bot.domain.text import normalise
 
 H = TypeVar("H")
@@ -87,9 +88,21 @@ class CommandTable(Generic[H]):
         return None
 
     def first_word(self, text: str) -> Command[H] | None:
-        """The command the message starts with (its first word, followed by a space or nothing)."""
-        word = normalise(text).split(maxsplit=1)
-        return self._by_word.get(word[0]) if word else None
+        """The command the message starts with (see ``split``)."""
+        found = self.split(text)
+        return found[0] if found else None
+
+    def split(self, text: str) -> tuple[Command[H], str] | None:
+        """The command the message starts with, and the rest: its first word followed by a
+        space or nothing, or glued to an order number (「查看XB-261125-7KQ3」, as people type)."""
+        text = normalise(text)
+        word, *rest = text.split(maxsplit=1) or [""]
+        if word in self._by_word:
+            return self._by_word[word], rest[0] if rest else ""
+        for known in sorted(self._by_word, key=len, reverse=True):  # 解锁状态 before 解锁
+            if word.startswith(known) and looks_like_order_number(word[len(known):]):
+                return self._by_word[known], text[len(known):]
+        return None
 
     def __getitem__(self, word: str) -> Command[H]:
         return self._by_word[word]

@@ -206,6 +206,13 @@ def staff_notice(order: Order, changed: Sequence[Field] | None) -> str:
         f"发送「查看 {order.number}」审核。")
 
 
+def withdrawn_notice(order: Order, by: str) -> str:
+    """An order withdrawn by the applicant before review, for the staff."""
+    return mask_personal_numbers(
+        f"【{order_title(order.type, order.fields)}】{order.number} 已由申请人撤回（{by}），"
+        f"无需审核。\n单位：{company_label(order)}")
+
+
 class CompanyNotice(StrEnum):
     """What every verified handler of a company is told about its accounts, agents and UKEYs
     (``Notifier.tell_handlers`` in chat, ``queue_handler_mail`` by mail)."""

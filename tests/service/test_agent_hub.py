@@ -189,6 +189,9 @@ async def test_an_unknown_serial_waits_for_confirmation_then_resets(
     [history] = await runtime.desk.execute(technician(), f"历史 {order.number}", private=True)
     assert "qq:900001 确认 UKEY 属于本单位" in history
     assert "UKEY OLD-0007" in history
+    # a key agent's job says which job it was and how it ended, never a bare 密钥代理任务
+    assert f"agent:{mine.id} 密钥代理任务：读取 UKEY完成" in history
+    assert all("密钥代理任务：" in line for line in history.splitlines() if "密钥代理任务" in line)
     # on record now: the same company's 登记UKEY changes nothing, another's is refused
     [same] = await runtime.desk.execute(technician(), "登记UKEY OLD-0007 临沂7号测试有限公司",
                                         private=True)

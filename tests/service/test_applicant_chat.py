@@ -103,14 +103,15 @@ async def test_bad_scans_are_refused_with_the_reason(app: App, scan_server: Scan
     user = Applicant(app)
     await user.bind()
     await user.fill_until_scans(pickup="1")
-    png = scan_server.add(f"{user.user_id}.png", sample_scan("png", fmt="PNG"))
+    # a format no phone sends as a scan (PNG and HEIC are taken, kept as JPEG)
+    webp = scan_server.add(f"{user.user_id}.webp", sample_scan("webp", fmt="WEBP"))
     small = scan_server.add(f"{user.user_id}-small.jpg", sample_scan("s", size=(400, 300)))
     huge = scan_server.add(f"{user.user_id}-huge.bmp", sample_scan("h", "BMP", (2000, 2800)))
     scan_server.slow.add(f"{user.user_id}-slow.jpg")
     streamed = scan_server.add(f"{user.user_id}-stream.bmp", sample_scan("c", "BMP", (2000, 2800)))
     scan_server.chunked.add(f"{user.user_id}-stream.bmp")
     first = "【附件一 信息印章采集表】未通过检查"
-    await user.says(image(png), Says(first, "PNG", "请发送【附件一 信息印章采集表】"))
+    await user.says(image(webp), Says(first, "WEBP", "请发送【附件一 信息印章采集表】"))
     await user.says(image(small), Says(first, "分辨率太低"))
     await user.says(image(huge), Says(first, "超过 2 MB"))
     await user.says(image(streamed), Says(first, "超过 2 MB"))  # no Content-Length to trust

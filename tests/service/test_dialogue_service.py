@@ -138,7 +138,8 @@ async def test_commands_needing_a_verified_binding_ask_the_one_predicate(
         await say(runtime, account, text)
     for text in ("绑定密钥代理", "我的证书", "挂失"):  # pending: refused before anything else
         assert await say(runtime, account, text) == dialogue.not_verified(text)
-    assert "当前接收通知的邮箱" in await say(runtime, account, "邮箱")  # not marked verified
+    # not marked verified: answered (here that [email] is off)
+    assert "暂未开通邮件通知" in await say(runtime, account, "邮箱")
     assert "【待核验】" in await say(runtime, account, "帮助")
     monkeypatch.setattr(dialogue, "is_verified", lambda handler: True)
     assert "暂未开通密钥代理" in await say(runtime, account, "绑定密钥代理")

@@ -9,11 +9,12 @@ formats."""
 import io
 import struct
 import zipfile
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
@@ -52,6 +53,14 @@ def bmp_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header (IHDR, its CRC made right) claims another size."""
+    data = bytearray(image_as("PNG", (64, 64)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(data[12:29]))
+    return bytes(data)
+
+
 def animated_gif() -> bytes:
     frames = [Image.new("P", (1240, 1754), n) for n in range(3)]
     out = io.BytesIO()
@@ -86,7 +95,13 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
     "html-prepended.jpg": (lambda: HTML + jpeg(), "无法识别"),
     "zip-prepended.jpg": (lambda: zip_of("a.txt", b"hello") + jpeg(), "无法识别"),
     "svg-with-script.jpg": (lambda: SVG, "无法识别"),
-    "png-renamed.jpg": (lambda: image_as("PNG"), "您发送的是 PNG 格式"),
+    # a phone's PNG is taken (kept as JPEG), a hostile one is not, whatever it is called
+    "zip-appended-png.jpg": (lambda: image_as("PNG") + zip_of("payload.exe", b"MZ" + b"\0" * 200),
+                             "夹带了其他文件"),
+    "bomb-png.png": (lambda: png_claiming(30000, 30000), "像素过多"),
+    "truncated.png": (lambda: (png := sample_scan("cut", fmt="PNG"))[: len(png) // 2],
+                      "损坏或不完整"),
+    "thumbnail.png": (lambda: image_as("PNG", (120, 160)), "分辨率太低"),
     "webp-renamed.jpg": (lambda: image_as("WEBP"), "您发送的是 WEBP 格式"),
     "tiff-renamed.jpg": (lambda: image_as("TIFF", (600, 800)), "您发送的是 TIFF 格式"),
     "thumbnail.jpg": (lambda: image_as("JPEG", (120, 160)), "分辨率太低"),
@@ -149,7 +164,7 @@ async def test_hostile_scans_are_refused_with_a_reason_and_nothing_is_kept(
     assert len(stored_files(runtime)) == 1
 
 
-@pytest.mark.parametrize("failing", ["inspect_scan", "scan store"])
+@pytest.mark.parametrize("failing", ["accept_scan", "scan store"])
 async def test_an_unexpected_failure_in_the_scan_step_is_answered(
         runtime: Runtime, scan_server: ScanServer, monkeypatch: pytest.MonkeyPatch,
         failing: str) -> None:
@@ -158,11 +173,11 @@ async def test_an_unexpected_failure_in_the_scan_step_is_answered(
     say = await at_the_first_scan(runtime, f"666{len(failing)}")
 
     def broken(*_: object) -> None:
-        raise (RuntimeError("a bug") if failing == "inspect_scan"
+        raise (RuntimeError("a bug") if failing == "accept_scan"
                else OSError(28, "No space left on device"))
 
-    if failing == "inspect_scan":
-        monkeypatch.setattr("bot.services.applications.dialogue.inspect_scan", broken)
+    if failing == "accept_scan":
+        monkeypatch.setattr("bot.services.applications.dialogue.accept_scan", broken)
     else:
         monkeypatch.setattr(runtime.scans, "save", broken)
     url = scan_server.add(f"unexpected-{len(failing)}.jpg", jpeg("fine"))
@@ -207,3 +222,56 @@ from_address = "{corpus.MAILBOX}"
         assert f"- 第 {n} 个附件：{reason}" in reply, (name, reply)
         assert name not in reply
     assert len(stored_files(runtime)) == 3  # the proper scans only
+
+
+def stored_jpeg(runtime: Runtime) -> Image.Image:
+    [path] = stored_files(runtime)
+    with Image.open(path) as image:
+        assert image.format == "JPEG"
+        image.load()
+        return image
+
+
+def close_to(png: bytes, stored: Image.Image) -> bool:
+    with Image.open(io.BytesIO(png)) as original:
+        diff = ImageChops.difference(original.convert("RGB"), stored.convert("RGB"))
+        return original.size == stored.size and max(ImageStat.Stat(diff).mean) < 2
+
+
+async def test_a_phone_png_is_taken_and_kept_as_a_jpeg(
+        runtime: Runtime, scan_server: ScanServer) -> None:
+    """What phones and QQ screenshots give: the checks pass on the PNG as sent; the scan store
+    and the order keep a JPEG of the same size and pixels."""
+    say = await at_the_first_scan(runtime, "66610")
+    png = sample_scan("phone", fmt="PNG")
+    url = scan_server.add("phone-screenshot.png", png)
+    reply = await say(Incoming(images=(ImageSource(url=url),)))
+    assert "已收到【附件一 信息印章采集表】" in reply, reply
+    assert close_to(png, stored_jpeg(runtime))
+    async with runtime.db.transaction() as session:
+        state = (await Conversations(session).get("qq", "66610")).state
+    assert state["scans"]["scan_form"]["format"] == "JPEG"
+
+
+async def test_an_unlock_mail_with_png_scans_keeps_them_as_jpeg(
+        make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime()
+    png = sample_scan("mailed", fmt="PNG")
+    names = ["CA数字证书密码重置申请表.png", "营业执照.jpg", "经办人身份证.jpg"]
+    datas = [png, *corpus.scans("png")[1:]]
+    raw = corpus.mail({"From": "lisi@qq.test", "Subject": f"CA解锁+{corpus.COMPANY}",
+                       "Message-ID": "<png@qq.test>"},
+                      [corpus.part(f'image/png; name="{name}"', data,
+                                   f'attachment; filename="{name}"')
+                       for name, data in zip(names, datas, strict=True)],
+                      body=f"申请解锁。统一社会信用代码：{fake_uscc()}")
+    filing = await runtime.inbox.file(f"{corpus.MAILBOX}/INBOX", 1, 1, raw)
+    assert filing.outcome == FILED, filing
+    async with runtime.db.transaction() as session:
+        rows = (await session.scalars(select(Attachment))).all()
+    assert {row.format for row in rows} == {"JPEG"}
+    form = next(row for row in rows if row.slot == "scan_reset_form")
+    with Image.open(runtime.scans.path(form.sha256)) as stored:
+        assert stored.format == "JPEG"
+        stored.load()
+        assert close_to(png, stored)

@@ -14,6 +14,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.messages import Account, Incoming
 from storage.models import OutgoingMail, utcnow
+from storage.repositories import Handlers
 from tests.support.applicant import bind_verified
 from tests.support.helpers import MakeRuntime, free_port, wait_for
 from tests.support.smtp_sink import SmtpSink, server_tls
@@ -160,6 +161,23 @@ async def test_no_address_no_mail_and_the_address_can_be_removed(
     assert "zhang.san@example.com" in await say(runtime, "邮箱")
     assert "已取消邮件通知" in await say(runtime, "邮箱 删除")
     assert "（未设置）" in await say(runtime, "邮箱")
+
+
+async def test_with_mail_off_no_address_is_taken_and_none_promised(
+        make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime(mail_config(free_port(), enabled="false"))
+    await bind_verified(runtime, APPLICANT, fake_uscc(RNG), "临沂邮件测试有限公司")
+    for text in ("邮箱 zhang.san@example.com", "邮箱"):
+        reply = await say(runtime, text)
+        assert "暂未开通邮件通知" in reply, reply
+        assert "所有通知都会在这里" in reply
+        assert "已设置通知邮箱" not in reply
+        assert "同时发邮件" not in reply
+    async with runtime.db.transaction() as session:
+        handler = await Handlers(session).get(APPLICANT.platform, APPLICANT.user_id)
+    assert handler is not None
+    assert handler.email is None
+    assert "已取消邮件通知" in await say(runtime, "邮箱 删除")  # an old address may still go
 
 
 def _attempts(runtime: Runtime) -> int:

@@ -105,14 +105,14 @@ async def test_a_scan_check_that_raises_sets_the_mail_aside_whatever_pillow_does
     from bot.services.unlock import inbox as unlock_inbox
 
     uscc, marker = fake_uscc(), b"\xff\xd8\xff\xe0poison"
-    real = unlock_inbox.inspect_scan
+    real = unlock_inbox.accept_scan
 
     def raises_on_the_marked_file(data: bytes, rules):
         if data.startswith(marker):
             raise RuntimeError("a decoder bug")
         return real(data, rules)
 
-    monkeypatch.setattr(unlock_inbox, "inspect_scan", raises_on_the_marked_file)
+    monkeypatch.setattr(unlock_inbox, "accept_scan", raises_on_the_marked_file)
     dovecot.deliver(corpus.with_attachment(uscc, "marked", marker + b"\0" * 64, "x.jpg",
                                            "image/jpeg"))
     dovecot.deliver(corpus.qq_mail(uscc))

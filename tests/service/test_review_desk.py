@@ -125,6 +125,28 @@ async def test_applicant_corrects_only_the_named_scan_and_resubmits(
                                            "修改了 附件二 经办人身份证复印件"))
 
 
+async def test_a_correction_that_changes_nothing_is_not_resubmitted(
+        app: App, scan_server: ScanServer) -> None:
+    """The same 附件二 sent again: refused, saying nothing changed and what was asked; the form
+    stays at its summary, and a real change then goes through."""
+    user, number = await submitted(app, scan_server)
+    await Technician(app, ALICE).says(f"驳回 {number} 附件二不清晰", Says("已驳回"),
+                                      tells=((user.user_id, Says("未通过审核")),))
+    await user.says(f"修改 {number}", Says(f"修改订单 {number}"), Says("请发送【附件二"))
+    await user.says(image(user.scan_url(scan_server, 2)), Says("已收到【附件二"),
+                    Says("请核对", f"修改订单 {number}"))
+    await user.says("确认提交", Says(
+        f"您还没有做任何修改，订单 {number} 没有重新提交", "驳回理由：附件二不清晰",
+        "需要修改：附件二 经办人身份证复印件（收到的图片和原来的完全相同", "请核对",
+        absent=("已重新提交",)))
+    assert (await order(number)).status == "rejected"
+    await user.says("修改 6", Says("【手机号】"))
+    await user.says("13912345678", Says("请核对", "139****5678"))
+    await user.says("确认提交", Says("已重新提交", "修改了：手机号"),
+                    staff=Says(number, "修改了：手机号"))
+    assert (await order(number)).status == "resubmitted"
+
+
 async def test_revising_without_named_fields_lets_the_applicant_pick(
         app: App, scan_server: ScanServer) -> None:
     user, number = await submitted(app, scan_server)
@@ -194,6 +216,24 @@ async def test_search_history_and_usage(app: App, scan_server: ScanServer) -> No
                                            f"qq:{user.user_id} 提交 填写中 → 待审核"))
     await alice.says("查看", Says("请写上订单号", "用法：查看 订单号"))
     await alice.says("查看 XB-000000-AAAA", Says("没有找到订单"))
+
+
+async def test_a_number_no_order_has_and_a_number_typed_without_a_space(
+        app: App, scan_server: ScanServer) -> None:
+    """「查看 XB-000000-0000」 is answered 「没有找到」 (it was 「请写上订单号」); 「查看XB-…」
+    reaches the desk (it fell through to the applicant's menu); likewise the applicant's 查询."""
+    user, number = await submitted(app, scan_server)
+    alice = Technician(app, ALICE)
+    await alice.says("查看 XB-000000-0000", Says("没有找到订单 XB-000000-0000",
+                                                 absent=("请写上订单号",)))
+    await alice.says(f"查看{number.lower()}", Says(number, "审核：「通过"), *[Says()] * 4)
+    await alice.says(f"历史{number}", Says(f"订单 {number} 的办理记录"))
+    await alice.says("通过XB-000000-0000", Says("没有找到订单 XB-000000-0000"))
+    await user.says("查询 XB-000000-0000", Says("没有找到本单位的订单 XB-000000-0000",
+                                                absent=("请在「查询」后面写上订单号",)))
+    await user.says(f"查询{number}", Says(f"订单号：{number}", "订单状态：待审核"))
+    await user.says("查询", Says("请在「查询」后面写上订单号"))
+    await user.says("查询进度", Says("请在「查询」后面写上订单号"))
 
 
 async def test_group_commands_are_masked_and_other_groups_ignored(
@@ -271,6 +311,11 @@ async def test_a_technicians_help_lists_the_commands_but_a_form_keeps_its_own(ap
     await alice.says("制证 XB-261125-7KQ3", Says("本服务未开通证书签发"))
     as_applicant = Applicant(app, ALICE)
     await as_applicant.bind()
+    # bound to a company too: the desk's commands and the applicant's menu, both
+    await alice.says("帮助", Says("技术人员命令", "· 通过 订单号 — "),
+                     Says("您同时绑定了单位", f"当前单位：{as_applicant.company}", "· 新办证书 — ",
+                          "· 我的订单 — "))
+    await alice.says("帮助", Says("技术人员命令", absent=("新办证书",)), group=True)
     async with app.test_api() as ctx:
         bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=str(SELF_ID))
         assert await is_review_command(bot, private_message(ALICE, "帮助"))

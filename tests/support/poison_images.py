@@ -7,6 +7,7 @@ import struct
 import zipfile
 
 from PIL import Image, ImageCms
+from PIL.PngImagePlugin import PngInfo
 
 SCAN_SIZE = (1240, 1754)  # an A4 page at 150 dpi: passes the resolution rule
 XMP = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -135,6 +136,22 @@ def with_gif_extension(data: bytes, label: int, payload: bytes) -> bytes:
     return data[:-1] + bytes([0x21, label]) + blocks + b"\0;"
 
 
+def phone_png(size: tuple[int, int], mode: str = "RGBA") -> bytes:
+    """A PNG as phones and QQ screenshots give: alpha or a palette with a transparent colour,
+    EXIF (rotated), an ICC profile and a text chunk."""
+    image = page(size, "RGB" if mode == "P" else mode)
+    if mode == "P":
+        image = image.convert("P")
+        image.info["transparency"] = 0
+    info = PngInfo()
+    info.add_text("Software", "Screenshot")
+    out = io.BytesIO()
+    image.save(out, "PNG", pnginfo=info, exif=camera_exif()[6:].replace(
+        struct.pack("<HHIHH", 0x0112, 3, 1, 1, 0), struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)),
+        icc_profile=srgb_profile(), transparency=0 if mode == "P" else None)
+    return out.getvalue()
+
+
 def fuzz_seeds() -> dict[str, bytes]:
     """Small images (each checked in about a millisecond) whose every structure the fuzzer can
     reach: EXIF/XMP/ICC/comment segments, progressive scans, MPF, GIF extensions, palettes."""
@@ -148,6 +165,8 @@ def fuzz_seeds() -> dict[str, bytes]:
         "gif-animated": gif((24, 16), frames=3),
         "bmp-rgb": bmp((20, 10)),
         "bmp-palette": bmp((20, 10), "P"),
+        "png-rgba-exif": phone_png((24, 16)),
+        "png-palette-transparent": phone_png((20, 10), "P"),
     }
 
 
@@ -189,7 +208,18 @@ def header_fields(data: bytes) -> list[int]:
         return _gif_fields(data)
     if data[:2] == b"BM":
         return [2, 10, 14, 18, 20, 22, 24, 26, 28, 30, 34, 46, 50]
+    if data[:4] == b"\x89PNG":
+        return _png_fields(data)
     return [0]
+
+
+def _png_fields(data: bytes) -> list[int]:
+    """Each chunk's length, and the header's width, height, bit depth and colour type."""
+    fields, at = [16, 20, 24, 25], 8
+    while at + 8 <= len(data):
+        fields.append(at)
+        at += 12 + int.from_bytes(data[at:at + 4], "big")
+    return fields
 
 
 def _jpeg_fields(data: bytes) -> list[int]:

@@ -80,6 +80,13 @@ def test_a_pattern_command_matches_only_an_argument_it_accepts() -> None:
     assert APPLICANT_COMMANDS.match("修改 3") is None  # the summary's 修改 N
     assert APPLICANT_COMMANDS.match("修改 ABCDEFGHIJK") is None
     assert APPLICANT_COMMANDS.match("证书解锁") == (APPLICANT_COMMANDS["解锁"], "")
-    assert TECHNICIAN_COMMANDS.first_word("通过XB-261125-7KQ3") is None
+    # typed without the space before an order number: still the command
+    assert TECHNICIAN_COMMANDS.first_word("通过XB-261125-7KQ3") is TECHNICIAN_COMMANDS["通过"]
+    assert TECHNICIAN_COMMANDS.split("查看xb2611257kq3") == (TECHNICIAN_COMMANDS["查看"],
+                                                             "xb2611257kq3")
+    assert TECHNICIAN_COMMANDS.split("解锁状态JS-261125-7KQ3")[0] is TECHNICIAN_COMMANDS["解锁状态"]
+    # ... but a word merely starting like one is not (the applicant's 证书解锁, 订单号 …)
+    for text in ("证书解锁", "订单号", "通过了吗", "完成ABC"):
+        assert TECHNICIAN_COMMANDS.first_word(text) is None, text
     assert TECHNICIAN_COMMANDS.first_word("发货 XB-261125-7KQ3 顺丰 SF1") is (
         TECHNICIAN_COMMANDS["发货"])

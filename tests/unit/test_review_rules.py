@@ -86,3 +86,24 @@ def test_email_address() -> None:
     for bad in ("zhang", "a@b", "a b@example.com"):
         with pytest.raises(InvalidAnswer, match="电子邮箱"):
             email_address(bad)
+
+
+def test_only_an_order_nobody_reviewed_may_be_withdrawn() -> None:
+    from bot.domain.lifecycle import OrderStatus, OrderType
+    from bot.domain.withdrawal import WithdrawalRefused, check_withdrawal
+
+    number = "JG-261125-7KQ3"
+    check_withdrawal(number, OrderType.CERTIFICATE, OrderStatus.SUBMITTED, {}, SUBMITTED)
+    check_withdrawal(number, OrderType.LOSS, OrderStatus.SUBMITTED, {"apply_kind": "解挂"},
+                     SUBMITTED)
+    resubmitted = [*SUBMITTED, Row(Event.APPROVAL, "qq:1"), Row(Event.REJECT, "qq:2"),
+                   Row(Event.RESUBMIT, "qq:9")]  # the approval was of the old version
+    check_withdrawal(number, OrderType.UNLOCK, OrderStatus.RESUBMITTED, {}, resubmitted)
+    with pytest.raises(WithdrawalRefused, match="等待另一位复核"):
+        check_withdrawal(number, OrderType.UNLOCK, OrderStatus.SUBMITTED, {},
+                         [*SUBMITTED, Row(Event.APPROVAL, "qq:1")])
+    with pytest.raises(WithdrawalRefused, match=r"证书已立即挂失.*「解挂」"):  # held when filed
+        check_withdrawal(number, OrderType.LOSS, OrderStatus.SUBMITTED, {"apply_kind": "挂失"},
+                         SUBMITTED)
+    with pytest.raises(WithdrawalRefused, match="该订单已完成，不能撤回"):
+        check_withdrawal(number, OrderType.UNLOCK, OrderStatus.COMPLETED, {}, SUBMITTED)

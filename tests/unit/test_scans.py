@@ -1,14 +1,23 @@
+import hashlib
 import io
 import random
 import struct
+import zlib
 
 import pytest
 from loguru import logger
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 from PIL.PngImagePlugin import PngInfo
 
 from bot.domain import scans
-from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanRules, UnreadableScan, inspect_scan
+from bot.domain.scans import (
+    MAIL_FORMATS,
+    InvalidScan,
+    ScanRules,
+    UnreadableScan,
+    accept_scan,
+    inspect_scan,
+)
 from bot.samples import sample_scan
 from tests.support.poison_images import (
     SCAN_SIZE,
@@ -37,9 +46,89 @@ def test_allowed_formats_pass_with_their_facts(fmt: str) -> None:
     assert len(info.sha256) == 64
 
 
-def test_png_is_refused_even_when_called_jpg() -> None:
-    with pytest.raises(InvalidScan, match="PNG"):
-        inspect_scan(sample_scan("x", fmt="PNG"))
+def decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"
+        image.load()
+        return image
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """The mean difference per channel, 0–255."""
+    return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
+
+
+def test_a_png_passes_the_checks_and_is_kept_as_a_faithful_jpeg() -> None:
+    png = sample_scan("phone screenshot", fmt="PNG")
+    assert inspect_scan(png).format == "PNG"  # the checks see the bytes as they came
+    accepted = accept_scan(png)
+    stored = decoded(accepted.data)
+    assert (accepted.info.format, accepted.info.width, accepted.info.height) == (
+        "JPEG", 1240, 1754)
+    assert stored.size == (1240, 1754)  # never resized
+    assert accepted.info.size == len(accepted.data)
+    assert accepted.info.sha256 == hashlib.sha256(accepted.data).hexdigest()
+    with Image.open(io.BytesIO(png)) as original:
+        assert difference(original, stored) < 1.5
+    jpeg_as_sent = sample_scan("x")  # anything else is kept byte for byte
+    assert accept_scan(jpeg_as_sent).data == jpeg_as_sent
+
+
+def test_a_transparent_png_is_flattened_on_white_and_turned_upright() -> None:
+    image = Image.new("RGBA", (1754, 1240), (0, 0, 0, 0))  # transparent, lying on its side
+    image.paste((0, 0, 0, 255), (0, 0, 200, 100))  # a black mark top left as saved
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90° clockwise to show
+    out = io.BytesIO()
+    image.save(out, "PNG", exif=exif)
+    stored = decoded(accept_scan(out.getvalue()).data).convert("RGB")
+    assert stored.size == (1240, 1754)  # upright
+    assert stored.getpixel((620, 877)) >= (250, 250, 250)  # transparent became white
+    assert max(stored.getpixel((1240 - 50, 50))) < 10  # the mark, turned top right
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "P", "LA", "1"])
+def test_pngs_of_every_mode_are_kept_as_jpeg(mode: str) -> None:
+    image = Image.open(io.BytesIO(sample_scan("modes", fmt="PNG"))).convert(
+        "L" if mode == "I;16" else mode)
+    if mode == "I;16":
+        image = image.point(lambda v: v * 256, "I").convert("I;16")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    stored = decoded(accept_scan(out.getvalue()).data)
+    assert stored.size == (1240, 1754)
+    assert difference(image.convert("L") if mode != "I;16" else
+                      Image.open(io.BytesIO(sample_scan("modes", fmt="PNG"))), stored) < 3
+
+
+@pytest.mark.skipif(not scans.HEIF_READABLE, reason="pillow-heif is not installed")
+def test_a_heic_photo_is_kept_as_jpeg() -> None:
+    out = io.BytesIO()
+    original = Image.open(io.BytesIO(sample_scan("iphone", size=(1240, 1754))))
+    original.save(out, "HEIF", quality=90)
+    assert inspect_scan(out.getvalue()).format == "HEIF"
+    accepted = accept_scan(out.getvalue())
+    assert accepted.info.format == "JPEG"
+    assert difference(original, decoded(accepted.data)) < 3
+
+
+def test_a_hostile_png_is_still_refused() -> None:
+    png = sample_scan("x", fmt="PNG")
+    with pytest.raises(InvalidScan, match="夹带了其他文件"):
+        accept_scan(png + PAYLOADS["zip"])
+    with pytest.raises(InvalidScan, match="分辨率太低"):
+        accept_scan(sample_scan("tiny", fmt="PNG", size=(300, 400)))
+    bomb = bytearray(sample_scan("x", fmt="PNG", size=(64, 64)))
+    bomb[16:24] = struct.pack(">II", 30000, 30000)  # IHDR claims 900 megapixels
+    bomb[29:33] = struct.pack(">I", zlib.crc32(bomb[12:29]))
+    with pytest.raises(InvalidScan, match="像素过多"):
+        accept_scan(bytes(bomb))
+    with pytest.raises(InvalidScan, match="损坏或不完整"):
+        accept_scan(png[: len(png) // 2])
+    webp = io.BytesIO()
+    Image.new("RGB", (1240, 1754), "white").save(webp, "WEBP")
+    with pytest.raises(InvalidScan, match="您发送的是 WEBP 格式"):  # the bytes decide
+        accept_scan(webp.getvalue())
 
 
 def test_not_an_image() -> None:
@@ -49,7 +138,8 @@ def test_not_an_image() -> None:
 
 def test_pdf_is_named_in_the_chat_and_accepted_from_mail() -> None:
     pdf = b"%PDF-1.4\n" + b"0" * 5000 + b"\n%%EOF\n"
-    with pytest.raises(InvalidScan, match="只接受 jpg、bmp、gif 格式的图片，您发送的是 PDF 文件"):
+    with pytest.raises(InvalidScan,
+                       match="只接受 jpg、bmp、gif、png、heic 格式的图片，您发送的是 PDF 文件"):
         inspect_scan(pdf)
     mail = ScanRules(formats=MAIL_FORMATS)
     assert inspect_scan(pdf, mail).format == "PDF"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
+from bot.domain.order_numbers import looks_like_order_number, parse_order_number
 from bot.domain.trust import HandlerStatus
 from bot.services.centre import please_contact
 from bot.services.commands import Command
@@ -57,6 +58,23 @@ def may_see(handler: Handler, order: Order | None) -> bool:
     if order is None or order.company_id != handler.company_id:
         return False
     return is_verified(handler) or order.handler_id == handler.id
+
+
+def not_found(number: str) -> str:
+    """An order number the account cannot see (none such, or another company's), as typed."""
+    return f"没有找到本单位的订单 {number}，请核对订单号。回复「我的订单」查看全部订单。"
+
+
+def order_number_of(word: str, typed: str) -> tuple[str | None, str]:
+    """The order number typed after ``word`` (canonical), or why there is none: one shaped like
+    a number that no order can have is not found; anything else is asked again, with how."""
+    typed = typed.strip()
+    if number := parse_order_number(typed):
+        return number, ""
+    if looks_like_order_number(typed):
+        return None, not_found(typed)
+    return None, (f"请在「{word}」后面写上订单号，例如「{word} XB-261125-7KQ3」。"
+                  "回复「我的订单」查看订单号。")
 
 
 def menu_lines(commands: Iterable[Command[Any]]) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Settings
 from bot.domain.fees import amount_cents, quote
+from bot.domain.fields import FieldKind
 from bot.domain.flow import FlowState, FormFlow, Mode, Outcome
 from bot.domain.forms import (
     BINDING,
@@ -36,10 +37,11 @@ from bot.domain.order_numbers import parse_order_number
 from bot.domain.orders import order_title
 from bot.domain.remembered import suggested_region
 from bot.domain.review import changed_fields
-from bot.domain.scans import InvalidScan, ScanInfo, inspect_scan
+from bot.domain.scans import InvalidScan, ScanInfo, accept_scan
 from bot.domain.text import normalise
 from bot.domain.trust import HandlerStatus
 from bot.domain.validators import InvalidAnswer, email_address
+from bot.domain.withdrawal import WithdrawalRefused, check_withdrawal
 from bot.services import order_views
 from bot.services.agents.guide import pairing_steps
 from bot.services.agents.hub import AgentHub
@@ -51,24 +53,26 @@ from bot.services.applications.commands import (
     may_see,
     menu_lines,
     no_certificates,
+    not_found,
     not_verified,
+    order_number_of,
 )
 from bot.services.applications.paper_forms import PaperForms
 from bot.services.applications.remembered import remembered_answers
-from bot.services.centre import faq_answers, menu_footer, reach, when_answered
+from bot.services.centre import faq_answers, menu_footer, please_contact, reach, when_answered
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, ImageSource, Incoming, Reply
-from bot.services.notify import Notifier, staff_notice
+from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from storage.db import Database, DatabaseUnavailable
-from storage.models import Attachment, Handler, utcnow
+from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
 
 ORDER_LIST_LIMIT = 10
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png", ".heic", ".heif"}
 SCAN_NOT_HANDLED = "这张图片无法处理，请重新拍照后发送。"
 CONSOLE_SCAN_HINT = "\n（控制台里不能发图片：请输入图片文件的路径或网址。）"
 # every step is one transaction, so a failed one kept nothing of this message: say so
@@ -89,6 +93,9 @@ def menu(company_name: str, certificates: bool = False, verified: bool = True,
     return "\n".join([*([head, PENDING_LINE, "请回复："] if not verified else [head + "请回复："]),
                       *menu_lines(shown), *([footer] if footer else [])])
 
+
+NO_MAIL = ("本服务暂未开通邮件通知，不需要设置邮箱：审核结果、付款、发货等所有通知都会在这里"
+           "（聊天中）发给您。")
 
 WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
            "之后即可在这里办理证书、上传资料、查询进度。")
@@ -261,8 +268,10 @@ class Dialogue:
                 break
             try:
                 data = await self.fetcher.fetch(source)
-                info = await asyncio.to_thread(inspect_scan, data, self.settings.scans.rules())
-                await asyncio.to_thread(self.scans.save, info.sha256, data)
+                accepted = await asyncio.to_thread(accept_scan, data,
+                                                   self.settings.scans.rules())
+                info = accepted.info
+                await asyncio.to_thread(self.scans.save, info.sha256, accepted.data)
             except (FetchError, InvalidScan) as error:
                 logger.info(f"scan refused for {current.key}: {error}")
                 return Outcome([*receipts, f"【{current.title}】未通过检查：{error}\n"
@@ -403,7 +412,8 @@ class Dialogue:
                 f"【{order_title(order_type, values)}】{fee.line}\n"
                 f"接下来：技术人员会尽快审核您的资料，结果会第一时间在这里通知您；{after}"
                 "如被驳回，请按驳回理由修改后重新提交。\n"
-                f"随时回复「查询 {order.number}」查看进度。"]
+                f"随时回复「查询 {order.number}」查看进度；"
+                f"审核前不想办了，回复「撤回 {order.number}」。"]
 
     async def _submit_binding(self, account: Account, handler: Handler, values: dict[str, str],
                               scans: dict[str, ScanInfo]) -> list[str]:
@@ -505,7 +515,7 @@ class Dialogue:
             orders = Orders(session)
             order = await orders.by_number(number)
             if not may_see(handler, order):
-                return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+                return [not_found(number)]
             assert order is not None
             if order.type is OrderType.BINDING and binding.is_vouch(order):
                 return [f"绑定申请 {number} 没有可修改的材料：请回复「申请核验」重新申请。"]
@@ -536,6 +546,9 @@ class Dialogue:
             changed = changed_fields(
                 flow.form, order.fields, values,
                 {k: a.sha256 for k, a in current.items()}, {k: s.sha256 for k, s in scans.items()})
+            if not changed:  # the same answers and the very same scans: the form stays open
+                rejection = await Orders(session).last_event(order.id, Event.REJECT)
+                return [nothing_changed(flow, order.reject_reason or "", rejection)]
             previous = dict(order.fields)
             now = utcnow()
             for f in changed:
@@ -556,16 +569,46 @@ class Dialogue:
             await self.notifier.notify_staff(session, staff_notice(order, changed), order.id)
         logger.info(f"order {number} resubmitted by {account}")
         await self.notifier.deliver()
-        names = "、".join(f.title for f in changed) or "（没有改动）"
+        names = "、".join(f.title for f in changed)
         return [f"订单 {number} 已重新提交，修改了：{names}。技术人员会尽快重新审核，"
                 "结果会在这里通知您。"]
+
+    async def _withdraw(self, asked: Asked) -> list[str]:
+        """``撤回 订单号``: an order nobody has reviewed yet is cancelled (the rule is in
+        bot/domain/withdrawal.py); the staff are told in the same transaction."""
+        number, why = order_number_of("撤回", asked.argument)
+        if number is None:
+            return [why]
+        try:
+            async with self.db.transaction() as session:
+                orders = Orders(session)
+                order = await orders.by_number(number)
+                if not may_see(asked.bound, order):
+                    return [not_found(number)]
+                assert order is not None
+                check_withdrawal(number, order.type, order.status, order.fields,
+                                 await orders.events(order.id))
+                move_order(session, order, str(asked.account), Event.WITHDRAW,
+                           reason="申请人撤回")
+                await session.flush()  # the version check: a technician's decision wins
+                await self.notifier.notify_staff(
+                    session, withdrawn_notice(order, str(asked.account)), order.id)
+        except WithdrawalRefused as refused:
+            staff = f"如确需取消，{please_contact(self.settings)}" if refused.ask_staff else ""
+            return [f"{refused}{staff}"]
+        except StaleDataError:
+            return [f"订单 {number} 刚被技术人员处理过，请回复「查询 {number}」查看后再决定。"]
+        logger.info(f"order {number} withdrawn by {asked.account}")
+        await self.notifier.deliver()
+        return [f"已撤回订单 {number}（{order_title(order.type, order.fields)}），订单已取消，"
+                "技术人员不会再审核。需要时可以重新提交申请。"]
 
     async def _unlock_status(self, asked: Asked) -> list[str]:
         number = asked.argument
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
         if not may_see(asked.bound, order):
-            return [f"没有找到本单位的订单 {number}，请核对订单号。"]
+            return [not_found(number)]
         assert order is not None
         return [await self.hub.describe(order)]
 
@@ -587,11 +630,14 @@ class Dialogue:
 
     async def _set_email(self, asked: Asked) -> list[str]:
         handler, typed = asked.bound, asked.argument.strip()
+        removing = typed in {"删除", "取消", "清除"}
+        if not self.settings.email.enabled and not removing:  # promise no mail that never goes
+            return [NO_MAIL]
         if not typed:
             current = handler.email or "（未设置）"
             return [f"当前接收通知的邮箱：{current}。"
                     "设置请回复「邮箱 地址」，取消请回复「邮箱 删除」。"]
-        if typed in {"删除", "取消", "清除"}:
+        if removing:
             address = None
         else:
             try:
@@ -667,14 +713,13 @@ class Dialogue:
         return [listed]
 
     async def _order_query(self, asked: Asked) -> list[str]:
-        number = parse_order_number(asked.argument)
+        number, why = order_number_of("查询", asked.argument)
         if number is None:
-            return ["请在「查询」后面写上订单号，例如「查询 XB-261125-7KQ3」。"]
+            return [why]
         async with self.db.transaction() as session:
             order = await Orders(session).by_number(number)
             if not may_see(asked.bound, order):
-                return [f"没有找到本单位的订单 {number}，请核对订单号。"
-                        "回复「我的订单」查看全部订单。"]
+                return [not_found(number)]
             assert order is not None
             events = await Orders(session).events(order.id)
         return [order_views.order_detail(order, events, self.settings.tz)]
@@ -734,6 +779,8 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     # 修改 + an order number; 修改 3 is the summary's
     Command(("修改",), "修改 订单号", "按驳回理由修改后重新提交", Dialogue._revise,
             pattern=re.compile(r"修改\s*(\S{10,})"), argument=_ORDER, form_open=FormOpen.PAUSE),
+    Command(("撤回",), "撤回 订单号", "撤回还没有审核的订单", Dialogue._withdraw,
+            pattern=re.compile(r"撤回\s*(.*)"), form_open=FormOpen.ANSWER),
     Command(("开票",), "开票 订单号", "为已付费的订单申请发票（普通/专用，电子发票发到邮箱）",
             invoices.request_invoice, pattern=re.compile(r"开票\s*(.*)"),
             form_open=FormOpen.PAUSE),
@@ -765,6 +812,19 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),
 ])
+
+
+def nothing_changed(flow: FormFlow, reason: str, rejection: OrderEvent | None) -> str:
+    """A correction that changes nothing is not resubmitted: say what the technician asked."""
+    number = flow.state.order_number
+    named = set((rejection.detail or {}).get("fields", [])) if rejection else set()
+    asked = [f for f in flow.form.fields if f.key in named]
+    scans = "（收到的图片和原来的完全相同，请重新拍照或扫描）" if any(
+        f.kind is FieldKind.SCAN for f in asked) else ""
+    what = f"需要修改：{'、'.join(f.title for f in asked)}{scans}。\n" if asked else ""
+    return (f"您还没有做任何修改，订单 {number} 没有重新提交。\n驳回理由：{reason}\n{what}"
+            "请回复「修改 序号」按驳回理由修改相应的项目，改好后再回复「确认提交」；"
+            "不再修改请回复「取消」。\n" + flow.summary())
 
 
 def _typed_source(text: str) -> ImageSource | None:

@@ -42,12 +42,12 @@ from bot.domain.review import (
     check_delivery,
     named_fields,
 )
-from bot.domain.text import normalise
 from bot.services import order_views
 from bot.services.agents.guide import pair_command
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company, agent_owner
 from bot.services.applications import binding
+from bot.services.applications.commands import is_verified
 from bot.services.applications.dialogue import menu
 from bot.services.centre import menu_footer
 from bot.services.certificates.chat import CertificateChat
@@ -97,13 +97,15 @@ class ReviewDesk:
         self.members = Members(settings, db, notifier, agents, hub)
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
-        word, *rest = normalise(text).split(maxsplit=1)
-        command = TECHNICIAN_COMMANDS[word]
+        found = TECHNICIAN_COMMANDS.split(text)
+        assert found is not None, "the plugin routes only the desk's commands here"
+        command, rest = found
+        word = command.word
         if not self.settings.staff.is_technician(str(actor)):
             logger.warning(f"technician command {word!r} refused: {actor} is not a technician")
             return [f"「{word}」是技术人员命令，您没有权限使用。"
                     "查询本单位的订单请回复「我的订单」或「查询 订单号」。"]
-        args = rest[0].split(maxsplit=1) if rest else []
+        args = rest.split(maxsplit=1)
         try:
             if command.pki:
                 self._pki()
@@ -123,7 +125,16 @@ class ReviewDesk:
 
     # --- reading --------------------------------------------------------------------------
     async def _help(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
-        return [technician_help(certificates=self.certificates is not None)]
+        """Every desk command; a technician who also acts for a company is shown its menu too
+        (in private: the group need not see which company)."""
+        certificates = self.certificates is not None
+        desk = technician_help(certificates=certificates)
+        handler = await self.members.binding(actor) if private else None
+        if handler is None:
+            return [desk]
+        return [desk, "您同时绑定了单位，也可以作为申请人办理：\n"
+                + menu(handler.company.name, certificates=certificates,
+                       verified=is_verified(handler))]
 
     async def _queue(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         async with self.db.transaction() as session:
@@ -590,9 +601,11 @@ class ReviewDesk:
         logger.info(f"order {order.number}: {before} → {after} by {actor}")
 
     def _number(self, args: list[str], word: str) -> str:
-        number = parse_order_number(args[0]) if args else None
-        if number is None:
+        if not args:
             raise ReviewRefused(f"请写上订单号。用法：{usage(word)}")
+        number = parse_order_number(args[0])
+        if number is None:  # typed, but no order can have it (XB-000000-0000)
+            raise ReviewRefused(f"没有找到订单 {args[0]}，请核对订单号（例如 XB-261125-7KQ3）。")
         return number
 
     async def _load(self, orders: Orders, number: str) -> Order:

@@ -45,8 +45,13 @@ class Members:
         self.hub = hub
 
     async def bound(self, account: Account) -> bool:
+        return await self.binding(account) is not None
+
+    async def binding(self, account: Account) -> Handler | None:
+        """The account's binding to a company, if it acts for one (a technician may)."""
         async with self.db.transaction() as session:
-            return is_bound(await Handlers(session).get(account.platform, account.user_id))
+            handler = await Handlers(session).get(account.platform, account.user_id)
+        return handler if is_bound(handler) else None
 
     # --- 成员 ---------------------------------------------------------------------------------
     async def listing(self, wanted: str, *, private: bool) -> str:

@@ -23,7 +23,7 @@ from bot.domain.fields import Field, FieldKind
 from bot.domain.forms import UNLOCK
 from bot.domain.lifecycle import OrderType
 from bot.domain.masking import mask_personal_numbers
-from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanInfo, ScanRules, inspect_scan
+from bot.domain.scans import MAIL_FORMATS, InvalidScan, ScanInfo, ScanRules, accept_scan
 from bot.domain.stored_text import (
     ACTOR_CHARS,
     ADDRESS_CHARS,
@@ -253,7 +253,7 @@ class UnlockInbox:
         usable, problems = [], []
         for n, attachment in enumerate(mail.files, 1):
             try:
-                usable.append((inspect_scan(attachment.data, self.rules), attachment, n))
+                usable.append((accept_scan(attachment.data, self.rules), attachment, n))
             except InvalidScan as error:
                 problems.append(f"第 {n} 个附件：{error}")
             except Exception as error:  # a decoder's bug on odd bytes: a person looks at it
@@ -261,7 +261,7 @@ class UnlockInbox:
                 return Materials({}, problems,
                                  set_aside=f"第 {n} 个附件无法检查（{_kind(error)}）")
         slots = assign_materials([a.filename for _, a, _ in usable])
-        found = {slot: (usable[i][0], usable[i][1].data, f"第 {usable[i][2]} 个附件")
+        found = {slot: (usable[i][0].info, usable[i][0].data, f"第 {usable[i][2]} 个附件")
                  for slot, i in slots.items()}
         return Materials(found, problems)
 
