@@ -10,7 +10,7 @@ from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
-from bot.runtime import get_runtime, start_runtime, stop_runtime
+from bot.runtime import running, start_runtime, stop_runtime
 
 PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki",
            "plugins.forms")
@@ -48,8 +48,11 @@ def install(settings: Settings) -> None:
 
     @driver.on_bot_connect
     async def _connected(bot: Bot) -> None:
-        # notices that waited for this platform (the QQ connection was down) go out now
-        await get_runtime().chat_outbox.reconnected(platform_of(bot))
+        # notices that waited for this platform (the QQ connection was down) go out now; the
+        # Console connects while start-up still runs, and the outbox's first pass at start
+        # delivers what waited then
+        if (runtime := running()) is not None:
+            await runtime.chat_outbox.reconnected(platform_of(bot))
 
     @driver.on_shutdown
     async def _stop() -> None:

@@ -119,6 +119,11 @@ async def stop_runtime() -> None:
         _current = None
 
 
+def running() -> Runtime | None:
+    """The runtime, or None before start-up finished (or after shutdown)."""
+    return _current
+
+
 def get_runtime() -> Runtime:
     if _current is None:
         raise RuntimeError("the cadesk runtime is not started")
