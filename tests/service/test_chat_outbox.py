@@ -123,7 +123,7 @@ async def test_one_account_waiting_keeps_its_order_and_holds_up_nobody_else(
 
     # the first account's rejection, then its next notice: they must arrive in that order
     await say(runtime, first, f"修改 {one}")
-    await say(runtime, first, "", scan_files[1])
+    await say(runtime, first, "", scan_files[2])  # another photo: the same one is no change
     await say(runtime, first, "确认提交")
     await runtime.desk.execute(TECHNICIAN, f"通过 {one}", private=True)
     chat.refused = set()
