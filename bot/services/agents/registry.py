@@ -85,9 +85,12 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
+BOT_KEY_NAME = "bot-signing-key.raw"
+
+
 def load_bot_key(data_dir: Path) -> BotKey:
     """The bot's signing key: made on first start, kept owner-readable in the data directory."""
-    path = data_dir / "bot-signing-key.raw"
+    path = data_dir / BOT_KEY_NAME
     if path.exists():
         return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
     key = BotKey.generate()
