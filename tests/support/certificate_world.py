@@ -190,10 +190,11 @@ class World:
         return path
 
 
-async def make_world(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: Any) -> World:
+async def make_world(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: Any,
+                     config: str = CONFIG) -> World:
     monkeypatch.setenv("CADESK_SO_MASTER", MASTER_HEX)
     chat = RecordingChat()
-    runtime = await make_runtime(CONFIG, chat)
+    runtime = await make_runtime(config, chat)
     uscc = fake_uscc(random.Random(len(str(tmp_path))))
     world = World(runtime, chat, Account("qq", "31337"), uscc, "临沂证书测试有限公司", tmp_path)
     await bind_verified(runtime, world.applicant, uscc, world.company_name)
