@@ -1,9 +1,10 @@
 """``cadesk restore``: a backup back into an empty data directory.
 
 Everything is checked before anything is kept: the manifest's seal and the secrets open with
-the passphrase before a byte is written; the files are copied into a staging directory beside
-the data directory, each hash checked on the way, and the staging directory becomes the data
-directory only when every one matched.
+the passphrase before a byte is written; the files are copied into a staging directory inside
+the (empty) data directory, each hash checked on the way, and moved up into it only when every
+one matched. Staging inside needs no write access to the data directory's parent (/var/lib),
+which the service user does not have.
 """
 
 import contextlib
@@ -139,8 +140,9 @@ def _put_in_place(tar: tarfile.TarFile, manifest: dict[str, Any], settings: Sett
                   sqlite_outside: Path | None, inside: dict[str, bytes],
                   outside: dict[Path, bytes], archive: Path, notes: list[str]) -> RestoreResult:
     data_dir = settings.data_dir
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=f".{data_dir.name}.restoring-"))
+    made = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".restoring-"))
     try:
         objects = objects_of(archive)
         for entry in manifest["files"]:
@@ -161,15 +163,17 @@ def _put_in_place(tar: tarfile.TarFile, manifest: dict[str, Any], settings: Sett
                 dump.rename(staging / path.resolve().relative_to(data_dir.resolve()))
         for relative, secret in inside.items():
             write_new(staging / _safe(relative), secret)
-        os.chmod(staging, 0o700)
         if sqlite_outside is not None:
             sqlite_outside.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(dump, sqlite_outside)
-        if data_dir.exists():
-            data_dir.rmdir()  # checked empty
-        staging.rename(data_dir)
+        for entry in staging.iterdir():
+            entry.rename(data_dir / entry.name)
+        staging.rmdir()
+        os.chmod(data_dir, 0o700)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if made:
+            shutil.rmtree(data_dir, ignore_errors=True)
         raise
     for place, secret in outside.items():
         if not place.exists():

@@ -246,10 +246,16 @@ async def test_a_wrong_passphrase_is_refused_and_nothing_written(
     write_master(tmp_path)
     result = await backed_up(make_runtime, tmp_path, PASSPHRASE)
     settings = restored_settings(tmp_path / "restored")
+    settings.data_dir.mkdir(mode=0o700)  # made empty by the sysadmin, as docs/operations.md says
     for wrong in ("Correct horse battery staple", None):
         with pytest.raises(RestoreRefused, match="口令"):
             await restore(result.archive, settings, wrong)
-    assert [p.name for p in (tmp_path / "restored").iterdir()] == ["bot.toml"]
+    assert list(settings.data_dir.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["bot.toml", "data"]
+
+    await restore(result.archive, settings, PASSPHRASE)  # the right one, into that directory
+    assert (settings.data_dir / "pki" / "ca-key.pem").exists()
+    assert not any(p.name.startswith(".") for p in settings.data_dir.iterdir())
 
 
 async def test_a_restore_into_a_used_data_directory_is_refused(
