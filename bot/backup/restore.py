@@ -58,6 +58,9 @@ async def restore(archive: Path, settings: Settings, passphrase: str | None) -> 
             elif place.exists() and place.read_bytes() != secret:
                 raise RestoreRefused(f"{place} exists and differs from {DESCRIPTIONS[name]} in "
                                      "the backup: move it away first")
+            elif not place.exists() and not _writable(place.parent):
+                raise RestoreRefused(f"{DESCRIPTIONS[name]} goes to {place}, which this user "
+                                     "cannot write: make its directory writable first")
             else:
                 outside[place] = secret
         return _put_in_place(tar, manifest, settings, target, inside, outside, archive, notes)
@@ -180,6 +183,12 @@ def _put_in_place(tar: tarfile.TarFile, manifest: dict[str, Any], settings: Sett
             write_new(place, secret)
     return RestoreResult(data_dir, len(manifest["files"]), list(inside) + [
         str(p) for p in outside], notes + list(manifest.get("left_out", [])))
+
+
+def _writable(directory: Path) -> bool:
+    while not directory.exists():  # made on the way
+        directory = directory.parent
+    return os.access(directory, os.W_OK)
 
 
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
