@@ -55,6 +55,7 @@ from bot.services.applications.commands import (
     no_certificates,
     not_found,
     not_verified,
+    order_argument,
     order_number_of,
 )
 from bot.services.applications.paper_forms import PaperForms
@@ -750,7 +751,7 @@ def _certificates(method: CertificateHandler) -> ApplicantHandler:
     return answer
 
 
-_ORDER = parse_order_number
+_ORDER = order_argument
 # In menu order. While a form is open a command is the form's input unless it says otherwise:
 # ANSWER replies and recalls the form, PAUSE parks the form (it waits for 继续 or 取消).
 APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
