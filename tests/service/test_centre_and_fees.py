@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
-from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.samples import fake_id_number, fake_uscc
 from bot.services.centre import please_contact, when_answered
 from bot.services.filing import file_order
 from bot.services.messages import Account
@@ -36,13 +36,8 @@ BY_TERM = CENTRE + "certificate = { 1 = 260, 2 = 480, 3 = 690 }\n"
 
 
 @pytest.fixture
-def scans(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"centre {n}"))
-        paths.append(path)
-    return paths
+def scans(scan_files: list[Path]) -> list[Path]:
+    return scan_files
 
 
 def told_staff(runtime: Runtime) -> str:

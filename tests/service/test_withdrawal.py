@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
-from bot.samples import fake_uscc, sample_scan
+from bot.samples import fake_uscc
 from bot.services.messages import Account
 from storage.models import Company, Order, OrderEvent, OutgoingChat
 from tests.support.applicant import apply_until_summary, bind, bind_verified, say, verify
@@ -24,16 +24,6 @@ technicians = ["qq:900001", "qq:900002"]
 group = "qq:900"
 approvals_required = {approvals}
 """
-
-
-@pytest.fixture
-def scan_files(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
-        paths.append(path)
-    return paths
 
 
 async def submitted(runtime: Runtime, account: Account, scans: list[Path]) -> str:
