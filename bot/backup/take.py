@@ -64,8 +64,10 @@ def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
             if not missing:
                 break
         else:
-            raise BackupError(f"{len(missing)} scans named by orders vanished while the backup "
-                              "ran (purged?), every time: try again")
+            raise BackupError(
+                f"{len(missing)} scans named by orders are not in {data_dir / 'scans'} (one: "
+                f"{min(missing)}): missing from the data directory, or deleted every time the "
+                "backup looked. No backup written: it would not restore whole.")
         left_out = list(places.elsewhere)
         sealed: dict[str, bytes] = {}
         seal = Seal.new(passphrase) if passphrase and secrets else None

@@ -3,6 +3,7 @@ brought back into an empty directory, where a second bot finds every order, scan
 certificate, and the restored CA still signs for the old CA certificate."""
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -131,6 +132,7 @@ async def test_a_running_bot_restores_whole_and_its_ca_still_signs(
     assert mode(settings.data_dir) == 0o700
     assert mode(settings.data_dir / "pki" / "ca-key.pem") == 0o600
     assert mode(settings.data_dir / "cadesk.db") == 0o600
+    assert {mode(p) for p in (settings.data_dir / "scans").rglob("*") if p.is_file()} == {0o600}
 
 
 async def test_a_backup_during_a_burst_of_submissions_restores_only_whole_orders(
@@ -334,3 +336,66 @@ async def test_postgresql_round_trip(make_runtime: MakeRuntime, tmp_path: Path,
                 assert hashlib.sha256(second.scans.read(digest)).hexdigest() == digest
     finally:
         await second.stop()
+
+
+def a_scan_named_in(database: Path) -> str:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        [[sha256]] = connection.execute("SELECT sha256 FROM attachments LIMIT 1")
+        return sha256
+
+
+def purging_after_the_snapshot(monkeypatch: pytest.MonkeyPatch, purge) -> None:  # type: ignore[no-untyped-def]
+    """The first database snapshot is followed at once by ``purge`` (a retention pass deleting
+    a scan between the database copy and the file walk)."""
+    import bot.backup.take as take
+
+    real, calls = take.snapshot, []
+
+    def snapshot(url: str, target: Path) -> None:
+        real(url, target)
+        calls.append(url)
+        if len(calls) == 1:
+            purge()
+
+    monkeypatch.setattr(take, "snapshot", snapshot)
+
+
+async def test_a_scan_purged_while_backing_up_is_not_named_by_the_backup(
+        make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = await make_runtime("")
+    await submit(runtime, random.Random(21))
+    database = runtime.settings.data_dir / "cadesk.db"
+    purged = a_scan_named_in(database)
+
+    def purge() -> None:  # the row and then the file, as a purge would
+        with sqlite3.connect(database) as live:
+            live.execute("DELETE FROM attachments WHERE sha256 = ?", (purged,))
+        runtime.scans.discard(purged)
+
+    purging_after_the_snapshot(monkeypatch, purge)
+    result = back_up(runtime.settings, tmp_path / "backups", None)
+    settings = restored_settings(tmp_path / "restored", "")
+    await restore(result.archive, settings, None)
+    restored = sqlite3.connect(settings.data_dir / "cadesk.db")
+    named = {h for (h,) in restored.execute("SELECT sha256 FROM attachments")}
+    restored.close()
+    assert purged not in named
+    assert len(named) == len(SLOTS) - 1
+    for digest in named:
+        assert (settings.data_dir / "scans" / digest[:2] / digest).is_file()
+
+
+async def test_a_backup_whose_orders_name_missing_scans_fails_and_says_so(
+        make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    runtime = await make_runtime("")
+    await submit(runtime, random.Random(22))
+    lost = a_scan_named_in(runtime.settings.data_dir / "cadesk.db")
+    runtime.scans.discard(lost)  # gone from disk, still named by its order
+    backups = tmp_path / "backups"
+    assert await asyncio.to_thread(
+        main, ["backup", "--config", str(tmp_path / "bot.toml"), "--to", str(backups)]) == 1
+    said = capsys.readouterr().err
+    assert f"FAILED: 1 scans named by orders are not in {tmp_path / 'data' / 'scans'}" in said
+    assert lost in said
+    assert list(backups.glob("*.tar")) == []
