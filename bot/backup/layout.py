@@ -17,6 +17,10 @@ OBJECTS = "objects"
 CHUNK = 1 << 20
 
 
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:

@@ -20,7 +20,15 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from bot.backup import database
-from bot.backup.layout import CHUNK, FORMAT, MANIFEST, object_path, objects_of, write_new
+from bot.backup.layout import (
+    CHUNK,
+    FORMAT,
+    MANIFEST,
+    object_path,
+    objects_of,
+    sha256_hex,
+    write_new,
+)
 from bot.backup.sealing import PASSPHRASE_ENV, Seal, SealError
 from bot.backup.secrets import DESCRIPTIONS, secret_places
 from bot.config import Settings
@@ -129,7 +137,7 @@ def _opened_secrets(tar: tarfile.TarFile, manifest: dict[str, Any],
         opened = {}
         for entry in sealed:
             blob = _member(tar, entry["member"]).read()
-            if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+            if sha256_hex(blob) != entry["sha256"]:
                 raise RestoreRefused(f"{entry['member']} does not match its hash: the archive "
                                      "was changed or damaged")
             opened[entry["name"]] = seal.open(entry["name"], blob)

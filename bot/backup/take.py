@@ -6,19 +6,19 @@ A scan deleted between the two (a purge) is caught by checking the copy's attach
 the files taken, and the whole snapshot is taken again.
 """
 
-import hashlib
 import io
 import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot.backup.database import MEMBER, SQLITE, engine_of, referenced_scans, snapshot
-from bot.backup.layout import FORMAT, MANIFEST, object_path, sha256_of, write_new
+from bot.backup.layout import FORMAT, MANIFEST, object_path, sha256_hex, sha256_of, write_new
 from bot.backup.sealing import PASSPHRASE_ENV, Seal
 from bot.backup.secrets import DESCRIPTIONS, secret_places
 from bot.config import Settings
@@ -74,9 +74,9 @@ def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
         if seal is not None:
             sealed = {name: seal.seal(name, path.read_bytes()) for name, path in secrets.items()}
         elif secrets:
-            left_out.insert(0, "没有设置 CADESK_BACKUP_PASSPHRASE：" + "、".join(
-                DESCRIPTIONS[name] for name in secrets) + f" were LEFT OUT of this backup. Set "
-                f"{PASSPHRASE_ENV} to include them, encrypted.")
+            left_out.insert(0, "LEFT OUT of this backup (未备份): " + ", ".join(
+                DESCRIPTIONS[name] for name in secrets) + f": {PASSPHRASE_ENV} is not set "
+                f"(没有设置备份口令). Set it to include them, encrypted.")
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "created_at": (now or datetime.now(UTC)).isoformat(),
@@ -84,7 +84,7 @@ def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
                          "sha256": sha256_of(dump), "size": dump.stat().st_size},
             "files": files,
             "secrets": [{"name": name, "member": f"secrets/{name}.sealed",
-                         "sha256": _sha256(blob)} for name, blob in sealed.items()],
+                         "sha256": sha256_hex(blob)} for name, blob in sealed.items()],
             "kdf": seal.kdf if seal else None,
             "left_out": left_out,
         }
@@ -94,10 +94,11 @@ def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
     return BackupResult(archive, len(files), written, list(sealed), left_out)
 
 
-def _not_plain_files(settings: Settings, backup_dir: Path, secrets: Any) -> set[Path]:
+def _not_plain_files(settings: Settings, backup_dir: Path,
+                     secrets: Iterable[Path]) -> set[Path]:
     """What the walk of the data directory leaves out: the live database (its snapshot goes in
     instead), the secrets (sealed, or not at all) and the backup directory itself."""
-    skipped = {Path(p).resolve() for p in secrets} | {backup_dir.resolve()}
+    skipped = {path.resolve() for path in secrets} | {backup_dir.resolve()}
     if (database := sqlite_file(settings.database_url)) is not None:
         skipped |= {database.with_name(database.name + suffix).resolve()
                     for suffix in ("", "-wal", "-shm", "-journal")}
@@ -124,15 +125,11 @@ def _store_files(data_dir: Path, backup_dir: Path,
                 mode = path.stat().st_mode & 0o777
             except FileNotFoundError:  # removed while we walked: not in this snapshot
                 continue
-            digest = _sha256(data)
+            digest = sha256_hex(data)
             written += write_new(object_path(backup_dir, digest), data)
             entries.append({"path": path.relative_to(data_dir).as_posix(), "sha256": digest,
                             "size": len(data), "mode": mode})
     return entries, written
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _write_archive(backup_dir: Path, manifest: dict[str, Any], dump: Path,
