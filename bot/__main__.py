@@ -53,6 +53,9 @@ def _subcommand(argv: list[str]) -> int:
     _config_option(backup)
     backup.add_argument("--to", metavar="DIR", type=Path,
                         help="backup directory (default: backups/ beside the configuration)")
+    backup.add_argument("--keep", metavar="N", type=_at_least_one,
+                        help="then keep only the newest N backups in DIR, deleting older "
+                        "archives and the files only they held (default: keep all)")
     restore = commands.add_parser(
         "restore", help="restore a backup into an empty data directory",
         description="Restore ARCHIVE (its objects/ directory beside it) into the configured, "
@@ -65,24 +68,38 @@ def _subcommand(argv: list[str]) -> int:
         return 2
     if args.command == "backup":
         return _backup(settings, args.to or config_path(args.config).resolve().parent
-                       / "backups")
+                       / "backups", args.keep)
     return _restore(settings, args.archive)
 
 
-def _backup(settings: Settings, to: Path) -> int:
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("keep at least one backup")
+    return number
+
+
+def _backup(settings: Settings, to: Path, keep: int | None) -> int:
     from bot.backup.database import DatabaseCopyError
+    from bot.backup.layout import BackupBusy
     from bot.backup.sealing import passphrase_from_environment
     from bot.backup.take import BackupError, back_up
 
     try:
-        result = back_up(settings, to, passphrase_from_environment())
-    except (BackupError, DatabaseCopyError, OSError) as error:
+        result = back_up(settings, to, passphrase_from_environment(), keep=keep)
+    except (BackupError, BackupBusy, DatabaseCopyError, OSError) as error:
         sys.stderr.write(f"cadesk backup: FAILED: {error}\n")
         return 1
     for sentence in result.left_out:
         sys.stderr.write(f"cadesk backup: NOTE: {sentence}\n")
     sys.stdout.write(f"{result.archive}: {result.files} files ({result.objects_written} new "
                      f"objects), database, {len(result.secrets)} encrypted secrets\n")
+    if (pruned := result.pruned) is not None:
+        sys.stdout.write(f"kept the newest {keep} backups: {pruned.archives} older archives and "
+                         f"{pruned.objects} objects deleted\n")
+        for archive in pruned.unreadable:
+            sys.stderr.write(f"cadesk backup: NOTE: {archive} is not a readable backup: no "
+                             "object deleted while it is there\n")
     return 0
 
 

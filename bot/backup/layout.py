@@ -6,12 +6,16 @@ the database snapshot and the sealed secrets. A repeated backup writes only the 
 are new, plus its tar."""
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 FORMAT = "cadesk-backup/1"
+ARCHIVE_GLOB = "cadesk-backup-*.tar"
+LOCK = ".lock"
 MANIFEST = "manifest.json"
 OBJECTS = "objects"
 CHUNK = 1 << 20
@@ -33,6 +37,23 @@ def object_path(backup_dir: Path, sha256: str) -> Path:
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
     return backup_dir / OBJECTS / sha256[:2] / sha256
+
+
+@contextlib.contextmanager
+def locked(backup_dir: Path) -> Iterator[None]:
+    """One backup at a time into a directory: a second one could otherwise count on an object
+    a concurrent prune is deleting."""
+    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (backup_dir / LOCK).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupBusy(f"another backup is writing into {backup_dir}") from None
+        yield  # the lock goes with the file's closing
+
+
+class BackupBusy(Exception):
+    pass
 
 
 def objects_of(archive: Path) -> Path:

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from bot.backup.database import MEMBER, SQLITE, engine_of, referenced_scans, snapshot
-from bot.backup.layout import FORMAT, MANIFEST, object_path, sha256_hex, sha256_of, write_new
+from bot.backup.layout import (
+    FORMAT,
+    MANIFEST,
+    locked,
+    object_path,
+    sha256_hex,
+    sha256_of,
+    write_new,
+)
+from bot.backup.prune import Pruned, prune
 from bot.backup.sealing import PASSPHRASE_ENV, Seal
 from bot.backup.secrets import DESCRIPTIONS, secret_places
 from bot.config import Settings
@@ -38,10 +47,22 @@ class BackupResult:
     objects_written: int
     secrets: list[str] = field(default_factory=list)  # sealed into the archive
     left_out: list[str] = field(default_factory=list)  # sentences for the operator
+    pruned: Pruned | None = None
 
 
 def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
-            now: datetime | None = None) -> BackupResult:
+            now: datetime | None = None, keep: int | None = None) -> BackupResult:
+    """A backup into ``backup_dir``; with ``keep``, then only the newest ``keep`` backups left
+    there (bot/backup/prune.py)."""
+    with locked(backup_dir):
+        result = _back_up(settings, backup_dir, passphrase, now)
+        if keep is not None:
+            result.pruned = prune(backup_dir, keep)
+    return result
+
+
+def _back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
+             now: datetime | None) -> BackupResult:
     data_dir = settings.data_dir
     if not data_dir.is_dir():
         raise BackupError(f"no data directory at {data_dir}: nothing to back up")
@@ -50,7 +71,6 @@ def back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
     secrets = {name: path for name, path in places.paths.items()
                if path is not None and path.is_file()}
     skipped = _not_plain_files(settings, backup_dir, secrets.values())
-    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(dir=backup_dir, prefix=".taking-") as work:
         dump = Path(work) / "database"
         written = 0

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.__main__ import main
-from bot.backup.layout import OBJECTS
+from bot.backup.layout import OBJECTS, BackupBusy, locked
 from bot.backup.restore import RestoreRefused, restore
 from bot.backup.take import back_up
 from bot.config import load_settings
@@ -399,3 +399,44 @@ async def test_a_backup_whose_orders_name_missing_scans_fails_and_says_so(
     assert f"FAILED: 1 scans named by orders are not in {tmp_path / 'data' / 'scans'}" in said
     assert lost in said
     assert list(backups.glob("*.tar")) == []
+
+
+async def test_keeping_the_newest_backups_deletes_older_archives_and_their_files(
+        make_runtime: MakeRuntime, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runtime = await make_runtime("")
+    rng = random.Random(31)
+    first_order = await submit(runtime, rng)
+    backups = tmp_path / "backups"
+    first = back_up(runtime.settings, backups, None)
+    # the first order's scans purged (as retention does), then two more backups keeping two
+    async with runtime.db.transaction() as session:
+        order = await session.scalar(select(Order).where(Order.number == first_order)
+                                     .options(selectinload(Order.attachments)))
+        assert order is not None
+        purged = {a.sha256 for a in order.attachments}
+        for attachment in order.attachments:
+            await session.delete(attachment)
+    for digest in purged:
+        runtime.scans.discard(digest)
+    await submit(runtime, rng)
+    second = back_up(runtime.settings, backups, None)
+    assert purged <= {p.name for p in (backups / OBJECTS).rglob("*")}  # the first still names them
+    command = ["backup", "--config", str(tmp_path / "bot.toml"), "--to", str(backups),
+               "--keep", "2"]
+    assert await asyncio.to_thread(main, command) == 0
+    assert "1 older archives and 3 objects deleted" in capsys.readouterr().out
+    assert not first.archive.exists()
+    assert second.archive.exists()
+    assert len(list(backups.glob("*.tar"))) == 2
+    left = {p.name for p in (backups / OBJECTS).rglob("*") if p.is_file()}
+    assert not purged & left
+    assert len(left) == len(SLOTS)  # the second order's scans, named by both kept backups
+
+
+async def test_one_backup_at_a_time_into_a_directory(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    runtime = await make_runtime("")
+    backups = tmp_path / "backups"
+    with locked(backups), pytest.raises(BackupBusy, match="another backup"):
+        back_up(runtime.settings, backups, None)
+    assert back_up(runtime.settings, backups, None).archive.exists()  # free again afterwards
