@@ -61,6 +61,9 @@ def _subcommand(argv: list[str]) -> int:
         description="Restore ARCHIVE (its objects/ directory beside it) into the configured, "
         "empty data directory and database, checking every hash.")
     restore.add_argument("archive", metavar="ARCHIVE", type=Path)
+    restore.add_argument("--without-secrets", action="store_true",
+                         help="the passphrase is lost: restore all but the encrypted secrets "
+                         "(the CA key and the SO master secret must then be made anew)")
     _config_option(restore)
     args = parser.parse_args(argv)
     settings = _settings(args.config)
@@ -69,7 +72,7 @@ def _subcommand(argv: list[str]) -> int:
     if args.command == "backup":
         return _backup(settings, args.to or config_path(args.config).resolve().parent
                        / "backups", args.keep)
-    return _restore(settings, args.archive)
+    return _restore(settings, args.archive, args.without_secrets)
 
 
 def _at_least_one(value: str) -> int:
@@ -103,13 +106,14 @@ def _backup(settings: Settings, to: Path, keep: int | None) -> int:
     return 0
 
 
-def _restore(settings: Settings, archive: Path) -> int:
+def _restore(settings: Settings, archive: Path, without_secrets: bool) -> int:
     from bot.backup.database import DatabaseCopyError
     from bot.backup.restore import RestoreRefused, restore
     from bot.backup.sealing import passphrase_from_environment
 
     try:
-        result = asyncio.run(restore(archive, settings, passphrase_from_environment()))
+        result = asyncio.run(restore(archive, settings, passphrase_from_environment(),
+                                     without_secrets))
     except (RestoreRefused, DatabaseCopyError) as error:
         sys.stderr.write(f"cadesk restore: REFUSED: {error}\n")
         return 1

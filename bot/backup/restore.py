@@ -47,13 +47,21 @@ class RestoreResult:
     notes: list[str] = field(default_factory=list)
 
 
-async def restore(archive: Path, settings: Settings, passphrase: str | None) -> RestoreResult:
+async def restore(archive: Path, settings: Settings, passphrase: str | None,
+                  without_secrets: bool = False) -> RestoreResult:
+    """``without_secrets``: the passphrase is lost; everything else is restored, the sealed
+    secrets are not (a new CA and SO master secret are then needed)."""
     with _opened(archive) as tar:
         manifest = _manifest(tar)
         target = await _checked_target(settings, manifest)
-        secrets = _opened_secrets(tar, manifest, passphrase)
-        places = secret_places(settings).paths
         notes: list[str] = []
+        if without_secrets:
+            secrets = {}
+            notes += [f"{DESCRIPTIONS[entry['name']]} NOT restored (without secrets)"
+                      for entry in manifest.get("secrets") or []]
+        else:
+            secrets = _opened_secrets(tar, manifest, passphrase)
+        places = secret_places(settings).paths
         outside: dict[Path, bytes] = {}  # secrets whose place is outside the data directory
         inside: dict[str, bytes] = {}
         for name, secret in secrets.items():
@@ -129,7 +137,8 @@ def _opened_secrets(tar: tarfile.TarFile, manifest: dict[str, Any],
         return {}
     if not passphrase:
         raise RestoreRefused(f"the backup holds encrypted secrets: set {PASSPHRASE_ENV} to the "
-                             "passphrase it was made with (备份含加密的密钥，请提供备份口令)")
+                             "passphrase it was made with (备份含加密的密钥，请提供备份口令); "
+                             "passphrase lost: --without-secrets")
     try:
         seal = Seal.derive(passphrase, manifest["kdf"])
         body = {k: v for k, v in manifest.items() if k != "mac"}

@@ -260,6 +260,19 @@ async def test_a_wrong_passphrase_is_refused_and_nothing_written(
     assert not any(p.name.startswith(".") for p in settings.data_dir.iterdir())
 
 
+async def test_a_lost_passphrase_restores_all_but_the_secrets_when_asked(
+        make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    write_master(tmp_path)
+    result = await backed_up(make_runtime, tmp_path, PASSPHRASE)
+    settings = restored_settings(tmp_path / "restored")
+    restored = await restore(result.archive, settings, None, without_secrets=True)
+    assert (settings.data_dir / "cadesk.db").exists()
+    assert (settings.data_dir / "pki" / "ca-cert.pem").exists()
+    assert not (settings.data_dir / "pki" / "ca-key.pem").exists()
+    assert not (tmp_path / "restored" / "so-master.key").exists()
+    assert any("CA key" in note and "NOT restored" in note for note in restored.notes)
+
+
 async def test_a_restore_into_a_used_data_directory_is_refused(
         make_runtime: MakeRuntime, tmp_path: Path) -> None:
     result = await backed_up(make_runtime, tmp_path, None)
