@@ -34,6 +34,19 @@ def test_services_and_storage_import_no_nonebot() -> None:
         assert not {m for m in imported_modules(package) if m.startswith("nonebot")}
 
 
+def test_backups_run_without_the_bot_framework() -> None:
+    """``cadesk backup`` runs beside the bot (cron, a timer): nothing it imports, directly or
+    not, loads nonebot."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, bot.__main__, bot.backup.take, bot.backup.restore, bot.backup.prune; "
+             "print(sorted(m for m in sys.modules if m.startswith(('nonebot', 'plugins'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 def test_the_key_agent_stands_alone() -> None:
     """It runs on the applicant's PC: no bot framework, no database, nothing of the bot."""
     forbidden = ("nonebot", "storage", "sqlalchemy", "alembic", "bot.services", "plugins")
