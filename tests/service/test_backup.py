@@ -144,7 +144,7 @@ async def test_a_backup_during_a_burst_of_submissions_restores_only_whole_orders
         await asyncio.sleep(delay)  # submissions spread over the backup, as people send them
         return await submit(runtime, random.Random(rng.random()))
 
-    burst = [asyncio.create_task(later(i * 0.01)) for i in range(60)]
+    burst = [asyncio.create_task(later(i * 0.02)) for i in range(60)]
     await wait_for(lambda: sum(task.done() for task in burst) >= 3)
     # taken while the others store their scans and commit their orders
     result = await asyncio.to_thread(back_up, runtime.settings, tmp_path / "backups", None)
