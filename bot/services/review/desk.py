@@ -438,7 +438,11 @@ class ReviewDesk:
             raise ReviewRefused(f"只有已支付、尚未发货的新办/补办订单才能制证，订单 {number} "
                                 f"目前{state}。")
         logger.info(f"personalisation of {number} started by {actor}")
-        if await certificates.jobs.start_issuance(order):
+        try:
+            online = await certificates.jobs.start_issuance(order)
+        except CertificateRefused as refusal:
+            raise ReviewRefused(str(refusal)) from None
+        if online:
             return [f"已开始为订单 {number} 制证：服务大厅的密钥代理正在初始化 UKEY、生成密钥、"
                     "写入证书，完成后会通知您。"]
         return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
