@@ -69,6 +69,7 @@ async def runtime(make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch) ->
                                  created_at=utcnow() - timedelta(minutes=20)))
     link = FakeLink()
     await runtime.hub.connected(agent, link.send, link.close)
+    await runtime.chat_outbox.deliver()  # the notices of the binding and the pairing
     return runtime
 
 
