@@ -45,6 +45,14 @@ class Status(StrEnum):
 STATUS_LABELS = {Status.OK: "正常", Status.DEGRADED: "部分异常", Status.DOWN: "无法服务"}
 
 
+def _ago(seconds: float) -> str:
+    return "刚刚" if seconds < 60 else f"{duration(seconds)}前"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:g} 秒" if seconds < 60 else duration(seconds)
+
+
 @dataclass(frozen=True)
 class MailboxHealth:
     last_success_at: datetime | None
@@ -139,9 +147,9 @@ class HealthReport:
             lines.append(f"{label}：{'已连接' if count else '未连接'}")
         if (mailbox := self.mailbox) is not None:
             read = ("尚未成功收信" if mailbox.last_success_at is None
-                    else f"{duration((now - mailbox.last_success_at).total_seconds())}前收信成功")
+                    else f"{_ago((now - mailbox.last_success_at).total_seconds())}收信成功")
             if not mailbox.fresh:
-                read += (f"（已超过 {duration(mailbox.stale_after_seconds)}没有收信，请检查邮箱"
+                read += (f"（已超过 {_span(mailbox.stale_after_seconds)}没有收信，请检查邮箱"
                          "服务器和密码）")
             waiting = "未知" if mailbox.waiting is None else f"{mailbox.waiting} 封"
             lines.append(f"邮箱：{read}，待处理 {waiting}")
@@ -167,10 +175,10 @@ class HealthReport:
         crl = self.crl
         if crl is None:
             return "吊销列表：未知" if not self.database else "吊销列表：尚未签发"
-        issued = duration((self.checked_at - crl.issued_at).total_seconds())
+        issued = _ago((self.checked_at - crl.issued_at).total_seconds())
         next_update = crl.next_update.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         expired = "，已过期！" if self.checked_at > crl.next_update else ""
-        return f"吊销列表：第 {crl.number} 号，{issued}前签发，下次更新 {next_update}{expired}"
+        return f"吊销列表：第 {crl.number} 号，{issued}签发，下次更新 {next_update}{expired}"
 
 
 @dataclass(frozen=True)

@@ -118,5 +118,6 @@ class CountRequests:
 app = nonebot.get_app() if hasattr(nonebot.get_driver(), "server_app") else None
 if isinstance(app, FastAPI):
     app.add_middleware(CountRequests)
-    app.get(HEALTH_PATH)(healthz)
-    app.get(METRICS_PATH)(metrics)
+    # HEAD too: some monitors ask only for the status code
+    app.add_api_route(HEALTH_PATH, healthz, methods=["GET", "HEAD"])
+    app.add_api_route(METRICS_PATH, metrics, methods=["GET", "HEAD"])

@@ -92,7 +92,7 @@ async def test_the_technicians_status_names_each_part_in_chinese(runtime: Runtim
     assert "邮件发送：待发 1 封，最早的已等待 20 分钟，已超时" in lines
     assert "聊天通知：没有积压" in lines
     assert "密钥代理：在线 1 个（服务大厅：离线）" in lines
-    assert any(line.startswith("吊销列表：第 1 号，0 分钟前签发，下次更新 ") for line in lines)
+    assert any(line.startswith("吊销列表：第 1 号，刚刚签发，下次更新 ") for line in lines)
     assert not any(word in text for word in personal(runtime))
 
 
@@ -102,6 +102,27 @@ async def test_healthz_json_names_no_one(runtime: Runtime) -> None:
     assert report.as_json()["mail_outbox"]["late"] is True
     assert report.problems == ("qq disconnected", "mail outbox late")
     assert not any(word in body for word in personal(runtime))
+
+
+@pytest.mark.parametrize(("minutes", "line"), [
+    (2, "邮箱：2 分钟前收信成功，待处理 3 封"),
+    (10, "邮箱：10 分钟前收信成功（已超过 3 分钟没有收信，请检查邮箱服务器和密码），待处理 3 封"),
+])
+async def test_status_tells_when_the_mailbox_was_last_read(runtime: Runtime, minutes: int,
+                                                           line: str) -> None:
+    settings = runtime.settings.model_copy(deep=True)
+    settings.mailbox.enabled, settings.mailbox.poll_seconds = True, 60
+    now = utcnow()
+    progress = MailboxProgress(last_success_at=now - timedelta(minutes=minutes),
+                               last_error="ConnectionRefusedError", waiting=3)
+    health = Health(settings, runtime.db, RecordingChat(), progress, runtime.hub,
+                    clock=lambda: now - timedelta(hours=1))  # started an hour ago
+    health.clock = lambda: now
+
+    report = await health.check()
+
+    assert line in report.summary(settings.tz).splitlines()
+    assert ("mailbox stale" in report.problems) is (minutes > 3)
 
 
 async def test_status_is_for_technicians_only(runtime: Runtime) -> None:
@@ -174,6 +195,9 @@ async def test_healthz_answers_this_machine(app: App) -> None:
     assert body["mail_outbox"]["waiting"] == 0
     assert body["mailbox"] is None  # [mailbox] is off in the test configuration
     assert (await get("/healthz", ("::ffff:127.0.0.1", 40001))).status_code == 503
+    head = await TestClient(nonebot.get_app(), scope={"client": LOOPBACK}).open(
+        "/healthz", method="HEAD")
+    assert head.status_code == 503  # some monitors ask for the status code alone
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/metrics"])
