@@ -1,5 +1,6 @@
 """Health at a glance: the technicians' 状态, /metrics and /healthz over the bot's own FastAPI
-app (nonebug), their figures, who may read them, and that none of them names a person."""
+app (nonebug), their figures, who may read them, and that none of them names a person; the
+mailbox poller's account of its backlog."""
 
 import asyncio
 import json
@@ -20,8 +21,12 @@ from bot.services.messages import Account, Incoming
 from bot.services.ports import MailboxProgress
 from storage.db import Database
 from storage.models import Agent, OutgoingMail, utcnow
+from tests.support import mail_corpus as corpus
 from tests.support.applicant import DECLARANT, DECLARANT_MOBILE, bind_verified
+from tests.support.dovecot import Dovecot
 from tests.support.helpers import MakeRuntime, RecordingChat, free_port
+from tests.support.smtp_sink import SmtpSink
+from tests.support.unlock_mailbox import poller_of, unlock_desk_config
 
 RNG = random.Random(1414)
 TECHNICIAN = Account("qq", "900001")
@@ -257,3 +262,35 @@ async def test_metrics_count_the_requests_answered(app: App) -> None:
     families = {f.name for f in text_string_to_metric_families(after)}
     assert {"cadesk_status", "cadesk_database_up", "cadesk_chat_bots_connected",
             "cadesk_outbox_waiting", "cadesk_http_requests"} <= families
+
+
+# --- the mailbox poller's own account of its progress ----------------------------------------
+async def test_the_poller_reports_its_backlog_and_its_last_success(
+        make_runtime: MakeRuntime, dovecot: Dovecot, smtp: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = await make_runtime(unlock_desk_config(dovecot, smtp))
+    uscc = fake_uscc(RNG)
+    for n in range(1, 4):
+        dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
+    poller = poller_of(runtime)
+    file, filed = runtime.inbox.file, []
+
+    async def file_once(*args: object, **kwargs: object) -> object:
+        if filed:
+            raise RuntimeError("the second mail fails")
+        filed.append(await file(*args, **kwargs))
+        return filed[-1]
+
+    monkeypatch.setattr(runtime.inbox, "file", file_once)
+    with pytest.raises(RuntimeError):
+        await poller.poll_once()
+    assert poller.progress.waiting == 2  # one of three filed
+    assert poller.progress.last_error == "RuntimeError"
+    assert poller.progress.last_success_at is None
+    assert poller.progress.last_filed_at is not None
+
+    monkeypatch.setattr(runtime.inbox, "file", file)
+    assert await poller.poll_once() == 2
+    assert poller.progress.waiting == 0
+    assert poller.progress.last_error is None
+    assert poller.progress.last_success_at is not None
