@@ -13,7 +13,7 @@ from bot.log_masking import install_log_masking
 from bot.runtime import running, start_runtime, stop_runtime
 
 PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki",
-           "plugins.forms")
+           "plugins.forms", "plugins.health")
 
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
-``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD`` and
-``CADESK_IMAP_PASSWORD``.
+``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD``,
+``CADESK_IMAP_PASSWORD`` and ``CADESK_HEALTH_TOKEN``.
 """
 
 import ipaddress
@@ -53,12 +53,16 @@ class BotSection(_Section):
 
 
 class ServerSection(_Section):
-    """``[server]``: where the bot listens (OneBot reverse WebSocket, agents, CRL)."""
+    """``[server]``: where the bot listens (OneBot reverse WebSocket, agents, CRL, health)."""
 
     host: str = "127.0.0.1"
     """The address listened on."""
     port: int = Field(8080, ge=1, le=65535)
     """The port listened on; give staging and live different ports."""
+    health_token: str = ""
+    """/healthz and /metrics answer loopback alone, and elsewhere whoever sends
+    "Authorization: Bearer TOKEN" with this token; empty: loopback only. Better:
+    CADESK_HEALTH_TOKEN."""
 
 
 class OneBotSection(_Section):
@@ -503,6 +507,7 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     settings.onebot.access_token = env.get("CADESK_ONEBOT_ACCESS_TOKEN",
                                            settings.onebot.access_token)
     settings.database.url = env.get("CADESK_DATABASE_URL", settings.database.url)
+    settings.server.health_token = env.get("CADESK_HEALTH_TOKEN", settings.server.health_token)
     settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
     settings.mailbox.password = env.get("CADESK_IMAP_PASSWORD", settings.mailbox.password)
     try:

@@ -10,6 +10,7 @@ from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.fetch import ImageFetcher
 from bot.adapters.mail import MailOutbox
 from bot.adapters.mailbox import MailboxPoller
+from bot.adapters.metrics import Metrics
 from bot.adapters.periodic import Periodic
 from bot.adapters.scan_store import ScanStore
 from bot.config import Settings
@@ -20,6 +21,7 @@ from bot.services.applications.paper_forms import PaperForms
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
+from bot.services.health import Health
 from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
 from bot.services.review.desk import ReviewDesk
@@ -45,6 +47,8 @@ class Runtime:
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
     paper_forms: PaperForms
+    health: Health
+    metrics: Metrics
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -85,11 +89,14 @@ class Runtime:
             for worker in pki_workers:
                 worker.start()
         paper_forms = PaperForms(settings)
+        health = Health(settings, db, chat, poller.progress, hub)
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
                             certificates, default_region=settings.centre.city),
-                   ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates),
-                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
+                   ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates,
+                              health),
+                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms,
+                   health, Metrics(health))
 
     async def stop(self) -> None:
         for worker in self.pki_workers:

@@ -9,7 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from loguru import logger
-from sqlalchemy import Connection, event, make_url
+from sqlalchemy import Connection, event, literal, make_url, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -130,6 +130,12 @@ class Database:
                     raise
                 raise DatabaseUnavailable(f"{type(error.orig).__name__}: {error.orig}"
                                           ) from error
+
+    async def ping(self) -> None:
+        """``SELECT 1`` in a transaction of its own; raises ``DatabaseUnavailable`` as
+        ``transaction`` does (the caller bounds how long it may take)."""
+        async with self.transaction() as session:
+            await session.execute(select(literal(1)))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -63,6 +63,12 @@ def console_file(picture: Picture) -> Path:
 class NonebotChat:
     """The ``ChatChannel`` of the running bot."""
 
+    def connected(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for bot in nonebot.get_bots().values():
+            counts[platform_of(bot)] = counts.get(platform_of(bot), 0) + 1
+        return counts
+
     def _bot(self, platform: str) -> Bot | None:
         for bot in nonebot.get_bots().values():
             if platform_of(bot) == platform:

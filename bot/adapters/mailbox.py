@@ -8,11 +8,13 @@ import base64
 import contextlib
 import re
 import ssl
+from datetime import UTC, datetime
 
 from aioimaplib import IMAP4, IMAP4_SSL, Response
 
 from bot.adapters.periodic import Periodic
 from bot.config import MailboxSection
+from bot.services.ports import MailboxProgress
 from bot.services.unlock.inbox import UnlockInbox
 
 FILED_KEYWORD = "CadeskFiled"
@@ -52,6 +54,7 @@ class MailboxPoller:
         self.settings = settings
         self.inbox = inbox
         self.key = f"{settings.username}@{settings.host}/{settings.folder}"
+        self.progress = MailboxProgress()  # read by the health check (/healthz, 状态)
         self._worker = Periodic("unlock mailbox poll", self.poll_once, settings.poll_seconds)
 
     def start(self) -> None:
@@ -62,6 +65,17 @@ class MailboxPoller:
 
     async def poll_once(self) -> int:
         """Handle every mail that came since the last poll; returns how many."""
+        try:
+            handled = await self._poll()
+        except Exception as error:
+            self.progress.last_failure_at = datetime.now(UTC)
+            self.progress.last_error = type(error).__name__  # the kind only: no addresses
+            raise
+        self.progress.last_success_at = datetime.now(UTC)
+        self.progress.last_error, self.progress.waiting = None, 0  # read up to the newest
+        return handled
+
+    async def _poll(self) -> int:
         imap = await self._connect()
         try:
             uidvalidity = await self._select(imap)
@@ -78,6 +92,8 @@ class MailboxPoller:
                                                    too_large=too_large)
                     await self._put_away(imap, uid, filing.for_humans)
                     handled += 1
+                    self.progress.last_filed_at = datetime.now(UTC)
+                    self.progress.waiting = max((self.progress.waiting or 1) - 1, 0)
                 last = batch[-1][0]
             return handled
         finally:
@@ -113,7 +129,9 @@ class MailboxPoller:
         a backlog of about a thousand mails at once overflows the stack and hangs the poll
         (iroco-co/aioimaplib#118). UID SEARCH answers in one line."""
         response = await imap.uid_search(f"UID {last + 1}:*", charset=None)
-        uids = sorted(u for u in _search_uids(response) if u > last)[:LIST_BATCH]
+        new = sorted(u for u in _search_uids(response) if u > last)
+        self.progress.waiting = len(new)  # the backlog the health check reports
+        uids = new[:LIST_BATCH]
         if not uids:
             return []
         response = await imap.uid("fetch", ",".join(map(str, uids)), "(UID RFC822.SIZE)")

@@ -58,3 +58,13 @@ def _numeral_value(run: str) -> str | None:
 def arabic_numerals(text: str) -> str:
     """Chinese numerals written as digits: 两年 → 2年, 贰 → 2, 十二个 → 12个; the rest as is."""
     return _NUMERAL.sub(lambda m: _numeral_value(m.group()) or m.group(), text)
+
+
+def duration(seconds: float) -> str:
+    """How long, as people say it: 3 分钟, 5 小时, 2 天 (rounded down; under a minute 0 分钟)."""
+    minutes = max(int(seconds // 60), 0)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} 小时"
+    return f"{minutes // (24 * 60)} 天"

@@ -3,7 +3,9 @@
 an adapter, so each can be replaced (a recorder in tests, another chat platform, another store)
 without touching a use case."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +62,10 @@ class ChatChannel(Protocol):
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
 
+    def connected(self) -> Mapping[str, int]:
+        """How many bots each platform ("qq", "console") has connected now (for health)."""
+        ...
+
 
 class ChatQueue(Protocol):
     """Chat notices queued in the database with the change they report, delivered in order per
@@ -73,3 +79,15 @@ class ChatQueue(Protocol):
     async def deliver(self) -> int:
         """Send what is due now (never raises; the outbox's worker retries)."""
         ...
+
+
+@dataclass
+class MailboxProgress:
+    """What the unlock mailbox's poller last achieved, kept up to date by the poller
+    (``bot/adapters/mailbox.py``) and read by the health check. Times are UTC."""
+
+    last_success_at: datetime | None = None  # the end of the last poll that read every new mail
+    last_filed_at: datetime | None = None  # the last mail filed (a long poll is alive)
+    last_failure_at: datetime | None = None
+    last_error: str | None = None  # the last failure's kind (e.g. ConnectionRefusedError)
+    waiting: int | None = None  # new mails seen in the folder and not yet filed; None: unknown

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingChat
@@ -42,3 +42,11 @@ class OutgoingChats:
         return (await self.session.scalars(
             select(OutgoingChat).where(OutgoingChat.order_id == order_id)
             .order_by(OutgoingChat.id))).all()
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be delivered (neither sent nor dropped), and when the
+        oldest was queued."""
+        count, oldest = (await self.session.execute(
+            select(func.count(), func.min(OutgoingChat.created_at))
+            .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None)))).one()
+        return count, oldest

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMail
@@ -23,3 +23,11 @@ class OutgoingMails:
                                        OutgoingMail.failed_at.is_(None),
                                        OutgoingMail.next_attempt_at <= now)
             .order_by(OutgoingMail.id).limit(limit))).all()
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many mails wait to be sent (neither sent nor given up), and when the oldest was
+        queued."""
+        count, oldest = (await self.session.execute(
+            select(func.count(), func.min(OutgoingMail.created_at))
+            .where(OutgoingMail.sent_at.is_(None), OutgoingMail.failed_at.is_(None)))).one()
+        return count, oldest

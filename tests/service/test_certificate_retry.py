@@ -229,6 +229,8 @@ async def test_a_write_that_expired_while_the_hall_agent_was_offline_is_written_
     [busy] = await world.staff(f"重新制证 {number}")  # the write still waits for the agent
     assert "还在进行" in busy
     assert f"解锁状态 {number}" in busy
+    [again] = await world.staff(f"制证 {number}")  # nor a second chain on another blank UKEY
+    assert "还在进行" in again
     [waits] = await world.staff(f"待自取 {number}")
     assert "还没有写入 UKEY" in waits
     assert f"重新制证 {number}" in waits
@@ -248,6 +250,8 @@ async def test_a_retry_is_refused_with_the_reason_and_changes_nothing(world: Wor
     number, _, pin = await issued(world)  # made and written
     [written] = await world.staff(f"重新制证 {number}")
     assert "已经写入 UKEY" in written
+    [made] = await world.staff(f"制证 {number}")
+    assert "已经写入 UKEY" in made
     [other] = await world.staff(f"重新续期 {number}")
     assert "不能重新续期" in other
     assert f"重新制证 {number}" in other

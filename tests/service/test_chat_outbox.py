@@ -47,6 +47,9 @@ class FlakyChat:
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         return await self.send(f"group {group}", replies)
 
+    def connected(self) -> dict[str, int]:
+        return {"qq": int(self.online)}
+
     def to(self, account: Account) -> list[object]:
         return [reply for who, reply in self.sent if who == str(account)]
 

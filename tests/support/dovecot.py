@@ -24,6 +24,19 @@ class Dovecot:
     user: str
     password: str
     config: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """The server goes away (its mail stays): connections refused until ``start``."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(15)
+            self.process = None
+
+    def start(self) -> None:
+        """The same server, on the same port with the same mail, running (again)."""
+        if self.process is None:
+            self.process = _launch(self.config, self.port)
 
     def deliver(self, raw: bytes, folder: str = "INBOX") -> None:
         """Put a mail in a folder, as the MTA would."""
@@ -96,25 +109,32 @@ def dovecot_server(user: str = "unlock@example.test", password: str = "secret",
                       encoding="utf-8")
     if os.geteuid() == 0:
         os.chown(root / "mail", NOBODY, NOBODY)
+    server = Dovecot(port, user, password, config)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _launch(config: Path, port: int) -> subprocess.Popen[bytes]:
+    """Dovecot in the foreground, once it accepts connections on ``port``."""
+    root = config.parent
     server = subprocess.Popen([DOVECOT, "-F", "-c", str(config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    log = (root / "dovecot.log").read_text(errors="replace") if (
-                        root / "dovecot.log").exists() else ""
-                    raise RuntimeError(f"Dovecot did not start: {log}") from None
-                time.sleep(0.02)
-        yield Dovecot(port, user, password, config)
-    finally:
-        server.terminate()
-        server.wait(15)
-        shutil.rmtree(root, ignore_errors=True)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                log = (root / "dovecot.log").read_text(errors="replace") if (
+                    root / "dovecot.log").exists() else ""
+                raise RuntimeError(f"Dovecot did not start: {log}") from None
+            time.sleep(0.02)
 
 
 def mail_settings(dovecot: Dovecot, smtp_port: int, poll_seconds: float = 0.5,

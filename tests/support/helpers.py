@@ -129,6 +129,7 @@ class RecordingChat:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, object]] = []
+        self.bots = {"qq": 1, "console": 1}
 
     async def send(self, account: object, replies: Sequence[object]) -> bool:
         self.sent += [(str(account), reply) for reply in replies]
@@ -137,6 +138,10 @@ class RecordingChat:
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         self.sent += [(f"group {group}", reply) for reply in replies]
         return True
+
+    def connected(self) -> dict[str, int]:
+        """Every platform connected, unless a test says otherwise."""
+        return dict(self.bots)
 
 
 class MakeRuntime(Protocol):

@@ -39,6 +39,9 @@ class NoChat:
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         return True
 
+    def connected(self) -> dict[str, int]:
+        return {}
+
 
 class Tripwire:
     def __init__(self, die_at: str, report: Path) -> None:

@@ -98,8 +98,17 @@ class CertificateJobs:
 
     # --- starting ---------------------------------------------------------------------------
     async def start_issuance(self, order: Order) -> bool:
-        """制证: True when the service hall's agent is online to take the blank UKEY."""
+        """制证: True when the service hall's agent is online to take the blank UKEY. Refused
+        (``CertificateRefused``) while a job of the order is open, or once its certificate is
+        written: a second 制证 would start a second chain on another blank UKEY."""
+        number = order.number
         async with self.db.transaction() as session:
+            if await TokenJobs(session).open_for_order(order.id, utcnow()):
+                raise CertificateRefused(
+                    f"订单 {number} 的制证还在进行（等待服务大厅的密钥代理或正在执行），"
+                    f"「解锁状态 {number}」可查看；失败或过期后请发「重新制证 {number}」。")
+            if await self._written(session, order):
+                raise CertificateRefused(f"订单 {number} 的证书已经写入 UKEY，无需再制证。")
             await self._queue_issuance(session, order)
         await self.hub.deliver(HALL)
         return self.hub.company_online(HALL)

@@ -42,6 +42,7 @@ from bot.domain.review import (
     check_delivery,
     named_fields,
 )
+from bot.domain.text import duration
 from bot.services import order_views
 from bot.services.agents.guide import pair_command
 from bot.services.agents.hub import AgentHub
@@ -54,8 +55,9 @@ from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
+from bot.services.health import Health
 from bot.services.messages import Account, ImageSource, MailAttachment, Picture, Reply
-from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
+from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from bot.services.review import ukey_commands
 from bot.services.review.members import Members
@@ -69,14 +71,7 @@ SEARCH_LIMIT = 20
 
 
 def _age(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return ""
-    minutes = int((now - since).total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} 分钟"
-    if minutes < 24 * 60:
-        return f"{minutes // 60} 小时"
-    return f"{minutes // (24 * 60)} 天"
+    return "" if since is None else duration((now - since).total_seconds())
 
 
 Mutation = Callable[[Order], None]
@@ -85,8 +80,10 @@ Mutation = Callable[[Order], None]
 class ReviewDesk:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
                  fetcher: ImageFetching, notifier: Notifier, agents: AgentRegistry,
-                 hub: AgentHub, certificates: CertificateChat | None = None) -> None:
+                 hub: AgentHub, certificates: CertificateChat | None,
+                 health: Health) -> None:
         self.settings = settings
+        self.health = health  # 状态
         self.fetcher = fetcher  # an invoice's file, from its link (or a path on the Console)
         self.certificates = certificates  # None: [pki] is off
         self.agents = agents
@@ -150,6 +147,11 @@ class ReviewDesk:
                          f"{again}")
         lines.append("发送「查看 订单号」审核。")
         return ["\n".join(lines)]
+
+    async def _status(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
+        """The health check in Chinese: what /healthz tells a monitor (no personal data, so
+        the group may read it too)."""
+        return [(await self.health.check()).summary(self.settings.tz)]
 
     async def _view(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         number = self._number(args, "查看")
@@ -302,8 +304,7 @@ class ReviewDesk:
         if order.type is OrderType.UNLOCK and self.settings.agents.enabled:
             if await self.hub.start_unlock(order):
                 return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
-            offline = applicant_notice(order, NoticeKind.AGENT_OFFLINE, self.settings)
-            await self.notifier.tell_applicant(order, offline)
+            # the approval told the applicant how to start (or install and pair) the agent
             return [f"已通过订单 {number}。申请人的密钥代理不在线，已通知其启动；"
                     f"「解锁状态 {number}」可查看进度。"]
         return [f"已通过订单 {number}{paid}。"]
@@ -439,7 +440,11 @@ class ReviewDesk:
             raise ReviewRefused(f"只有已支付、尚未发货的新办/补办订单才能制证，订单 {number} "
                                 f"目前{state}。")
         logger.info(f"personalisation of {number} started by {actor}")
-        if await certificates.jobs.start_issuance(order):
+        try:
+            online = await certificates.jobs.start_issuance(order)
+        except CertificateRefused as refusal:
+            raise ReviewRefused(str(refusal)) from None
+        if online:
             return [f"已开始为订单 {number} 制证：服务大厅的密钥代理正在初始化 UKEY、生成密钥、"
                     "写入证书，完成后会通知您。"]
         return [f"已安排订单 {number} 制证，但服务大厅的密钥代理不在线：请在制证电脑上插好空白 "
@@ -621,6 +626,9 @@ TechnicianHandler = Callable[[ReviewDesk, Account, list[str], bool], Awaitable[l
 # then only without a form open: inside one it explains the field being asked).
 TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
     Command(("待审核",), "待审核", "等待审核的订单，等得最久的在前", ReviewDesk._queue),
+    Command(("状态",), "状态",
+            "系统运行状况：数据库、QQ 连接、邮箱收信、待发通知、密钥代理、吊销列表",
+            ReviewDesk._status),
     Command(("查看",), "查看 订单号", "订单的全部内容和扫描件（群里隐去个人信息和扫描件）",
             ReviewDesk._view),
     Command(("通过",), "通过 订单号", "审核通过（需两人复核时记下第一位）", ReviewDesk._approve),
