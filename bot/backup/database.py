@@ -6,6 +6,7 @@ one snapshot too, and ``pg_restore`` into an empty database.
 """
 
 import os
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -84,15 +85,39 @@ def _sqlite_snapshot(database: Path, target: Path) -> None:
     target.chmod(0o600)
 
 
-def referenced_scans(snapshot_file: Path) -> set[str]:
-    """The scan-store hashes the SQLite snapshot's orders name (their attachments)."""
-    connection = sqlite3.connect(f"file:{snapshot_file}?mode=ro", uri=True)
-    try:
-        return {row[0] for row in connection.execute("SELECT sha256 FROM attachments")}
-    except sqlite3.OperationalError:  # a database without the table: nothing named
-        return set()
-    finally:
-        connection.close()
+def referenced_scans(engine: str, dump: Path) -> set[str]:
+    """The scan-store hashes the snapshot's orders name (their attachments)."""
+    if engine == SQLITE:
+        connection = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in connection.execute("SELECT sha256 FROM attachments")}
+        except sqlite3.OperationalError:  # a database without the table: nothing named
+            return set()
+        finally:
+            connection.close()
+    listing = subprocess.run(["pg_restore", "--data-only", "--table=attachments", "--file=-",
+                              str(dump)], capture_output=True, text=True, check=False)
+    if listing.returncode != 0:
+        raise DatabaseCopyError(f"pg_restore could not read the dump: {listing.stderr.strip()}")
+    return _copied_column(listing.stdout, "attachments", "sha256")
+
+
+# pg_restore prints a table's rows as "COPY public.attachments (id, …) FROM stdin;", then one
+# tab-separated line per row, then "\."
+_COPY = re.compile(r"^COPY (?:\w+\.)?(\w+) \((.*)\) FROM stdin;$")
+
+
+def _copied_column(script: str, table: str, name: str) -> set[str]:
+    values: set[str] = set()
+    column: int | None = None
+    for line in script.splitlines():
+        if (copy := _COPY.match(line)) is not None:
+            column = copy[2].split(", ").index(name) if copy[1] == table else None
+        elif line == "\\.":
+            column = None
+        elif column is not None:
+            values.add(line.split("\t")[column])
+    return values
 
 
 def _libpq(url: str) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.backup.database import MEMBER, SQLITE, engine_of, referenced_scans, snapshot
+from bot.backup.database import MEMBER, engine_of, referenced_scans, snapshot
 from bot.backup.layout import (
     FORMAT,
     MANIFEST,
@@ -78,9 +78,7 @@ def _back_up(settings: Settings, backup_dir: Path, passphrase: str | None,
             snapshot(settings.database_url, dump)
             files, new = _store_files(data_dir, backup_dir, skipped)
             written += new
-            if engine != SQLITE:
-                break
-            missing = referenced_scans(dump) - {entry["sha256"] for entry in files}
+            missing = referenced_scans(engine, dump) - {entry["sha256"] for entry in files}
             if not missing:
                 break
         else:

@@ -399,11 +399,12 @@ async def test_a_scan_purged_while_backing_up_is_not_named_by_the_backup(
 
 
 async def test_a_backup_whose_orders_name_missing_scans_fails_and_says_so(
-        make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    runtime = await make_runtime("")
+        make_runtime: MakeRuntime, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        database_url: str) -> None:
+    runtime = await make_runtime(f'[database]\nurl = "{database_url}"\n')
     await submit(runtime, random.Random(22))
-    lost = a_scan_named_in(runtime.settings.data_dir / "cadesk.db")
+    [(_, scans)] = (await orders_of(runtime)).values()
+    lost = min(scans)
     runtime.scans.discard(lost)  # gone from disk, still named by its order
     backups = tmp_path / "backups"
     assert await asyncio.to_thread(
