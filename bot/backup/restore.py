@@ -30,7 +30,7 @@ from bot.backup.layout import (
     write_new,
 )
 from bot.backup.sealing import PASSPHRASE_ENV, Seal, SealError
-from bot.backup.secrets import DESCRIPTIONS, secret_places
+from bot.backup.secret_files import DESCRIPTIONS, secret_places
 from bot.config import Settings
 from storage.db import sqlite_file
 

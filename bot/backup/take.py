@@ -29,7 +29,7 @@ from bot.backup.layout import (
 )
 from bot.backup.prune import Pruned, prune
 from bot.backup.sealing import PASSPHRASE_ENV, Seal
-from bot.backup.secrets import DESCRIPTIONS, secret_places
+from bot.backup.secret_files import DESCRIPTIONS, secret_places
 from bot.config import Settings
 from storage.db import sqlite_file
 
