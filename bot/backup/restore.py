@@ -51,6 +51,16 @@ async def restore(archive: Path, settings: Settings, passphrase: str | None,
                   without_secrets: bool = False) -> RestoreResult:
     """``without_secrets``: the passphrase is lost; everything else is restored, the sealed
     secrets are not (a new CA and SO master secret are then needed)."""
+    try:
+        return await _restore(archive, settings, passphrase, without_secrets)
+    except (KeyError, TypeError, AttributeError) as error:  # a manifest missing what it must say
+        raise RestoreRefused(f"the backup's manifest is damaged or incomplete ({error!r}): "
+                             "the archive was changed or damaged; nothing was restored "
+                             "(备份已损坏或被改动)") from None
+
+
+async def _restore(archive: Path, settings: Settings, passphrase: str | None,
+                   without_secrets: bool) -> RestoreResult:
     with _opened(archive) as tar:
         manifest = _manifest(tar)
         target = await _checked_target(settings, manifest)
@@ -180,7 +190,9 @@ def _put_in_place(tar: tarfile.TarFile, manifest: dict[str, Any], settings: Sett
             path = sqlite_file(settings.database_url)
             assert path is not None
             if sqlite_outside is None:
-                dump.rename(staging / path.resolve().relative_to(data_dir.resolve()))
+                place = staging / path.resolve().relative_to(data_dir.resolve())
+                place.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                dump.rename(place)
         for relative, secret in inside.items():
             write_new(staging / _safe(relative), secret)
         if sqlite_outside is not None:

@@ -214,7 +214,7 @@ def flip_last_byte(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 1])
 
 
-@pytest.mark.parametrize("tamper", ["scan", "database", "manifest"])
+@pytest.mark.parametrize("tamper", ["scan", "database", "manifest", "manifest cut"])
 async def test_a_tampered_backup_is_refused_and_nothing_restored(
         make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         tamper: str) -> None:
@@ -229,12 +229,18 @@ async def test_a_tampered_backup_is_refused_and_nothing_restored(
         scan.write_bytes(flip_last_byte(scan.read_bytes()))
     elif tamper == "database":
         rewrite_member(result.archive, manifest["database"]["member"], flip_last_byte)
-    else:  # a scan swapped for another file, its hash in the manifest changed to match
+    elif tamper == "manifest":  # a scan swapped for another file, its hash changed to match
         def swapped(data: bytes) -> bytes:
             edited = json.loads(data)
             edited["files"][0]["sha256"] = edited["database"]["sha256"]
             return json.dumps(edited).encode()
         rewrite_member(result.archive, "manifest.json", swapped)
+    else:  # what the manifest says of the database gone, and its seal with it
+        def cut(data: bytes) -> bytes:
+            edited = json.loads(data)
+            del edited["database"], edited["mac"], edited["secrets"]
+            return json.dumps(edited).encode()
+        rewrite_member(result.archive, "manifest.json", cut)
     settings = restored_settings(tmp_path / "restored")
     with pytest.raises(RestoreRefused, match=r"changed or damaged|被改动"):
         await restore(result.archive, settings, PASSPHRASE)
