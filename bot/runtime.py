@@ -22,6 +22,7 @@ from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
 from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
+from bot.services.retention.purge import Retention
 from bot.services.review.desk import ReviewDesk
 from bot.services.unlock.inbox import UnlockInbox
 from storage.db import Database, restrict, restrict_sqlite_files, sqlite_file
@@ -45,6 +46,8 @@ class Runtime:
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
     paper_forms: PaperForms
+    retention: Retention
+    purger: Periodic  # [retention]: started only when enabled
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -85,13 +88,19 @@ class Runtime:
             for worker in pki_workers:
                 worker.start()
         paper_forms = PaperForms(settings)
+        retention = Retention(settings, db, scans)
+        purger = Periodic("retention", retention.run, settings.retention.check_hours * 3600)
+        if settings.retention.enabled:
+            purger.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
                             certificates, default_region=settings.centre.city),
                    ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates),
-                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms)
+                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms,
+                   retention, purger)
 
     async def stop(self) -> None:
+        await self.purger.stop()
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()

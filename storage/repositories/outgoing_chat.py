@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingChat
@@ -42,3 +42,9 @@ class OutgoingChats:
         return (await self.session.scalars(
             select(OutgoingChat).where(OutgoingChat.order_id == order_id)
             .order_by(OutgoingChat.id))).all()
+
+    async def delete_settled(self, before: datetime) -> int:
+        """Delete notices delivered, or dropped, before then (waiting ones are kept)."""
+        result = await self.session.execute(delete(OutgoingChat).where(or_(
+            OutgoingChat.sent_at < before, OutgoingChat.dropped_at < before)))
+        return result.rowcount or 0

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMail
@@ -23,3 +23,17 @@ class OutgoingMails:
                                        OutgoingMail.failed_at.is_(None),
                                        OutgoingMail.next_attempt_at <= now)
             .order_by(OutgoingMail.id).limit(limit))).all()
+
+    async def pending_attachments(self) -> set[str]:
+        """The scan-store files that mail not yet sent will read."""
+        lists = (await self.session.scalars(
+            select(OutgoingMail.attachments).where(OutgoingMail.sent_at.is_(None),
+                                                   OutgoingMail.failed_at.is_(None),
+                                                   OutgoingMail.attachments.is_not(None)))).all()
+        return {a["sha256"] for files in lists for a in files or ()}
+
+    async def delete_settled(self, before: datetime) -> int:
+        """Delete mail sent, or given up, before then (unsent mail is never deleted)."""
+        result = await self.session.execute(delete(OutgoingMail).where(or_(
+            OutgoingMail.sent_at < before, OutgoingMail.failed_at < before)))
+        return result.rowcount or 0
