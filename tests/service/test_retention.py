@@ -22,7 +22,7 @@ from bot.services.messages import Account, Reply
 from storage.models import OutgoingChat, utcnow
 from storage.repositories import Conversations, Handlers, Orders
 from tests.support.applicant import bind, bind_verified, say
-from tests.support.helpers import MakeRuntime, RecordingChat
+from tests.support.helpers import MakeRuntime, RecordingChat, wait_for
 
 RNG = random.Random(1414)
 TECHNICIAN = Account("qq", "900001")
@@ -246,3 +246,33 @@ async def test_a_refused_deletion_keeps_the_data_and_tells_the_reason(
     assert "没有待确认的删除资料申请" in await technician(runtime, f"确认删除 {applicant}")
     # the applicant may ask again
     assert "已提交删除资料申请" in await say(runtime, applicant, "删除我的资料")
+
+
+async def test_the_worker_purges_at_start_what_finished_long_ago(
+        make_runtime: MakeRuntime, database_url: str) -> None:
+    """[retention] enabled (the default): the daily worker's first pass runs at start."""
+    runtime = await make_runtime(f'[database]\nurl = "{database_url}"\n')
+    applicant = Account("qq", "7401")
+    await bind_verified(runtime, applicant, fake_uscc(RNG), COMPANY)
+    old, recent = a_scan(runtime, "old"), a_scan(runtime, "recent")
+    numbers = []
+    for scan, days in ((old, 200), (recent, 20)):
+        async with runtime.db.transaction() as session:
+            handler = await Handlers(session).get(applicant.platform, applicant.user_id)
+            assert handler is not None
+            order = await file_order(
+                session, runtime.settings, order_type=OrderType.UNLOCK,
+                values={"company_name": COMPANY, "mobile": MOBILE}, scans={"scan_id_card": scan},
+                company_id=handler.company_id, handler_id=handler.id, actor=str(applicant))
+            move_order(session, order, "qq:900001", Event.CANCEL,
+                       at=utcnow() - timedelta(days=days))
+            numbers.append(order.number)
+    await runtime.stop()
+    runtime = await make_runtime(f'[database]\nurl = "{database_url}"\n')
+
+    await wait_for(lambda: not on_disk(runtime, old))
+    _, attachments, _ = await state_of(runtime, numbers[0])
+    assert attachments == []
+    _, attachments, _ = await state_of(runtime, numbers[1])
+    assert len(attachments) == 1
+    assert on_disk(runtime, recent)
