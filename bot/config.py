@@ -406,6 +406,9 @@ class RetentionSection(_Section):
     outbox_days: int = Field(30, ge=1)
     """Days a sent (or given-up) mail or chat notice is kept before its row, which quotes the
     applicant's texts, is deleted; unsent ones are never deleted."""
+    rejected_days: int = Field(90, ge=1)
+    """Days a rejected order may wait for its correction (修改): then it is cancelled, the
+    applicant told, and its data follows scan_days and mask_days like any finished order."""
     check_hours: float = Field(24, gt=0)
     """How often the purge runs."""
 
@@ -413,7 +416,8 @@ class RetentionSection(_Section):
         return RetentionTerms(scans=timedelta(days=self.scan_days),
                               numbers=timedelta(days=self.mask_days),
                               drafts=timedelta(days=self.draft_days),
-                              outbox=timedelta(days=self.outbox_days))
+                              outbox=timedelta(days=self.outbox_days),
+                              rejected=timedelta(days=self.rejected_days))
 
 
 class Settings(_Section):

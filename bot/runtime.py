@@ -88,7 +88,7 @@ class Runtime:
             for worker in pki_workers:
                 worker.start()
         paper_forms = PaperForms(settings)
-        retention = Retention(settings, db, scans)
+        retention = Retention(settings, db, scans, notifier)
         purger = Periodic("retention", retention.run, settings.retention.check_hours * 3600)
         if settings.retention.enabled:
             purger.start()

@@ -27,10 +27,11 @@ class RetentionTerms:
     numbers: timedelta  # ... its ID numbers and mobiles masked after this
     drafts: timedelta  # a form left unfinished this long is dropped
     outbox: timedelta  # a sent (or given-up) mail or chat notice is deleted after this
+    rejected: timedelta  # a rejected order nobody corrected this long is cancelled
 
     def cutoffs(self, now: datetime) -> "Cutoffs":
         return Cutoffs(now - self.scans, now - self.numbers, now - self.drafts,
-                       now - self.outbox)
+                       now - self.outbox, now - self.rejected)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Cutoffs:
     numbers: datetime
     drafts: datetime
     outbox: datetime
+    rejected: datetime
 
 
 def is_finished(status: OrderStatus) -> bool:

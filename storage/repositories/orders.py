@@ -156,6 +156,15 @@ class Orders:
                                                 OrderEvent.event == "numbers_masked"))
         return (await self.session.scalars(query.order_by(Order.id).limit(limit))).all()
 
+    async def rejected_before(self, cutoff: datetime, limit: int = 200) -> Sequence[int]:
+        """Ids of rejected orders with nothing logged on them since ``cutoff``: nobody has
+        corrected them. Oldest first."""
+        return (await self.session.scalars(
+            select(Order.id).where(
+                Order.status == "rejected",
+                ~exists().where(OrderEvent.order_id == Order.id, OrderEvent.at >= cutoff))
+            .order_by(Order.id).limit(limit))).all()
+
     async def all_of_handler(self, handler_id: int) -> Sequence[Order]:
         """Every order one account filed, with its scans' rows, oldest first (删除我的资料)."""
         return (await self.session.scalars(

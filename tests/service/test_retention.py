@@ -91,7 +91,8 @@ def on_disk(runtime: Runtime, scan: ScanInfo) -> bool:
     return runtime.scans.path(scan.sha256).exists()
 
 
-async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Path) -> None:
+async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Path,
+                                                  chat: RecordingChat) -> None:
     applicant, drafter = Account("qq", "7101"), Account("qq", "7102")
     await bind_verified(runtime, applicant, fake_uscc(RNG), COMPANY)
     shared, licence, card, other = (a_scan(runtime, n) for n in ("shared", "lic", "card", "o"))
@@ -101,6 +102,8 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
     cancelled = await an_unlock(runtime, applicant, {"scan_id_card": card}, Event.CANCEL)
     still_open = await an_unlock(runtime, applicant,
                                  {"scan_reset_form": shared, "scan_licence": other})
+    lapsing = a_scan(runtime, "lapsing")
+    uncorrected = await an_unlock(runtime, applicant, {"scan_id_card": lapsing}, Event.REJECT)
     # a first account's binding form, left half-filled with one scan
     await bind(runtime, drafter, fake_uscc(RNG), "临沂草稿测试有限公司")
     await say(runtime, drafter, "施工单位")
@@ -117,13 +120,13 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
 
     # ten days on: nothing is due yet
     early = await runtime.retention.run(now + timedelta(days=10))
-    assert (early.scan_orders, early.masked_orders, early.drafts) == (0, 0, 0)
+    assert (early.lapsed, early.scan_orders, early.masked_orders, early.drafts) == (0, 0, 0, 0)
     assert all(on_disk(runtime, s) for s in (shared, licence, card, other))
     assert runtime.scans.path(draft_hash).exists()
 
     # past scan_days (180): the finished orders' scans are gone, the open order's are not
     done = await runtime.retention.run(now + timedelta(days=181))
-    assert (done.scan_orders, done.masked_orders, done.drafts) == (2, 0, 1)
+    assert (done.lapsed, done.scan_orders, done.masked_orders, done.drafts) == (1, 2, 0, 1)
     for number in (finished, cancelled):
         order, attachments, events = await state_of(runtime, number)
         assert attachments == []
@@ -140,6 +143,13 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
     assert order.status is OrderStatus.SUBMITTED
     assert {a.slot for a in attachments} == {"scan_reset_form", "scan_licence"}
     assert [e.event for e in events] == [Event.SUBMIT]
+    # the rejected order nobody corrected in 90 days is cancelled; its scans' clock starts now
+    order, attachments, events = await state_of(runtime, uncorrected)
+    assert order.status is OrderStatus.CANCELLED
+    assert (events[-1].actor, events[-1].reason) == ("system", "驳回后 90 天未修改，按保存期限取消")
+    assert len(attachments) == 1
+    assert f"{uncorrected}（证书解锁）驳回后 90 天没有修改，已按资料保存期限自动取消" in told(
+        chat, applicant)
     # the idle draft is dropped with its scan
     async with runtime.db.transaction() as session:
         assert await Conversations(session).get(drafter.platform, drafter.user_id) is None
@@ -150,7 +160,10 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
 
     # past mask_days (365): the numbers are kept masked only
     later = await runtime.retention.run(now + timedelta(days=366))
-    assert (later.scan_orders, later.masked_orders) == (0, 2)
+    assert (later.scan_orders, later.masked_orders) == (1, 2)  # the lapsed one's scans now
+    _, attachments, _ = await state_of(runtime, uncorrected)
+    assert attachments == []
+    assert not on_disk(runtime, lapsing)
     for number in (finished, cancelled):
         order, _, events = await state_of(runtime, number)
         assert order.fields["handler_id_number"] == mask_id_number(ID_NUMBER)

@@ -123,7 +123,7 @@ class Dialogue:
         self.fetcher = fetcher
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        self.erasure = Erasure(settings, db, Retention(settings, db, scans), notifier)
+        self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
 
     async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         """Answer one message. Messages of one account are handled one at a time, in order."""

@@ -6,7 +6,9 @@ transaction (its change and its event together), files after the commit that for
 - its ID numbers and mobiles, ``mask_days`` after: reduced to the masked form by the form's own
   masks (``domain/retention.py``), a ``NUMBERS_MASKED`` event;
 - forms left unanswered ``draft_days``: dropped with their scans;
-- sent or given-up mail and chat notices, ``outbox_days`` after.
+- sent or given-up mail and chat notices, ``outbox_days`` after;
+- a rejected order nobody corrected for ``rejected_days``: cancelled (the lifecycle's
+  ``CANCEL``), the applicant told; from then on it is a finished order like any other.
 
 An open order is never touched (``domain/retention.is_finished`` is checked again on the row
 read inside the transaction). ``now`` is a parameter, so a test moves the clock.
@@ -21,10 +23,11 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain.lifecycle import Event
+from bot.domain.lifecycle import Event, OrderStatus
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.retention import is_finished, masked_fields, masked_invoice
-from bot.services.filing import note_order
+from bot.services.filing import move_order, note_order
+from bot.services.notify import NoticeKind, Notifier, applicant_notice
 from bot.services.ports import ScanStorage
 from bot.services.scan_use import unused_scans
 from storage.db import Database
@@ -39,6 +42,7 @@ BATCH = 200
 class Purged:
     """What one pass (or one confirmed request) removed: counts only, never whose."""
 
+    lapsed: int = 0  # rejected orders cancelled
     scan_orders: int = 0
     masked_orders: int = 0
     drafts: int = 0
@@ -47,7 +51,8 @@ class Purged:
     hashes: set[str] = field(default_factory=set)  # candidates for deletion from disk
 
     def summary(self) -> str:
-        return (f"retention: scans of {self.scan_orders} orders deleted ({self.files} files), "
+        return (f"retention: {self.lapsed} uncorrected rejected orders cancelled, "
+                f"scans of {self.scan_orders} orders deleted ({self.files} files), "
                 f"{self.masked_orders} orders masked, {self.drafts} drafts dropped, "
                 f"{self.outbox} sent notices deleted")
 
@@ -83,16 +88,19 @@ async def purge_order(session: AsyncSession, order: Order, actor: str, why: str,
 class Retention:
     """The purge worker's pass (``run``) and the deletion of scan files nothing names."""
 
-    def __init__(self, settings: Settings, db: Database, scans: ScanStorage) -> None:
+    def __init__(self, settings: Settings, db: Database, scans: ScanStorage,
+                 notifier: Notifier) -> None:
         self.settings = settings
         self.db = db
         self.scans = scans
+        self.notifier = notifier
 
     async def run(self, now: datetime | None = None) -> Purged:
         """One pass over everything due at ``now``; logs a summary without personal data."""
         now = now or utcnow()
         cut = self.settings.retention.terms().cutoffs(now)
         done = Purged()
+        done.lapsed = await self._lapse_rejected(cut.rejected, now)
         await self._orders(cut.scans, now, done, scans=True)
         await self._orders(cut.numbers, now, done, scans=False)
         async with self.db.transaction() as session:
@@ -103,7 +111,7 @@ class Retention:
             done.outbox = (await OutgoingMails(session).delete_settled(cut.outbox)
                            + await OutgoingChats(session).delete_settled(cut.outbox))
         done.files = await self.discard_unused(done.hashes)
-        if done.scan_orders or done.masked_orders or done.drafts or done.outbox:
+        if done.lapsed or done.scan_orders or done.masked_orders or done.drafts or done.outbox:
             logger.info(done.summary())
         return done
 
@@ -128,6 +136,26 @@ class Retention:
                 done.scan_orders += bool(hashes)
                 done.masked_orders += masked
             last = ids[-1]
+
+    async def _lapse_rejected(self, cutoff: datetime, now: datetime) -> int:
+        """Rejected orders untouched since ``cutoff`` are cancelled, each applicant told."""
+        days = self.settings.retention.rejected_days
+        async with self.db.transaction() as session:
+            ids = await Orders(session).rejected_before(cutoff)
+        lapsed = 0
+        for order_id in ids:
+            async with self.db.transaction() as session:
+                order = await Orders(session).by_id(order_id)
+                if order is None or order.status is not OrderStatus.REJECTED:
+                    continue
+                move_order(session, order, SYSTEM, Event.CANCEL, at=now,
+                           reason=f"驳回后 {days} 天未修改，按保存期限取消")
+                await self.notifier.notify_applicant(session, order, applicant_notice(
+                    order, NoticeKind.REJECTION_LAPSED, self.settings, reason=str(days)))
+            lapsed += 1
+        if lapsed:
+            await self.notifier.deliver()
+        return lapsed
 
     async def discard_unused(self, hashes: Iterable[str]) -> int:
         """Delete from disk those files no row, draft or unsent mail names; how many."""

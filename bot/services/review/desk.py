@@ -97,7 +97,7 @@ class ReviewDesk:
         self.scans = scans
         self.notifier = notifier
         self.members = Members(settings, db, notifier, agents, hub)
-        self.erasure = Erasure(settings, db, Retention(settings, db, scans), notifier)
+        self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
         found = TECHNICIAN_COMMANDS.split(text)
