@@ -10,6 +10,7 @@ from nonebug import NONEBOT_INIT_KWARGS
 
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime
+from bot.samples import sample_scan
 from bot.services.ports import ChatChannel
 from storage.db import sqlite_url
 from tests.support import mail_corpus
@@ -137,3 +138,14 @@ def smtp() -> Iterator[SmtpSink]:
     """A real SMTP server (aiosmtpd) keeping what it is sent."""
     with SmtpSink() as sink:
         yield sink
+
+
+@pytest.fixture
+def scan_files(tmp_path: Path) -> list[Path]:
+    """Four distinct sample scans (附件一 to 附件四) as files, typed as paths on the Console."""
+    paths = []
+    for n in range(4):
+        path = tmp_path / f"scan{n}.jpg"
+        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
+        paths.append(path)
+    return paths

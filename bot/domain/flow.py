@@ -68,6 +68,7 @@ class Outcome:
     replies: list[str]
     finished: bool = False  # every field answered and confirmed: the caller files it
     cancelled: bool = False
+    refused: bool = False  # the text was no valid answer: the same field is asked again
 
 
 class FormFlow:
@@ -296,7 +297,7 @@ class FormFlow:
         except InvalidAnswer as error:
             if answer == offered:  # remembered, but no longer valid: not offered again
                 state.defaults.pop(f.key, None)
-            return Outcome([f"{error}\n{self.prompt()}"])
+            return Outcome([f"{error}\n{self.prompt()}"], refused=True)
         state.values[f.key] = value
         return self._after_answer(f)
 

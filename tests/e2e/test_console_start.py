@@ -14,9 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 
+def tmux(*args: str, check: bool = True) -> str:
+    """tmux on a server of the test's own (another's kill-server cannot end it)."""
+    return subprocess.run(["tmux", "-L", "cadesk-test", *args], capture_output=True, text=True,
+                          check=check).stdout
+
+
 def screen(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                          text=True, check=True).stdout
+    return tmux("capture-pane", "-p", "-t", session)
 
 
 def wait_for_screen(session: str, text: str, seconds: float = 30) -> str:
@@ -34,21 +39,20 @@ def test_the_console_starts_clean_and_answers(tmp_path: Path) -> None:
     config.write_text((ROOT / "bot.toml").read_text(encoding="utf-8").replace(
         'data_dir = "data"', f'data_dir = "{tmp_path / "data"}"'), encoding="utf-8")
     session = f"cadesk-console-{tmp_path.name}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50",
-                    # COLUMNS/LINES from pytest's terminal would shrink the Console's window
-                    f"cd {ROOT} && exec env -u COLUMNS -u LINES {sys.executable} -m bot "
-                    f"--config {config}"], check=True)
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50",
+         # COLUMNS/LINES from pytest's terminal would shrink the Console's window
+         f"cd {ROOT} && exec env -u COLUMNS -u LINES {sys.executable} -m bot --config {config}",
+         ";", "set-option", "-t", session, "remain-on-exit", "on")  # a crash stays readable
     try:
         started = wait_for_screen(session, "startup completed")
         assert "Traceback" not in started, started
         assert "Error" not in started, started
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-_"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "-l", "你好"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        tmux("send-keys", "-t", session, "C-_")
+        tmux("send-keys", "-t", session, "-l", "你好")
+        tmux("send-keys", "-t", session, "Enter")
         answered = wait_for_screen(session, "统一社会信用代码")
         assert "Traceback" not in answered, answered
     finally:
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-q"], check=False)
+        tmux("send-keys", "-t", session, "C-q", check=False)
         time.sleep(1)
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False,
-                       capture_output=True)
+        tmux("kill-session", "-t", session, check=False)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
-from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.samples import fake_id_number, fake_uscc
 from bot.services.centre import please_contact, when_answered
 from bot.services.filing import file_order
 from bot.services.messages import Account
@@ -36,13 +36,8 @@ BY_TERM = CENTRE + "certificate = { 1 = 260, 2 = 480, 3 = 690 }\n"
 
 
 @pytest.fixture
-def scans(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"centre {n}"))
-        paths.append(path)
-    return paths
+def scans(scan_files: list[Path]) -> list[Path]:
+    return scan_files
 
 
 def told_staff(runtime: Runtime) -> str:
@@ -118,14 +113,33 @@ async def test_an_unbound_account_gets_the_answer_then_the_binding(
     assert reply.index("收费标准") < reply.index("欢迎使用") < reply.index("【统一社会信用代码】")
 
 
-async def test_a_form_waiting_for_an_answer_takes_the_text_as_its_answer(
+async def test_a_question_the_form_cannot_take_is_answered_and_the_field_asked_again(
         make_runtime: MakeRuntime) -> None:
     runtime = await make_runtime(FLAT)
+    reply = await say(runtime, Account("qq", "778"), "你好")
+    assert "【统一社会信用代码】" in reply
+    reply = await say(runtime, Account("qq", "778"), "新办证书多少钱？")  # no 信用代码
+    assert "收费标准" in reply
+    assert "应为 18 位" not in reply  # no refusal of a 信用代码
+    assert reply.rstrip().endswith("营业执照上的 18 位代码。")  # and the same question again
     account = await verified(runtime)
     await say(runtime, account, "新办证书")
     reply = await say(runtime, account, "多少钱")  # the 证书年限 question is open
-    assert "收费标准" not in reply
+    assert "收费标准" in reply
     assert "【证书年限】" in reply
+
+
+async def test_an_answer_the_form_takes_is_an_answer_whatever_words_it_holds(
+        make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime(FLAT)
+    account = await verified(runtime)
+    for text in ("新办证书", "1", "临沂", "1", "张三", fake_id_number(RNG), "13812345678"):
+        await say(runtime, account, text)
+    assert "【地级市】" in await say(runtime, account, "邮寄")
+    assert "【邮寄地址】" in await say(runtime, account, "临沂市")
+    reply = await say(runtime, account, "兰山区政务服务大厅 3 楼 CA 窗口")  # 大厅: an FAQ word
+    assert "地址：" not in reply  # no FAQ answer: the address was taken
+    assert "【附件一" in reply
 
 
 async def test_a_person_asked_for_hears_who_asks_about_what_and_the_asker_when(

@@ -11,7 +11,6 @@ from loguru import logger
 from sqlalchemy import func, select, update
 
 from bot.runtime import Runtime
-from bot.samples import sample_scan
 from bot.services.messages import Account, Picture
 from storage.models import OutgoingChat, utcnow
 from tests.support.applicant import apply_until_summary, say
@@ -60,16 +59,6 @@ def chat() -> FlakyChat:
 @pytest.fixture
 async def runtime(make_runtime: MakeRuntime, database_url: str, chat: FlakyChat) -> Runtime:
     return await make_runtime(CONFIG.format(url=database_url), chat=chat)
-
-
-@pytest.fixture
-def scan_files(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
-        paths.append(path)
-    return paths
 
 
 async def submit(runtime: Runtime, account: Account, scans: list[Path]) -> str:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
-from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.samples import fake_id_number, fake_uscc
 from bot.services import filing
 from bot.services.applications import dialogue
 from bot.services.messages import Account
@@ -24,16 +24,6 @@ RNG = random.Random(99)
 @pytest.fixture
 async def runtime(make_runtime: MakeRuntime, database_url: str) -> Runtime:
     return await make_runtime(f'[database]\nurl = "{database_url}"\n[fees]\ncertificate = 100\n')
-
-
-@pytest.fixture
-def scan_files(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
-        paths.append(path)
-    return paths
 
 
 async def test_many_applicants_at_once_do_not_cross_wires(runtime: Runtime) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.runtime import Runtime
-from bot.samples import fake_id_number, fake_uscc, sample_scan
+from bot.samples import fake_id_number, fake_uscc
 from bot.services.messages import Account
 from storage.models import Order
 from storage.repositories import Orders
@@ -32,13 +32,8 @@ async def runtime(make_runtime: MakeRuntime, database_url: str) -> Runtime:
 
 
 @pytest.fixture
-def scans(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
-        paths.append(path)
-    return paths
+def scans(scan_files: list[Path]) -> list[Path]:
+    return scan_files
 
 
 async def answer(runtime: Runtime, account: Account, text: str, *expected: str) -> str:

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
-from bot.samples import sample_scan
+from bot.samples import fake_uscc
 from bot.services.messages import Account
 from storage.models import Company, Order, OrderEvent, OutgoingChat
-from tests.support.applicant import apply_until_summary, bind, say, verify
+from tests.support.applicant import apply_until_summary, bind, bind_verified, say, verify
 from tests.support.helpers import MakeRuntime
 
 RNG = random.Random(13)
@@ -24,16 +24,6 @@ technicians = ["qq:900001", "qq:900002"]
 group = "qq:900"
 approvals_required = {approvals}
 """
-
-
-@pytest.fixture
-def scan_files(tmp_path: Path) -> list[Path]:
-    paths = []
-    for n in range(4):
-        path = tmp_path / f"scan{n}.jpg"
-        path.write_bytes(sample_scan(f"{tmp_path.name} {n}"))
-        paths.append(path)
-    return paths
 
 
 async def submitted(runtime: Runtime, account: Account, scans: list[Path]) -> str:
@@ -159,3 +149,16 @@ async def test_a_verified_colleague_may_withdraw_a_pending_one_may_not(
     assert "已撤回" in await say(runtime, colleague, f"撤回 {number}")
     _, events = await order_of(runtime, number)
     assert events[-1].actor == "qq:312"
+
+
+@pytest.mark.parametrize("word", ["查询", "撤回", "修改", "解锁状态", "开票"])
+@pytest.mark.parametrize("space", [" ", ""], ids=["spaced", "glued"])
+async def test_every_order_command_says_a_number_no_order_has_is_not_found(
+        make_runtime: MakeRuntime, word: str, space: str) -> None:
+    """A number shaped like an order's but no order's (a typo in its date) is 没有找到, never the
+    menu or 「请写上订单号」, whichever command it follows, with or without the space."""
+    runtime = await make_runtime(CONFIG.format(approvals=1))
+    clerk = Account("qq", "5001")
+    await bind_verified(runtime, clerk, fake_uscc(RNG), "临沂撤回测试有限公司")
+    reply = await say(runtime, clerk, f"{word}{space}XB-000000-0000")
+    assert "没有找到本单位的订单 XB-000000-0000" in reply

@@ -77,6 +77,12 @@ def order_number_of(word: str, typed: str) -> tuple[str | None, str]:
                   "回复「我的订单」查看订单号。")
 
 
+def order_argument(typed: str) -> str | None:
+    """A command's order number: canonical when valid; as typed when only shaped like one (the
+    handler answers 没有找到); None when it is no number (「修改 3」 is the summary's)."""
+    return parse_order_number(typed) or (typed.strip() if looks_like_order_number(typed) else None)
+
+
 def menu_lines(commands: Iterable[Command[Any]]) -> list[str]:
     """One line per command; neighbours sharing a help text share its line (挂失 / 解挂)."""
     lines: list[tuple[list[str], str]] = []

@@ -55,6 +55,7 @@ from bot.services.applications.commands import (
     no_certificates,
     not_found,
     not_verified,
+    order_argument,
     order_number_of,
 )
 from bot.services.applications.paper_forms import PaperForms
@@ -163,7 +164,7 @@ class Dialogue:
             if answers and flow.state.paused and not incoming.images:
                 await self._save(account, flow)
                 return [*answers, flow.reminder()]
-            return await self._continue(account, handler, flow, incoming)
+            return await self._continue(account, handler, flow, incoming, answers)
         if handler is None and (command is None or command.binding):
             flow, outcome = FormFlow.start(BINDING)
             await self._save(account, flow)
@@ -226,7 +227,9 @@ class Dialogue:
 
     # --- a form in progress ---------------------------------------------------------------
     async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
-                        incoming: Incoming) -> list[Reply]:
+                        incoming: Incoming, questions: Sequence[str] = ()) -> list[Reply]:
+        """The form takes the message. ``questions``: the FAQ's answers to it, given instead of
+        the refusal when the field refuses it (「新办证书多少钱？」 is no 信用代码)."""
         sources = list(incoming.images)
         text = normalise(incoming.text)
         asked_before = flow.state.position  # None at the summary
@@ -237,6 +240,8 @@ class Dialogue:
             outcome = await self._take_scans(flow, sources)
         else:
             outcome = flow.handle_text(text)
+        if outcome.refused and questions:
+            outcome.replies = [*questions, flow.prompt()]
         if outcome.cancelled:
             await self._drop(account, flow)
             return outcome.replies
@@ -750,7 +755,7 @@ def _certificates(method: CertificateHandler) -> ApplicantHandler:
     return answer
 
 
-_ORDER = parse_order_number
+_ORDER = order_argument
 # In menu order. While a form is open a command is the form's input unless it says otherwise:
 # ANSWER replies and recalls the form, PAUSE parks the form (it waits for 继续 or 取消).
 APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([

@@ -9,8 +9,7 @@ from bot.domain.flow import FormFlow
 from bot.domain.forms import INVOICE
 from bot.domain.invoices import describe_request, invoice_refused
 from bot.domain.lifecycle import Event
-from bot.domain.order_numbers import parse_order_number
-from bot.services.applications.commands import Asked, may_see
+from bot.services.applications.commands import Asked, may_see, not_found, order_number_of
 from bot.services.filing import note_order
 from bot.services.messages import Account
 from bot.services.order_views import company_label
@@ -20,22 +19,15 @@ from storage.repositories import Conversations, Orders
 if TYPE_CHECKING:
     from bot.services.applications.dialogue import Dialogue
 
-USAGE = "请在「开票」后面写上订单号，例如「开票 XB-261125-7KQ3」。回复「我的订单」查看订单号。"
-
-
-def _not_found(number: str) -> str:
-    return f"没有找到本单位的订单 {number}，请核对订单号。回复「我的订单」查看全部订单。"
-
-
 async def request_invoice(dialogue: "Dialogue", asked: Asked) -> list[str]:
     """「开票 订单号」: the form starts with 抬头 and 税号 filled from the company profile."""
-    number = parse_order_number(asked.argument)
+    number, why = order_number_of("开票", asked.argument)
     if number is None:
-        return [USAGE]
+        return [why]
     async with dialogue.db.transaction() as session:
         order = await Orders(session).by_number(number)
     if not may_see(asked.bound, order):
-        return [_not_found(number)]
+        return [not_found(number)]
     assert order is not None
     if why := invoice_refused(order.status, order.amount_cents, order.invoice):
         return [f"订单 {number}：{why}"]
@@ -57,7 +49,7 @@ async def file_request(dialogue: "Dialogue", account: Account, handler: Handler,
         await Conversations(session).delete(account.platform, account.user_id)
         order = await Orders(session).by_number(number)
         if not may_see(handler, order):
-            return [_not_found(number) + "开票申请未提交。"]
+            return [not_found(number) + "开票申请未提交。"]
         assert order is not None
         if why := invoice_refused(order.status, order.amount_cents, order.invoice):
             return [f"订单 {number}：{why}开票申请未提交。"]
