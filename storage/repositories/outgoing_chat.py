@@ -43,8 +43,11 @@ class OutgoingChats:
             select(OutgoingChat).where(OutgoingChat.order_id == order_id)
             .order_by(OutgoingChat.id))).all()
 
-    async def delete_settled(self, before: datetime) -> int:
-        """Delete notices delivered, or dropped, before then (waiting ones are kept)."""
-        result = await self.session.execute(delete(OutgoingChat).where(or_(
-            OutgoingChat.sent_at < before, OutgoingChat.dropped_at < before)))
-        return result.rowcount or 0
+    async def delete_settled(self, before: datetime, limit: int = 5000) -> int:
+        """Delete notices delivered, or dropped, before then (waiting ones are kept). Nothing
+        to delete writes nothing (no lock taken on SQLite)."""
+        ids = (await self.session.scalars(select(OutgoingChat.id).where(or_(
+            OutgoingChat.sent_at < before, OutgoingChat.dropped_at < before)).limit(limit))).all()
+        if ids:
+            await self.session.execute(delete(OutgoingChat).where(OutgoingChat.id.in_(ids)))
+        return len(ids)

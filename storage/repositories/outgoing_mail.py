@@ -32,8 +32,11 @@ class OutgoingMails:
                                                    OutgoingMail.attachments.is_not(None)))).all()
         return {a["sha256"] for files in lists for a in files or ()}
 
-    async def delete_settled(self, before: datetime) -> int:
-        """Delete mail sent, or given up, before then (unsent mail is never deleted)."""
-        result = await self.session.execute(delete(OutgoingMail).where(or_(
-            OutgoingMail.sent_at < before, OutgoingMail.failed_at < before)))
-        return result.rowcount or 0
+    async def delete_settled(self, before: datetime, limit: int = 5000) -> int:
+        """Delete mail sent, or given up, before then (unsent mail is never deleted). Nothing
+        to delete writes nothing (no lock taken on SQLite)."""
+        ids = (await self.session.scalars(select(OutgoingMail.id).where(or_(
+            OutgoingMail.sent_at < before, OutgoingMail.failed_at < before)).limit(limit))).all()
+        if ids:
+            await self.session.execute(delete(OutgoingMail).where(OutgoingMail.id.in_(ids)))
+        return len(ids)

@@ -10,8 +10,9 @@ transaction (its change and its event together), files after the commit that for
 - a rejected order nobody corrected for ``rejected_days``: cancelled (the lifecycle's
   ``CANCEL``), the applicant told; from then on it is a finished order like any other.
 
-An open order is never touched (``domain/retention.is_finished`` is checked again on the row
-read inside the transaction). ``now`` is a parameter, so a test moves the clock.
+A pass with nothing due only reads (so it takes no write lock). An open order is never touched
+(``domain/retention.is_finished`` is checked again on the row read inside the transaction).
+``now`` is a parameter, so a test moves the clock.
 """
 
 import asyncio
