@@ -102,6 +102,17 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
     cancelled = await an_unlock(runtime, applicant, {"scan_id_card": card}, Event.CANCEL)
     still_open = await an_unlock(runtime, applicant,
                                  {"scan_reset_form": shared, "scan_licence": other})
+    # a first account's binding request, approved: its 授权书 and licence go like any scans
+    authorisation = a_scan(runtime, "authorisation")
+    async with runtime.db.transaction() as session:
+        handler = await Handlers(session).get(applicant.platform, applicant.user_id)
+        assert handler is not None
+        binding = await file_order(
+            session, runtime.settings, order_type=OrderType.BINDING,
+            values={"handler_id_number": ID_NUMBER}, scans={"scan_authorisation": authorisation},
+            company_id=handler.company_id, handler_id=handler.id, actor=str(applicant))
+        move_order(session, binding, "qq:900001", Event.APPROVE)
+        move_order(session, binding, "qq:900001", Event.COMPLETE)
     lapsing = a_scan(runtime, "lapsing")
     uncorrected = await an_unlock(runtime, applicant, {"scan_id_card": lapsing}, Event.REJECT)
     # a first account's binding form, left half-filled with one scan
@@ -126,8 +137,8 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
 
     # past scan_days (180): the finished orders' scans are gone, the open order's are not
     done = await runtime.retention.run(now + timedelta(days=181))
-    assert (done.lapsed, done.scan_orders, done.masked_orders, done.drafts) == (1, 2, 0, 1)
-    for number in (finished, cancelled):
+    assert (done.lapsed, done.scan_orders, done.masked_orders, done.drafts) == (1, 3, 0, 1)
+    for number in (finished, cancelled, binding.number):
         order, attachments, events = await state_of(runtime, number)
         assert attachments == []
         purged = [e for e in events if e.event is Event.SCANS_PURGED]
@@ -137,6 +148,7 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
         assert order.fields["handler_id_number"] == ID_NUMBER  # masked only at mask_days
     assert not on_disk(runtime, licence)
     assert not on_disk(runtime, card)
+    assert not on_disk(runtime, authorisation)
     assert on_disk(runtime, shared)  # the open order names the same file
     assert on_disk(runtime, other)
     order, attachments, events = await state_of(runtime, still_open)
@@ -160,16 +172,18 @@ async def test_retention_on_a_clock_moved_forward(runtime: Runtime, tmp_path: Pa
 
     # past mask_days (365): the numbers are kept masked only
     later = await runtime.retention.run(now + timedelta(days=366))
-    assert (later.scan_orders, later.masked_orders) == (1, 2)  # the lapsed one's scans now
+    assert (later.scan_orders, later.masked_orders) == (1, 3)  # the lapsed one's scans now
     _, attachments, _ = await state_of(runtime, uncorrected)
     assert attachments == []
     assert not on_disk(runtime, lapsing)
-    for number in (finished, cancelled):
+    for number in (finished, cancelled, binding.number):
         order, _, events = await state_of(runtime, number)
         assert order.fields["handler_id_number"] == mask_id_number(ID_NUMBER)
+        assert [e.event for e in events].count(Event.NUMBERS_MASKED) == 1
+    for number in (finished, cancelled):
+        order, _, _ = await state_of(runtime, number)
         assert order.fields["mobile"] == mask_mobile(MOBILE)
         assert order.fields["handler_name"] == "张三"
-        assert [e.event for e in events].count(Event.NUMBERS_MASKED) == 1
     order, _, _ = await state_of(runtime, still_open)
     assert order.fields["handler_id_number"] == ID_NUMBER
     assert order.fields["mobile"] == MOBILE
@@ -237,6 +251,8 @@ async def test_delete_my_data_asked_and_confirmed_by_a_technician(
 
     assert "没有待确认的删除资料申请" in await technician(runtime, f"确认删除 {applicant}")
     assert "没有可以删除的个人资料" in await say(runtime, applicant, "删除我的资料")
+    # an account that never bound is told there is nothing of it, not asked to bind
+    assert "没有保存您的个人资料" in await say(runtime, Account("qq", "7209"), "删除我的资料")
 
 
 async def test_a_refused_deletion_keeps_the_data_and_tells_the_reason(

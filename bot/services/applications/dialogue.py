@@ -634,8 +634,9 @@ class Dialogue:
                 f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
     async def _erase_mine(self, asked: Asked) -> list[str]:
-        """「删除我的资料」: asked of the technicians (services/retention/erasure.py)."""
-        return await self.erasure.request(asked.account, asked.bound)
+        """「删除我的资料」: asked of the technicians (services/retention/erasure.py). An account
+        a technician unbound still has the orders it filed: it may ask too."""
+        return await self.erasure.request(asked.account)
 
     async def _templates(self, asked: Asked) -> list[Reply]:
         """「模板」: the blank paper forms, to print, stamp, sign and photograph."""
@@ -817,10 +818,11 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             "请技术人员回复您（写上问题更快）",
             Dialogue._ask_a_person, pattern=re.compile(r"(?:人工客服|转人工)[\s:：,，]*(.+)"),
             binding=False, form_open=FormOpen.ANSWER),
-    # the account's own finished orders only; a technician confirms (确认删除)
+    # the account's own finished orders only; a technician confirms (确认删除). No binding
+    # needed: an account unbound by a technician still filed its orders
     Command(("删除我的资料",), "删除我的资料",
             "申请提前删除您已办结订单中的个人资料（扫描件、身份证号、手机号）",
-            Dialogue._erase_mine, form_open=FormOpen.ANSWER),
+            Dialogue._erase_mine, binding=False, form_open=FormOpen.ANSWER),
     Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),

@@ -85,9 +85,13 @@ class Erasure:
         self.retention = retention
         self.notifier = notifier
 
-    async def request(self, account: Account, handler: Handler) -> list[str]:
+    async def request(self, account: Account) -> list[str]:
         """The applicant's 删除我的资料: logged on each order concerned, the staff told."""
         async with self.db.transaction() as session:
+            # any binding the account has or had (解绑 keeps the row): its orders are its own
+            handler = await Handlers(session).get(account.platform, account.user_id)
+            if handler is None:
+                return ["您还没有在这里办理过业务，我们没有保存您的个人资料。"]
             held = await holdings(session, handler.id)
             if held.pending:
                 return [f"您的删除资料申请（订单 {_numbers(held.pending)}）已提交，正在等待技术"
