@@ -140,8 +140,9 @@ class Erasure:
             account = Account(handler.platform, handler.user_id)
             titles = "、".join(f"{o.number}（{order_title(o.type, o.fields)}）"
                               for o in held.pending)
+            what = f"扫描件（{scans} 份）已删除" if scans else "扫描件此前已按保存期限删除"
             await self.notifier.notify_account(session, account, [
-                f"您申请删除的个人资料已删除：订单 {titles} 的扫描件（{scans} 份）已删除，"
+                f"您申请删除的个人资料已删除：订单 {titles} 的{what}，"
                 "身份证号和手机号只保留隐去后的形式（如 370***********123X）。"
                 + _open_line(held.open) + KEPT])
         files = await self.retention.discard_unused(hashes)
