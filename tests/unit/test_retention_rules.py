@@ -4,10 +4,14 @@ masking twice changes nothing."""
 
 import random
 
+import pytest
+
 from bot.domain.lifecycle import OrderStatus, OrderType
 from bot.domain.masking import mask_id_number, mask_mobile
 from bot.domain.retention import is_finished, masked_fields, masked_invoice
 from bot.samples import fake_id_number
+from bot.services.retention.purge import purge_order
+from storage.models import Order, utcnow
 
 ID_NUMBER = fake_id_number(random.Random(7))
 
@@ -41,3 +45,14 @@ def test_the_invoice_request_loses_its_numbers_too() -> None:
 def test_only_finished_orders_are_touched() -> None:
     assert {s for s in OrderStatus if is_finished(s)} == {OrderStatus.COMPLETED,
                                                            OrderStatus.CANCELLED}
+
+
+@pytest.mark.parametrize("status", [s for s in OrderStatus if s not in (
+    OrderStatus.COMPLETED, OrderStatus.CANCELLED)])
+async def test_the_purge_refuses_an_open_order(status: OrderStatus) -> None:
+    order = Order(id=1, number="JS-261125-7KQ3", type=OrderType.UNLOCK, status=status,
+                  fields={"mobile": "13912345678"})
+    with pytest.raises(ValueError, match="open: retention never touches it"):
+        await purge_order(None, order, "system", "retention", utcnow(),  # type: ignore[arg-type]
+                          scans=True, numbers=True)
+    assert order.fields == {"mobile": "13912345678"}
