@@ -49,7 +49,6 @@ class NoticeKind(StrEnum):
     UNLOCK_APPROVED_BY_STAFF = "unlock_approved_by_staff"  # approved, [agents] off: the centre
     UNLOCKED = "unlocked"  # the key agent reset the PIN
     UNLOCK_FAILED = "unlock_failed"
-    AGENT_OFFLINE = "agent_offline"  # approved, but the applicant's key agent is not online
     UKEY_UNRECORDED = "ukey_unrecorded"  # the UKEY read is not on record: a technician checks
     UKEY_NOT_OURS = "ukey_not_ours"  # the UKEY read is on record for another company: stopped
     BINDING_VERIFIED = "binding_verified"  # a binding request approved: the account is verified
@@ -78,8 +77,8 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "审核通过，请在密钥代理窗口输入新密码",
         "{head}已审核通过。请在插着 UKEY 的电脑上的密钥代理窗口输入新密码（两次）：窗口提示"
         "「请输入新密码」时输入您想设置的新 UKEY 密码，提示「请再次输入新密码」时再输入一次。"
-        "密钥代理没有运行的，请在那台电脑上运行「cadesk-agent run」（说明：{guide}）。"
-        "完成后会在这里通知您。"),
+        "密钥代理没有运行的，请在那台电脑上运行「cadesk-agent run」；还没有安装或绑定的，请先发送"
+        "「绑定密钥代理」，按回复操作（说明：{guide}）。完成后会在这里通知您。"),
     NoticeKind.UNLOCK_APPROVED_BY_STAFF: Template(
         "审核通过", "{head}已审核通过，服务中心会与您联系重置 UKEY 密码，完成后会通知您。"),
     Event.REJECT: Template(
@@ -103,11 +102,6 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "{head}的远程解锁没有成功：{reason}\n技术人员已收到通知，会尽快与您联系；着急的话也可以"
         "联系{centre}。"
         "发送「解锁状态 {number}」可查看进度。"),
-    NoticeKind.AGENT_OFFLINE: Template(
-        "请启动密钥代理",
-        "{head}已审核通过，等待您的密钥代理上线。请在插着 UKEY 的电脑上运行"
-        "「cadesk-agent run」，窗口提示时输入新密码（两次）；如尚未安装或绑定，请先发送"
-        "「绑定密钥代理」，按回复操作（说明：{guide}）。"),
     NoticeKind.UKEY_UNRECORDED: Template(
         "技术人员核对 UKEY 中",
         "{head}：读到的 UKEY（卡号 {reason}）还没有登记在贵单位名下，技术人员核对后会继续解锁，"

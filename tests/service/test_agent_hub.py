@@ -74,7 +74,11 @@ async def test_jobs_go_to_the_company_agent_only_and_resend_unchanged(runtime: R
     other, own = FakeLink(), FakeLink()
     await runtime.hub.connected(theirs, other.send, other.close)
     order = await approved_unlock(runtime, account)  # no agent of this company online yet
-    assert any("等待您的密钥代理上线" in str(r) for _, r in runtime.chat_outbox.chat.sent)
+    told = [str(r) for to, r in runtime.chat_outbox.chat.sent
+            if str(to) == str(account) and "审核通过" in str(r)]
+    assert len(told) == 1  # one approval, saying how to start (or pair) the agent
+    assert "cadesk-agent run" in told[0]
+    assert "绑定密钥代理" in told[0]
     assert other.sent == []
     await runtime.hub.connected(mine, own.send, own.close)
     [first] = own.sent

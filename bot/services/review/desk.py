@@ -55,7 +55,7 @@ from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
 from bot.services.messages import Account, ImageSource, MailAttachment, Picture, Reply
-from bot.services.notify import Notice, NoticeKind, Notifier, applicant_notice
+from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from bot.services.retention.erasure import CONFIRM_USAGE, REFUSE_USAGE, Erasure
 from bot.services.retention.purge import Retention
@@ -314,8 +314,7 @@ class ReviewDesk:
         if order.type is OrderType.UNLOCK and self.settings.agents.enabled:
             if await self.hub.start_unlock(order):
                 return [f"已通过订单 {number}，已交给申请人的密钥代理远程解锁。"]
-            offline = applicant_notice(order, NoticeKind.AGENT_OFFLINE, self.settings)
-            await self.notifier.tell_applicant(order, offline)
+            # the approval told the applicant how to start (or install and pair) the agent
             return [f"已通过订单 {number}。申请人的密钥代理不在线，已通知其启动；"
                     f"「解锁状态 {number}」可查看进度。"]
         return [f"已通过订单 {number}{paid}。"]
