@@ -9,6 +9,7 @@ each point at their own data. Secrets may come from the environment instead of t
 import ipaddress
 import os
 import tomllib
+from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -22,6 +23,7 @@ from bot.domain.fees import years_of
 from bot.domain.forms import CERTIFICATE
 from bot.domain.lifecycle import OrderType
 from bot.domain.opening_hours import OpeningHours, parse_period
+from bot.domain.retention import RetentionTerms
 from bot.domain.scans import ScanRules
 
 DEFAULT_CONFIG = "bot.toml"
@@ -389,6 +391,39 @@ class PkiSection(_Section):
     """How often due reminders are looked for."""
 
 
+class RetentionSection(_Section):
+    """``[retention]``: personal information kept only as long as its purpose needs (PIPL art.
+    19); see docs/operations.md#retention for why each term. Only finished (已完成/已取消)
+    orders are touched; certificates and the CRL history are the CA's record and are kept."""
+
+    enabled: bool = True
+    """Run the purge (once at start, then every check_hours); false: nothing is ever deleted
+    by age (删除我的资料 still works)."""
+    scan_days: int = Field(180, ge=1)
+    """Days after an order finished that its scans (ID cards, licences, 授权书) are deleted
+    from disk and database: long enough for a dispute or the year's audit."""
+    mask_days: int = Field(365, ge=1)
+    """Days after an order finished that its ID numbers and mobiles are reduced to the masked
+    form (370***********123X, 138****5678); the order itself stays readable."""
+    draft_days: int = Field(30, ge=1)
+    """Days a form may lie unfinished (no answer at all) before it and its scans are dropped."""
+    outbox_days: int = Field(30, ge=1)
+    """Days a sent (or given-up) mail or chat notice is kept before its row, which quotes the
+    applicant's texts, is deleted; unsent ones are never deleted."""
+    rejected_days: int = Field(90, ge=1)
+    """Days a rejected order may wait for its correction (修改): then it is cancelled, the
+    applicant told, and its data follows scan_days and mask_days like any finished order."""
+    check_hours: float = Field(24, gt=0)
+    """How often the purge runs."""
+
+    def terms(self) -> RetentionTerms:
+        return RetentionTerms(scans=timedelta(days=self.scan_days),
+                              numbers=timedelta(days=self.mask_days),
+                              drafts=timedelta(days=self.draft_days),
+                              outbox=timedelta(days=self.outbox_days),
+                              rejected=timedelta(days=self.rejected_days))
+
+
 class Settings(_Section):
     """The whole ``bot.toml``: one section per table."""
 
@@ -414,6 +449,7 @@ class Settings(_Section):
     mailbox: MailboxSection = MailboxSection()
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()
+    retention: RetentionSection = RetentionSection()
 
     @model_validator(mode="after")
     def _fee_tables(self) -> "Settings":

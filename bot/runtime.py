@@ -24,6 +24,7 @@ from bot.services.certificates.office import CertificateOffice
 from bot.services.health import Health
 from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
+from bot.services.retention.purge import Retention
 from bot.services.review.desk import ReviewDesk
 from bot.services.unlock.inbox import UnlockInbox
 from storage.db import Database, restrict, restrict_sqlite_files, sqlite_file
@@ -49,6 +50,8 @@ class Runtime:
     paper_forms: PaperForms
     health: Health
     metrics: Metrics
+    retention: Retention
+    purger: Periodic  # [retention]: started only when enabled
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -90,15 +93,20 @@ class Runtime:
                 worker.start()
         paper_forms = PaperForms(settings)
         health = Health(settings, db, chat, poller.progress, hub)
+        retention = Retention(settings, db, scans, notifier)
+        purger = Periodic("retention", retention.run, settings.retention.check_hours * 3600)
+        if settings.retention.enabled:
+            purger.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
                             certificates, default_region=settings.centre.city),
                    ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates,
                               health),
                    inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms,
-                   health, Metrics(health))
+                   health, Metrics(health), retention, purger)
 
     async def stop(self) -> None:
+        await self.purger.stop()
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()

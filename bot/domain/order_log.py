@@ -37,6 +37,12 @@ class Event(StrEnum):
     TOKEN_MISMATCH = "token_mismatch"  # the UKEY read is on record for another company: stopped
     TOKEN_CONFIRMED = "token_confirmed"  # a technician confirmed the UKEY read is the company's
     TOKEN_RETRY = "token_retry"  # a failed or expired token step queued again (重新制证/重新续期)
+    # retention (bot/domain/retention.py): detail says why ("retention" or "request") and what
+    SCANS_PURGED = "scans_purged"  # the order's scans deleted (disk and rows); detail: slots
+    NUMBERS_MASKED = "numbers_masked"  # its ID numbers and mobiles reduced to the masked form
+    DELETION_REQUESTED = "deletion_requested"  # the applicant's 删除我的资料, for this order
+    DELETION_CONFIRMED = "deletion_confirmed"  # a technician's 确认删除
+    DELETION_REFUSED = "deletion_refused"  # a technician's 拒绝删除, with the reason
 
     @property
     def label(self) -> str:
@@ -67,12 +73,21 @@ _LABELS = {
     Event.TOKEN_MISMATCH: "UKEY 不属于本单位，任务停止",
     Event.TOKEN_CONFIRMED: "确认 UKEY 属于本单位",
     Event.TOKEN_RETRY: "重新安排 UKEY 任务",
+    Event.SCANS_PURGED: "删除扫描件",
+    Event.NUMBERS_MASKED: "隐去身份证号和手机号",
+    Event.DELETION_REQUESTED: "申请删除个人资料",
+    Event.DELETION_CONFIRMED: "确认删除个人资料",
+    Event.DELETION_REFUSED: "拒绝删除个人资料",
 }
 
 NOTES = frozenset({Event.APPROVAL, Event.INVOICE, Event.INVOICE_REQUESTED, Event.TOKEN_JOB,
                    Event.CERT_ISSUED, Event.CERT_WRITTEN, Event.CERT_HOLD, Event.CERT_ACTIVE,
                    Event.CERT_REVOKED, Event.COMPANY_RECORDED, Event.TOKEN_MISMATCH,
-                   Event.TOKEN_CONFIRMED, Event.TOKEN_RETRY})
+                   Event.TOKEN_CONFIRMED, Event.TOKEN_RETRY, Event.SCANS_PURGED,
+                   Event.NUMBERS_MASKED, Event.DELETION_REQUESTED, Event.DELETION_CONFIRMED,
+                   Event.DELETION_REFUSED})
+# why a purge ran, as 历史 says it
+PURGE_REASONS: Mapping[str, str] = {"retention": "保存期满", "request": "应申请人要求"}
 MOVES = frozenset(Event) - NOTES
 
 # what a key agent's job does, as 解锁状态 and 历史 name it
@@ -91,6 +106,10 @@ def logged_as(event: Event, detail: Mapping[str, Any] | None) -> str:
                    ("完成" if detail.get("ok") else "失败")
                    + ("（任务过期后送回）" if detail.get("late") else ""))
         return f"{event.label}：{TOKEN_JOB_NAMES[job]}{outcome}"
+    if event in (Event.SCANS_PURGED, Event.NUMBERS_MASKED) and detail:
+        why = PURGE_REASONS.get(detail.get("why", ""), "")
+        count = f"（{detail['count']} 个文件）" if detail.get("count") else ""
+        return f"{event.label}{count}" + (f"：{why}" if why else "")
     if event is Event.COMPANY_RECORDED and detail:
         how = "并入已登记的单位" if detail.get("joined") else "新建单位档案"
         return f"{event.label}：{how}【{detail.get('name')}】{detail.get('uscc')}"

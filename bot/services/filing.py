@@ -68,11 +68,13 @@ def move_order(session: AsyncSession, order: Order, actor: str, event: Event, *,
 
 
 def note_order(session: AsyncSession, order: Order, actor: str, event: Event, *,
-               reason: str | None = None, detail: dict[str, Any] | None = None) -> None:
+               reason: str | None = None, detail: dict[str, Any] | None = None,
+               at: datetime | None = None) -> None:
     """Log ``event`` (one of the log's notes) on the order, its status unchanged."""
     if event not in NOTES:
         raise ValueError(f"{event} moves an order: use move_order")
-    session.add(_logged(order, actor, event, order.status, reason=reason, detail=detail))
+    session.add(_logged(order, actor, event, order.status, reason=reason, detail=detail,
+                        at=at))
 
 
 def _logged(order: Order, actor: str, event: Event, before: OrderStatus, *,

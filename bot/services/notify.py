@@ -54,6 +54,7 @@ class NoticeKind(StrEnum):
     BINDING_VERIFIED = "binding_verified"  # a binding request approved: the account is verified
     BINDING_REFUSED = "binding_refused"  # a first account's request rejected: 修改 and resubmit
     BINDING_NOT_VOUCHED = "binding_not_vouched"  # a later account's request refused: ask again
+    REJECTION_LAPSED = "rejection_lapsed"  # rejected, never corrected: cancelled by retention
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ TEMPLATES: Mapping[Event | NoticeKind, Template] = {
         "您的绑定申请 {number} 未获本单位已核验的经办人确认。\n理由：{reject_reason}\n"
         "如您确为本单位经办人，请先与本单位已核验的经办人沟通，再回复「申请核验」重新申请；"
         "也可以联系{centre}核验。在此之前您仍可办理新办证书、补办证书和解锁。"),
+    NoticeKind.REJECTION_LAPSED: Template(
+        "驳回后未修改，已自动取消",
+        "{head}驳回后 {reason} 天没有修改，已按资料保存期限自动取消，技术人员不会再审核。"
+        "需要办理请重新提交申请；如有疑问请联系{centre}。"),
 }
 
 

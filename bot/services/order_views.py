@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.fields import FieldKind
 from bot.domain.forms import form_for
 from bot.domain.invoices import describe_request
-from bot.domain.lifecycle import OrderType, status_label
+from bot.domain.lifecycle import Event, OrderType, status_label
 from bot.domain.masking import mask_personal_numbers
 from bot.domain.orders import fee_text, order_title
 from bot.domain.scans import ScanInfo
@@ -61,6 +61,19 @@ def _columns(order: Order, tz: ZoneInfo) -> list[str]:
     ]
 
 
+def _purged_scans(events: Sequence[OrderEvent], tz: ZoneInfo) -> dict[str, str]:
+    """The scans deleted by retention or at the applicant's request, by slot: what 查看 says
+    in their place (the rows are gone; the order log remembers)."""
+    said: dict[str, str] = {}
+    for e in events:
+        if e.event is Event.SCANS_PURGED:
+            why = ("应申请人要求删除" if (e.detail or {}).get("why") == "request"
+                   else "附件已按保存期限删除")
+            for slot in (e.detail or {}).get("slots", []):
+                said[slot] = f"{why}（{_local(e.at, tz, '%Y-%m-%d')}）"
+    return said
+
+
 def order_list(company_name: str, orders: Sequence[Order], total: int, tz: ZoneInfo) -> str:
     if not orders:
         return f"【{company_name}】还没有订单。回复「新办证书」开始办理。"
@@ -92,11 +105,14 @@ def order_detail(order: Order, events: Sequence[OrderEvent], tz: ZoneInfo,
                 value = order.fields[f.key]
                 lines.append(f"{f.label}：{value if reveal else f.shown(value)}")
         current = {a.slot: a for a in order.attachments}  # later revisions win
+        purged = _purged_scans(events, tz)
         for f in form.fields:
             if f.kind is FieldKind.SCAN and f.key in current:
                 a = current[f.key]
                 shown = ScanInfo(a.sha256, a.format, a.size, a.width, a.height).describe()
                 lines.append(f"{f.title}：已上传（{shown}）")
+            elif f.kind is FieldKind.SCAN and f.key in purged:
+                lines.append(f"{f.title}：{purged[f.key]}")
     if order.channel == "email":
         body = order.fields.get("mail_body", "")
         body = body if reveal else mask_personal_numbers(body)

@@ -1,6 +1,7 @@
 """Conversations: a form in progress, one per chat account."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,3 +35,12 @@ class Conversations:
 
     async def states(self) -> Sequence[dict]:
         return (await self.session.scalars(select(Conversation.state))).all()
+
+    async def drop_idle(self, before: datetime) -> Sequence[dict]:
+        """Delete the forms nobody answered since ``before``; their states, as they were."""
+        idle = Conversation.updated_at < before
+        states = (await self.session.scalars(select(Conversation.state).where(idle))).all()
+        if states:
+            await self.session.execute(delete(Conversation).where(idle)
+                                       .execution_options(synchronize_session=False))
+        return states

@@ -1,11 +1,13 @@
 """Orders, with their attachments (scans) and events (the order log)."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
+from bot.domain.lifecycle import FINAL
 from storage.models import Attachment, Company, Order, OrderEvent
 
 # An order in a list needs its columns and its company's name, not its scans' rows (a second
@@ -117,6 +119,54 @@ class Orders:
             select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.event == event)
             .order_by(OrderEvent.at.desc(), OrderEvent.id.desc()).limit(1))
 
-    async def scan_in_use(self, sha256: str) -> bool:
-        return bool(await self.session.scalar(
-            select(exists().where(Attachment.sha256 == sha256))))
+
+    async def scans_in_use(self, hashes: Iterable[str]) -> set[str]:
+        """Which of these scans an attachment row still names."""
+        wanted = list(set(hashes))
+        if not wanted:
+            return set()
+        return set((await self.session.scalars(
+            select(Attachment.sha256).where(Attachment.sha256.in_(wanted)).distinct())).all())
+
+    async def delete_attachments(self, order: Order) -> list[Attachment]:
+        """Delete the order's scan rows (every revision); the rows as they were."""
+        rows = list((await self.session.scalars(
+            select(Attachment).where(Attachment.order_id == order.id)
+            .order_by(Attachment.id))).all())
+        if rows:
+            await self.session.execute(delete(Attachment).where(Attachment.order_id == order.id)
+                                       .execution_options(synchronize_session=False))
+            for row in rows:
+                self.session.expunge(row)
+            self.session.expire(order, ["attachments"])
+        return rows
+
+    async def finished_before(self, cutoff: datetime, *, with_scans: bool = False,
+                              unmasked: bool = False, limit: int = 200) -> Sequence[int]:
+        """Ids of orders that became final (已完成/已取消) before ``cutoff``: with scan rows
+        left, or not yet masked; oldest first. Retention's work list."""
+        final = [s.value for s in FINAL]
+        query = select(Order.id).where(Order.status.in_(final), exists().where(
+            OrderEvent.order_id == Order.id, OrderEvent.to_status.in_(final),
+            OrderEvent.from_status.not_in(final), OrderEvent.at < cutoff))
+        if with_scans:
+            query = query.where(exists().where(Attachment.order_id == Order.id))
+        if unmasked:
+            query = query.where(~exists().where(OrderEvent.order_id == Order.id,
+                                                OrderEvent.event == "numbers_masked"))
+        return (await self.session.scalars(query.order_by(Order.id).limit(limit))).all()
+
+    async def rejected_before(self, cutoff: datetime, limit: int = 200) -> Sequence[int]:
+        """Ids of rejected orders with nothing logged on them since ``cutoff``: nobody has
+        corrected them. Oldest first."""
+        return (await self.session.scalars(
+            select(Order.id).where(
+                Order.status == "rejected",
+                ~exists().where(OrderEvent.order_id == Order.id, OrderEvent.at >= cutoff))
+            .order_by(Order.id).limit(limit))).all()
+
+    async def all_of_handler(self, handler_id: int) -> Sequence[Order]:
+        """Every order one account filed, with its scans' rows, oldest first (删除我的资料)."""
+        return (await self.session.scalars(
+            select(Order).where(Order.handler_id == handler_id)
+            .order_by(Order.created_at, Order.id))).all()

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingChat
@@ -50,3 +50,12 @@ class OutgoingChats:
             select(func.count(), func.min(OutgoingChat.created_at))
             .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None)))).one()
         return count, oldest
+
+    async def delete_settled(self, before: datetime, limit: int = 5000) -> int:
+        """Delete notices delivered, or dropped, before then (waiting ones are kept). Nothing
+        to delete writes nothing (no lock taken on SQLite)."""
+        ids = (await self.session.scalars(select(OutgoingChat.id).where(or_(
+            OutgoingChat.sent_at < before, OutgoingChat.dropped_at < before)).limit(limit))).all()
+        if ids:
+            await self.session.execute(delete(OutgoingChat).where(OutgoingChat.id.in_(ids)))
+        return len(ids)

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMail
@@ -31,3 +31,20 @@ class OutgoingMails:
             select(func.count(), func.min(OutgoingMail.created_at))
             .where(OutgoingMail.sent_at.is_(None), OutgoingMail.failed_at.is_(None)))).one()
         return count, oldest
+
+    async def pending_attachments(self) -> set[str]:
+        """The scan-store files that mail not yet sent will read."""
+        lists = (await self.session.scalars(
+            select(OutgoingMail.attachments).where(OutgoingMail.sent_at.is_(None),
+                                                   OutgoingMail.failed_at.is_(None),
+                                                   OutgoingMail.attachments.is_not(None)))).all()
+        return {a["sha256"] for files in lists for a in files or ()}
+
+    async def delete_settled(self, before: datetime, limit: int = 5000) -> int:
+        """Delete mail sent, or given up, before then (unsent mail is never deleted). Nothing
+        to delete writes nothing (no lock taken on SQLite)."""
+        ids = (await self.session.scalars(select(OutgoingMail.id).where(or_(
+            OutgoingMail.sent_at < before, OutgoingMail.failed_at < before)).limit(limit))).all()
+        if ids:
+            await self.session.execute(delete(OutgoingMail).where(OutgoingMail.id.in_(ids)))
+        return len(ids)

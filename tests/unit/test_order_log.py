@@ -18,7 +18,9 @@ def test_every_kind_has_a_label_and_the_stored_strings_stay() -> None:
                                         "token_job", "cert_issued",
                                         "cert_written", "cert_hold", "cert_active",
                                         "cert_revoked", "company_recorded", "token_mismatch",
-                                        "token_confirmed", "token_retry"}
+                                        "token_confirmed", "token_retry", "scans_purged",
+                                        "numbers_masked", "deletion_requested",
+                                        "deletion_confirmed", "deletion_refused"}
     assert Event.APPROVAL.label == "通过（待复核）"
     assert Event.INVOICE.label == "登记发票"
 

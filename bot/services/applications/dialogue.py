@@ -68,6 +68,9 @@ from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, ImageSource, Incoming, Reply
 from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
+from bot.services.retention.erasure import Erasure
+from bot.services.retention.purge import Retention
+from bot.services.scan_use import unused_scans
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
@@ -121,6 +124,7 @@ class Dialogue:
         self.fetcher = fetcher
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
             weakref.WeakValueDictionary())
+        self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
 
     async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         """Answer one message. Messages of one account are handled one at a time, in order."""
@@ -629,6 +633,11 @@ class Dialogue:
                 f"{pairing_steps(self.settings, code)}\n"
                 f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
+    async def _erase_mine(self, asked: Asked) -> list[str]:
+        """「删除我的资料」: asked of the technicians (services/retention/erasure.py). An account
+        a technician unbound still has the orders it filed: it may ask too."""
+        return await self.erasure.request(asked.account)
+
     async def _templates(self, asked: Asked) -> list[Reply]:
         """「模板」: the blank paper forms, to print, stamp, sign and photograph."""
         return await self.paper_forms.templates()
@@ -694,11 +703,7 @@ class Dialogue:
         """Forget an abandoned form, and the scans that nothing else refers to."""
         async with self.db.transaction() as session:
             await Conversations(session).delete(account.platform, account.user_id)
-            others = {s["sha256"] for state in await Conversations(session).states()
-                      for s in state.get("scans", {}).values()}
-            unused = [s["sha256"] for s in flow.state.scans.values()
-                      if s["sha256"] not in others
-                      and not await Orders(session).scan_in_use(s["sha256"])]
+            unused = await unused_scans(session, (s["sha256"] for s in flow.state.scans.values()))
         for sha256 in unused:
             await asyncio.to_thread(self.scans.discard, sha256)
 
@@ -813,6 +818,11 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             "请技术人员回复您（写上问题更快）",
             Dialogue._ask_a_person, pattern=re.compile(r"(?:人工客服|转人工)[\s:：,，]*(.+)"),
             binding=False, form_open=FormOpen.ANSWER),
+    # the account's own finished orders only; a technician confirms (确认删除). No binding
+    # needed: an account unbound by a technician still filed its orders
+    Command(("删除我的资料",), "删除我的资料",
+            "申请提前删除您已办结订单中的个人资料（扫描件、身份证号、手机号）",
+            Dialogue._erase_mine, binding=False, form_open=FormOpen.ANSWER),
     Command(("帮助",), "帮助", "查看本说明", Dialogue._help),
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),

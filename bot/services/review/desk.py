@@ -59,6 +59,8 @@ from bot.services.health import Health
 from bot.services.messages import Account, ImageSource, MailAttachment, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
+from bot.services.retention.erasure import CONFIRM_USAGE, REFUSE_USAGE, Erasure
+from bot.services.retention.purge import Retention
 from bot.services.review import ukey_commands
 from bot.services.review.members import Members
 from bot.services.unlock.claims import record_claimed_company
@@ -92,6 +94,7 @@ class ReviewDesk:
         self.scans = scans
         self.notifier = notifier
         self.members = Members(settings, db, notifier, agents, hub)
+        self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
 
     async def execute(self, actor: Account, text: str, *, private: bool) -> list[Reply]:
         found = TECHNICIAN_COMMANDS.split(text)
@@ -259,6 +262,15 @@ class ReviewDesk:
 
     async def _unbind(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
         return [await self.members.remove(str(actor), " ".join(args), private=private)]
+
+    # --- personal data (retention/erasure.py) ---------------------------------------------
+    async def _confirm_erasure(self, actor: Account, args: list[str],
+                               private: bool) -> list[Reply]:
+        return [await self.erasure.confirm(str(actor), " ".join(args))]
+
+    async def _refuse_erasure(self, actor: Account, args: list[str],
+                              private: bool) -> list[Reply]:
+        return [await self.erasure.refuse(str(actor), " ".join(args))]
 
     # --- changing -------------------------------------------------------------------------
     async def _approve(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
@@ -679,6 +691,11 @@ TECHNICIAN_COMMANDS = CommandTable[TechnicianHandler]([
     Command(("确认解锁",), ukey_commands.CONFIRM_USAGE,
             "解锁读到未登记的 UKEY 时，核实后确认它属于本单位并继续重置密码",
             ukey_commands.confirm_unlock),
+    Command(("确认删除",), CONFIRM_USAGE,
+            "同意申请人的「删除我的资料」：立即删除其已办结订单的扫描件、隐去号码，通知本人",
+            ReviewDesk._confirm_erasure),
+    Command(("拒绝删除",), REFUSE_USAGE, "不同意申请人的「删除我的资料」，理由告诉本人",
+            ReviewDesk._refuse_erasure),
 ])
 
 
