@@ -5,6 +5,7 @@ readers do not block the bot's writer). PostgreSQL: ``pg_dump`` in custom format
 one snapshot too, and ``pg_restore`` into an empty database.
 """
 
+import json
 import os
 import re
 import sqlite3
@@ -86,38 +87,67 @@ def _sqlite_snapshot(database: Path, target: Path) -> None:
 
 
 def referenced_scans(engine: str, dump: Path) -> set[str]:
-    """The scan-store hashes the snapshot's orders name (their attachments)."""
+    """The scan-store files the snapshot names: its orders' attachments, the drafts' scans and
+    the attachments of mail not yet sent (what ``bot.services.scan_use`` keeps on disk)."""
     if engine == SQLITE:
-        connection = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
-        try:
-            return {row[0] for row in connection.execute("SELECT sha256 FROM attachments")}
-        except sqlite3.OperationalError:  # a database without the table: nothing named
-            return set()
-        finally:
-            connection.close()
-    listing = subprocess.run(["pg_restore", "--data-only", "--table=attachments", "--file=-",
-                              str(dump)], capture_output=True, text=True, check=False)
-    if listing.returncode != 0:
-        raise DatabaseCopyError(f"pg_restore could not read the dump: {listing.stderr.strip()}")
-    return _copied_column(listing.stdout, "attachments", "sha256")
+        rows = _sqlite_rows(dump)
+    else:
+        listing = subprocess.run(["pg_restore", "--data-only", "--file=-", *(
+            f"--table={table}" for table in SCAN_NAMING_TABLES), str(dump)],
+            capture_output=True, text=True, check=False)
+        if listing.returncode != 0:
+            raise DatabaseCopyError(f"pg_restore could not read the dump: "
+                                    f"{listing.stderr.strip()}")
+        rows = _copied_rows(listing.stdout)
+    named = {row["sha256"] for row in rows.get("attachments", [])}
+    for row in rows.get("conversations", []):
+        named |= {scan["sha256"] for scan in json.loads(row["state"]).get("scans", {}).values()}
+    for row in rows.get("outgoing_mail", []):
+        if row["sent_at"] is None and row["failed_at"] is None and row["attachments"]:
+            named |= {file["sha256"] for file in json.loads(row["attachments"]) or ()}
+    return {name for name in named if name}
+
+
+SCAN_NAMING_TABLES = ("attachments", "conversations", "outgoing_mail")
+Rows = dict[str, list[dict[str, str | None]]]
+
+
+def _sqlite_rows(dump: Path) -> Rows:
+    connection = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
+    connection.row_factory = sqlite3.Row
+    try:
+        return {table: [dict(row) for row in connection.execute(f"SELECT * FROM {table}")]
+                for table in SCAN_NAMING_TABLES}
+    finally:
+        connection.close()
 
 
 # pg_restore prints a table's rows as "COPY public.attachments (id, …) FROM stdin;", then one
-# tab-separated line per row, then "\."
+# tab-separated line per row in COPY's text format (\N: null; \\, \t, \n … escaped), then "\."
 _COPY = re.compile(r"^COPY (?:\w+\.)?(\w+) \((.*)\) FROM stdin;$")
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
-def _copied_column(script: str, table: str, name: str) -> set[str]:
-    values: set[str] = set()
-    column: int | None = None
-    for line in script.splitlines():
+def _copied_rows(script: str) -> Rows:
+    rows: Rows = {}
+    table: str | None = None
+    columns: list[str] = []
+    for line in script.split("\n"):  # not splitlines: a text may hold U+2028, unescaped
         if (copy := _COPY.match(line)) is not None:
-            column = copy[2].split(", ").index(name) if copy[1] == table else None
+            table, columns = copy[1], [c.strip('"') for c in copy[2].split(", ")]
+            rows[table] = []
         elif line == "\\.":
-            column = None
-        elif column is not None:
-            values.add(line.split("\t")[column])
-    return values
+            table = None
+        elif table is not None:
+            rows[table].append(dict(zip(columns, map(_copy_value, line.split("\t")),
+                                        strict=True)))
+    return rows
+
+
+def _copy_value(field: str) -> str | None:
+    if field == "\\N":
+        return None
+    return re.sub(r"\\(.)", lambda escape: _ESCAPES.get(escape[1], escape[1]), field)
 
 
 def _libpq(url: str) -> str:

@@ -28,6 +28,7 @@ from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
 from bot.services.filing import file_order
 from storage.models import Certificate, Order
+from storage.repositories import Conversations
 from tests.support.certificate_world import CONFIG, MASTER_HEX, blank_ukey, make_world
 from tests.support.helpers import MakeRuntime, RecordingChat, wait_for
 from tests.support.softhsm import softhsm
@@ -363,9 +364,9 @@ def a_scan_named_in(database: Path) -> str:
         return sha256
 
 
-def purging_after_the_snapshot(monkeypatch: pytest.MonkeyPatch, purge) -> None:  # type: ignore[no-untyped-def]
+def purging_after_the_snapshot(monkeypatch: pytest.MonkeyPatch, purge) -> list[str]:  # type: ignore[no-untyped-def]
     """The first database snapshot is followed at once by ``purge`` (a retention pass deleting
-    a scan between the database copy and the file walk)."""
+    a scan between the database copy and the file walk); the snapshots taken, as they are."""
     import bot.backup.take as take
 
     real, calls = take.snapshot, []
@@ -377,6 +378,7 @@ def purging_after_the_snapshot(monkeypatch: pytest.MonkeyPatch, purge) -> None: 
             purge()
 
     monkeypatch.setattr(take, "snapshot", snapshot)
+    return calls
 
 
 async def test_a_scan_purged_while_backing_up_is_not_named_by_the_backup(
@@ -460,3 +462,32 @@ async def test_one_backup_at_a_time_into_a_directory(
     with locked(backups), pytest.raises(BackupBusy, match="another backup"):
         back_up(runtime.settings, backups, None)
     assert back_up(runtime.settings, backups, None).archive.exists()  # free again afterwards
+
+
+async def test_a_draft_dropped_while_backing_up_leaves_no_scan_missing(
+        make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> None:
+    """A form abandoned between the database copy and the file walk: its scan's file goes once
+    its draft is gone, so the copy, which still has the draft, is taken again."""
+    runtime = await make_runtime(f'[database]\nurl = "{database_url}"\n')
+    data = random.Random(41).randbytes(3000)
+    digest = hashlib.sha256(data).hexdigest()
+    runtime.scans.save(digest, data)
+    async with runtime.db.transaction() as session:  # a draft holding one scan, as saved
+        await Conversations(session).save("qq", "31337", {"scans": {"seal_form": {
+            "sha256": digest, "format": "JPEG", "size": len(data), "width": 1200,
+            "height": 900}}})
+    loop = asyncio.get_running_loop()
+
+    async def drop() -> None:  # as Dialogue._drop: the draft, then its file
+        async with runtime.db.transaction() as session:
+            await Conversations(session).delete("qq", "31337")
+        runtime.scans.discard(digest)
+
+    snapshots = purging_after_the_snapshot(
+        monkeypatch, lambda: asyncio.run_coroutine_threadsafe(drop(), loop).result())
+    result = await asyncio.to_thread(back_up, runtime.settings, tmp_path / "backups", None)
+    assert len(snapshots) == 2  # the first named the dropped draft's scan: taken again
+    with tarfile.open(result.archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert digest not in {f["sha256"] for f in manifest["files"]}
