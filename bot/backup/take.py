@@ -2,8 +2,8 @@
 
 The database is copied first; every scan an order in that copy names was on disk before the
 order was committed (the scan store writes first), so the files walked after it hold them all.
-A scan deleted between the two (a purge) is caught by checking the copy's attachments against
-the files taken, and the whole snapshot is taken again.
+A scan deleted between the two (a purge, an abandoned draft) is caught by checking every scan
+the copy names against the files taken, and the whole snapshot is taken again.
 """
 
 import io
