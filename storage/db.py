@@ -12,6 +12,9 @@ from loguru import logger
 from sqlalchemy import Connection, event, literal, make_url, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from storage.account_memo import AccountMemo, watch
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -86,7 +89,12 @@ class Database:
         self.engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # the chat's bindings and forms between messages; this database's writes keep it true
+        self.memo = AccountMemo()
+        sessions = type("WatchedSession", (Session,), {})  # hooks for this database only
+        watch(sessions, self.memo)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                            sync_session_class=sessions)
 
     async def migrate(self) -> None:
         """Bring the schema from whatever it is (empty included) to the newest migration."""

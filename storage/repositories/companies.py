@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.trust import HandlerStatus
+from storage.account_memo import BindingRow
 from storage.models import Company, Handler
 
 
@@ -47,6 +48,16 @@ class Handlers:
     async def get(self, platform: str, user_id: str) -> Handler | None:
         return await self.session.scalar(
             select(Handler).where(Handler.platform == platform, Handler.user_id == user_id))
+
+    async def binding_of(self, platform: str, user_id: str) -> BindingRow | None:
+        """The account's binding, read with one Core statement (no ORM object); None when it
+        is not bound or a technician unbound it."""
+        row = (await self.session.execute(
+            select(Handler.id, Handler.company_id, Company.name, Handler.status)
+            .join(Company, Company.id == Handler.company_id)
+            .where(Handler.platform == platform, Handler.user_id == user_id,
+                   Handler.status != HandlerStatus.REMOVED))).first()
+        return BindingRow(*row) if row is not None else None
 
     async def set_email(self, handler_id: int, address: str | None) -> None:
         """Where the handler's notices are mailed; ``None`` for chat only."""

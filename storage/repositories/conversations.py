@@ -3,10 +3,14 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.account_memo import ACCOUNT, WRITTEN_THROUGH, FormRow
 from storage.models import Conversation, utcnow
+
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class Conversations:
@@ -17,21 +21,34 @@ class Conversations:
         return await self.session.scalar(select(Conversation).where(
             Conversation.platform == platform, Conversation.user_id == user_id))
 
-    async def save(self, platform: str, user_id: str, state: dict) -> None:
-        """Runs after every chat message, so one UPDATE rather than a SELECT and a flush. A
-        ``Conversation`` already loaded in this session is not refreshed: callers hold the
-        state they save."""
-        updated = await self.session.execute(
-            update(Conversation)
-            .where(Conversation.platform == platform, Conversation.user_id == user_id)
-            .values(state=state, updated_at=utcnow())
-            .execution_options(synchronize_session=False))
-        if updated.rowcount == 0:
-            self.session.add(Conversation(platform=platform, user_id=user_id, state=state))
+    async def form_of(self, platform: str, user_id: str) -> FormRow | None:
+        """The account's form as saved, read with one Core statement (no ORM object)."""
+        row = (await self.session.execute(
+            select(Conversation.state, Conversation.updated_at).where(
+                Conversation.platform == platform, Conversation.user_id == user_id))).first()
+        return FormRow(row.state, row.updated_at) if row is not None else None
+
+    async def save(self, platform: str, user_id: str, state: dict,
+                   at: datetime | None = None, *, written_through: bool = False) -> None:
+        """Runs after every chat message, so one statement: an INSERT … ON CONFLICT DO UPDATE.
+        A ``Conversation`` already loaded in this session is not refreshed: callers hold the
+        state they save. ``written_through``: the caller puts this very state in the account
+        memo after the commit (storage/account_memo.py), so the write does not make the memo
+        forget the account."""
+        at = at or utcnow()
+        upsert = _UPSERTS[self.session.bind.dialect.name](Conversation).values(
+            platform=platform, user_id=user_id, state=state, updated_at=at)
+        await self.session.execute(
+            upsert.on_conflict_do_update(index_elements=["platform", "user_id"],
+                                         set_={"state": upsert.excluded.state,
+                                               "updated_at": upsert.excluded.updated_at})
+            .execution_options(**{ACCOUNT: (platform, user_id),
+                                  WRITTEN_THROUGH: written_through}))
 
     async def delete(self, platform: str, user_id: str) -> None:
         await self.session.execute(delete(Conversation).where(
-            Conversation.platform == platform, Conversation.user_id == user_id))
+            Conversation.platform == platform, Conversation.user_id == user_id)
+            .execution_options(**{ACCOUNT: (platform, user_id)}))
 
     async def states(self) -> Sequence[dict]:
         return (await self.session.scalars(select(Conversation.state))).all()

@@ -71,6 +71,7 @@ from bot.services.ports import FetchError, ImageFetching, ScanStorage
 from bot.services.retention.erasure import Erasure
 from bot.services.retention.purge import Retention
 from bot.services.scan_use import unused_scans
+from storage.account_memo import AccountRows, BindingRow, FormRow
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
@@ -140,19 +141,19 @@ class Dialogue:
 
     async def _handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         text = normalise(incoming.text)
-        async with self.db.transaction() as session:
-            handler = await Handlers(session).get(account.platform, account.user_id)
-            if handler is not None and handler.status is HandlerStatus.REMOVED:
-                handler = None  # unbound by a technician: binding again is a new request
-            conversation = await Conversations(session).get(account.platform, account.user_id)
-            state = FlowState.from_json(conversation.state) if conversation else None
-            idle = conversation is not None and (utcnow() - conversation.updated_at > timedelta(
-                minutes=self.settings.dialogue.idle_minutes))
+        rows = await self._rows(account)
+        state = FlowState.from_json(rows.form.state) if rows.form else None
+        idle = rows.form is not None and (utcnow() - rows.form.updated_at > timedelta(
+            minutes=self.settings.dialogue.idle_minutes))
         found = APPLICANT_COMMANDS.match(text)
         command, argument = found or (None, "")
+        # a command is given the binding as it is now (an ORM object, read afresh); a form's
+        # answer and the menu need no more than the memo's
+        handler: Handler | BindingRow | None = (
+            rows.binding if command is None else await self._handler(account))
         if command is not None and command.form_open is FormOpen.ANSWER and (
                 handler is not None or not command.binding):
-            return [*await self._run(command, Asked(account, handler, argument)),
+            return [*await self._run(command, Asked(account, _orm(handler), argument)),
                     *self._still_open(state)]
         # a question the centre's FAQ answers, unless a form waits for an answer
         answers = faq_answers(self.settings, text) if command is None else []
@@ -164,15 +165,37 @@ class Dialogue:
             if answers and flow.state.paused and not incoming.images:
                 await self._save(account, flow)
                 return [*answers, flow.reminder()]
-            return await self._continue(account, handler, flow, incoming, answers)
+            return await self._continue(account, flow, incoming, answers)
         if handler is None and (command is None or command.binding):
             flow, outcome = FormFlow.start(BINDING)
             await self._save(account, flow)
             return [*answers, WELCOME, *outcome.replies[1:]]
         if command is None:
-            assert handler is not None
-            return answers or [self._menu(handler)]
-        return await self._run(command, Asked(account, handler, argument))
+            assert isinstance(handler, BindingRow)
+            return answers or [self._menu_of(handler.company_name, handler.verified)]
+        return await self._run(command, Asked(account, _orm(handler), argument))
+
+    async def _rows(self, account: Account) -> AccountRows:
+        """The account's binding and form: from the memo, else one read (then kept)."""
+        key = (account.platform, account.user_id)
+        memo = self.db.memo
+        rows = memo.get(key)
+        if rows is None:
+            since = memo.generation
+            async with self.db.transaction() as session:
+                rows = AccountRows(await Handlers(session).binding_of(*key),
+                                   await Conversations(session).form_of(*key))
+            memo.keep(key, rows, since)
+        return rows
+
+    async def _handler(self, account: Account) -> Handler | None:
+        """The account's handler as an ORM object, read now; None when not bound (a technician
+        unbinding it makes binding again a new request)."""
+        async with self.db.transaction() as session:
+            handler = await Handlers(session).get(account.platform, account.user_id)
+        if handler is not None and handler.status is HandlerStatus.REMOVED:
+            return None
+        return handler
 
     async def _run(self, command: "ApplicantCommand", asked: Asked) -> list[Reply]:
         """A command whose binding is settled: the remaining flags, then its handler."""
@@ -184,13 +207,15 @@ class Dialogue:
 
     async def has_form(self, account: Account) -> bool:
         """Whether the account has a form open (its messages are the form's answers)."""
-        async with self.db.transaction() as session:
-            return await Conversations(session).get(account.platform, account.user_id) is not None
+        return (await self._rows(account)).form is not None
 
     def _menu(self, handler: Handler, verified: bool | None = None) -> str:
+        return self._menu_of(handler.company.name,
+                             is_verified(handler) if verified is None else verified)
+
+    def _menu_of(self, company_name: str, verified: bool) -> str:
         certificates = self.certificates is not None
-        return menu(handler.company.name, certificates=certificates,
-                    verified=is_verified(handler) if verified is None else verified,
+        return menu(company_name, certificates=certificates, verified=verified,
                     footer=menu_footer(self.settings, certificates))
 
     # --- commands without a form ------------------------------------------------------------
@@ -226,8 +251,8 @@ class Dialogue:
         return [FormFlow(state).recall()] if state is not None else []
 
     # --- a form in progress ---------------------------------------------------------------
-    async def _continue(self, account: Account, handler: Handler | None, flow: FormFlow,
-                        incoming: Incoming, questions: Sequence[str] = ()) -> list[Reply]:
+    async def _continue(self, account: Account, flow: FormFlow, incoming: Incoming,
+                        questions: Sequence[str] = ()) -> list[Reply]:
         """The form takes the message. ``questions``: the FAQ's answers to it, given instead of
         the refusal when the field refuses it (「新办证书多少钱？」 is no 信用代码)."""
         sources = list(incoming.images)
@@ -246,7 +271,7 @@ class Dialogue:
             await self._drop(account, flow)
             return outcome.replies
         if outcome.finished:
-            return outcome.replies + await self._finish(account, handler, flow)
+            return outcome.replies + await self._finish(account, flow)
         await self._save(account, flow)
         if incoming.local_files and flow.expects_scan and outcome.replies:
             outcome.replies[-1] += CONSOLE_SCAN_HINT
@@ -295,11 +320,11 @@ class Dialogue:
             receipts.append(flow.handle_scan(info).replies[0])
         return Outcome([*receipts, flow.prompt()])
 
-    async def _finish(self, account: Account, handler: Handler | None,
-                      flow: FormFlow) -> list[str]:
+    async def _finish(self, account: Account, flow: FormFlow) -> list[str]:
         if flow.form is BINDING:
             return await self._bind(account, flow)
-        assert handler is not None
+        handler = await self._handler(account)  # as it is now, for what is filed in its name
+        assert handler is not None  # a 解绑 deletes the form with the binding
         if flow.form is BINDING_CONTACT:
             return await self._contact_given(account, flow)
         if flow.form is INVOICE:
@@ -695,9 +720,19 @@ class Dialogue:
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
-        async with self.db.transaction() as session:
-            await Conversations(session).save(account.platform, account.user_id,
-                                              flow.state.to_json())
+        """One statement, and the memo written through: it holds what the database does (a
+        failed write makes it forget the account, so the next message reads the database)."""
+        key, memo = (account.platform, account.user_id), self.db.memo
+        state, at, since = flow.state.to_json(), utcnow(), memo.generation
+        rows = memo.peek(key)
+        try:
+            async with self.db.transaction() as session:
+                await Conversations(session).save(*key, state, at, written_through=True)
+        except BaseException:
+            memo.forget([key])
+            raise
+        if rows is not None:  # else the next message reads both rows
+            memo.keep(key, AccountRows(rows.binding, FormRow(state, at)), since)
 
     async def _drop(self, account: Account, flow: FormFlow) -> None:
         """Forget an abandoned form, and the scans that nothing else refers to."""
@@ -827,6 +862,12 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
     Command(("继续", "取消"), "继续 / 取消", "（填表时）接着填写 / 放弃；没有未完成的办理时提示",
             Dialogue._no_form, menu=False),
 ])
+
+
+def _orm(handler: "Handler | BindingRow | None") -> Handler | None:
+    """A command's handler: read afresh as an ORM object, never the memo's row."""
+    assert not isinstance(handler, BindingRow)
+    return handler
 
 
 def nothing_changed(flow: FormFlow, reason: str, rejection: OrderEvent | None) -> str:
