@@ -6,11 +6,24 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from storage.account_memo import ACCOUNT, WRITTEN_THROUGH, FormRow
 from storage.models import Conversation, utcnow
 
 _UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_upserts: dict[str, Executable] = {}  # built once per dialect: a message builds no SQL
+
+
+def _upsert(dialect: str) -> Executable:
+    """INSERT … ON CONFLICT (platform, user_id) DO UPDATE SET state, updated_at."""
+    if dialect not in _upserts:
+        table = Conversation.__table__
+        upsert = _UPSERTS[dialect](table)
+        _upserts[dialect] = upsert.on_conflict_do_update(
+            index_elements=[table.c.platform, table.c.user_id],
+            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+    return _upserts[dialect]
 
 
 class Conversations:
@@ -35,15 +48,11 @@ class Conversations:
         state they save. ``written_through``: the caller puts this very state in the account
         memo after the commit (storage/account_memo.py), so the write does not make the memo
         forget the account."""
-        at = at or utcnow()
-        upsert = _UPSERTS[self.session.bind.dialect.name](Conversation).values(
-            platform=platform, user_id=user_id, state=state, updated_at=at)
         await self.session.execute(
-            upsert.on_conflict_do_update(index_elements=["platform", "user_id"],
-                                         set_={"state": upsert.excluded.state,
-                                               "updated_at": upsert.excluded.updated_at})
-            .execution_options(**{ACCOUNT: (platform, user_id),
-                                  WRITTEN_THROUGH: written_through}))
+            _upsert(self.session.bind.dialect.name).execution_options(
+                **{ACCOUNT: (platform, user_id), WRITTEN_THROUGH: written_through}),
+            {"platform": platform, "user_id": user_id, "state": state,
+             "updated_at": at or utcnow()})
 
     async def delete(self, platform: str, user_id: str) -> None:
         await self.session.execute(delete(Conversation).where(
