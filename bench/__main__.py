@@ -16,7 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from bench import chat, mailbox, scans, storage, unlock
-from bench.report import ROOT, Figure, machine, write_chart, write_markdown
+from bench.report import ROOT, Figure, machine, verdict, write_chart, write_markdown
 
 BENCHMARKS = {"chat": chat.run, "mailbox": mailbox.run, "unlock": unlock.run,
               "scans": scans.run, "storage": storage.run}
@@ -66,8 +66,8 @@ def main() -> int:
         notes[name] = note
         for f in found:
             ratio = "" if f.ratio is None else f" (ratio {f.ratio:.2f})"
-            aim = "" if f.target is None else (f"; target {f.target.describe(f.unit)}: "
-                                                + ("met" if f.met else "NOT MET"))
+            target, met = verdict(f)
+            aim = f"; target {target}: {met}" if target else ""
             print(f"  {f.case}: {f.cadesk:.3f} vs {f.baseline:.3f} {f.unit}{ratio}{aim}",  # noqa: T201
                   flush=True)
         print(f"[bench] {name}: {time.perf_counter() - began:.0f} s", flush=True)  # noqa: T201

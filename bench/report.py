@@ -105,12 +105,11 @@ def latencies(benchmark: str, case: str, cadesk: list[float], baseline: list[flo
                    percentile(baseline, 99) * 1000, target=p99)]
 
 
-def verdict(figure: Figure) -> str:
-    """The target column's two cells: what is aimed at, and whether this run reached it."""
+def verdict(figure: Figure) -> tuple[str, str]:
+    """The table's last two cells: the target, and whether this run reached it."""
     if figure.target is None:
-        return "| |"
-    met = "met" if figure.met else "**not met**"
-    return f"{figure.target.describe(figure.unit)} | {met}"
+        return "", ""
+    return figure.target.describe(figure.unit), "met" if figure.met else "**not met**"
 
 
 def _number(value: float) -> str:
@@ -160,19 +159,19 @@ def write_markdown(path: Path, figures: list[Figure], *, about: str, notes: dict
         "- **ratio** = how many times the baseline's cost cadesk pays: cadesk ÷ baseline for "
         "times, baseline ÷ cadesk for rates. 1.0 is as fast as the baseline; 3.0 is three "
         "times slower.",
-        "",
         "- **target**: issue 15's goal for the figure where it names one (\"baseline\" is the "
         "baseline of that row), and whether this run met it. The issue states them for the "
         "full sizes: a `--quick` run checks them against its smaller ones only to exercise "
         "the harness.",
         "",
-        "| benchmark | case | cadesk | baseline | unit | ratio | target | |",
+        "| benchmark | case | cadesk | baseline | unit | ratio | target | met |",
         "|---|---|---:|---:|---|---:|---|---|",
     ]
     for f in figures:
         ratio = "—" if f.ratio is None else f"{f.ratio:.2f}"
+        target, met = verdict(f)
         lines.append(f"| {f.benchmark} | {f.case} | {_number(f.cadesk)} | {_number(f.baseline)} "
-                     f"| {f.unit} | {ratio} | {verdict(f)} |")
+                     f"| {f.unit} | {ratio} | {target} | {met} |")
     aimed = [f for f in figures if f.target is not None]
     missed = [f"{f.benchmark}: {f.case}" for f in aimed if not f.met]
     lines += ["", f"Targets met: {len(aimed) - len(missed)} of {len(aimed)}"
