@@ -16,14 +16,15 @@ from pathlib import Path
 from loguru import logger
 
 from bench import chat, mailbox, scans, storage, unlock
-from bench.report import ROOT, Figure, machine, write_chart, write_markdown
+from bench.report import ROOT, Figure, machine, verdict, write_chart, write_markdown
 
 BENCHMARKS = {"chat": chat.run, "mailbox": mailbox.run, "unlock": unlock.run,
               "scans": scans.run, "storage": storage.run}
-SIZES = {False: "chat 1,000 applicants; mailbox 1,000 mails; unlock 15 rounds; scans 30 rounds; "
-                "storage 100,000 orders",
-         True: "QUICK (harness check, not for publishing): chat 100 applicants; mailbox 50 "
-               "mails; unlock 3 rounds; scans 5 rounds; storage 10,000 orders"}
+SIZES = {False: "chat 1,000 applicants (1 × 1,000, 100 × 20, 1,000 × 10 messages); mailbox "
+                "1,000 mails; unlock 15 rounds; scans 30 rounds; storage 100,000 orders",
+         True: "QUICK (harness check, not for publishing): chat 100 applicants (1 × 100, 10 × 4, "
+               "100 × 3 messages); mailbox 50 mails; unlock 3 rounds; scans 5 rounds; storage "
+               "10,000 orders"}
 
 
 def main() -> int:
@@ -65,7 +66,9 @@ def main() -> int:
         notes[name] = note
         for f in found:
             ratio = "" if f.ratio is None else f" (ratio {f.ratio:.2f})"
-            print(f"  {f.case}: {f.cadesk:.3f} vs {f.baseline:.3f} {f.unit}{ratio}",  # noqa: T201
+            target, met = verdict(f)
+            aim = f"; target {target}: {met}" if target else ""
+            print(f"  {f.case}: {f.cadesk:.3f} vs {f.baseline:.3f} {f.unit}{ratio}{aim}",  # noqa: T201
                   flush=True)
         print(f"[bench] {name}: {time.perf_counter() - began:.0f} s", flush=True)  # noqa: T201
     out.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,43 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK_FONTS = ("Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal a figure must reach, as issue 15 states it: against the baseline measured in the
+    same run (``times``: cadesk's cost at most ``bound`` × the baseline's; ``share``: cadesk's
+    rate at least ``bound`` × the baseline's) or on cadesk's own figure (``below``: under
+    ``bound``; ``none``: zero)."""
+
+    kind: Literal["times", "share", "below", "none"]
+    bound: float = 0
+
+    def met(self, cadesk: float, baseline: float) -> bool:
+        match self.kind:
+            case "times":
+                return cadesk <= self.bound * baseline
+            case "share":
+                return cadesk >= self.bound * baseline
+            case "below":
+                return cadesk < self.bound
+            case "none":
+                return cadesk == 0
+
+    def describe(self, unit: str) -> str:
+        match self.kind:
+            case "times":
+                return f"≤ {self.bound:g}× baseline"
+            case "share":
+                return f"≥ {self.bound:g}× baseline"
+            case "below":
+                return f"< {self.bound:g} {unit}"
+            case "none":
+                return "none"
 
 
 @dataclass
@@ -24,6 +58,12 @@ class Figure:
     baseline: float
     higher_is_better: bool = False
     count: bool = False  # a number of events (errors…): compared as is, no ratio
+    target: Target | None = None  # issue 15's goal for this figure, where it names one
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the figure reaches its target (None: it has none)."""
+        return None if self.target is None else self.target.met(self.cadesk, self.baseline)
 
     @property
     def ratio(self) -> float | None:
@@ -53,6 +93,23 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def latencies(benchmark: str, case: str, cadesk: list[float], baseline: list[float], *,
+              p50: Target | None = None, p99: Target | None = None) -> list[Figure]:
+    """Two rows for one latency, in ms from samples in seconds: the median (p50) and the
+    99th percentile (nearest rank; with under 100 samples, the slowest one)."""
+    return [Figure(benchmark, f"{case} p50", "ms", median(cadesk) * 1000,
+                   median(baseline) * 1000, target=p50),
+            Figure(benchmark, f"{case} p99", "ms", percentile(cadesk, 99) * 1000,
+                   percentile(baseline, 99) * 1000, target=p99)]
+
+
+def verdict(figure: Figure) -> tuple[str, str]:
+    """The table's last two cells: the target, and whether this run reached it."""
+    if figure.target is None:
+        return "", ""
+    return figure.target.describe(figure.unit), "met" if figure.met else "**not met**"
 
 
 def _number(value: float) -> str:
@@ -102,15 +159,24 @@ def write_markdown(path: Path, figures: list[Figure], *, about: str, notes: dict
         "- **ratio** = how many times the baseline's cost cadesk pays: cadesk ÷ baseline for "
         "times, baseline ÷ cadesk for rates. 1.0 is as fast as the baseline; 3.0 is three "
         "times slower.",
+        "- **target**: issue 15's goal for the figure where it names one (\"baseline\" is the "
+        "baseline of that row), and whether this run met it. The issue states them for the "
+        "full sizes: a `--quick` run checks them against its smaller ones only to exercise "
+        "the harness.",
         "",
-        "| benchmark | case | cadesk | baseline | unit | ratio |",
-        "|---|---|---:|---:|---|---:|",
+        "| benchmark | case | cadesk | baseline | unit | ratio | target | met |",
+        "|---|---|---:|---:|---|---:|---|---|",
     ]
     for f in figures:
         ratio = "—" if f.ratio is None else f"{f.ratio:.2f}"
+        target, met = verdict(f)
         lines.append(f"| {f.benchmark} | {f.case} | {_number(f.cadesk)} | {_number(f.baseline)} "
-                     f"| {f.unit} | {ratio} |")
-    lines += ["", f"![cadesk against its baselines]({chart})", "", "## What each one measures",
+                     f"| {f.unit} | {ratio} | {target} | {met} |")
+    aimed = [f for f in figures if f.target is not None]
+    missed = [f"{f.benchmark}: {f.case}" for f in aimed if not f.met]
+    lines += ["", f"Targets met: {len(aimed) - len(missed)} of {len(aimed)}"
+              + (f"; not met: {'; '.join(missed)}." if missed else "."),
+              "", f"![cadesk against its baselines]({chart})", "", "## What each one measures",
               ""]
     for name, text in notes.items():
         lines += [f"**{name}.** {text}", ""]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.report import Figure, median
+from bench.report import Figure, latencies
 from bot.adapters.scan_store import ScanStore
 from bot.domain.scans import ScanRules, inspect_scan
 
@@ -70,13 +70,12 @@ def run(quick: bool) -> tuple[list[Figure], str]:
         ours, baseline = _side_by_side(cadesk, pillow_verify, repeats)
         checked, decoded = _side_by_side(check_only, pillow_load, repeats)
     megabytes = len(data) / 1024 / 1024
-    figures = [Figure("scans", f"check + store a {megabytes:.1f} MB JPEG (median)", "ms",
-                      median(ours) * 1000, median(baseline) * 1000),
-               Figure("scans", "check only, against Pillow open + load (median)", "ms",
-                      median(checked) * 1000, median(decoded) * 1000)]
+    figures = [*latencies("scans", f"check + store a {megabytes:.1f} MB JPEG", ours, baseline),
+               *latencies("scans", "check only, against Pillow open + load", checked, decoded)]
     note = (f"`inspect_scan` (format, size, pixel cap before decoding, full decode, SHA-256) "
             f"then `ScanStore.save` (temp file, fsync, rename, 0600) of a "
-            f"{len(data) / 1024 / 1024:.1f} MB 2480×3508 JPEG, median of {repeats}, taken in "
+            f"{len(data) / 1024 / 1024:.1f} MB 2480×3508 JPEG, p50 and p99 (nearest rank: of "
+            f"{repeats}, the slowest) of {repeats} rounds, taken in "
             "turns with the baseline's; baseline: "
             "`Image.open(...).verify()` on the same bytes, which for a JPEG reads the headers "
             "but decodes no pixel, so it cannot see a truncated file. The second row puts "

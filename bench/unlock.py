@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pkcs11
 
-from bench.report import Figure, expect, median
+from bench.report import Figure, expect, latencies
 from bot.samples import fake_uscc, sample_scan
 from bot.services.agents.so_pins import so_pin_for
 from tests.e2e.test_e2e_key_agent import file_unlock, unlock_form
@@ -102,8 +102,7 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             softhsm() as softhsm_conf:
         ours = asyncio.run(through_agent(Path(root), softhsm_conf, rounds))
         baseline = bare_init_pin(Path(root), rounds)
-    figures = [Figure("unlock", "approval → new PIN (median)", "ms", median(ours) * 1000,
-                      median(baseline) * 1000)]
+    figures = latencies("unlock", "approval → new PIN", ours, baseline)
     note = ("The bot process (agents enabled, log level WARNING) and a paired "
             "`cadesk-agent run --unattended` process (new PIN from the environment) on a "
             "SoftHSM2 token whose SO PIN is derived from the bot's master secret, as in "
@@ -112,7 +111,7 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             "on the OneBot WebSocket to the applicant's 「UKEY 密码已重置」: approval, a signed "
             "`token_info` job to the agent and its answer, a `reset_pin` job with the SO PIN "
             "sealed to the agent, C_InitPIN on the token, the result, the order completed, the "
-            f"applicant told. Median of {rounds} after one warm-up. Baseline: python-pkcs11 in "
-            "one process, the SO PIN already known: open a session, SO login, C_InitPIN, close; "
-            f"median of {rounds}.")
+            f"applicant told. p50 and p99 (nearest rank: of {rounds}, the slowest) after one "
+            "warm-up. Baseline: python-pkcs11 in one process, the SO PIN already known: open a "
+            f"session, SO login, C_InitPIN, close; {rounds} rounds after one warm-up.")
     return figures, note

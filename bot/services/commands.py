@@ -36,6 +36,7 @@ class Command(Generic[H]):
     binding: bool = True  # the sender must have bound a company
     verified: bool = False  # ... and that binding must be verified (see ``is_verified``)
     pki: bool = False  # needs the certificate service (bot.toml [pki])
+    email: bool = False  # only in the menu when mail is sent (bot.toml [email]): 邮箱
     private: bool = False  # refused in a group
     shared: bool = False  # a technician's that applicants send too: theirs go to the Dialogue
     # with ``shared``: the technician's takes an argument; the bare word is the applicant's command
@@ -73,10 +74,12 @@ class CommandTable(Generic[H]):
     def __iter__(self) -> Iterator[Command[H]]:
         return iter(self.commands)
 
-    def visible(self, *, pki: bool = True, verified: bool = True) -> list[Command[H]]:
+    def visible(self, *, pki: bool = True, verified: bool = True,
+                email: bool = True) -> list[Command[H]]:
         """What the menu lists: for a pending binding (``verified`` False) only what it may do,
-        with the commands that lead to verification."""
+        with the commands that lead to verification; nothing about mail when none is sent."""
         return [c for c in self.commands if c.menu and (pki or not c.pki)
+                and (email or not c.email)
                 and (not c.pending_only if verified else not c.verified)]
 
     def match(self, text: str) -> tuple[Command[H], str] | None:

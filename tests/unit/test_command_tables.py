@@ -29,6 +29,13 @@ def test_the_menu_lists_exactly_the_visible_applicant_commands(pki: bool) -> Non
     assert hidden.isdisjoint(shown)
 
 
+def test_the_menu_offers_mail_only_when_mail_is_sent() -> None:
+    assert "邮箱 地址" in listed(menu("临沂测试建设有限公司", email=True))
+    without = listed(menu("临沂测试建设有限公司", email=False))
+    assert "邮箱 地址" not in without
+    assert without == [c.usage for c in APPLICANT_COMMANDS.visible(pki=False, email=False)]
+
+
 @pytest.mark.parametrize("pki", [True, False])
 def test_the_technician_help_lists_exactly_the_technician_commands(pki: bool) -> None:
     shown = listed(technician_help(certificates=pki))

@@ -90,10 +90,10 @@ PENDING_LINE = ("【待核验】您与本单位的绑定尚未核验：现在可
 
 
 def menu(company_name: str, certificates: bool = False, verified: bool = True,
-         footer: str = "") -> str:
+         footer: str = "", email: bool = True) -> str:
     """The applicant's menu (and 帮助 outside a form): what this account may do, in table order;
     a pending account's says so first; ``footer`` (prices, how to reach the centre) last."""
-    shown = APPLICANT_COMMANDS.visible(pki=certificates, verified=verified)
+    shown = APPLICANT_COMMANDS.visible(pki=certificates, verified=verified, email=email)
     head = f"您好，这里是 CA 数字证书服务，当前单位：{company_name}。"
     return "\n".join([*([head, PENDING_LINE, "请回复："] if not verified else [head + "请回复："]),
                       *menu_lines(shown), *([footer] if footer else [])])
@@ -216,7 +216,8 @@ class Dialogue:
     def _menu_of(self, company_name: str, verified: bool) -> str:
         certificates = self.certificates is not None
         return menu(company_name, certificates=certificates, verified=verified,
-                    footer=menu_footer(self.settings, certificates))
+                    footer=menu_footer(self.settings, certificates),
+                    email=self.settings.email.enabled)
 
     # --- commands without a form ------------------------------------------------------------
     async def _start(self, asked: Asked, form: Form, extra: dict[str, str]) -> list[str]:
@@ -830,7 +831,8 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             invoices.request_invoice, pattern=re.compile(r"开票\s*(.*)"),
             form_open=FormOpen.PAUSE),
     Command(("邮箱",), "邮箱 地址", "同时用电子邮件接收通知（「邮箱 删除」取消）",
-            Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), form_open=FormOpen.ANSWER),
+            Dialogue._set_email, pattern=re.compile(r"邮箱\s*(.*)"), email=True,
+            form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
             Dialogue._pairing_code, verified=True),
     Command(("解锁状态",), "解锁状态 订单号", "远程解锁进行到哪一步", Dialogue._unlock_status,
