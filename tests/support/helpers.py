@@ -167,7 +167,9 @@ PENDING_BINDING = [("王小明", "【联系电话】"), ("13812345678", "【用�
 
 def verify_in_database(database: Path, user_id: int | str) -> None:
     """Mark a chat account's binding verified in a running bot's SQLite file, as a technician's
-    approval of its documents would (for end-to-end tests about something else)."""
+    approval of its documents would (for end-to-end tests about something else). The bot's
+    commands read the binding afresh; its memo of the account (storage/account_memo.py, which
+    sees only the bot's own writes) may still show the menu's 【待核验】 line."""
     import sqlite3
 
     with sqlite3.connect(database) as db:
