@@ -64,9 +64,10 @@ class AccountRows:
 
 
 class AccountMemo:
-    def __init__(self) -> None:
+    def __init__(self, size: int = 10_000) -> None:
         self.generation = 0  # moves on every forget: a read begun before it is not kept
-        self._rows: dict[Key, AccountRows] = {}
+        self.size = size  # accounts kept at most: the least recently kept go first
+        self._rows: dict[Key, AccountRows] = {}  # in the order kept, the latest last
 
     def get(self, key: Key) -> AccountRows | None:
         """The rows kept for ``key``, the form state a copy the caller may change; None when
@@ -85,10 +86,11 @@ class AccountMemo:
         """Keep ``rows`` (the memo's from now on: not to be changed) as read or written by a
         caller that took ``generation`` as ``since`` before it began; when a write forgot
         anything in between, the account is forgotten instead (the next message reads)."""
+        self._rows.pop(key, None)
         if since == self.generation:
+            if len(self._rows) >= self.size:
+                del self._rows[next(iter(self._rows))]
             self._rows[key] = rows
-        else:
-            self._rows.pop(key, None)
 
     def forget(self, keys: Iterable[Key | None]) -> None:
         """Forget the accounts ``keys`` (``EVERY_ACCOUNT`` among them: every account)."""

@@ -159,3 +159,13 @@ def test_a_read_that_overlapped_a_write_is_not_kept() -> None:
     assert memo.peek(("qq", "1")) is None
     memo.keep(("qq", "1"), rows, memo.generation)
     assert memo.peek(("qq", "1")) == rows
+
+
+def test_the_memo_keeps_the_accounts_that_talked_last() -> None:
+    memo = AccountMemo(size=2)
+    rows = AccountRows(None, None)
+    for user in ("1", "2", "3"):
+        memo.keep(("qq", user), rows, memo.generation)
+    memo.keep(("qq", "2"), rows, memo.generation)  # talked again: kept longest
+    memo.keep(("qq", "4"), rows, memo.generation)
+    assert [memo.peek(("qq", u)) is not None for u in "1234"] == [False, True, False, True]
