@@ -163,6 +163,8 @@ class UnlockInbox:
         only on an outage (``DatabaseUnavailable``) or a scan directory that cannot be
         synced: then nothing of the batch is kept, and it is fetched again."""
         filings: list[Filing] = []
+        if not reads:
+            return filings
         async with self.db.transaction() as session:
             # the batch's write first: on SQLite it takes the write lock before any read
             await Mailboxes(session).advance(mailbox, uidvalidity, reads[-1].uid)
