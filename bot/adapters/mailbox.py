@@ -23,7 +23,7 @@ FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
 LIST_BATCH = 200  # new mails listed per IMAP command (see MailboxPoller._new_mail)
 # mails filed per transaction: a lone mail is a batch of one; a backlog shares commits and
 # directory syncs, while a mail waits for at most this many before it is put away
-FILE_BATCH = 16
+FILE_BATCH = 8
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
