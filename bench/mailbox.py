@@ -1,6 +1,6 @@
 """The unlock mailbox: 1,000 unlock mails with three scans each, in a real Dovecot, filed by the
-bot's own poller and inbox (``MailboxPoller.poll_once`` → ``UnlockInbox.file``), against a bare
-aioimaplib fetch of the same mails."""
+bot's own poller and inbox (``MailboxPoller.poll_once`` → ``UnlockInbox.file_batch``), against a
+bare aioimaplib fetch of the same mails."""
 
 import asyncio
 import email
@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bench.report import Figure, Target, expect, latencies
-from bot.adapters.mailbox import MailboxPoller
+from bot.adapters.mailbox import FILE_BATCH, MailboxPoller
 from bot.config import MailboxSection, load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_uscc, sample_scan
@@ -185,11 +185,14 @@ def run(quick: bool) -> tuple[list[Figure], str]:
             f"JPEG scans, {size / count / 1024:.0f} KB a mail, {size / 1024 / 1024:.0f} MB in "
             f"all, delivered with `doveadm save` ({delivered:.0f} s, not counted) into a "
             "Dovecot from tests/support/dovecot.py (plain IMAP on loopback). cadesk: one "
-            "`MailboxPoller.poll_once` — list new UIDs, fetch each mail, `UnlockInbox.file` "
-            "(parse, check the scans, store them, file the order, queue the reply, log the "
-            "Message-ID, advance the UID), flag it filed — into SQLite; every mail must come "
-            "out filed. Baseline: aioimaplib alone, listing the UIDs and fetching each mail "
-            "with `BODY.PEEK[]`, the same requests the poller makes, then Pillow decoding the "
+            "`MailboxPoller.poll_once` — list new UIDs, fetch them in batches of "
+            f"{FILE_BATCH}, each parsed and its scans checked in a thread pool while the next "
+            "is fetched, `UnlockInbox.file_batch` (one transaction, a savepoint per mail: "
+            "store the scans, file the order, queue the reply, log the Message-ID; the scan "
+            "directories synced and the UID advanced once), flag each filed after the commit "
+            "— into SQLite; every mail must come out filed. Baseline: aioimaplib alone, "
+            "listing the UIDs and fetching each mail with `BODY.PEEK[]`, the same requests "
+            "the poller makes, then Pillow decoding the "
             "three scans (`open` + `load`), as issue 15's target puts it. Both after one "
             "untimed pass that warms Dovecot's index. Each mail: for cadesk from the start of "
             "its fetch to its being flagged filed (a mail waiting in a batch waits in its own "

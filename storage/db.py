@@ -77,6 +77,13 @@ class DatabaseUnavailable(Exception):
     or its parameters (they may hold personal numbers)."""
 
 
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error``, raised inside a transaction, is the database's fault rather than the
+    statement's (for code that catches errors before ``transaction`` sees them: a savepoint)."""
+    return isinstance(error, DatabaseUnavailable) or (
+        isinstance(error, DBAPIError) and _outage(error))
+
+
 def _outage(error: DBAPIError) -> bool:
     # OperationalError: SQLite "database is locked", a server gone; InterfaceError: asyncpg's
     # "connection is closed"; an invalidated connection is one the pool found dead

@@ -4,6 +4,7 @@ Mail is never deleted. Filed mail stays where it is, flagged (or moves to ``proc
 when one is set); what the bot cannot file moves to ``human_folder`` for a person.
 """
 
+import asyncio
 import base64
 import contextlib
 import re
@@ -15,11 +16,14 @@ from aioimaplib import IMAP4, IMAP4_SSL, Response
 from bot.adapters.periodic import Periodic
 from bot.config import MailboxSection
 from bot.services.ports import MailboxProgress
-from bot.services.unlock.inbox import UnlockInbox
+from bot.services.unlock.inbox import Filing, Read, UnlockInbox
 
 FILED_KEYWORD = "CadeskFiled"
 FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
 LIST_BATCH = 200  # new mails listed per IMAP command (see MailboxPoller._new_mail)
+# mails filed per transaction: a lone mail is a batch of one; a backlog shares commits and
+# directory syncs, while a mail waits for at most this many before it is put away
+FILE_BATCH = 8
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
@@ -83,22 +87,40 @@ class MailboxPoller:
             for uid in await self._not_put_away(imap, last):
                 await self._put_away(imap, uid, await self.inbox.filed_for_humans(self.key, uid))
             handled = 0
-            while batch := await self._new_mail(imap, last):
-                for uid, size in batch:
-                    too_large = size > self.settings.max_message_megabytes * 1024 * 1024
-                    raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
-                                            else "BODY.PEEK[]")
-                    filing = await self.inbox.file(self.key, uidvalidity, uid, raw,
-                                                   too_large=too_large)
-                    await self._put_away(imap, uid, filing.for_humans)
-                    handled += 1
-                    self.progress.last_filed_at = datetime.now(UTC)
-                    self.progress.waiting = max((self.progress.waiting or 1) - 1, 0)
-                last = batch[-1][0]
+            while listed := await self._new_mail(imap, last):
+                for start in range(0, len(listed), FILE_BATCH):
+                    batch = listed[start:start + FILE_BATCH]
+                    filings = await self._file(imap, uidvalidity, batch)
+                    # only now that the batch is committed: a kill before leaves every mail
+                    # of it unflagged, to be fetched and filed again
+                    for (uid, _), filing in zip(batch, filings, strict=True):
+                        await self._put_away(imap, uid, filing.for_humans)
+                        handled += 1
+                        self.progress.last_filed_at = datetime.now(UTC)
+                        self.progress.waiting = max((self.progress.waiting or 1) - 1, 0)
+                last = listed[-1][0]
             return handled
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await imap.logout()
+
+    async def _file(self, imap: IMAP4, uidvalidity: int,
+                    batch: list[tuple[int, int]]) -> list[Filing]:
+        """Fetch a batch, each mail read (parsed, scans checked) in the reader pool while the
+        next is fetched, then file it in one transaction."""
+        reads: list[asyncio.Future[Read]] = []
+        try:
+            for uid, size in batch:
+                too_large = size > self.settings.max_message_megabytes * 1024 * 1024
+                raw = await self._fetch(imap, uid, "BODY.PEEK[HEADER]" if too_large
+                                        else "BODY.PEEK[]")
+                reads.append(asyncio.ensure_future(
+                    self.inbox.read(self.key, uid, raw, too_large=too_large)))
+            return await self.inbox.file_batch(self.key, uidvalidity,
+                                               list(await asyncio.gather(*reads)))
+        finally:
+            for read in reads:  # a fetch that failed: the reads under way are not awaited
+                read.cancel()
 
     # --- IMAP -------------------------------------------------------------------------------
     async def _connect(self) -> IMAP4:

@@ -3,7 +3,7 @@
 an adapter, so each can be replaced (a recorder in tests, another chat platform, another store)
 without touching a use case."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,10 @@ class ScanStorage(Protocol):
     from a worker thread where the loop must not wait."""
 
     def save(self, sha256: str, data: bytes) -> Path: ...
+
+    def write(self, sha256: str, data: bytes) -> list[Path]: ...
+
+    def sync_directories(self, directories: Iterable[Path]) -> None: ...
 
     def read(self, sha256: str) -> bytes: ...
 

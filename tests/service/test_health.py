@@ -13,6 +13,7 @@ from async_asgi_testclient import TestClient
 from nonebug import App
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.adapters import mailbox
 from bot.key_agent.protocol import AgentKeys
 from bot.runtime import Runtime, get_runtime
 from bot.samples import fake_id_number, fake_uscc
@@ -272,8 +273,9 @@ async def test_the_poller_reports_its_backlog_and_its_last_success(
     uscc = fake_uscc(RNG)
     for n in range(1, 4):
         dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
+    monkeypatch.setattr(mailbox, "FILE_BATCH", 1)  # a batch a mail: one commits, one fails
     poller = poller_of(runtime)
-    file, filed = runtime.inbox.file, []
+    file, filed = runtime.inbox.file_batch, []
 
     async def file_once(*args: object, **kwargs: object) -> object:
         if filed:
@@ -281,7 +283,7 @@ async def test_the_poller_reports_its_backlog_and_its_last_success(
         filed.append(await file(*args, **kwargs))
         return filed[-1]
 
-    monkeypatch.setattr(runtime.inbox, "file", file_once)
+    monkeypatch.setattr(runtime.inbox, "file_batch", file_once)
     with pytest.raises(RuntimeError):
         await poller.poll_once()
     assert poller.progress.waiting == 2  # one of three filed
@@ -289,7 +291,7 @@ async def test_the_poller_reports_its_backlog_and_its_last_success(
     assert poller.progress.last_success_at is None
     assert poller.progress.last_filed_at is not None
 
-    monkeypatch.setattr(runtime.inbox, "file", file)
+    monkeypatch.setattr(runtime.inbox, "file_batch", file)
     assert await poller.poll_once() == 2
     assert poller.progress.waiting == 0
     assert poller.progress.last_error is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
+from bot.adapters import mailbox
 from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.messages import Account
@@ -87,35 +88,37 @@ async def test_a_crash_between_fetch_and_commit_files_every_mail_once(
         runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink,
         monkeypatch: pytest.MonkeyPatch) -> None:
     uscc = fake_uscc()
-    for n in range(1, 4):
-        dovecot.deliver(corpus.qq_mail(uscc, n))
-    real_file = UnlockInbox.file
+    for n in range(1, 6):  # a sender each: the per-sender reply limit stays out
+        dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
+    monkeypatch.setattr(mailbox, "FILE_BATCH", 2)
+    real_file = UnlockInbox.file_batch
     fetched = asyncio.Event()
 
-    async def stuck_on_the_second(self, mailbox, uidvalidity, uid, raw, **options):
-        if uid == 2:  # the mail is in memory, nothing about it is committed yet
+    async def stuck_on_the_second(self, box, uidvalidity, reads):
+        if reads[0].uid == 3:  # the batch is read, nothing of it is committed yet
             fetched.set()
             await asyncio.Event().wait()
-        return await real_file(self, mailbox, uidvalidity, uid, raw, **options)
+        return await real_file(self, box, uidvalidity, reads)
 
-    monkeypatch.setattr(UnlockInbox, "file", stuck_on_the_second)
+    monkeypatch.setattr(UnlockInbox, "file_batch", stuck_on_the_second)
     first_run = asyncio.create_task(poller_of(runtime).poll_once())
     await asyncio.wait_for(fetched.wait(), 10)
     first_run.cancel()  # the process dies here
     with pytest.raises(asyncio.CancelledError):
         await first_run
-    assert await count(runtime, Order) == 1
-    monkeypatch.setattr(UnlockInbox, "file", real_file)
+    assert await count(runtime, Order) == 2  # the first batch, whole; nothing of the second
+    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 2 + [""] * 3
+    monkeypatch.setattr(UnlockInbox, "file_batch", real_file)
 
-    assert await poller_of(runtime).poll_once() == 2  # the restart picks up at mail 2
+    assert await poller_of(runtime).poll_once() == 3  # the restart picks up at mail 3
     assert await poller_of(runtime).poll_once() == 0
-    await wait_for(lambda: len(smtp.messages) == 3)
+    await wait_for(lambda: len(smtp.messages) == 5)
     await asyncio.sleep(0.5)  # nothing else is on its way
-    assert await count(runtime, Order) == 3
-    assert len(smtp.messages) == 3
+    assert await count(runtime, Order) == 5
+    assert len(smtp.messages) == 5
     assert sorted(m["In-Reply-To"] for m in smtp.messages) == [
-        "<qq-1@qq.test>", "<qq-2@qq.test>", "<qq-3@qq.test>"]
-    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 3
+        f"<qq-{n}@qq.test>" for n in range(1, 6)]
+    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 5
 
 
 async def test_an_outage_inside_the_transaction_leaves_no_trace_and_the_mail_waits(

@@ -4,8 +4,9 @@ in the same poll. And the automatic reply: to the envelope sender, capped, echoi
 
 import asyncio
 
+import asyncpg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.domain.scans import InvalidScan, inspect_scan
 from bot.runtime import Runtime
@@ -187,3 +188,64 @@ async def test_replies_are_capped_per_address_with_tags_folded_and_per_domain(
     await asyncio.sleep(0.5)
     assert sorted(m["To"] for m in smtp.messages) == sorted(
         ["user@one.test"] * 3 + ["u0@two.test", "u1@two.test", "u2@two.test", "u3@two.test"])
+
+
+async def test_a_statement_the_database_refuses_rolls_back_only_that_mail_of_the_batch(
+        runtime: Runtime, dovecot: Dovecot, smtp: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three mails, one batch, one transaction: the middle one's statement is refused by the
+    database after its order was written (on PostgreSQL a data exception, SQLSTATE class 22,
+    which aborts the whole transaction unless it happened in a savepoint; SQLAlchemy's asyncpg
+    dialect raises it as a plain DBAPIError). The mail before it and the one after it
+    are filed in the same commit; the refused one goes to a person with nothing of it kept."""
+    from bot.services.unlock import inbox as unlock_inbox
+
+    postgres = runtime.db.engine.dialect.name == "postgresql"
+    refused = text("SELECT CAST('x' AS integer)" if postgres  # DataError, server side
+                   else "INSERT INTO inbound_mail (message_id) VALUES (NULL)")  # NOT NULL
+    real, raised = unlock_inbox.file_order, []
+
+    async def refused_on_the_second(session, *args, **kwargs):
+        order = await real(session, *args, **kwargs)  # the order row is written …
+        if kwargs["source_message_id"] == "<qq-2@qq.test>":
+            try:
+                await session.execute(refused)  # … and then the database refuses a statement
+            except Exception as error:
+                raised.append(error)
+                raise
+        return order
+
+    batches: list[int] = []
+    file_batch = runtime.inbox.file_batch
+
+    async def counted(mailbox, uidvalidity, reads):
+        batches.append(len(reads))
+        return await file_batch(mailbox, uidvalidity, reads)
+
+    monkeypatch.setattr(unlock_inbox, "file_order", refused_on_the_second)
+    monkeypatch.setattr(runtime.inbox, "file_batch", counted)
+    uscc = fake_uscc()
+    for n in (1, 2, 3):
+        dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
+    assert await poller_of(runtime).poll_once() == 3
+    assert batches == [3]
+    [refusal] = raised
+    if postgres:
+        assert isinstance(refusal.orig.__cause__, asyncpg.exceptions.DataError)
+
+    error = "sqlalchemy.exc.DBAPIError" if postgres else "sqlalchemy.exc.IntegrityError"
+    assert await rows(runtime) == {"<qq-1@qq.test>": ("filed", None),
+                                   "<qq-2@qq.test>": ("for_humans", f"无法登记，已回滚（{error}）"),
+                                   "<qq-3@qq.test>": ("filed", None)}
+    async with runtime.db.transaction() as session:
+        orders = (await session.scalars(select(Order))).unique().all()
+    assert sorted(o.source_message_id for o in orders) == ["<qq-1@qq.test>", "<qq-3@qq.test>"]
+    assert await count(runtime, Attachment) == 6  # the refused mail's scans' rows are gone too
+    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 2
+    assert len(dovecot.folder(HUMANS)) == 1
+    told = staff_told(runtime)
+    assert sum("新订单待审核" in t for t in told) == 2
+    assert sum("需要人工处理" in t and "无法登记" in t for t in told) == 1
+    await wait_for(lambda: len(smtp.messages) == 2)
+    assert sorted(m["In-Reply-To"] for m in smtp.messages) == ["<qq-1@qq.test>", "<qq-3@qq.test>"]
+    assert await count(runtime, OutgoingMail) == 2  # the refused mail's reply rolled back

@@ -1,11 +1,10 @@
 """The unlock-mailbox poller in a process of its own, for the kill tests.
 
 ``python -m tests.support.poller_process CONFIG KIND:N REPORT`` polls the mailbox of CONFIG
-until no new mail is left. Steps are of three kinds: ``sql`` (a statement), ``commit`` (just
-after one) and
-``imap`` (a UID command: fetch, search, store, move). At the N-th step of KIND (``never:0``: no
-crash) the process writes what that step was to REPORT and kills itself with SIGKILL — a crash
-at an exact point, the same on every run.
+until no new mail is left, four mails a batch. Steps are of three kinds: ``sql`` (a
+statement), ``commit`` (just after one) and ``imap`` (a UID command: fetch, search, store,
+move). At the N-th step of KIND (``never:0``: no crash) the process writes what that step was
+to REPORT and kills itself with SIGKILL — a crash at an exact point, the same on every run.
 """
 
 import asyncio
@@ -20,6 +19,7 @@ from aioimaplib import IMAP4
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bot.adapters import mailbox
 from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.mail import MailOutbox
 from bot.adapters.mailbox import MailboxPoller
@@ -82,6 +82,7 @@ async def main(config: Path, die_at: str, report: Path) -> None:
     inbox = UnlockInbox(settings, db, ScanStore(settings.data_dir / "scans"),
                         Notifier(settings, db, ChatOutbox(db, settings.chat, NoChat()), outbox),
                         outbox)
+    mailbox.FILE_BATCH = 4  # the test's mails span batches: kills land in one and between
     poller = MailboxPoller(settings.mailbox, inbox)
     try:
         while await poller.poll_once():

@@ -1,19 +1,26 @@
-"""Filing what arrives in the unlock mailbox: one mail, one transaction.
+"""Filing what arrives in the unlock mailbox: a batch of mails, one transaction, a savepoint
+per mail.
 
-The mail's log row (Message-ID, unique), the order, its scans' rows, the automatic reply and
-the folder's last UID are committed together. A crash before the commit leaves nothing, and the
-mail is fetched again; a mail seen again after the commit (a lost UID state, a new UIDVALIDITY,
-a copy in another folder) finds its Message-ID and is filed no second time.
+Each mail's log row (Message-ID, unique), its order, its scans' rows, its automatic reply and
+staff notice are one savepoint; the batch's savepoints, the scan directories' sync and the
+folder's last UID are committed together. A crash before the commit leaves nothing of the
+batch, and it is fetched again; a mail seen again after the commit (a lost UID state, a new
+UIDVALIDITY, a copy in another folder) finds its Message-ID and is filed no second time.
 
 No one mail can stop the mailbox: whatever fails while reading, checking or filing it (the
-reader, Pillow inside the scan check, the database refusing a value) rolls that mail back and
-sets it aside for a person, with the reason, and the poller goes on with the next UID. Only an
-outage (``DatabaseUnavailable``) stops the poll: then the mail is fetched again later.
+reader, Pillow inside the scan check, the database refusing a value) rolls back that mail's
+savepoint only — on PostgreSQL a refused statement would otherwise abort the whole batch — and
+sets it aside for a person, with the reason; the batch goes on with the next mail. Only an
+outage (``DatabaseUnavailable``) stops the poll: then the batch is fetched again later.
 """
 
 import asyncio
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +43,7 @@ from bot.domain.unlock_mail import InboundMail, assign_materials, read_mail, unr
 from bot.services.filing import file_order
 from bot.services.notify import Notifier, staff_notice
 from bot.services.ports import MailQueue, ScanStorage
-from storage.db import Database, DatabaseUnavailable
+from storage.db import Database, is_outage
 from storage.models import InboundMail as InboundMailRow
 from storage.models import utcnow
 from storage.repositories import Companies, Mailboxes
@@ -74,6 +81,21 @@ class Materials:
         return [f for f in MATERIALS if f.key not in self.found]
 
 
+@dataclass
+class Read:
+    """A fetched mail, parsed and its scans checked: what a batch files."""
+    uid: int
+    mail: InboundMail
+    materials: Materials | None  # None: too large to fetch
+    too_large: bool = False
+
+
+# the scan check is Pillow's decode, which lets go of the GIL: a batch's mails are read on all
+# cores (threads, not processes: no pickling megabytes of attachments back, and no fork of a
+# process that runs the database's thread); measured in bench/ (docs/mailbox.md)
+_READERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="mail-reader")
+
+
 class UnlockInbox:
     def __init__(self, settings: Settings, db: Database, scans: ScanStorage, notifier: Notifier,
                  outbox: MailQueue) -> None:
@@ -100,63 +122,102 @@ class UnlockInbox:
             row = await Mailboxes(session).last_filed_at(mailbox, uid)
         if row is None or row.outcome != FOR_HUMANS:
             return False
-        await self._tell_staff_for_humans(row.reason or "", row.sender, row.subject)
+        try:
+            await self.notifier.tell_staff(self._for_humans(row.reason or "", row.sender,
+                                                            row.subject))
+        except Exception as error:  # a chat that fails must not stop the mailbox
+            logger.opt(exception=error).warning("the technicians could not be told in chat")
         return True
 
-    async def _tell_staff_for_humans(self, reason: str, sender: str, subject: str) -> None:
-        sender = clean(sender, ADDRESS_CHARS) or "（无发件人）"
-        await self._tell_staff(
-            f"解锁邮箱有一封邮件需要人工处理（{clean(reason, 200)}）："
-            f"来自 {sender}，主题「{clean(subject, 100)}」。"
-            f"已移到「{self.settings.mailbox.human_folder}」文件夹。")
+    async def _queue_for_humans(self, session: AsyncSession, reason: str,
+                                mail: InboundMail) -> None:
+        await self.notifier.notify_staff(
+            session, self._for_humans(reason, mail.sender_shown, mail.subject))
 
-    async def _tell_staff(self, text: str) -> None:
-        """After the commit: a chat that fails must not stop the mailbox (the mail is filed)."""
-        try:
-            await self.notifier.tell_staff(text)
-        except Exception as error:
-            logger.opt(exception=error).warning("the technicians could not be told in chat")
+    def _for_humans(self, reason: str, sender: str, subject: str) -> str:
+        sender = clean(sender, ADDRESS_CHARS) or "（无发件人）"
+        return (f"解锁邮箱有一封邮件需要人工处理（{clean(reason, 200)}）："
+                f"来自 {sender}，主题「{clean(subject, 100)}」。"
+                f"已移到「{self.settings.mailbox.human_folder}」文件夹。")
+
+    async def read(self, mailbox: str, uid: int, raw: bytes, *,
+                   too_large: bool = False) -> Read:
+        """Parse a fetched mail and check its scans (``raw`` is only its header when it was too
+        large to fetch), in the reader pool: off the event loop, and several mails at once.
+        Never raises: what cannot be read or checked is marked for a person."""
+        mail, materials = await asyncio.get_running_loop().run_in_executor(
+            _READERS, self._read, mailbox, uid, raw, too_large)
+        return Read(uid, mail, materials, too_large)
 
     async def file(self, mailbox: str, uidvalidity: int, uid: int, raw: bytes, *,
                    too_large: bool = False) -> Filing:
-        """File one fetched mail (``raw`` is only its header when it was too large to fetch).
-        Raises only ``DatabaseUnavailable``; any other failure sets the mail aside."""
-        # parsing a mail with its scans takes ~20 ms of CPU: off the event loop, so a backlog
-        # does not freeze the chat (measured in bench/)
-        mail, materials = await asyncio.to_thread(self._read, mailbox, uid, raw, too_large)
-        try:
-            filing, staff = await self._file(mailbox, uidvalidity, uid, mail, materials,
-                                             too_large)
-        except DatabaseUnavailable:
-            raise  # not this mail's fault: it is fetched again once the database is back
-        except Exception as error:  # rolled back; the mail goes to a person, the rest flows
-            logger.opt(exception=error).error(f"mail {uid} in {mailbox} could not be filed")
-            reason = str(error) if isinstance(error, SetAside) else (
-                f"无法登记，已回滚（{_kind(error)}）")
-            filing, staff = await self._set_aside(mailbox, uidvalidity, uid, mail, reason), None
-        self.outbox.wake()
-        logger.info(f"mail {uid} from {mail.sender_shown}: {filing.outcome} {filing.reason}")
-        if staff:
-            await self._tell_staff(staff)
-        elif filing.outcome == FOR_HUMANS:
-            await self._tell_staff_for_humans(filing.reason, mail.sender_shown, mail.subject)
+        """Read and file one fetched mail: a batch of one."""
+        read = await self.read(mailbox, uid, raw, too_large=too_large)
+        [filing] = await self.file_batch(mailbox, uidvalidity, [read])
         return filing
 
-    async def _file(self, mailbox: str, uidvalidity: int, uid: int, mail: InboundMail,
-                    materials: Materials | None, too_large: bool) -> tuple[Filing, str | None]:
-        """The mail's one transaction; returns what became of it and the staff's notice."""
+    async def file_batch(self, mailbox: str, uidvalidity: int,
+                         reads: Sequence[Read]) -> list[Filing]:
+        """File mails read from one folder, oldest first, in one transaction; each mail in a
+        savepoint of its own, so one that fails rolls back alone and goes to a person. Raises
+        only on an outage (``DatabaseUnavailable``) or a scan directory that cannot be
+        synced: then nothing of the batch is kept, and it is fetched again."""
+        filings: list[Filing] = []
+        if not reads:
+            return filings
         async with self.db.transaction() as session:
-            boxes = Mailboxes(session)
-            await boxes.advance(mailbox, uidvalidity, uid)
-            if (earlier := await self._seen(boxes, mailbox, uid, mail)) is not None:
-                return earlier, None
-            if materials is not None and materials.set_aside:
-                raise SetAside(materials.set_aside)
-            filing, order = await self._decide(session, mail, materials, too_large)
-            replied = await self._reply(session, mail, filing, materials)
-            session.add(_row(mailbox, uid, mail, filing, order_id=order.id if order else None,
-                             replied=replied))
-            return filing, staff_notice(order, None) if order else None
+            # the batch's write first: on SQLite it takes the write lock before any read
+            await Mailboxes(session).advance(mailbox, uidvalidity, reads[-1].uid)
+            directories: list[Path] = []
+            for read in reads:
+                filings.append(await self._file_one(session, mailbox, read, directories))
+            # the scans' new names are durable before the rows naming them: one sync each
+            await asyncio.to_thread(self.scans.sync_directories, directories)
+        self.outbox.wake()  # the replies queued with the batch
+        try:
+            await self.notifier.deliver()  # the staff notices queued with the batch
+        except Exception as error:  # a chat that fails must not stop the mailbox
+            logger.opt(exception=error).warning("the technicians could not be told in chat")
+        for read, filing in zip(reads, filings, strict=True):
+            logger.info(f"mail {read.uid} from {read.mail.sender_shown}: {filing.outcome} "
+                        f"{filing.reason}")
+        return filings
+
+    async def _file_one(self, session: AsyncSession, mailbox: str, read: Read,
+                        directories: list[Path]) -> Filing:
+        """One mail of a batch, all or nothing: its savepoint is released, or rolled back and
+        the mail set aside in another."""
+        written: list[Path] = []
+        try:
+            async with session.begin_nested():
+                filing = await self._file(session, mailbox, read, written)
+            directories += written
+            return filing
+        except Exception as error:  # rolled back; the mail goes to a person, the rest flows
+            if is_outage(error):
+                raise  # not this mail's fault: the batch is fetched again once it is back
+            logger.opt(exception=error).error(f"mail {read.uid} in {mailbox} could not be filed")
+            reason = str(error) if isinstance(error, SetAside) else (
+                f"无法登记，已回滚（{_kind(error)}）")
+            return await self._set_aside(session, mailbox, read, reason)
+
+    async def _file(self, session: AsyncSession, mailbox: str, read: Read,
+                    written: list[Path]) -> Filing:
+        """The mail's savepoint: its row, order, scans, reply and staff notice."""
+        boxes, mail, materials = Mailboxes(session), read.mail, read.materials
+        if (earlier := await self._seen(boxes, mailbox, read.uid, mail)) is not None:
+            return earlier
+        if materials is not None and materials.set_aside:
+            raise SetAside(materials.set_aside)
+        filing, order = await self._decide(session, mail, materials, read.too_large, written)
+        replied = await self._reply(session, mail, filing, materials)
+        session.add(_row(mailbox, read.uid, mail, filing,
+                         order_id=order.id if order else None, replied=replied))
+        if order is not None:
+            await self.notifier.notify_staff(session, staff_notice(order, None))
+        elif filing.outcome == FOR_HUMANS:
+            await self._queue_for_humans(session, filing.reason, mail)
+        return filing
 
     async def _seen(self, boxes: Mailboxes, mailbox: str, uid: int,
                     mail: InboundMail) -> Filing | None:
@@ -173,32 +234,30 @@ class UnlockInbox:
             return Filing(DUPLICATE, earlier_for_humans=True)
         filing = Filing(FOR_HUMANS, "Message-ID 与此前的另一封邮件相同，内容却不同")
         boxes.session.add(_row(mailbox, uid, mail, filing, message_id=_replay_id(mail)))
+        await self._queue_for_humans(boxes.session, filing.reason, mail)
         return filing
 
-    async def _set_aside(self, mailbox: str, uidvalidity: int, uid: int, mail: InboundMail,
+    async def _set_aside(self, session: AsyncSession, mailbox: str, read: Read,
                          reason: str) -> Filing:
-        """Record that this mail went to a person and why, in a transaction of its own (the
-        mail's was rolled back). If even that fails, the UID still advances."""
-        filing = Filing(FOR_HUMANS, reason)
+        """Record that this mail went to a person and why, in a savepoint of its own (the
+        mail's was rolled back). If even that fails, the mail still goes to a person and the
+        UID still advances with the batch."""
+        filing, mail = Filing(FOR_HUMANS, reason), read.mail
         try:
-            async with self.db.transaction() as session:
-                boxes = Mailboxes(session)
-                await boxes.advance(mailbox, uidvalidity, uid)
-                taken = await boxes.by_message_id(mail.message_id) is not None
-                session.add(_row(mailbox, uid, mail, filing,
+            async with session.begin_nested():
+                taken = await Mailboxes(session).by_message_id(mail.message_id) is not None
+                session.add(_row(mailbox, read.uid, mail, filing,
                                  message_id=_replay_id(mail) if taken else None))
-            return filing
-        except DatabaseUnavailable:
-            raise
+                await self._queue_for_humans(session, reason, mail)
         except Exception as error:
-            logger.opt(exception=error).error(f"mail {uid} in {mailbox}: no record kept")
-        async with self.db.transaction() as session:
-            await Mailboxes(session).advance(mailbox, uidvalidity, uid)
+            if is_outage(error):
+                raise
+            logger.opt(exception=error).error(f"mail {read.uid} in {mailbox}: no record kept")
         return filing
 
     # --- deciding ---------------------------------------------------------------------------
     async def _decide(self, session: AsyncSession, mail: InboundMail,
-                      materials: Materials | None, too_large: bool):
+                      materials: Materials | None, too_large: bool, written: list[Path]):
         cap = self.settings.mailbox.max_message_megabytes
         if too_large or materials is None:
             return Filing(FOR_HUMANS, f"邮件超过 {cap:g} MB"), None
@@ -214,7 +273,7 @@ class UnlockInbox:
         identified = known is not None or bool(mail.uscc and mail.company)
         if not identified or materials.missing():
             return Filing(INCOMPLETE, "材料不全" if identified else "无法确认单位"), None
-        await asyncio.to_thread(self._save_scans, materials)
+        written += await asyncio.to_thread(self._write_scans, materials)
         # the order keeps what the mail claims; the view flags a name unlike the record's
         values = {"company_name": clean(mail.company or (known.name if known else ""), 100),
                   "uscc": mail.uscc or "", "contact_email": mail.sender,
@@ -245,9 +304,10 @@ class UnlockInbox:
             logger.opt(exception=error).warning(f"mail {uid} in {mailbox}: attachments failed")
             return mail, Materials({}, [], set_aside=f"附件无法读取（{_kind(error)}）")
 
-    def _save_scans(self, materials: Materials) -> None:
-        for info, data, _ in materials.found.values():
-            self.scans.save(info.sha256, data)
+    def _write_scans(self, materials: Materials) -> list[Path]:
+        """Each file synced; their directories are synced once for the batch."""
+        return [d for info, data, _ in materials.found.values()
+                for d in self.scans.write(info.sha256, data)]
 
     def _materials(self, mail: InboundMail) -> Materials:
         usable, problems = [], []
