@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,6 +34,39 @@ KINDS = ("token_info", "reset_pin", "personalise", "request", "write_certificate
 HALL = "HALL"  # the company of the service hall's agent, which personalises blank UKEYs
 SEALED = ("so_pin", "user_pin")  # the secrets a job may carry, each sealed to the agent
 _RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
+
+
+# A successful job's answer carries the token read, and these jobs a request signed on it.
+SIGNS_A_REQUEST = frozenset({"personalise", "request"})
+
+
+def result_problem(message: object, kind: str) -> str | None:
+    """What is wrong with an agent's answer to a ``kind`` job, or None when it has the shape
+    the runner sends: ``{"id", "ok": bool, "code"?, "message"?, "token": {"serial": str, …}
+    when ok, "csr": base64 when ok and the job signs a request}``."""
+    if not isinstance(message, dict) or not isinstance(message.get("id"), str):
+        return "not an answer to a job"
+    if not isinstance(message.get("ok"), bool):
+        return "ok missing"
+    for text in ("code", "message"):
+        if message.get(text) is not None and not isinstance(message[text], str):
+            return f"{text} not text"
+    if not message["ok"]:
+        return None
+    token = message.get("token")
+    if not isinstance(token, dict) or not isinstance(token.get("serial"), str) \
+            or not token["serial"].strip():
+        return "token or its serial missing"
+    certificates = token.get("certificates", [])
+    if not isinstance(certificates, list) or not all(isinstance(c, dict) for c in certificates):
+        return "certificates not a list of objects"
+    if kind in SIGNS_A_REQUEST:
+        csr = message.get("csr")
+        try:
+            x509.load_der_x509_csr(unb64(csr) if isinstance(csr, str) else b"")
+        except ValueError:
+            return "csr missing or not a certificate request"
+    return None
 
 
 def b64(data: bytes) -> str:

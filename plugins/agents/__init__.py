@@ -3,10 +3,12 @@ pairing, and the job connection."""
 
 import asyncio
 import contextlib
+import json
 
 import nonebot
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from loguru import logger
 from nonebot.plugin import PluginMetadata
 from pydantic import BaseModel
 
@@ -95,8 +97,12 @@ async def agent_socket(socket: WebSocket) -> None:
     await runtime.hub.connected(agent, socket.send_json, lambda: socket.close(code=4403))
     try:
         while True:
-            message = await socket.receive_json()
-            if message.get("type") == "result":
+            try:
+                message = json.loads(await socket.receive_text())
+            except (ValueError, KeyError):  # not JSON, or a binary frame: dropped, and on
+                logger.warning(f"agent #{agent.id}: a frame that is not JSON, dropped")
+                continue
+            if isinstance(message, dict) and message.get("type") == "result":
                 await runtime.hub.result(agent.id, message)
     except WebSocketDisconnect:
         pass

@@ -21,7 +21,7 @@ from loguru import logger
 from bot.config import Settings
 from bot.domain.lifecycle import FINAL, Event, OrderStatus, OrderType, status_label
 from bot.domain.order_log import TOKEN_JOB_NAMES
-from bot.key_agent.protocol import HALL, Refused, b64, check_proof
+from bot.key_agent.protocol import HALL, Refused, b64, check_proof, result_problem
 from bot.services.agents.hellos import HelloGuard
 from bot.services.agents.registry import AgentRefused, AgentRegistry, agent_company
 from bot.services.agents.so_pins import initial_user_pin, load_master, so_pin_for
@@ -217,10 +217,16 @@ class AgentHub:
         was sent to may answer it, while it is sent, or after the sweeper expired it (the
         person typed the PIN late: the token did it all the same) or withdrew it."""
         async with self.db.transaction() as session:
-            job = await TokenJobs(session).get(str(message.get("id")))
+            job_id = message.get("id") if isinstance(message, dict) else None
+            job = await TokenJobs(session).get(job_id) if isinstance(job_id, str) else None
             if job is None or job.agent_id != agent_id or job.status not in ANSWERABLE:
-                logger.warning(f"agent #{agent_id}: unexpected result for {message.get('id')}")
+                logger.warning(f"agent #{agent_id}: unexpected result for {str(job_id)[:40]}")
                 return
+            if problem := result_problem(message, job.kind):
+                # the job's own agent answered nonsense: a failure, so the order can move on
+                logger.warning(f"agent #{agent_id}: malformed result for job {job.id}: {problem}")
+                message = {"id": job.id, "ok": False, "code": "malformed_result",
+                           "message": "密钥代理的回复不完整，没有完成这一步"}
             ok = bool(message.get("ok"))
             token = message.get("token") or {}
             was = job.status
