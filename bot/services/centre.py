@@ -54,14 +54,16 @@ def menu_footer(settings: Settings, certificates: bool) -> str:
 def faq_answers(settings: Settings, text: str) -> list[str]:
     """The answers of every ``[[faq]]`` entry with a keyword in ``text``, in the file's order."""
     typed = text.lower()
+    matched = [entry for entry in settings.faq if any(k.lower() in typed for k in entry.keywords)]
+    if not matched:  # most messages are form answers: nothing to fill in for them
+        return []
     centre = settings.centre
     values = {"name": centre.name, "phone": centre.phone or "（未公布）",
               "qq": centre.qq or "（未公布）", "address": centre.address or "（未公布）",
               "hours": centre.hours().text(), "contact": contact_line(settings),
               "fees": fees_line(settings, certificates=settings.pki.enabled),
               "pickup": pickup_line(settings)}
-    return [entry.answer.format(**values) for entry in settings.faq
-            if any(k.lower() in typed for k in entry.keywords)]
+    return [entry.answer.format(**values) for entry in matched]
 
 
 def when_answered(settings: Settings, now: datetime) -> str:

@@ -73,6 +73,14 @@ async def orders_of(runtime: Runtime) -> dict[str, tuple[dict[str, str], set[str
         return {o.number: (dict(o.fields), {a.sha256 for a in o.attachments}) for o in orders}
 
 
+def assert_scans_restored(runtime: Runtime, orders: dict[str, tuple[dict[str, str], set[str]]]
+                          ) -> None:
+    """Every scan the orders name is in the runtime's store, byte for byte."""
+    for _, hashes in orders.values():
+        for digest in hashes:
+            assert hashlib.sha256(runtime.scans.read(digest)).hexdigest() == digest
+
+
 async def certificates_of(runtime: Runtime) -> dict[str, bytes]:
     async with runtime.db.transaction() as session:
         return {c.serial: c.der for c in await session.scalars(select(Certificate))}
@@ -117,9 +125,7 @@ async def test_a_running_bot_restores_whole_and_its_ca_still_signs(
     second = await Runtime.start(settings, RecordingChat())
     try:
         assert await orders_of(second) == orders
-        for _, hashes in orders.values():
-            for digest in hashes:
-                assert hashlib.sha256(second.scans.read(digest)).hexdigest() == digest
+        assert_scans_restored(second, orders)
         assert await certificates_of(second) == certificates
         office = second.certificates.office  # type: ignore[union-attr]
         assert office.ca.certificate == old_ca
@@ -351,9 +357,7 @@ async def test_postgresql_round_trip(make_runtime: MakeRuntime, tmp_path: Path,
     second = await Runtime.start(settings, RecordingChat())
     try:
         assert await orders_of(second) == orders
-        for _, hashes in orders.values():
-            for digest in hashes:
-                assert hashlib.sha256(second.scans.read(digest)).hexdigest() == digest
+        assert_scans_restored(second, orders)
     finally:
         await second.stop()
 
