@@ -294,7 +294,42 @@ class ChatSection(_Section):
     """The longest wait between two attempts."""
     max_age_hours: float = Field(72, gt=0)
     """A notice still undelivered after this long is dropped and logged (the applicant's
-    e-mail, 我的订单 and 查询 still tell them)."""
+    e-mail, 我的订单 and 查询 still tell them). A notice held for the applicant's next message
+    (no path open on their channel) waits held_days instead."""
+    held_days: float = Field(30, gt=0)
+    """How long a notice that no path the platform allows can deliver now waits for the
+    applicant's next message (mailed at once where they gave an address); then it is dropped
+    and logged, and 历史 says 已过期."""
+
+
+class ChannelTerms(_Section):
+    """A platform's sending terms, put over the built-in table (bot/services/channels.py);
+    a term left out keeps the table's value."""
+
+    reply_window_minutes: float | None = Field(None, gt=0)
+    """How long after the user's last message a reply may be sent."""
+    replies_per_message: int | None = Field(None, ge=0)
+    """How many replies one user message allows."""
+    proactive_per_month: int | None = Field(None, ge=0)
+    """How many messages outside the window (QQ's proactive messages, WeChat's template
+    messages) one account may be sent per calendar month; 0: none."""
+
+
+class ChannelsSection(_Section):
+    """``[channels]``: the official platforms' sending terms, when a platform has changed them
+    since cadesk's table was written (docs/channels.md); unset: the table's."""
+
+    qqbot: ChannelTerms | None = None
+    """QQ's official bot (C2C): { reply_window_minutes, replies_per_message,
+    proactive_per_month }; the table's: 60 minutes, 5 replies, 4 proactive messages a month."""
+    wechat: ChannelTerms | None = None
+    """The WeChat official account: the table's: 48 hours (2880 minutes), replies unlimited,
+    0 template messages (set proactive_per_month once a template message is configured)."""
+
+    def terms(self) -> dict[str, ChannelTerms]:
+        """The platforms given terms, by platform."""
+        return {platform: terms for platform in ("qqbot", "wechat")
+                if (terms := getattr(self, platform)) is not None}
 
 
 class MailboxSection(_Section):
@@ -446,6 +481,7 @@ class Settings(_Section):
     payment: PaymentSection = PaymentSection()
     email: EmailSection = EmailSection()
     chat: ChatSection = ChatSection()
+    channels: ChannelsSection = ChannelsSection()
     mailbox: MailboxSection = MailboxSection()
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()

@@ -21,6 +21,7 @@ from bot.services.applications.paper_forms import PaperForms
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
+from bot.services.channels import configured
 from bot.services.health import Health
 from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
@@ -66,7 +67,7 @@ class Runtime:
                                settings.scans.download_timeout_seconds)
         mail = MailOutbox(db, settings.email, scans)
         mail.start()
-        chat_outbox = ChatOutbox(db, settings.chat, chat)
+        chat_outbox = ChatOutbox(db, settings.chat, chat, mail, configured(settings.channels))
         chat_outbox.start()
         notifier = Notifier(settings, db, chat_outbox, mail)
         inbox = UnlockInbox(settings, db, scans, notifier, mail)

@@ -234,13 +234,21 @@ class OutgoingMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+HELD_SQL = text("path = 'held'")  # a literal: a partial index
+
+
 class OutgoingChat(Base):
     """One chat message to deliver (a notice, never a reply): written in the transaction of the
     change it reports, kept until sent, so a dropped QQ connection or a restart loses nothing.
     A recipient's messages go out in ``id`` order."""
 
     __tablename__ = "outgoing_chat"
-    __table_args__ = (Index("ix_outgoing_chat_pending", "sent_at", "dropped_at", "id"),)
+    __table_args__ = (
+        Index("ix_outgoing_chat_pending", "sent_at", "dropped_at", "id"),
+        # an account's next message looks for what waits for it: the held rows alone
+        Index("ix_outgoing_chat_held", "platform", "recipient", postgresql_where=HELD_SQL,
+              sqlite_where=HELD_SQL),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))
     recipient: Mapped[str] = mapped_column(String(100))  # a user id, or a group id
@@ -254,6 +262,28 @@ class OutgoingChat(Base):
     sent_at: Mapped[datetime | None]
     dropped_at: Mapped[datetime | None]  # undeliverable for longer than [chat] max_age_hours
     last_error: Mapped[str | None] = mapped_column(Text)
+    # how it went out (bot/services/channels.py Delivery: open, reply, push, held, next); None:
+    # not yet
+    path: Mapped[str | None] = mapped_column(String(10))
+    # its mail (ports.NoticeMail): may (mailed if held), sent, never (an initial PIN)
+    mail: Mapped[str] = mapped_column(String(10), default="may", server_default="may")
+
+
+class ChatReach(Base):
+    """Where a channel that ties replies to the user's message stands with one account (QQ's
+    official bot, WeChat; always-open channels keep no row): their last message, the replies
+    sent against it, the pushes used this month. Written once per message of theirs."""
+
+    __tablename__ = "chat_reach"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    last_message_at: Mapped[datetime | None]
+    last_ref: Mapped[str | None] = mapped_column(String(128))  # the platform's message id
+    replies_used: Mapped[int] = mapped_column(default=0)  # against the last message
+    push_month: Mapped[str] = mapped_column(String(7), default="")  # "2026-12", UTC
+    pushes_used: Mapped[int] = mapped_column(default=0)  # in push_month
 
 
 class MailboxState(Base):

@@ -75,7 +75,10 @@ class NonebotChat:
                 return bot
         return None
 
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool:
+    async def send(self, account: Account, replies: Sequence[Reply], *,
+                   reply_to: str | None = None) -> bool:
+        """``reply_to`` is for the platforms that tie a reply to the user's message; OneBot and
+        the Console send at any time and need none."""
         bot = self._bot(account.platform)
         if bot is None:
             logger.warning(f"no {account.platform} bot online: {account} not told")
@@ -91,6 +94,10 @@ class NonebotChat:
             logger.warning(f"sending to {account} failed: {error}")
             return False
         return True
+
+    async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
+        """Outside a reply window. OneBot and the Console have none: a push is a send."""
+        return await self.send(account, replies)
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:
         bot = self._bot(group.platform)

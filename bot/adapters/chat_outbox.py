@@ -5,12 +5,21 @@ the platform's bot is offline, each once, in order per recipient, dropped to the
 
 Delivery is at least once: a message is marked sent after the platform accepted it, so a crash
 between the two sends it again at the next start (the one case of a repeat).
+
+Each notice goes by the best path its channel's rules (bot/services/channels.py) leave open
+now, among the person's joined accounts: an always-open channel; a reply inside the window of
+their last message, while replies are left; a push (QQ's proactive message, WeChat's template
+message) while this month's allowance lasts. When none is open the notice is **held**: mailed
+at once where the person gave an address, and handed over with the answer to their next
+message (``with_held``: 「您有 N 条新通知：……」, at most once: marked delivered with the
+answer), or dropped after ``[chat] held_days``. A held notice is looked at again when a new
+month brings new pushes.
 """
 
 import asyncio
 import base64
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
@@ -19,13 +28,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.adapters.periodic import Periodic
 from bot.config import ChatSection
 from bot.domain.masking import mask_personal_numbers
+from bot.services.channels import (
+    BY_PLATFORM,
+    ChannelRules,
+    Delivery,
+    OpenPath,
+    Standing,
+    may_push_later,
+    month_of,
+    next_month,
+    open_paths,
+    path_of,
+    rules_of,
+)
 from bot.services.messages import Account, Picture, Reply
-from bot.services.ports import ChatChannel
+from bot.services.ports import ChatChannel, MailQueue, NoticeMail
 from storage.db import Database
 from storage.models import OutgoingChat, utcnow
-from storage.repositories import OutgoingChats
+from storage.repositories import ChatReaches, Handlers, OutgoingChats, accounts_of
 
 BATCH = 100
+HELD_MAIL_SUBJECT = "CA 数字证书服务：您有一条新通知"
 
 
 def to_row(reply: Reply) -> dict[str, Any]:
@@ -47,22 +70,59 @@ def _preview(message: dict[str, Any]) -> str:
 
 
 class ChatOutbox:
-    def __init__(self, db: Database, settings: ChatSection, chat: ChatChannel) -> None:
+    def __init__(self, db: Database, settings: ChatSection, chat: ChatChannel,
+                 mail: MailQueue | None = None,
+                 rules: Mapping[str, ChannelRules] = BY_PLATFORM) -> None:
         self.db = db
         self.settings = settings
         self.chat = chat
+        self.mail = mail  # a held notice is mailed at once through it (None: never)
+        self.rules = rules  # the channels' rules, with bot.toml's [channels] terms
         self._lock = asyncio.Lock()  # one delivery pass at a time: a message is sent once
         self._worker = Periodic("chat outbox", self.deliver, settings.retry_seconds)
 
     def enqueue(self, session: AsyncSession, to: Account, replies: Sequence[Reply], *,
-                group: bool = False, order_id: int | None = None) -> None:
+                group: bool = False, order_id: int | None = None,
+                mail: NoticeMail = NoticeMail.MAY) -> None:
         """Queue inside the caller's transaction, one row per message (a picture after its
         text is its own row: a retry never repeats the text); ``deliver`` after the commit."""
         repository = OutgoingChats(session)
         for reply in replies:
             repository.add(OutgoingChat(platform=to.platform, recipient=to.user_id,
                                         is_group=group, message=to_row(reply),
-                                        order_id=order_id))
+                                        order_id=order_id, mail=mail.value))
+
+    def _rules(self, platform: str) -> ChannelRules:
+        return self.rules.get(platform) or rules_of(platform)
+
+    async def with_held(self, account: Account, ref: str | None,
+                        answer: Sequence[Reply]) -> list[Reply]:
+        """The answer to the user's message, after what was held for them; on a windowed
+        channel the message is recorded (one upsert) with the replies it is answered with.
+        An always-open channel costs nothing here."""
+        if self._rules(account.platform).always_open:
+            return list(answer)
+        now = utcnow()
+        try:
+            async with self.db.transaction() as session:
+                accounts = await accounts_of(session, account)
+                held = await OutgoingChats(session).held_for(
+                    [(a.platform, a.user_id) for a in accounts])
+                for row in held:  # delivered with this answer: at most once, never twice
+                    row.path = path_of(Delivery.NEXT, account.platform, row.platform)
+                    row.sent_at, row.last_error, row.attempts = now, None, row.attempts + 1
+                first = held_digest(held)
+                await ChatReaches(session).message(account.platform, account.user_id, now,
+                                                   ref, len(first) + len(answer))
+        except Exception as error:  # the answer goes out regardless; held notices keep waiting
+            logger.opt(exception=error).warning(
+                f"chat outbox: {account}'s message not recorded: {error}")
+            return list(answer)
+        if held:
+            logger.info(f"chat outbox: {len(held)} held message(s) delivered to {account} "
+                        "with the answer to their message")
+            self._worker.wake()  # what was queued behind them may go now
+        return [*first, *answer]
 
     def start(self) -> None:
         self._worker.start()
@@ -95,7 +155,10 @@ class ChatOutbox:
 
     async def _deliver(self) -> int:
         sent, after, now = 0, 0, utcnow()
-        blocked: set[tuple[str, str, bool]] = set()
+        blocked: set[tuple[str, str, bool]] = set()  # an earlier message waits for a retry
+        holding: set[tuple[str, str, bool]] = set()  # an earlier message is held
+        max_age = timedelta(hours=self.settings.max_age_hours)
+        held_age = timedelta(days=self.settings.held_days)
         while True:  # page by id: a long backlog of one recipient starves nobody else
             async with self.db.transaction() as session:
                 pending = await OutgoingChats(session).pending(after, BATCH)
@@ -103,15 +166,23 @@ class ChatOutbox:
                 key = (row.platform, row.recipient, row.is_group)
                 if key in blocked:
                     continue  # an earlier message to them waits: this one may not overtake it
-                if now - row.created_at > timedelta(hours=self.settings.max_age_hours):
+                held = row.path == Delivery.HELD
+                if now - row.created_at > (held_age if held else max_age):
                     await self._drop(row.id)
                     continue
                 if row.next_attempt_at > now:
-                    blocked.add(key)
+                    (holding if held else blocked).add(key)
                     continue
-                if await self._send(row):
-                    await self._record(row.id, None)
+                if key in holding:  # may not overtake a held one: waits with it
+                    await self._hold(row, now)
+                    continue
+                outcome = await self._send(row, now)
+                if isinstance(outcome, OpenPath):
+                    await self._record(row.id, None, outcome)
                     sent += 1
+                elif outcome is None:
+                    holding.add(key)
+                    await self._hold(row, now)
                 else:
                     blocked.add(key)
                     await self._record(row.id, "not delivered: no bot online or sending failed")
@@ -119,23 +190,92 @@ class ChatOutbox:
                 return sent
             after = pending[-1].id
 
-    async def _send(self, row: OutgoingChat) -> bool:
-        to, replies = Account(row.platform, row.recipient), [from_row(row.message)]
+    async def _paths(self, row: OutgoingChat, now: datetime) -> list[OpenPath]:
+        """The paths open to the person now, best first."""
+        async with self.db.transaction() as session:
+            accounts = await accounts_of(session, Account(row.platform, row.recipient))
+            windowed = [(a.platform, a.user_id) for a in accounts
+                        if not self._rules(a.platform).always_open]
+            reaches = await ChatReaches(session).of(windowed) if windowed else []
+        month = month_of(now)
+        standing = {Account(r.platform, r.user_id): Standing(
+            r.last_message_at, r.last_ref, r.replies_used,
+            r.pushes_used if r.push_month == month else 0) for r in reaches}
+        return open_paths(accounts, standing, self.rules, now)
+
+    async def _send(self, row: OutgoingChat, now: datetime) -> OpenPath | bool | None:
+        """The path it went by; None: no path open (hold it); False: sending failed (retry)."""
+        replies = [from_row(row.message)]
         try:
             if row.is_group:
-                return await self.chat.send_group(to, replies)
-            return await self.chat.send(to, replies)
+                group = Account(row.platform, row.recipient)
+                return OpenPath(group, Delivery.OPEN) if await self.chat.send_group(
+                    group, replies) else False
+            for path in await self._paths(row, now):
+                if path.delivery is Delivery.PUSH:
+                    if await self.chat.push(path.account, replies):
+                        return path
+                    continue  # refused or not set up: the next path, else held
+                if await self.chat.send(path.account, replies, reply_to=path.reply_to):
+                    return path
+                return False  # the platform is offline: retried, the window looked at again
+            return None
         except Exception as error:  # a platform's bug must not stop every notice behind it
             logger.opt(exception=error).warning(f"chat outbox: sending #{row.id} raised")
             return False
 
-    async def _record(self, message_id: int, error: str | None) -> None:
+    async def _hold(self, row: OutgoingChat, now: datetime) -> None:
+        """No path is open: wait for their next message (or a new month's pushes), and go by
+        mail at once where they gave an address."""
+        mailed = False
+        async with self.db.transaction() as session:
+            held = await OutgoingChats(session).get(row.id)
+            assert held is not None
+            accounts = await accounts_of(session, Account(row.platform, row.recipient))
+            first_time = held.path != Delivery.HELD
+            held.path, held.last_error = Delivery.HELD.value, None
+            held.next_attempt_at = (next_month(now) if may_push_later(accounts, self.rules)
+                                    else held.created_at + timedelta(days=self.settings.held_days))
+            if held.mail == NoticeMail.MAY and self.mail is not None and self.mail.enabled:
+                mailed = await self._mail_held(session, held, accounts)
+        if first_time:
+            logger.info(f"chat outbox: #{row.id} to {row.platform}:{row.recipient} held for "
+                        f"their next message{', mailed' if mailed else ''}: "
+                        f"{_preview(row.message)}")
+        if mailed:
+            assert self.mail is not None
+            self.mail.wake()
+
+    async def _mail_held(self, session: AsyncSession, row: OutgoingChat,
+                         accounts: Sequence[Account]) -> bool:
+        """The held notice's text to the person's addresses (a picture's caption says what it
+        was); whether any was queued."""
+        assert self.mail is not None
+        handlers = [await Handlers(session).get(a.platform, a.user_id) for a in accounts]
+        addresses = sorted({h.email for h in handlers if h is not None and h.email})
+        if not addresses:
+            return False
+        channel = self._rules(row.platform).name
+        text = row.message.get("text") or f"（图片：{row.message.get('alt', '')}，请在聊天中查看）"
+        body = (f"{text}\n\n（这条通知暂时无法在{channel}中发给您：平台只允许在您发消息后的一段"
+                f"时间内回复。您下次在{channel}给我们发消息时，它会一并发给您。）")
+        for address in addresses:
+            await self.mail.enqueue(session, address, HELD_MAIL_SUBJECT, body,
+                                    order_id=row.order_id)
+        row.mail = NoticeMail.SENT.value
+        return True
+
+    async def _record(self, message_id: int, error: str | None,
+                      path: OpenPath | None = None) -> None:
         async with self.db.transaction() as session:
             row = await OutgoingChats(session).get(message_id)
             assert row is not None
             row.attempts += 1
             if error is None:
                 row.sent_at, row.last_error = utcnow(), None
+                if path is not None:
+                    row.path = path_of(path.delivery, path.account.platform, row.platform)
+                    await self._count(session, path, row.sent_at)
                 return
             row.last_error = error
             wait = min(self.settings.retry_seconds * 2 ** (row.attempts - 1),
@@ -147,7 +287,30 @@ class ChatOutbox:
             row = await OutgoingChats(session).get(message_id)
             assert row is not None
             row.dropped_at = utcnow()
+            why = (f"held {self.settings.held_days:g} days for their next message"
+                   if row.path == Delivery.HELD else
+                   f"{row.attempts} attempts over {self.settings.max_age_hours:g} h")
+            mailed = " (mailed)" if row.mail == NoticeMail.SENT else ""
             logger.error(
                 f"chat outbox: #{row.id} to {row.platform}:{row.recipient} dropped after "
-                f"{row.attempts} attempts over {self.settings.max_age_hours:g} h: "
-                f"{_preview(row.message)}")
+                f"{why}{mailed}: {_preview(row.message)}")
+
+    async def _count(self, session: AsyncSession, path: OpenPath, at: datetime) -> None:
+        """A reply or a push used up, where the platform counts them."""
+        account = path.account
+        if path.delivery is Delivery.REPLY:
+            await ChatReaches(session).count_reply(account.platform, account.user_id)
+        elif path.delivery is Delivery.PUSH:
+            await ChatReaches(session).count_push(account.platform, account.user_id,
+                                                  month_of(at))
+
+
+def held_digest(held: Sequence[OutgoingChat]) -> list[Reply]:
+    """Held notices as one message, numbered in order (「您有 2 条新通知：……」), their pictures
+    (a payment QR code) after it."""
+    texts = [str(row.message["text"]) for row in held if "text" in row.message]
+    pictures = [from_row(row.message) for row in held if "image" in row.message]
+    if not texts:
+        return pictures
+    numbered = "\n".join(f"{i}. {text}" for i, text in enumerate(texts, 1))
+    return [f"您有 {len(texts)} 条新通知：\n{numbered}", *pictures]

@@ -7,10 +7,18 @@ message within about an hour (a ``msg_id`` passed back), WeChat's 客服消息 a
 of the user's last action; later, only a limited "proactive" push (QQ) or a template message
 the account has set up (WeChat) gets through. The chat outbox reads these rules to choose a
 path for each notice, or to hold it for the applicant's next message.
+
+The numbers are the platforms' terms as of writing, declared here once; ``[channels]`` in
+bot.toml overrides them when a platform changes its terms (``configured``).
 """
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.config import ChannelsSection
+from bot.services.messages import Account
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,7 @@ class ChannelRules:
     replies_per_message: int | None  # replies one user message allows; None: no limit
     proactive_per_month: int | None  # pushes outside the window per account; None: no limit
     images: bool  # a picture can be sent (else its caption, and a link where there is one)
+    push_name: str = "主动推送"  # what a message outside the window is called (历史)
 
     @property
     def always_open(self) -> bool:
@@ -35,7 +44,8 @@ CHANNELS: tuple[ChannelRules, ...] = (
     ChannelRules("qqbot", "QQ 官方机器人", timedelta(minutes=60), 5, 4, images=True),
     # 微信公众号: 客服消息 within 48 hours of the user's last message; after that only a
     # template message (when the centre configured one)
-    ChannelRules("wechat", "微信公众号", timedelta(hours=48), None, 0, images=True),
+    ChannelRules("wechat", "微信公众号", timedelta(hours=48), None, 0, images=True,
+                 push_name="模板消息"),
 )
 
 BY_PLATFORM = {channel.platform: channel for channel in CHANNELS}
@@ -44,3 +54,128 @@ BY_PLATFORM = {channel.platform: channel for channel in CHANNELS}
 def rules_of(platform: str) -> ChannelRules:
     """The rules of ``platform``; an unknown one is treated as always open (a test's)."""
     return BY_PLATFORM.get(platform) or ChannelRules(platform, platform, None, None, None, True)
+
+
+def configured(section: ChannelsSection) -> Mapping[str, ChannelRules]:
+    """The table with bot.toml's ``[channels]`` terms put over it (an unset term: the table's)."""
+    rules = dict(BY_PLATFORM)
+    for platform, terms in section.terms().items():
+        base = rules[platform]
+        window = (timedelta(minutes=terms.reply_window_minutes)
+                  if terms.reply_window_minutes is not None else base.reply_window)
+        rules[platform] = replace(
+            base, reply_window=window,
+            replies_per_message=_or(terms.replies_per_message, base.replies_per_message),
+            proactive_per_month=_or(terms.proactive_per_month, base.proactive_per_month))
+    return rules
+
+
+def _or(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a windowed channel stands with one account (``chat_reach``)."""
+
+    last_message_at: datetime | None = None
+    last_ref: str | None = None  # the platform's id of their last message
+    replies_used: int = 0  # against that message
+    pushes_used: int = 0  # this month
+
+
+def month_of(at: datetime) -> str:
+    """The calendar month pushes are counted in ("2026-12"), in UTC: later than Beijing's, so
+    a new allowance is never assumed before the platform grants it."""
+    return f"{at:%Y-%m}"
+
+
+def next_month(at: datetime) -> datetime:
+    first = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+class Delivery(StrEnum):
+    """How a notice to a person went out (``outgoing_chat.path``), as 历史 shows it."""
+
+    OPEN = "open"  # an always-open channel: sent
+    REPLY = "reply"  # inside the window, as a reply to the user's last message
+    PUSH = "push"  # outside the window: the platform's proactive message / template message
+    HELD = "held"  # no path open: waits for the user's next message (and is mailed)
+    NEXT = "next"  # delivered with the answer to the user's next message
+
+
+# 历史's words for each path: {channel} is the channel's name, {push} its push's
+PATH_WORDS: Mapping[Delivery, str] = {
+    Delivery.OPEN: "已发送（{channel}）",
+    Delivery.REPLY: "已发送（{channel}，回复）",
+    Delivery.PUSH: "已发送（{channel}，{push}）",
+    Delivery.HELD: "待下次消息",
+    Delivery.NEXT: "已发送（{channel}，随下次消息）",
+}
+NOT_YET = "待发送"  # queued, not delivered yet (the platform offline, or not tried yet)
+EXPIRED = "已过期"  # dropped: undelivered too long, or held past [chat] held_days
+MAILED = "已发邮件"
+
+
+def path_of(delivery: Delivery, via: str, recipient_platform: str) -> str:
+    """``outgoing_chat.path``: the delivery, and the platform used when it is not the
+    recipient's own (an account joined with it)."""
+    return delivery.value if via == recipient_platform else f"{delivery.value}:{via}"
+
+
+def delivery_words(path: str | None, platform: str, *, dropped: bool, mailed: bool,
+                   rules: Mapping[str, ChannelRules] = BY_PLATFORM) -> str:
+    """How 历史 says a notice went out: its path in words, 已过期 when dropped, and 已发邮件
+    where the notice was mailed as well."""
+    delivery, _, via = (path or "").partition(":")
+    platform = via or platform
+    channel = rules.get(platform) or rules_of(platform)
+    if dropped:
+        words = EXPIRED
+    elif path is None:
+        words = NOT_YET
+    else:
+        words = PATH_WORDS[Delivery(delivery)].format(channel=channel.name, push=channel.push_name)
+    return f"{words}，{MAILED}" if mailed else words
+
+
+@dataclass(frozen=True)
+class OpenPath:
+    account: Account  # whom to send to (the recipient, or an account joined with it)
+    delivery: Delivery  # OPEN, REPLY or PUSH
+    reply_to: str | None = None  # REPLY: the user's last message id
+
+
+def open_paths(accounts: Sequence[Account], standing: Mapping[Account, Standing],
+               rules: Mapping[str, ChannelRules], now: datetime) -> list[OpenPath]:
+    """Every path the platforms allow now to one person (``accounts``: theirs, joined, the
+    recipient first), best first: an always-open channel, a reply inside a window with
+    replies left, a push with this month's allowance left. Empty: hold the notice."""
+    def rules_for(account: Account) -> ChannelRules:
+        return rules.get(account.platform) or rules_of(account.platform)
+
+    found: list[OpenPath] = [OpenPath(a, Delivery.OPEN) for a in accounts
+                             if rules_for(a).always_open]
+    for account in accounts:
+        channel, known = rules_for(account), standing.get(account, Standing())
+        if channel.always_open or known.last_message_at is None:
+            continue
+        assert channel.reply_window is not None
+        within = now - known.last_message_at < channel.reply_window
+        left = (channel.replies_per_message is None
+                or known.replies_used < channel.replies_per_message)
+        if within and left:
+            found.append(OpenPath(account, Delivery.REPLY, known.last_ref))
+    for account in accounts:
+        channel, known = rules_for(account), standing.get(account, Standing())
+        if not channel.always_open and (channel.proactive_per_month is None
+                                        or known.pushes_used < channel.proactive_per_month):
+            found.append(OpenPath(account, Delivery.PUSH))
+    return found
+
+
+def may_push_later(accounts: Sequence[Account], rules: Mapping[str, ChannelRules]) -> bool:
+    """Whether a new month's allowance could carry a held notice to one of ``accounts``."""
+    return any((rules.get(a.platform) or rules_of(a.platform)).proactive_per_month != 0
+               for a in accounts)

@@ -31,6 +31,9 @@ class Incoming:
     text: str = ""
     images: tuple[ImageSource, ...] = ()
     local_files: bool = False  # Console: a typed file path or URL counts as an image
+    # the platform's id of this message (QQ msg_id, WeChat MsgId): a reply quotes it where the
+    # platform ties replies to the user's message (bot/services/channels.py)
+    ref: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from bot.services.centre import pickup_line, reach
 from bot.services.messages import Account, MailAttachment, Picture, Reply
 from bot.services.order_views import company_label
 from bot.services.payment import payment_url, qr_png
-from bot.services.ports import ChatQueue, MailQueue
+from bot.services.ports import ChatQueue, MailQueue, NoticeMail
 from storage.db import Database
 from storage.models import Handler, Order, utcnow
 
@@ -35,6 +35,7 @@ class Notice:
     body: str
     attachments: tuple[MailAttachment, ...] = ()  # files the mail carries
     cc: tuple[str, ...] = ()  # mailed too, beyond the order's usual addresses
+    private: bool = False  # never mailed, not even when the chat cannot carry it (a PIN)
 
 
 def _names(fields: Sequence[Field]) -> str:
@@ -262,6 +263,13 @@ def company_notice(kind: CompanyNotice, settings: Settings, **values: str) -> No
     return Notice([text], template.subject.format(**values), body)
 
 
+def _mail(notice: Notice, mailed: bool) -> NoticeMail:
+    """What the chat outbox may do by mail with a notice it cannot deliver in chat."""
+    if mailed:
+        return NoticeMail.SENT
+    return NoticeMail.NEVER if notice.private else NoticeMail.MAY
+
+
 class Notifier:
     """Every notice is queued in the transaction of the change it reports (``notify_*``: chat
     through the chat outbox, mail through the mail outbox) and goes out after the commit
@@ -276,11 +284,11 @@ class Notifier:
         self.chat = chat
         self.mail = mail
 
-    async def queue_mail(self, session: AsyncSession, order: Order, notice: Notice) -> None:
+    async def queue_mail(self, session: AsyncSession, order: Order, notice: Notice) -> set[str]:
         """The mail only, in the caller's transaction. Goes to the handler's address and to
-        whoever mailed the order in (threaded there)."""
+        whoever mailed the order in (threaded there); the addresses it went to."""
         if not notice.subject:
-            return  # a chat-only notice
+            return set()  # a chat-only notice
         addresses = {a for a in (order.handler.email if order.handler else None,
                                  order.contact_email, *notice.cc) if a}
         thread = ({"In-Reply-To": order.source_message_id,
@@ -290,6 +298,7 @@ class Notifier:
                                     order_id=order.id,
                                     headers=thread if address == order.contact_email else None,
                                     attachments=notice.attachments)
+        return addresses
 
     async def notify_applicant(self, session: AsyncSession, order: Order,
                                notice: Notice) -> None:
@@ -297,10 +306,11 @@ class Notifier:
         order (none for a mailed-in order) and the mail (none when ``notice.subject`` is
         empty)."""
         handler = order.handler
+        mailed = await self.queue_mail(session, order, notice)
         if handler is not None:
             self.chat.enqueue(session, Account(handler.platform, handler.user_id),
-                              notice.replies, order_id=order.id)
-        await self.queue_mail(session, order, notice)
+                              notice.replies, order_id=order.id,
+                              mail=_mail(notice, handler.email in mailed))
 
     async def queue_handler_mail(self, session: AsyncSession, handlers: Sequence[Handler],
                                  notice: Notice) -> None:
@@ -316,7 +326,8 @@ class Notifier:
         """In the transaction of the change: chat and mail to each of ``handlers``."""
         for handler in handlers:
             self.chat.enqueue(session, Account(handler.platform, handler.user_id),
-                              notice.replies)
+                              notice.replies,
+                              mail=_mail(notice, bool(notice.subject and handler.email)))
         await self.queue_handler_mail(session, handlers, notice)
 
     async def notify_account(self, session: AsyncSession, account: Account,
@@ -345,7 +356,7 @@ class Notifier:
     # --- notices that report no change of their own: queued in their own transaction --------
     async def tell_applicant(self, order: Order, notice: Notice) -> None:
         """The chat message only (the caller queued any mail with its change)."""
-        chat_only = Notice(notice.replies, "", "")
+        chat_only = Notice(notice.replies, "", "", private=notice.private)
         await self._alone(lambda session: self.notify_applicant(session, order, chat_only))
 
     async def tell_handlers(self, handlers: Sequence[Handler], notice: Notice) -> None:

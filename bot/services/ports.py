@@ -6,12 +6,22 @@ without touching a use case."""
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.messages import Account, ImageSource, MailAttachment, Reply
+
+
+class NoticeMail(StrEnum):
+    """A chat notice's mail (``outgoing_chat.mail``): whether the outbox may mail it when no
+    chat path is open."""
+
+    MAY = "may"  # not mailed with its change: mailed if it has to be held
+    SENT = "sent"  # mailed (with its change, or when held)
+    NEVER = "never"  # never mailed (an initial PIN)
 
 
 class FetchError(Exception):
@@ -62,7 +72,18 @@ class MailQueue(Protocol):
 class ChatChannel(Protocol):
     """Delivers replies to a person or a group (``bot/adapters/chat_delivery.py``)."""
 
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool: ...
+    async def send(self, account: Account, replies: Sequence[Reply], *,
+                   reply_to: str | None = None) -> bool:
+        """Inside the channel's reply window (always, on an always-open channel); ``reply_to``
+        is the user's last message id where the platform ties a reply to it (QQ's passive
+        reply)."""
+        ...
+
+    async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
+        """Outside the reply window: QQ's proactive message, WeChat's template message (a
+        summary telling them to open the chat). False when the platform refuses it or it is
+        not set up."""
+        ...
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool: ...
 
@@ -76,8 +97,18 @@ class ChatQueue(Protocol):
     recipient and retried while the platform is offline (``bot/adapters/chat_outbox.py``)."""
 
     def enqueue(self, session: AsyncSession, to: Account, replies: Sequence[Reply], *,
-                group: bool = False, order_id: int | None = None) -> None:
-        """Queue inside the caller's transaction; call ``deliver`` after it commits."""
+                group: bool = False, order_id: int | None = None,
+                mail: NoticeMail = NoticeMail.MAY) -> None:
+        """Queue inside the caller's transaction; call ``deliver`` after it commits. ``mail``:
+        whether the notice went by mail with its change, or must never (the outbox mails a
+        notice it has to hold, unless so)."""
+        ...
+
+    async def with_held(self, account: Account, ref: str | None,
+                        answer: Sequence[Reply]) -> list[Reply]:
+        """The answer to a user's message, after the notices held for them (no path was open:
+        「您有 N 条新通知：……」, one message); records the message where the channel counts its
+        reply window from. Never raises: the answer alone when the database fails."""
         ...
 
     async def deliver(self) -> int:

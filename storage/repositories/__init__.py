@@ -2,8 +2,10 @@
 module per aggregate. Services and adapters ask these; they build no SQL of their own (a test
 checks it)."""
 
+from storage.repositories.accounts import accounts_of
 from storage.repositories.agents import Agents, PairingCodes
 from storage.repositories.certificates import Certificates, Crls
+from storage.repositories.chat_reach import ChatReaches
 from storage.repositories.companies import Companies, Handlers
 from storage.repositories.conversations import Conversations
 from storage.repositories.mailboxes import Mailboxes
@@ -16,6 +18,7 @@ from storage.repositories.ukeys import Ukeys
 __all__ = [
     "Agents",
     "Certificates",
+    "ChatReaches",
     "Companies",
     "Conversations",
     "Crls",
@@ -27,4 +30,5 @@ __all__ = [
     "PairingCodes",
     "TokenJobs",
     "Ukeys",
+    "accounts_of",
 ]

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingChat
@@ -29,13 +29,24 @@ class OutgoingChats:
             .order_by(OutgoingChat.id).limit(limit))).all()
 
     async def retry_now(self, platform: str, now: datetime) -> int:
-        """A platform's bot is back: every message waiting for it is due at once."""
+        """A platform's bot is back: every message waiting for it is due at once (not those
+        held for the person's next message: no bot can carry them)."""
         result = await self.session.execute(
             update(OutgoingChat)
             .where(OutgoingChat.platform == platform, OutgoingChat.sent_at.is_(None),
-                   OutgoingChat.dropped_at.is_(None), OutgoingChat.next_attempt_at > now)
+                   OutgoingChat.dropped_at.is_(None), OutgoingChat.next_attempt_at > now,
+                   or_(OutgoingChat.path.is_(None), OutgoingChat.path != "held"))
             .values(next_attempt_at=now))
         return result.rowcount or 0
+
+    async def held_for(self, accounts: Sequence[tuple[str, str]]) -> Sequence[OutgoingChat]:
+        """The notices held for these accounts' next message (no path was open), in order."""
+        return (await self.session.scalars(
+            select(OutgoingChat)
+            .where(OutgoingChat.path == "held", OutgoingChat.sent_at.is_(None),
+                   OutgoingChat.dropped_at.is_(None), OutgoingChat.is_group.is_(False),
+                   tuple_(OutgoingChat.platform, OutgoingChat.recipient).in_(accounts))
+            .order_by(OutgoingChat.id))).all()
 
     async def of_order(self, order_id: int) -> Sequence[OutgoingChat]:
         """An order's notices in chat, as queued (for 历史 and for tests)."""

@@ -255,7 +255,8 @@ class AgentHub:
                 notice = step.notice if step.mail else Notice(step.notice.replies, "", "")
                 await self.notifier.notify_applicant(session, order, notice)
             if step.private:
-                await self.notifier.notify_applicant(session, order, Notice(step.private, "", ""))
+                await self.notifier.notify_applicant(
+                    session, order, Notice(step.private, "", "", private=True))
             if step.staff:
                 await self.notifier.notify_staff(session, step.staff, order.id)
             route: Route = HALL if job.hall else order.company_id

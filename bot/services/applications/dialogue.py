@@ -134,10 +134,12 @@ class Dialogue:
             lock = self._locks[account] = asyncio.Lock()
         async with lock:
             try:
-                return await self._handle(account, incoming)
+                answer = await self._handle(account, incoming)
             except DatabaseUnavailable as error:
                 logger.warning(f"database unavailable while answering {account}: {error}")
                 return [DATABASE_BUSY]
+            # notices no path could carry go first, where the channel's rules held them
+            return await self.notifier.chat.with_held(account, incoming.ref, answer)
 
     async def _handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         text = normalise(incoming.text)

@@ -1,0 +1,66 @@
+"""Where a windowed channel stands with each account: one upsert per message of theirs, and the
+outbox's counts of replies and pushes."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+
+from storage.models import ChatReach
+
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_upserts: dict[str, Executable] = {}  # built once per dialect: a message builds no SQL
+
+
+def _upsert(dialect: str) -> Executable:
+    """INSERT … ON CONFLICT (platform, user_id) DO UPDATE SET the message's columns (the
+    month's pushes are left as they are)."""
+    if dialect not in _upserts:
+        table = ChatReach.__table__
+        upsert = _UPSERTS[dialect](table)
+        _upserts[dialect] = upsert.on_conflict_do_update(
+            index_elements=[table.c.platform, table.c.user_id],
+            set_={"last_message_at": upsert.excluded.last_message_at,
+                  "last_ref": upsert.excluded.last_ref,
+                  "replies_used": upsert.excluded.replies_used})
+    return _upserts[dialect]
+
+
+class ChatReaches:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def message(self, platform: str, user_id: str, at: datetime, ref: str | None,
+                      replies_used: int) -> None:
+        """The user wrote (``ref``: the platform's id of the message) and was answered with
+        ``replies_used`` replies: one statement."""
+        await self.session.execute(_upsert(self.session.bind.dialect.name), {
+            "platform": platform, "user_id": user_id, "last_message_at": at,
+            "last_ref": ref, "replies_used": replies_used, "push_month": "",
+            "pushes_used": 0})
+
+    async def of(self, accounts: Iterable[tuple[str, str]]) -> Sequence[ChatReach]:
+        keys = list(accounts)
+        return (await self.session.scalars(select(ChatReach).where(
+            tuple_(ChatReach.platform, ChatReach.user_id).in_(keys)))).all()
+
+    async def count_reply(self, platform: str, user_id: str) -> None:
+        await self.session.execute(
+            update(ChatReach)
+            .where(ChatReach.platform == platform, ChatReach.user_id == user_id)
+            .values(replies_used=ChatReach.replies_used + 1))
+
+    async def count_push(self, platform: str, user_id: str, month: str) -> None:
+        """One more push this ``month`` ("2026-12"); a new month starts again from one."""
+        reach = await self.session.scalar(select(ChatReach).where(
+            ChatReach.platform == platform, ChatReach.user_id == user_id))
+        if reach is None:
+            reach = ChatReach(platform=platform, user_id=user_id, replies_used=0,
+                              push_month=month, pushes_used=0)
+            self.session.add(reach)
+        if reach.push_month != month:
+            reach.push_month, reach.pushes_used = month, 0
+        reach.pushes_used += 1
