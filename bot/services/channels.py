@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.config import ChannelsSection
+from bot.domain.masking import mask_personal_numbers
 from bot.services.messages import Account
 
 
@@ -122,6 +123,15 @@ def path_of(delivery: Delivery, via: str, recipient_platform: str) -> str:
     """``outgoing_chat.path``: the delivery, and the platform used when it is not the
     recipient's own (an account joined with it)."""
     return delivery.value if via == recipient_platform else f"{delivery.value}:{via}"
+
+
+def notice_preview(message: Mapping[str, object], length: int = 40) -> str:
+    """A queued notice (``outgoing_chat.message``) in a few words for 历史: 「…」, or the
+    picture's caption; personal numbers masked."""
+    if "text" not in message:
+        return f"（图片：{message.get('alt', '')}）"
+    text = mask_personal_numbers(str(message["text"])).replace("\n", " ")
+    return f"「{text[:length]}{'…' if len(text) > length else ''}」"
 
 
 def delivery_words(path: str | None, platform: str, *, dropped: bool, mailed: bool,

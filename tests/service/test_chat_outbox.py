@@ -38,11 +38,15 @@ class FlakyChat:
         self.refused: set[str] = set()
         self.sent: list[tuple[str, object]] = []
 
-    async def send(self, account: object, replies: Sequence[object]) -> bool:
+    async def send(self, account: object, replies: Sequence[object], *,
+                   reply_to: str | None = None) -> bool:
         if not self.online or str(account) in self.refused:
             return False
         self.sent += [(str(account), reply) for reply in replies]
         return True
+
+    async def push(self, account: object, replies: Sequence[object]) -> bool:
+        return await self.send(account, replies)
 
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         return await self.send(f"group {group}", replies)

@@ -10,16 +10,17 @@ from bot.services.messages import Account, ImageSource, Incoming, Picture, Reply
 RNG = random.Random(99)
 
 
-async def say(runtime: Runtime, account: Account, text: str = "", *paths: Path) -> str:
-    """One message (text, and images read from ``paths``); the replies as one text (a picture
-    as 「（图片：its caption）」)."""
-    return "\n".join(map(as_text, await replies_to(runtime, account, text, *paths)))
+async def say(runtime: Runtime, account: Account, text: str = "", *paths: Path,
+              ref: str | None = None) -> str:
+    """One message (text, and images read from ``paths``; ``ref``: the platform's id of it);
+    the replies as one text (a picture as 「（图片：its caption）」)."""
+    return "\n".join(map(as_text, await replies_to(runtime, account, text, *paths, ref=ref)))
 
 
 async def replies_to(runtime: Runtime, account: Account, text: str = "",
-                     *paths: Path) -> list[Reply]:
+                     *paths: Path, ref: str | None = None) -> list[Reply]:
     """One message; the replies as sent, pictures included."""
-    incoming = Incoming(text=text, images=tuple(ImageSource(path=p) for p in paths))
+    incoming = Incoming(text=text, images=tuple(ImageSource(path=p) for p in paths), ref=ref)
     return await runtime.dialogue.handle(account, incoming)
 
 

@@ -131,9 +131,13 @@ class RecordingChat:
         self.sent: list[tuple[str, object]] = []
         self.bots = {"qq": 1, "console": 1}
 
-    async def send(self, account: object, replies: Sequence[object]) -> bool:
+    async def send(self, account: object, replies: Sequence[object], *,
+                   reply_to: str | None = None) -> bool:
         self.sent += [(str(account), reply) for reply in replies]
         return True
+
+    async def push(self, account: object, replies: Sequence[object]) -> bool:
+        return await self.send(account, replies)
 
     async def send_group(self, group: object, replies: Sequence[object]) -> bool:
         self.sent += [(f"group {group}", reply) for reply in replies]

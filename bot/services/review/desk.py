@@ -53,12 +53,13 @@ from bot.services.applications.dialogue import menu
 from bot.services.centre import menu_footer
 from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
+from bot.services.channels import delivery_words, notice_preview
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import move_order, note_order
 from bot.services.health import Health
 from bot.services.messages import Account, ImageSource, MailAttachment, Picture, Reply
 from bot.services.notify import Notice, Notifier, applicant_notice
-from bot.services.ports import FetchError, ImageFetching, ScanStorage
+from bot.services.ports import FetchError, ImageFetching, NoticeMail, ScanStorage
 from bot.services.retention.erasure import CONFIRM_USAGE, REFUSE_USAGE, Erasure
 from bot.services.retention.purge import Retention
 from bot.services.review import ukey_commands
@@ -66,7 +67,7 @@ from bot.services.review.members import Members
 from bot.services.unlock.claims import record_claimed_company
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Order, utcnow
-from storage.repositories import Orders
+from storage.repositories import Orders, OutgoingChats
 
 QUEUE_LIMIT = 30
 SEARCH_LIMIT = 20
@@ -201,6 +202,7 @@ class ReviewDesk:
         async with self.db.transaction() as session:
             order = await self._load(Orders(session), number)
             events = await Orders(session).events(order.id)
+            notices = await OutgoingChats(session).of_order(order.id)
         lines = [f"订单 {number} 的办理记录："]
         for e in events:
             moved = (f"{status_label(order.type, e.from_status)} → "
@@ -211,6 +213,14 @@ class ReviewDesk:
             what = f"（修改了 {'、'.join(changed)}）" if changed else ""
             lines.append(f"{e.at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} {e.actor} "
                          f"{logged_as(e.event, e.detail)} {moved}{why}{what}".rstrip())
+        told = [n for n in notices if not n.is_group]
+        if told:
+            lines.append("通知：")
+        for n in told:
+            lines.append(f"{n.created_at.astimezone(self.settings.tz):%Y-%m-%d %H:%M} "
+                         f"→ {n.platform}:{n.recipient} {notice_preview(n.message)}："
+                         + delivery_words(n.path, n.platform, dropped=n.dropped_at is not None,
+                                          mailed=n.mail == NoticeMail.SENT))
         return ["\n".join(lines)]
 
     async def _unlock_status(self, actor: Account, args: list[str], private: bool) -> list[Reply]:
