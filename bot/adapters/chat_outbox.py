@@ -192,8 +192,11 @@ class ChatOutbox:
 
     async def _paths(self, row: OutgoingChat, now: datetime) -> list[OpenPath]:
         """The paths open to the person now, best first."""
+        recipient = Account(row.platform, row.recipient)
+        if self._rules(row.platform).always_open:  # the best path there is: nothing to read
+            return [OpenPath(recipient, Delivery.OPEN)]
         async with self.db.transaction() as session:
-            accounts = await accounts_of(session, Account(row.platform, row.recipient))
+            accounts = await accounts_of(session, recipient)
             windowed = [(a.platform, a.user_id) for a in accounts
                         if not self._rules(a.platform).always_open]
             reaches = await ChatReaches(session).of(windowed) if windowed else []

@@ -56,10 +56,12 @@ class OutgoingChats:
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many messages wait to be delivered (neither sent nor dropped), and when the
-        oldest was queued."""
+        oldest was queued. Those held for the person's next message are not late: they wait
+        by the platform's rules, not for the bot."""
         count, oldest = (await self.session.execute(
             select(func.count(), func.min(OutgoingChat.created_at))
-            .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None)))).one()
+            .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None),
+                   or_(OutgoingChat.path.is_(None), OutgoingChat.path != "held")))).one()
         return count, oldest
 
     async def delete_settled(self, before: datetime, limit: int = 5000) -> int:

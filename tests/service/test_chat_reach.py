@@ -12,7 +12,9 @@ from sqlalchemy import select, update
 
 from bot.runtime import Runtime
 from bot.services.messages import Account, Picture
+from bot.services.notify import Notice
 from storage.models import ChatReach, OutgoingChat, OutgoingMail, utcnow
+from storage.repositories import Orders
 from tests.support.applicant import apply_until_summary, replies_to, say
 from tests.support.helpers import MakeRuntime
 
@@ -184,6 +186,9 @@ async def test_outside_the_window_a_notice_is_held_mailed_and_comes_with_the_nex
                                           "CA 数字证书服务：您有一条新通知"]  # each once
     assert "请注意：您的证书即将到期。" in mails[1].body
     assert "待下次消息，已发邮件" in await history(runtime, number)
+    health = await runtime.health.check()
+    assert health.chat_outbox is not None
+    assert health.chat_outbox.waiting == 0  # waiting by the platform's rules is not late
 
     reply = await replies_to(runtime, applicant, "我的订单", ref="w9")
     assert str(reply[0]).startswith(
@@ -235,3 +240,20 @@ async def test_held_notices_are_kept_across_a_restart_and_expire_with_a_trace(
     await again.chat_outbox.deliver()
     assert "：已过期" in await history(again, other_number)
     assert "新通知" not in await say(again, other, "帮助")
+
+
+async def test_a_private_notice_held_is_never_mailed(
+        make_runtime: MakeRuntime, database_url: str, chat: WindowChat,
+        scan_files: list[Path]) -> None:
+    runtime = await start(make_runtime, database_url, chat)
+    applicant = Account("wechat", "OPENID-G")
+    number = await submit(runtime, applicant, scan_files)
+    await say(runtime, applicant, "邮箱 li@example.com")
+    await window_lapses(runtime, applicant)
+    async with runtime.db.transaction() as session:
+        order = await Orders(session).by_number(number)
+    assert order is not None
+    await runtime.dialogue.notifier.tell_applicant(
+        order, Notice(["UKEY 初始密码：12345678"], "", "", private=True))
+    assert await mails_to(runtime, "li@example.com") == []  # a PIN never goes by mail
+    assert "初始密码" in await say(runtime, applicant, "帮助")  # only in the chat, when it can
