@@ -124,6 +124,14 @@ class ChatOutbox:
             self._worker.wake()  # what was queued behind them may go now
         return [*first, *answer]
 
+    async def recheck_held(self, accounts: Sequence[Account]) -> None:
+        """What was held for these accounts is looked at again now: a path may have opened
+        (the accounts were joined with an always-open one)."""
+        async with self.db.transaction() as session:
+            await OutgoingChats(session).recheck_held(
+                [(a.platform, a.user_id) for a in accounts], utcnow())
+        self._worker.wake()
+
     def start(self) -> None:
         self._worker.start()
 
@@ -239,7 +247,8 @@ class ChatOutbox:
             held.path, held.last_error = Delivery.HELD.value, None
             held.next_attempt_at = (next_month(now) if may_push_later(accounts, self.rules)
                                     else held.created_at + timedelta(days=self.settings.held_days))
-            if held.mail == NoticeMail.MAY and self.mail is not None and self.mail.enabled:
+            if (held.mail == NoticeMail.MAY and "text" in held.message  # not a QR code alone
+                    and self.mail is not None and self.mail.enabled):
                 mailed = await self._mail_held(session, held, accounts)
         if first_time:
             logger.info(f"chat outbox: #{row.id} to {row.platform}:{row.recipient} held for "
@@ -251,17 +260,15 @@ class ChatOutbox:
 
     async def _mail_held(self, session: AsyncSession, row: OutgoingChat,
                          accounts: Sequence[Account]) -> bool:
-        """The held notice's text to the person's addresses (a picture's caption says what it
-        was); whether any was queued."""
+        """The held notice's text to the person's addresses; whether any was queued."""
         assert self.mail is not None
         handlers = [await Handlers(session).get(a.platform, a.user_id) for a in accounts]
         addresses = sorted({h.email for h in handlers if h is not None and h.email})
         if not addresses:
             return False
         channel = self._rules(row.platform).name
-        text = row.message.get("text") or f"（图片：{row.message.get('alt', '')}，请在聊天中查看）"
-        body = (f"{text}\n\n（这条通知暂时无法在{channel}中发给您：平台只允许在您发消息后的一段"
-                f"时间内回复。您下次在{channel}给我们发消息时，它会一并发给您。）")
+        body = (f"{row.message['text']}\n\n（这条通知暂时无法在{channel}中发给您：平台只允许在"
+                f"您发消息后的一段时间内回复。您下次在{channel}给我们发消息时，它会一并发给您。）")
         for address in addresses:
             await self.mail.enqueue(session, address, HELD_MAIL_SUBJECT, body,
                                     order_id=row.order_id)

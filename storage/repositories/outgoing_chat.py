@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutgoingChat
+from storage.models import HELD_SQL, OutgoingChat
 
 
 class OutgoingChats:
@@ -43,10 +43,20 @@ class OutgoingChats:
         """The notices held for these accounts' next message (no path was open), in order."""
         return (await self.session.scalars(
             select(OutgoingChat)
-            .where(OutgoingChat.path == "held", OutgoingChat.sent_at.is_(None),
+            .where(HELD_SQL, OutgoingChat.sent_at.is_(None),
                    OutgoingChat.dropped_at.is_(None), OutgoingChat.is_group.is_(False),
                    tuple_(OutgoingChat.platform, OutgoingChat.recipient).in_(accounts))
             .order_by(OutgoingChat.id))).all()
+
+    async def recheck_held(self, accounts: Sequence[tuple[str, str]], now: datetime) -> int:
+        """The notices held for these accounts are looked at again now (a path may have
+        opened: accounts joined)."""
+        result = await self.session.execute(
+            update(OutgoingChat)
+            .where(HELD_SQL, OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None),
+                   tuple_(OutgoingChat.platform, OutgoingChat.recipient).in_(accounts))
+            .values(next_attempt_at=now))
+        return result.rowcount or 0
 
     async def of_order(self, order_id: int) -> Sequence[OutgoingChat]:
         """An order's notices in chat, as queued (for 历史 and for tests)."""

@@ -257,3 +257,27 @@ async def test_a_private_notice_held_is_never_mailed(
         order, Notice(["UKEY 初始密码：12345678"], "", "", private=True))
     assert await mails_to(runtime, "li@example.com") == []  # a PIN never goes by mail
     assert "初始密码" in await say(runtime, applicant, "帮助")  # only in the chat, when it can
+
+
+async def test_a_held_notice_takes_an_always_open_account_joined_later(
+        make_runtime: MakeRuntime, database_url: str, chat: WindowChat,
+        scan_files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = await start(make_runtime, database_url, chat)
+    applicant, onebot = Account("wechat", "OPENID-H"), Account("qq", "7")
+    number = await submit(runtime, applicant, scan_files)
+    await window_lapses(runtime, applicant)
+    await runtime.desk.execute(TECHNICIAN, f"驳回 {number} 附件二不清晰", private=True)
+    assert chat.to(applicant) == []
+
+    async def joined(session: object, account: Account) -> list[Account]:
+        return [account, onebot] if account == applicant else [account]
+
+    from bot.adapters import chat_outbox
+    monkeypatch.setattr(chat_outbox, "accounts_of", joined)  # as `绑定` with a code joins them
+    await runtime.chat_outbox.recheck_held([applicant])
+    await runtime.chat_outbox.deliver()
+    [(how, reply, _)] = chat.to(onebot)
+    assert how == "send"
+    assert "未通过审核" in str(reply)
+    assert "→ wechat:OPENID-H 「您的订单" in (told := await history(runtime, number))
+    assert "：已发送（QQ（OneBot））" in told.split("wechat:OPENID-H", 1)[1]
