@@ -54,6 +54,15 @@ class Conversations:
             {"platform": platform, "user_id": user_id, "state": state,
              "updated_at": at or utcnow()})
 
+    async def save_many(self, rows: Sequence[tuple[str, str, dict, datetime]]) -> None:
+        """``save`` for many accounts in one statement (the group commit's batch): each row
+        (platform, user_id, state, at), written through (storage/state_writer.py)."""
+        await self.session.execute(
+            _upsert(self.session.bind.dialect.name).execution_options(
+                **{WRITTEN_THROUGH: True}),
+            [{"platform": platform, "user_id": user_id, "state": state, "updated_at": at}
+             for platform, user_id, state, at in rows])
+
     async def delete(self, platform: str, user_id: str) -> None:
         await self.session.execute(delete(Conversation).where(
             Conversation.platform == platform, Conversation.user_id == user_id)

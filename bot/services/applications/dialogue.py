@@ -75,6 +75,7 @@ from storage.account_memo import AccountRows, BindingRow, FormRow
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
+from storage.state_writer import StateWriter
 
 ORDER_LIST_LIMIT = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png", ".heic", ".heif"}
@@ -121,6 +122,7 @@ class Dialogue:
         self.agents = agents
         self.hub = hub
         self.db = db
+        self.states = StateWriter(db)  # every account's form saves, committed in batches
         self.scans = scans
         self.fetcher = fetcher
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
@@ -721,14 +723,14 @@ class Dialogue:
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
-        """One statement, and the memo written through: it holds what the database does (a
-        failed write makes it forget the account, so the next message reads the database)."""
+        """Through the group-commit writer (returns once durable), and the memo written
+        through: it holds what the database does (a failed write makes it forget the account,
+        so the next message reads the database)."""
         key, memo = (account.platform, account.user_id), self.db.memo
         state, at, since = flow.state.to_json(), utcnow(), memo.generation
         rows = memo.peek(key)
         try:
-            async with self.db.transaction() as session:
-                await Conversations(session).save(*key, state, at, written_through=True)
+            await self.states.save(*key, state, at)
         except BaseException:
             memo.forget([key])
             raise
