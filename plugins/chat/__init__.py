@@ -11,7 +11,8 @@ from nonebot import on_message, require
 from nonebot.adapters import Bot, Event
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters.chat_delivery import to_message
+from bot.adapters.chat_delivery import account_of, to_message
+from bot.runtime import get_runtime
 
 review = require("plugins.review")
 applicant = require("plugins.applicant")
@@ -29,6 +30,9 @@ chat = on_message(priority=10, block=True)
 async def _(bot: Bot, event: Event) -> None:
     if await review.is_review_command(bot, event):
         replies = await review.answer(bot, event)
+        if await applicant.is_private(event):  # staff notices held for a technician go first
+            replies = await get_runtime().chat_outbox.with_held(
+                account_of(bot, event), applicant.incoming_of(event).ref, replies)
     elif await applicant.is_private(event):
         replies = await applicant.answer(bot, event)
     else:
