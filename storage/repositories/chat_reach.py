@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from storage.models import ChatReach
@@ -27,6 +27,19 @@ def _upsert(dialect: str) -> Executable:
                   "last_ref": upsert.excluded.last_ref,
                   "replies_used": upsert.excluded.replies_used})
     return _upserts[dialect]
+
+
+# platform, user_id, at, the message's id, the replies answering it
+MessageRow = tuple[str, str, datetime, str | None, int]
+
+
+async def record_messages(connection: AsyncConnection, rows: Sequence[MessageRow]) -> None:
+    """``ChatReaches.message`` for many accounts in one statement, on a Core connection (a
+    group commit's batch); at most one row per account."""
+    await connection.execute(_upsert(connection.dialect.name), [
+        {"platform": platform, "user_id": user_id, "last_message_at": at, "last_ref": ref,
+         "replies_used": replies, "push_month": "", "pushes_used": 0}
+        for platform, user_id, at, ref, replies in rows])
 
 
 class ChatReaches:

@@ -3,6 +3,7 @@ window (quoting their last message), a push while the month's allowance lasts, e
 their next message (「您有 N 条新通知：……」 before the answer) and mailed at once — on SQLite
 and PostgreSQL. The fake channel below is the platform; the outbox deciding is the real one."""
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -281,3 +282,15 @@ async def test_a_held_notice_takes_an_always_open_account_joined_later(
     assert "未通过审核" in str(reply)
     assert "→ wechat:OPENID-H 「您的订单" in (told := await history(runtime, number))
     assert "：已发送（QQ（OneBot））" in told.split("wechat:OPENID-H", 1)[1]
+
+
+async def test_many_applicants_messages_are_recorded_in_shared_commits(
+        make_runtime: MakeRuntime, database_url: str, chat: WindowChat) -> None:
+    runtime = await start(make_runtime, database_url, chat)
+    accounts = [Account("qqbot", f"CROWD-{n}") for n in range(30)]
+    await asyncio.gather(*(say(runtime, a, "你好", ref=f"r-{a.user_id}") for a in accounts))
+    for account in accounts:
+        reach = await reach_of(runtime, account)
+        assert reach is not None
+        assert reach.last_ref == f"r-{account.user_id}"
+    assert runtime.chat_outbox.message_batches < len(accounts)  # not a commit each
