@@ -104,6 +104,11 @@ class ChatQueue(Protocol):
         notice it has to hold, unless so)."""
         ...
 
+    async def recheck_held(self, accounts: Sequence[Account]) -> None:
+        """What was held for these accounts is looked at again now (a path may have opened:
+        the accounts were just joined)."""
+        ...
+
     async def with_held(self, account: Account, ref: str | None,
                         answer: Sequence[Reply]) -> list[Reply]:
         """The answer to a user's message, after the notices held for them (no path was open:
