@@ -324,7 +324,8 @@ class ChannelsSection(_Section):
     proactive_per_month }; the table's: 60 minutes, 5 replies, 4 proactive messages a month."""
     wechat: ChannelTerms | None = None
     """The WeChat official account: the table's: 48 hours (2880 minutes), replies unlimited,
-    0 template messages (set proactive_per_month once a template message is configured)."""
+    template messages (a reminder only: the notice waits for their next message) unlimited
+    where [wechat] sets a template up."""
 
     def terms(self) -> dict[str, ChannelTerms]:
         """The platforms given terms, by platform."""

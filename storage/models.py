@@ -234,7 +234,10 @@ class OutgoingMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-HELD_SQL = text("path = 'held'")  # a literal: a partial index
+# held for the person's next message (a summary push may have told them): literals, for a
+# partial index
+HELD_SQL = text("path IN ('held', 'summary')")
+HELD_PATHS = ("held", "summary")  # the same, for other queries
 
 
 class OutgoingChat(Base):

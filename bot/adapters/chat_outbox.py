@@ -19,6 +19,7 @@ month brings new pushes.
 import asyncio
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.config import ChatSection
 from bot.domain.masking import mask_personal_numbers
 from bot.services.channels import (
     BY_PLATFORM,
+    WAITING,
     ChannelRules,
     Delivery,
     OpenPath,
@@ -194,7 +196,7 @@ class ChatOutbox:
                 key = (row.platform, row.recipient, row.is_group)
                 if key in blocked:
                     continue  # an earlier message to them waits: this one may not overtake it
-                held = row.path == Delivery.HELD
+                held = row.path in WAITING
                 if now - row.created_at > (held_age if held else max_age):
                     await self._drop(row.id)
                     continue
@@ -205,12 +207,12 @@ class ChatOutbox:
                     await self._hold(row, now)
                     continue
                 outcome = await self._send(row, now)
-                if isinstance(outcome, OpenPath):
+                if isinstance(outcome, OpenPath) and outcome.delivery is not Delivery.SUMMARY:
                     await self._record(row.id, None, outcome)
                     sent += 1
-                elif outcome is None:
+                elif outcome is None or isinstance(outcome, OpenPath):  # held, maybe told so
                     holding.add(key)
-                    await self._hold(row, now)
+                    await self._hold(row, now, outcome)
                 else:
                     blocked.add(key)
                     await self._record(row.id, "not delivered: no bot online or sending failed")
@@ -235,7 +237,8 @@ class ChatOutbox:
         return open_paths(accounts, standing, self.rules, now)
 
     async def _send(self, row: OutgoingChat, now: datetime) -> OpenPath | bool | None:
-        """The path it went by; None: no path open (hold it); False: sending failed (retry)."""
+        """The path it went by (SUMMARY: a push told them it waits: hold it); None: no path
+        open (hold it); False: sending failed (retry)."""
         replies = [from_row(row.message)]
         try:
             if row.is_group:
@@ -244,8 +247,11 @@ class ChatOutbox:
                     group, replies) else False
             for path in await self._paths(row, now):
                 if path.delivery is Delivery.PUSH:
+                    summary = self._rules(path.account.platform).push_summary
+                    if summary and (row.path == Delivery.SUMMARY or "text" not in row.message):
+                        continue  # told already (a picture: by its text's push)
                     if await self.chat.push(path.account, replies):
-                        return path
+                        return replace(path, delivery=Delivery.SUMMARY) if summary else path
                     continue  # refused or not set up: the next path, else held
                 if await self.chat.send(path.account, replies, reply_to=path.reply_to):
                     return path
@@ -255,18 +261,24 @@ class ChatOutbox:
             logger.opt(exception=error).warning(f"chat outbox: sending #{row.id} raised")
             return False
 
-    async def _hold(self, row: OutgoingChat, now: datetime) -> None:
-        """No path is open: wait for their next message (or a new month's pushes), and go by
-        mail at once where they gave an address."""
+    async def _hold(self, row: OutgoingChat, now: datetime,
+                    pushed: OpenPath | None = None) -> None:
+        """No path can carry it: wait for their next message (or a new month's pushes), and go
+        by mail at once where they gave an address. ``pushed``: a summary push told them."""
         mailed = False
         async with self.db.transaction() as session:
             held = await OutgoingChats(session).get(row.id)
             assert held is not None
             accounts = await accounts_of(session, Account(row.platform, row.recipient))
-            first_time = held.path != Delivery.HELD
-            held.path, held.last_error = Delivery.HELD.value, None
-            held.next_attempt_at = (next_month(now) if may_push_later(accounts, self.rules)
-                                    else held.created_at + timedelta(days=self.settings.held_days))
+            first_time = held.path not in WAITING
+            summary = pushed is not None or held.path == Delivery.SUMMARY
+            held.path = (Delivery.SUMMARY if summary else Delivery.HELD).value
+            held.last_error = None
+            if pushed is not None:
+                await self._count(session, pushed, now)
+            held.next_attempt_at = (
+                next_month(now) if not summary and may_push_later(accounts, self.rules)
+                else held.created_at + timedelta(days=self.settings.held_days))
             if (held.mail == NoticeMail.MAY and "text" in held.message  # not a QR code alone
                     and self.mail is not None and self.mail.enabled):
                 mailed = await self._mail_held(session, held, accounts)
@@ -318,7 +330,7 @@ class ChatOutbox:
             assert row is not None
             row.dropped_at = utcnow()
             why = (f"held {self.settings.held_days:g} days for their next message"
-                   if row.path == Delivery.HELD else
+                   if row.path in WAITING else
                    f"{row.attempts} attempts over {self.settings.max_age_hours:g} h")
             mailed = " (mailed)" if row.mail == NoticeMail.SENT else ""
             logger.error(
@@ -330,7 +342,7 @@ class ChatOutbox:
         account = path.account
         if path.delivery is Delivery.REPLY:
             await ChatReaches(session).count_reply(account.platform, account.user_id)
-        elif path.delivery is Delivery.PUSH:
+        elif path.delivery in (Delivery.PUSH, Delivery.SUMMARY):
             await ChatReaches(session).count_push(account.platform, account.user_id,
                                                   month_of(at))
 

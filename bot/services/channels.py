@@ -31,6 +31,9 @@ class ChannelRules:
     proactive_per_month: int | None  # pushes outside the window per account; None: no limit
     images: bool  # a picture can be sent (else its caption, and a link where there is one)
     push_name: str = "主动推送"  # what a message outside the window is called (历史)
+    # a push only says that a notice waits (WeChat's template message): the notice itself
+    # still waits for their next message
+    push_summary: bool = False
 
     @property
     def always_open(self) -> bool:
@@ -44,9 +47,10 @@ CHANNELS: tuple[ChannelRules, ...] = (
     # proactive C2C messages are counted per user and month by the platform
     ChannelRules("qqbot", "QQ 官方机器人", timedelta(minutes=60), 5, 4, images=True),
     # 微信公众号: 客服消息 within 48 hours of the user's last message; after that only a
-    # template message (when the centre configured one)
-    ChannelRules("wechat", "微信公众号", timedelta(hours=48), None, 0, images=True,
-                 push_name="模板消息"),
+    # template message saying a notice waits (when the centre configured one: else the push
+    # is refused), not limited per user
+    ChannelRules("wechat", "微信公众号", timedelta(hours=48), None, None, images=True,
+                 push_name="模板消息", push_summary=True),
 )
 
 BY_PLATFORM = {channel.platform: channel for channel in CHANNELS}
@@ -103,8 +107,11 @@ class Delivery(StrEnum):
     REPLY = "reply"  # inside the window, as a reply to the user's last message
     PUSH = "push"  # outside the window: the platform's proactive message / template message
     HELD = "held"  # no path open: waits for the user's next message (and is mailed)
+    SUMMARY = "summary"  # a summary push told them; the notice waits for their next message
     NEXT = "next"  # delivered with the answer to the user's next message
 
+
+WAITING = frozenset({Delivery.HELD, Delivery.SUMMARY})  # waiting for the user's next message
 
 # 历史's words for each path: {channel} is the channel's name, {push} its push's
 PATH_WORDS: Mapping[Delivery, str] = {
@@ -112,6 +119,7 @@ PATH_WORDS: Mapping[Delivery, str] = {
     Delivery.REPLY: "已发送（{channel}，回复）",
     Delivery.PUSH: "已发送（{channel}，{push}）",
     Delivery.HELD: "待下次消息",
+    Delivery.SUMMARY: "已发{push}提醒，待下次消息",
     Delivery.NEXT: "已发送（{channel}，随下次消息）",
 }
 NOT_YET = "待发送"  # queued, not delivered yet (the platform offline, or not tried yet)
@@ -186,6 +194,7 @@ def open_paths(accounts: Sequence[Account], standing: Mapping[Account, Standing]
 
 
 def may_push_later(accounts: Sequence[Account], rules: Mapping[str, ChannelRules]) -> bool:
-    """Whether a new month's allowance could carry a held notice to one of ``accounts``."""
-    return any((rules.get(a.platform) or rules_of(a.platform)).proactive_per_month != 0
-               for a in accounts)
+    """Whether a new month's allowance could carry a held notice to one of ``accounts`` (a
+    summary push never carries it)."""
+    return any((r := rules.get(a.platform) or rules_of(a.platform)).proactive_per_month != 0
+               and not r.push_summary for a in accounts)

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import HELD_SQL, OutgoingChat
+from storage.models import HELD_PATHS, HELD_SQL, OutgoingChat
 
 
 class OutgoingChats:
@@ -35,7 +35,7 @@ class OutgoingChats:
             update(OutgoingChat)
             .where(OutgoingChat.platform == platform, OutgoingChat.sent_at.is_(None),
                    OutgoingChat.dropped_at.is_(None), OutgoingChat.next_attempt_at > now,
-                   or_(OutgoingChat.path.is_(None), OutgoingChat.path != "held"))
+                   or_(OutgoingChat.path.is_(None), OutgoingChat.path.not_in(HELD_PATHS)))
             .values(next_attempt_at=now))
         return result.rowcount or 0
 
@@ -71,7 +71,7 @@ class OutgoingChats:
         count, oldest = (await self.session.execute(
             select(func.count(), func.min(OutgoingChat.created_at))
             .where(OutgoingChat.sent_at.is_(None), OutgoingChat.dropped_at.is_(None),
-                   or_(OutgoingChat.path.is_(None), OutgoingChat.path != "held")))).one()
+                   or_(OutgoingChat.path.is_(None), OutgoingChat.path.not_in(HELD_PATHS))))).one()
         return count, oldest
 
     async def delete_settled(self, before: datetime, limit: int = 5000) -> int:

@@ -45,6 +45,7 @@ class WindowChat:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, object, str | None]] = []  # how, to, reply, reply_to
+        self.template = False  # WeChat: a template message set up (else a push is refused)
 
     async def send(self, account: object, replies: Sequence[object], *,
                    reply_to: str | None = None) -> bool:
@@ -52,6 +53,8 @@ class WindowChat:
         return True
 
     async def push(self, account: object, replies: Sequence[object]) -> bool:
+        if str(account).startswith("wechat:") and not self.template:
+            return False
         self.sent += [("push", str(account), reply, None) for reply in replies]
         return True
 
@@ -204,17 +207,26 @@ async def test_outside_the_window_a_notice_is_held_mailed_and_comes_with_the_nex
     assert chat.to(applicant) == []
 
 
-async def test_a_template_message_goes_out_where_the_centre_set_one_up(
+async def test_a_template_message_tells_them_and_the_notice_comes_with_the_next_message(
         make_runtime: MakeRuntime, database_url: str, chat: WindowChat,
         scan_files: list[Path]) -> None:
-    runtime = await start(make_runtime, database_url, chat,
-                          channels="[channels]\nwechat = { proactive_per_month = 10 }")
+    runtime = await start(make_runtime, database_url, chat)
+    chat.template = True  # the centre set up WeChat's notice template
     applicant = Account("wechat", "OPENID-D")
     number = await submit(runtime, applicant, scan_files)
     await window_lapses(runtime, applicant)
     await runtime.desk.execute(TECHNICIAN, f"通过 {number}", private=True)
-    assert [how for how, _, _ in chat.to(applicant)] == ["push", "push"]  # text, QR code
-    assert "已发送（微信公众号，模板消息）" in await history(runtime, number)
+    [(how, summarised, _)] = chat.to(applicant)  # one template for the text and its QR code
+    assert how == "push"
+    assert "已审核通过" in str(summarised)
+    assert "已发模板消息提醒，待下次消息" in await history(runtime, number)
+    await runtime.chat_outbox.deliver()
+    assert len(chat.to(applicant)) == 1  # told once
+
+    replies = await replies_to(runtime, applicant, "你好")  # the template says: reply to see it
+    assert str(replies[0]).startswith(f"您有 1 条新通知：\n1. 您的订单 {number}")
+    assert isinstance(replies[1], Picture)
+    assert "已发送（微信公众号，随下次消息）" in await history(runtime, number)
 
 
 async def test_held_notices_are_kept_across_a_restart_and_expire_with_a_trace(

@@ -37,7 +37,6 @@ def test_no_reply_after_the_window_or_the_last_reply_and_no_push_past_the_allowa
     spent = Standing(NOW - timedelta(minutes=1), "m1", replies_used=5, pushes_used=4)
     assert paths([QQBOT], {QQBOT: late}) == [("qqbot:A", Delivery.PUSH, None)]
     assert paths([QQBOT], {QQBOT: spent}) == []
-    assert paths([WECHAT], {WECHAT: Standing(NOW - timedelta(hours=49))}) == []  # no template
 
 
 def test_an_always_open_account_of_the_same_person_comes_first() -> None:
@@ -50,17 +49,18 @@ def test_an_always_open_account_of_the_same_person_comes_first() -> None:
 def test_bot_toml_changes_a_platforms_terms_and_keeps_the_rest() -> None:
     rules = configured(ChannelsSection(
         qqbot=ChannelTerms(reply_window_minutes=30, proactive_per_month=0),
-        wechat=ChannelTerms(proactive_per_month=10)))
+        wechat=ChannelTerms(proactive_per_month=0)))
     assert rules["qqbot"].reply_window == timedelta(minutes=30)
     assert rules["qqbot"].replies_per_message == 5  # the table's
     assert paths([QQBOT], {QQBOT: Standing(NOW - timedelta(minutes=31), "m")}, rules) == []
-    assert paths([WECHAT], {}, rules) == [("wechat:B", Delivery.PUSH, None)]
+    assert paths([WECHAT], {}) == [("wechat:B", Delivery.PUSH, None)]  # a template, if set up
+    assert paths([WECHAT], {}, rules) == []
     assert configured(ChannelsSection()) == BY_PLATFORM
 
 
 def test_history_words_name_the_channel_and_the_path() -> None:
-    assert delivery_words("push", "wechat", dropped=False, mailed=False) == (
-        "已发送（微信公众号，模板消息）")
+    assert delivery_words("summary", "wechat", dropped=False, mailed=False) == (
+        "已发模板消息提醒，待下次消息")
     assert delivery_words("push", "qqbot", dropped=False, mailed=False) == (
         "已发送（QQ 官方机器人，主动推送）")
     assert delivery_words("next:wechat", "qqbot", dropped=False, mailed=True) == (

@@ -40,8 +40,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("mail", sa.String(length=10), nullable=False,
                                       server_default="may"))
     op.create_index("ix_outgoing_chat_held", "outgoing_chat", ["platform", "recipient"],
-                    postgresql_where=sa.text("path = 'held'"),
-                    sqlite_where=sa.text("path = 'held'"))
+                    postgresql_where=sa.text("path IN ('held', 'summary')"),
+                    sqlite_where=sa.text("path IN ('held', 'summary')"))
 
 
 def downgrade() -> None:
