@@ -203,8 +203,10 @@ class ChatOutbox:
                 if row.next_attempt_at > now:
                     (holding if held else blocked).add(key)
                     continue
-                if key in holding:  # may not overtake a held one: waits with it
-                    await self._hold(row, now)
+                if key in holding:  # may not overtake a held one: waits with it (reminded)
+                    reminder = await self._send(row, now, reminder_only=True)
+                    await self._hold(row, now, reminder if isinstance(reminder, OpenPath)
+                                     else None)
                     continue
                 outcome = await self._send(row, now)
                 if isinstance(outcome, OpenPath) and outcome.delivery is not Delivery.SUMMARY:
@@ -236,9 +238,11 @@ class ChatOutbox:
             r.pushes_used if r.push_month == month else 0) for r in reaches}
         return open_paths(accounts, standing, self.rules, now)
 
-    async def _send(self, row: OutgoingChat, now: datetime) -> OpenPath | bool | None:
+    async def _send(self, row: OutgoingChat, now: datetime,
+                    reminder_only: bool = False) -> OpenPath | bool | None:
         """The path it went by (SUMMARY: a push told them it waits: hold it); None: no path
-        open (hold it); False: sending failed (retry)."""
+        open (hold it); False: sending failed (retry). ``reminder_only``: nothing but a summary
+        push (it waits behind a held one)."""
         replies = [from_row(row.message)]
         try:
             if row.is_group:
@@ -246,6 +250,9 @@ class ChatOutbox:
                 return OpenPath(group, Delivery.OPEN) if await self.chat.send_group(
                     group, replies) else False
             for path in await self._paths(row, now):
+                if reminder_only and not (path.delivery is Delivery.PUSH and self._rules(
+                        path.account.platform).push_summary):
+                    continue
                 if path.delivery is Delivery.PUSH:
                     summary = self._rules(path.account.platform).push_summary
                     if summary and (row.path == Delivery.SUMMARY or "text" not in row.message):

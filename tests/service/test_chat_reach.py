@@ -222,9 +222,12 @@ async def test_a_template_message_tells_them_and_the_notice_comes_with_the_next_
     assert "已发模板消息提醒，待下次消息" in await history(runtime, number)
     await runtime.chat_outbox.deliver()
     assert len(chat.to(applicant)) == 1  # told once
+    await tell(runtime, applicant, "请注意：您的证书即将到期。")  # a second notice: reminded too
+    assert [str(reply) for _, reply, _ in chat.to(applicant)[1:]] == ["请注意：您的证书即将到期。"]
 
     replies = await replies_to(runtime, applicant, "你好")  # the template says: reply to see it
-    assert str(replies[0]).startswith(f"您有 1 条新通知：\n1. 您的订单 {number}")
+    assert str(replies[0]).startswith(f"您有 2 条新通知：\n1. 您的订单 {number}")
+    assert str(replies[0]).endswith("\n2. 请注意：您的证书即将到期。")
     assert isinstance(replies[1], Picture)
     assert "已发送（微信公众号，随下次消息）" in await history(runtime, number)
 
