@@ -41,7 +41,7 @@ from bot.services.channels import (
     next_month,
     open_paths,
     path_of,
-    rules_of,
+    rules_in,
 )
 from bot.services.messages import Account, Picture, Reply
 from bot.services.ports import ChatChannel, MailQueue, NoticeMail
@@ -99,7 +99,7 @@ class ChatOutbox:
                                         order_id=order_id, mail=mail.value))
 
     def _rules(self, platform: str) -> ChannelRules:
-        return self.rules.get(platform) or rules_of(platform)
+        return rules_in(self.rules, platform)
 
     async def with_held(self, account: Account, ref: str | None,
                         answer: Sequence[Reply]) -> list[Reply]:

@@ -61,6 +61,11 @@ def rules_of(platform: str) -> ChannelRules:
     return BY_PLATFORM.get(platform) or ChannelRules(platform, platform, None, None, None, True)
 
 
+def rules_in(rules: Mapping[str, ChannelRules], platform: str) -> ChannelRules:
+    """``platform``'s rules in a configured table (``configured``)."""
+    return rules.get(platform) or rules_of(platform)
+
+
 def configured(section: ChannelsSection) -> Mapping[str, ChannelRules]:
     """The table with bot.toml's ``[channels]`` terms put over it (an unset term: the table's)."""
     rules = dict(BY_PLATFORM)
@@ -148,7 +153,7 @@ def delivery_words(path: str | None, platform: str, *, dropped: bool, mailed: bo
     where the notice was mailed as well."""
     delivery, _, via = (path or "").partition(":")
     platform = via or platform
-    channel = rules.get(platform) or rules_of(platform)
+    channel = rules_in(rules, platform)
     if dropped:
         words = EXPIRED
     elif path is None:
@@ -171,7 +176,7 @@ def open_paths(accounts: Sequence[Account], standing: Mapping[Account, Standing]
     recipient first), best first: an always-open channel, a reply inside a window with
     replies left, a push with this month's allowance left. Empty: hold the notice."""
     def rules_for(account: Account) -> ChannelRules:
-        return rules.get(account.platform) or rules_of(account.platform)
+        return rules_in(rules, account.platform)
 
     found: list[OpenPath] = [OpenPath(a, Delivery.OPEN) for a in accounts
                              if rules_for(a).always_open]
@@ -196,5 +201,5 @@ def open_paths(accounts: Sequence[Account], standing: Mapping[Account, Standing]
 def may_push_later(accounts: Sequence[Account], rules: Mapping[str, ChannelRules]) -> bool:
     """Whether a new month's allowance could carry a held notice to one of ``accounts`` (a
     summary push never carries it)."""
-    return any((r := rules.get(a.platform) or rules_of(a.platform)).proactive_per_month != 0
+    return any((r := rules_in(rules, a.platform)).proactive_per_month != 0
                and not r.push_summary for a in accounts)
