@@ -169,8 +169,11 @@ async def test_replies_per_message_then_the_months_pushes_then_held(
     assert chat.to(applicant)[len(sent):] == [("push", f"通知{left + 2}", None)]
 
     # their next message: the last one first, then the answer
-    reply = await say(runtime, applicant, "你好", ref="m2")
-    assert reply.startswith(f"您有 1 条新通知：\n1. 通知{left + 3}\n")
+    replies = await replies_to(runtime, applicant, "你好", ref="m2")
+    assert str(replies[0]) == f"您有 1 条新通知：\n1. 通知{left + 3}"
+    reach = await reach_of(runtime, applicant)
+    assert reach is not None
+    assert (reach.last_ref, reach.replies_used) == ("m2", len(replies))  # the notices' too
 
 
 async def test_outside_the_window_a_notice_is_held_mailed_and_comes_with_the_next_message(
