@@ -46,7 +46,7 @@ from bot.services.channels import (
 from bot.services.messages import Account, Picture, Reply
 from bot.services.ports import ChatChannel, MailQueue, NoticeMail
 from storage.batching import Batcher
-from storage.db import Database
+from storage.db import Database, outages
 from storage.models import OutgoingChat, utcnow
 from storage.repositories import ChatReaches, Handlers, OutgoingChats, accounts_of
 from storage.repositories.chat_reach import MessageRow, record_messages
@@ -156,8 +156,12 @@ class ChatOutbox:
 
     async def _record_messages(self, rows: list[MessageRow]) -> list[None]:
         latest = {(row[0], row[1]): row for row in rows}  # one statement touches a row once
-        async with self.db.core_transaction() as connection:
-            await record_messages(connection, list(latest.values()))
+        connection = await self.db.connect()
+        try:
+            async with outages(), connection.begin():
+                await record_messages(connection, list(latest.values()))
+        finally:
+            await connection.close()
         return [None] * len(rows)
 
     async def reconnected(self, platform: str) -> None:
