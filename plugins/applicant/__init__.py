@@ -6,6 +6,7 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
+from bot.adapters import wechat
 from bot.adapters.chat_delivery import account_of, to_message
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
@@ -20,7 +21,7 @@ __plugin_meta__ = PluginMetadata(
 
 def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private
-    return isinstance(event, OneBotPrivate | ConsoleMessage)
+    return isinstance(event, OneBotPrivate | ConsoleMessage | wechat.MessageEvent)
 
 
 def incoming_of(event: Event) -> Incoming:
@@ -29,7 +30,9 @@ def incoming_of(event: Event) -> Incoming:
         ImageSource(url=segment.data.get("url") or segment.data.get("file"))
         for segment in message if segment.type == "image")
     text = "".join(str(segment) for segment in message if segment.is_text())
-    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage))
+    ref = event.msg_id if isinstance(event, wechat.MessageEvent) else None
+    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage),
+                    ref=ref)
 
 
 applicant = on_message(rule=is_private, priority=50, block=True)
