@@ -86,7 +86,7 @@ class NonebotChat:
             logger.warning(f"no {account.platform} bot online: {account} not told")
             return False
         if isinstance(bot, wechat.Bot):
-            return await wechat.send(bot, account, replies)
+            return await wechat.send(bot.api, account, replies)
         try:
             for reply in replies:
                 message = to_message(bot, reply)
@@ -104,7 +104,7 @@ class NonebotChat:
         platform has no such path or refuses it."""
         bot = self._bot(account.platform)
         if isinstance(bot, wechat.Bot):
-            return await wechat.push(bot, account, replies)
+            return await wechat.push(bot.api, bot.settings, account, replies)
         return False
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:

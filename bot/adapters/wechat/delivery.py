@@ -4,17 +4,14 @@ its caption first), and outside the 48 hours the notice template, when the centr
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from loguru import logger
 from nonebot.exception import ActionFailed, NetworkError
 
 from bot.adapters.wechat.api import WeChatApi
 from bot.adapters.wechat.message import Message, MessageSegment
+from bot.config import Settings
 from bot.services.messages import Account, Picture, Reply
-
-if TYPE_CHECKING:
-    from bot.adapters.wechat.adapter import Bot
 
 TEXT_BYTES = 2000  # WeChat cuts a 客服消息 text beyond about 2048 bytes: longer ones are split
 SUMMARY_CHARS = 20  # a template's "thing" field holds at most 20 characters
@@ -59,11 +56,11 @@ async def deliver(api: WeChatApi, openid: str, message: Message) -> None:
                 await api.send_custom(openid, {"msgtype": "text", "text": {"content": piece}})
 
 
-async def send(bot: "Bot", account: Account, replies: Sequence[Reply]) -> bool:
+async def send(api: WeChatApi, account: Account, replies: Sequence[Reply]) -> bool:
     """The replies as 客服消息; False when WeChat refuses (beyond its 48 hours: 45015)."""
     try:
         for reply in replies:
-            await deliver(bot.api, account.user_id, message_of(reply))
+            await deliver(api, account.user_id, message_of(reply))
     except (ActionFailed, NetworkError) as error:
         logger.warning(f"sending to {account} failed: {error}")
         return False
@@ -77,17 +74,18 @@ def summary(replies: Sequence[Reply]) -> str:
     return line if len(line) <= SUMMARY_CHARS else line[:SUMMARY_CHARS - 1] + "…"
 
 
-async def push(bot: "Bot", account: Account, replies: Sequence[Reply]) -> bool:
+async def push(api: WeChatApi, settings: Settings, account: Account,
+               replies: Sequence[Reply]) -> bool:
     """Outside the 48 hours: the notice template telling them a notice waits (a reply shows
     it); False when no template is set up or WeChat refuses it."""
-    wechat = bot.settings.wechat
+    wechat = settings.wechat
     if not wechat.notice_template_id:
         return False
     values = {"summary": summary(replies), "count": str(len(replies)),
-              "time": datetime.now(bot.settings.tz).strftime("%Y-%m-%d %H:%M")}
+              "time": datetime.now(settings.tz).strftime("%Y-%m-%d %H:%M")}
     data = {key: text.format(**values) for key, text in wechat.notice_template_data.items()}
     try:
-        await bot.api.send_template(account.user_id, wechat.notice_template_id, data)
+        await api.send_template(account.user_id, wechat.notice_template_id, data)
     except (ActionFailed, NetworkError) as error:
         logger.warning(f"template message to {account} failed: {error}")
         return False
