@@ -59,6 +59,7 @@ class WeChatPlatform:
         self.media: dict[str, bytes] = {}
         self.valid_tokens: set[str] = set()
         self.token_requests = 0
+        self.beyond_window: set[str] = set()  # users silent for 48 hours: 客服消息 refused
         self.pic_url_requests = 0  # the PicUrl beside a MediaId: the bot must never use it
         self._ids = itertools.count(6000000000000000001)
         self._read = 0
@@ -165,6 +166,8 @@ notice_template_id = "{template_id}"
         if refused := self._refused(request):
             return refused
         body = json.loads(await request.read())
+        if body["touser"] in self.beyond_window:
+            return web.json_response({"errcode": 45015, "errmsg": "response out of time limit"})
         if body["msgtype"] == "text":
             content = body["text"]["content"]
             assert len(content.encode()) <= 2048, "a 客服消息 text beyond WeChat's limit"

@@ -1,0 +1,101 @@
+"""The bot's side of the WeChat API against the stand-in over real HTTP: 客服消息 (text, a
+picture uploaded first), the notice template outside the 48 hours, photos downloaded by MediaId,
+and the access token kept, and replaced when WeChat refuses it."""
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+
+from bot.adapters import wechat
+from bot.adapters.fetch import ImageFetcher
+from bot.config import Settings
+from bot.samples import sample_scan
+from bot.services.messages import Account, ImageSource, Picture
+from bot.services.ports import FetchError
+from tests.support.wechat_platform import APPLICANT, SECRET, WeChatPlatform
+
+USER = Account("wechat", APPLICANT)
+
+
+def settings_for(platform: WeChatPlatform, template_id: str = "") -> Settings:
+    return Settings.model_validate({"wechat": {
+        "appid": "wx5f3c0e8a1b2d4c6e", "appsecret": SECRET, "token": platform.token,
+        "api_base": platform.api_base, "notice_template_id": template_id}})
+
+
+@pytest.fixture
+async def platform() -> AsyncIterator[WeChatPlatform]:
+    async with WeChatPlatform() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+async def api(platform: WeChatPlatform) -> AsyncIterator[wechat.WeChatApi]:
+    client = wechat.WeChatApi(settings_for(platform).wechat)
+    yield client
+    await client.close()
+
+
+def png(size: tuple[int, int] = (64, 64)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "red").save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_picture_is_uploaded_and_sent_after_its_caption(
+        platform: WeChatPlatform, api: wechat.WeChatApi) -> None:
+    qr = png()
+    assert await wechat.send(api, USER, ["审核通过", Picture(qr, "支付二维码")])
+    assert [(s.to, s.reads()) for s in platform.sent] == [
+        (APPLICANT, "审核通过"), (APPLICANT, "支付二维码"), (APPLICANT, "[图片]")]
+    assert platform.sent[-1].image == qr
+    assert platform.uploads == [qr]
+
+
+async def test_the_token_is_kept_and_replaced_once_wechat_refuses_it(
+        platform: WeChatPlatform, api: wechat.WeChatApi) -> None:
+    for n in range(3):
+        assert await wechat.send(api, USER, [f"消息 {n}"])
+    assert platform.token_requests == 1
+    platform.expire_tokens()
+    assert await wechat.send(api, USER, ["两小时后"])
+    assert platform.token_requests == 2
+    assert platform.sent[-1].text == "两小时后"
+
+
+async def test_beyond_the_48_hours_send_says_no_and_the_template_tells_of_the_notice(
+        platform: WeChatPlatform, api: wechat.WeChatApi) -> None:
+    platform.beyond_window.add(APPLICANT)
+    notice = ["您的订单 XB-261203-5ASR 已审核通过。请扫描下方二维码支付 ¥300.00。"]
+    assert not await wechat.send(api, USER, notice)
+    assert not await wechat.push(api, settings_for(platform), USER, notice)  # no template set
+    assert platform.templates == []
+
+    assert await wechat.push(api, settings_for(platform, "TPL-notice-1"), USER, notice)
+    [sent] = platform.templates
+    assert (sent["touser"], sent["template_id"]) == (APPLICANT, "TPL-notice-1")
+    assert sent["data"]["thing1"]["value"] == "您的订单 XB-261203-5ASR…"
+    assert sent["data"]["thing2"]["value"] == "回复任意消息查看详情"
+    assert platform.sent == []
+
+
+async def test_photos_come_by_media_id_with_the_token_and_within_the_byte_cap(
+        platform: WeChatPlatform, api: wechat.WeChatApi) -> None:
+    scan = sample_scan("媒体文件")
+    platform.media["m-1"] = scan
+    platform.media["m-big"] = scan + b"\0" * 2_000_000
+    fetcher = ImageFetcher(len(scan) + 10, 10, channels=[api])
+    try:
+        assert await fetcher.fetch(ImageSource(url=api.media_url("m-1"))) == scan
+        platform.expire_tokens()  # a download finds its token refused: a new one, once
+        assert await fetcher.fetch(ImageSource(url=api.media_url("m-1"))) == scan
+        assert platform.token_requests == 2
+        with pytest.raises(FetchError, match="图片超过"):
+            await fetcher.fetch(ImageSource(url=api.media_url("m-big")))
+        with pytest.raises(FetchError, match="已过期"):
+            await fetcher.fetch(ImageSource(url=api.media_url("gone-after-3-days")))
+    finally:
+        await fetcher.close()
+    assert platform.pic_url_requests == 0
