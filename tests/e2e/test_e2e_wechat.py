@@ -146,6 +146,10 @@ async def test_a_forged_callback_is_refused_and_files_nothing(tmp_path: Path) ->
             # the same message, signed right, is answered: the refusals were the forgeries'
             assert await wechat.text(APPLICANT, "你好") == 200
             await wechat.replies_until("【统一社会信用代码】")
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"http://127.0.0.1:{wechat.bot_port}/healthz") as response:
+                health = await response.json()
+            assert health["chat"]["wechat"] == {"connected": True, "bots": 1}
         finally:
             await bot.stop()
     with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
