@@ -146,6 +146,18 @@ async def test_a_forged_callback_is_refused_and_files_nothing(tmp_path: Path) ->
             # the same message, signed right, is answered: the refusals were the forgeries'
             assert await wechat.text(APPLICANT, "你好") == 200
             await wechat.replies_until("【统一社会信用代码】")
+            # WeChat retries a message it thinks unanswered: one answer all the same
+            retried = {"MsgType": "text", "Content": "帮助", "MsgId": "7000000000000000001"}
+            assert await wechat.post(APPLICANT, retried) == 200
+            assert await wechat.post(APPLICANT, retried) == 200
+            assert len(await wechat.quiet(1.5)) == 1
+            # what the bot cannot read is said; following the account is no message
+            assert await wechat.post(APPLICANT, {"MsgType": "voice", "MediaId": "v-1",
+                                                 "Format": "amr"}) == 200
+            [said] = await wechat.replies_until("只能处理文字和图片")
+            assert said.to == APPLICANT
+            assert await wechat.post(APPLICANT, {"MsgType": "event", "Event": "subscribe"}) == 200
+            assert await wechat.quiet(1) == []
             async with aiohttp.ClientSession() as http, http.get(
                     f"http://127.0.0.1:{wechat.bot_port}/healthz") as response:
                 health = await response.json()

@@ -97,9 +97,12 @@ notice_template_id = "{template_id}"
                                         "PicUrl": f"{self.api_base}/pic/{media_id}"})
 
     def message_xml(self, openid: str, fields: dict[str, str]) -> str:
+        """A message's XML; a new MsgId unless ``fields`` has one (WeChat's retry), none for an
+        event."""
+        msg_id = {} if fields.get("MsgType") == "event" else {"MsgId": str(next(self._ids))}
         return xmltodict.unparse({"xml": {
             "ToUserName": ACCOUNT, "FromUserName": openid, "CreateTime": str(int(time.time())),
-            **fields, "MsgId": str(next(self._ids))}}, full_document=False)
+            **msg_id, **fields}}, full_document=False)
 
     async def post(self, openid: str, fields: dict[str, str], *,
                    token: str | None = None) -> int:

@@ -35,6 +35,11 @@ NAME = "WeChat"
 SEEN_MESSAGES = 4096  # MsgIds remembered: WeChat retries a message it had no answer to
 
 
+def success() -> Response:
+    """What WeChat waits for: the message is taken (its replies follow as 客服消息)."""
+    return Response(200, content="success", headers={"Content-Type": "text/plain"})
+
+
 class MessageEvent(BaseEvent):
     """A text or image message a user (``openid``) sent the account: always a private chat."""
 
@@ -148,17 +153,17 @@ class Adapter(BaseAdapter):
         except Refused as refused:
             logger.warning(f"WeChat callback refused: {refused}")
             return Response(refused.status, content="forbidden")
-        if not self._first_time(fields.get("MsgId")
-                                or f"{fields.get('FromUserName')}:{fields.get('CreateTime')}"):
-            return Response(200, content="success", headers={"Content-Type": "text/plain"})
         bot, openid = self.bots.get(self.settings.wechat.appid), fields.get("FromUserName", "")
-        event = self._event_of(fields)
-        if isinstance(bot, Bot) and openid:
-            if event is not None:
-                self._spawn(handle_event(bot, event))
-            elif fields.get("MsgType") != "event":  # voice, video, location, a link
-                self._spawn(deliver(self.api, openid, Message(UNSUPPORTED)))
-        return Response(200, content="success", headers={"Content-Type": "text/plain"})
+        if not isinstance(bot, Bot):  # starting or stopping: WeChat tries again shortly
+            return Response(503, content="starting")
+        if not openid or not self._first_time(
+                fields.get("MsgId") or f"{openid}:{fields.get('CreateTime')}"):
+            return success()
+        if (event := self._event_of(fields)) is not None:
+            self._spawn(handle_event(bot, event))
+        elif fields.get("MsgType") != "event":  # voice, video, location, a link
+            self._spawn(deliver(self.api, openid, Message(UNSUPPORTED)))
+        return success()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
