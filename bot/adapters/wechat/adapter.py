@@ -26,12 +26,14 @@ from yarl import URL
 
 from bot.adapters.wechat.api import WeChatApi
 from bot.adapters.wechat.callback import MessageCipher, Refused, open_callback, signed
-from bot.adapters.wechat.delivery import UNSUPPORTED, deliver
+from bot.adapters.wechat.delivery import UNSUPPORTED, deliver, send
 from bot.adapters.wechat.message import Message, MessageSegment
 from bot.config import Settings
+from bot.services.messages import Account
 
 CALLBACK_PATH = "/wechat/callback"
 NAME = "WeChat"
+PLATFORM = "wechat"  # Account.platform of its users
 SEEN_MESSAGES = 4096  # MsgIds remembered: WeChat retries a message it had no answer to
 
 
@@ -162,10 +164,10 @@ class Adapter(BaseAdapter):
         if (event := self._event_of(fields)) is not None:
             self._spawn(handle_event(bot, event))
         elif fields.get("MsgType") != "event":  # voice, video, location, a link
-            self._spawn(deliver(self.api, openid, Message(UNSUPPORTED)))
+            self._spawn(send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
         return success()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
