@@ -99,3 +99,20 @@ async def test_photos_come_by_media_id_with_the_token_and_within_the_byte_cap(
     finally:
         await fetcher.close()
     assert platform.pic_url_requests == 0
+
+
+async def test_a_wechat_message_reaches_the_dialogue_as_any_private_message_does() -> None:
+    """Its MsgId is the message's ref (what a reply window counts from); a photo is named by
+    its media URL under the API base, never by the PicUrl."""
+    from plugins.applicant import incoming_of, is_private
+
+    url = "https://api.weixin.qq.com/cgi-bin/media/get?media_id=m-1"
+    event = wechat.MessageEvent(openid=APPLICANT, msg_id="6000000000000000001",
+                                message=wechat.Message([wechat.MessageSegment.text("附件"),
+                                                        wechat.MessageSegment("image",
+                                                                              {"url": url})]))
+    assert await is_private(event)
+    incoming = incoming_of(event)
+    assert (incoming.text, incoming.ref) == ("附件", "6000000000000000001")
+    assert incoming.images == (ImageSource(url=url),)
+    assert not incoming.local_files
