@@ -60,7 +60,8 @@ class BotSection(_Section):
 
 
 class ServerSection(_Section):
-    """``[server]``: where the bot listens (OneBot reverse WebSocket, agents, CRL, health)."""
+    """``[server]``: where the bot listens (OneBot reverse WebSocket, the WeChat callback,
+    agents, CRL, health)."""
 
     host: str = "127.0.0.1"
     """The address listened on."""
