@@ -66,6 +66,20 @@ def test_a_message_encrypted_for_another_account_is_refused() -> None:
         open_callback(query, body, TOKEN, CIPHER)
 
 
+def test_a_message_from_another_sender_than_the_signed_openid_is_refused() -> None:
+    query, body = sealed(MESSAGE)
+    assert open_callback(query | {"openid": "oUSER"}, body, TOKEN, CIPHER)["MsgId"] == "42"
+    with pytest.raises(Refused, match="openid"):
+        open_callback(query | {"openid": "oSOMEONE-ELSE"}, body, TOKEN, CIPHER)
+
+
+def test_a_body_beyond_any_message_is_refused_unread() -> None:
+    query = {"signature": sign(TOKEN, "1", "2"), "timestamp": "1", "nonce": "2"}
+    with pytest.raises(Refused) as refused:
+        open_callback(query, b"<xml>" + b" " * 70_000 + b"</xml>", TOKEN, None)
+    assert refused.value.status == 413
+
+
 def test_xml_with_a_declaration_is_refused_before_parsing() -> None:
     bomb = ('<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
             "<xml><Content>&b;</Content></xml>")

@@ -150,8 +150,6 @@ class Adapter(BaseAdapter):
         body = body.encode() if isinstance(body, str) else body
         try:
             fields = open_callback(query, body, self.settings.wechat.token, self.cipher)
-            if query.get("openid") and query["openid"] != fields.get("FromUserName"):
-                raise Refused("openid and FromUserName differ")
         except Refused as refused:
             logger.warning(f"WeChat callback refused: {refused}")
             return Response(refused.status, content="forbidden")

@@ -91,7 +91,8 @@ def open_callback(query: Mapping[str, str], body: bytes, token: str,
                   cipher: MessageCipher | None) -> dict[str, str]:
     """The fields of a POSTed message, after every check: the request's signature; with a
     cipher, the message's own signature over its ``Encrypt`` and the AppID inside (a plain
-    message is then refused: the account is in 安全模式)."""
+    message is then refused: the account is in 安全模式); the sender must be the ``openid``
+    the request names."""
     if len(body) > MAX_BODY:
         raise Refused("body too large", 413)
     if not signed(token, query):
@@ -100,11 +101,17 @@ def open_callback(query: Mapping[str, str], body: bytes, token: str,
     if cipher is None:
         if query.get("encrypt_type", "raw") != "raw":
             raise Refused("an encrypted message, and no EncodingAESKey is configured", 400)
-        return fields
+        return _from_openid(query, fields)
     encrypted = fields.get("Encrypt", "")
     if query.get("encrypt_type") != "aes" or not encrypted:
         raise Refused("a plain message to an account in 安全模式")
     expected = signature(token, query.get("timestamp", ""), query.get("nonce", ""), encrypted)
     if not hmac.compare_digest(expected, query.get("msg_signature", "")):
         raise Refused("bad message signature")
-    return parse_xml(cipher.decrypt(encrypted).encode())
+    return _from_openid(query, parse_xml(cipher.decrypt(encrypted).encode()))
+
+
+def _from_openid(query: Mapping[str, str], fields: dict[str, str]) -> dict[str, str]:
+    if query.get("openid", fields.get("FromUserName")) != fields.get("FromUserName"):
+        raise Refused("the sender is not the openid the request names")
+    return fields
