@@ -63,6 +63,10 @@ async def test_the_token_is_kept_and_replaced_once_wechat_refuses_it(
     assert await wechat.send(api, USER, ["两小时后"])
     assert platform.token_requests == 2
     assert platform.sent[-1].text == "两小时后"
+    platform.revoke_tokens()  # refused, yet the stable token is the same one: force a new one
+    assert await wechat.send(api, USER, ["再次"])
+    assert platform.token_requests == 4
+    assert platform.sent[-1].text == "再次"
 
 
 async def test_beyond_the_48_hours_send_says_no_and_the_template_tells_of_the_notice(

@@ -59,6 +59,7 @@ class WeChatPlatform:
         self.media: dict[str, bytes] = {}
         self.valid_tokens: set[str] = set()
         self.token_requests = 0
+        self.cached_token: str | None = None
         self.beyond_window: set[str] = set()  # users silent for 48 hours: 客服消息 refused
         self.pic_url_requests = 0  # the PicUrl beside a MediaId: the bot must never use it
         self._ids = itertools.count(6000000000000000001)
@@ -82,7 +83,14 @@ notice_template_id = "{template_id}"
 """
 
     def expire_tokens(self) -> None:
-        """Every access token issued so far is refused from now on (42001), as after 2 hours."""
+        """Every access token issued so far is refused from now on (42001), as after 2 hours;
+        the next one asked for is new."""
+        self.valid_tokens.clear()
+        self.cached_token = None
+
+    def revoke_tokens(self) -> None:
+        """The tokens are refused (40001) but WeChat's stable-token cache still hands out the
+        last one, as after a force refresh elsewhere went wrong."""
         self.valid_tokens.clear()
 
     # users' messages in
@@ -161,8 +169,12 @@ notice_template_id = "{template_id}"
                 "client_credential", APPID, SECRET):
             return web.json_response({"errcode": 40013, "errmsg": "invalid appid"})
         self.token_requests += 1
-        issued = f"access-token-{self.token_requests}-{secrets.token_hex(4)}"
-        self.valid_tokens.add(issued)
+        if self.cached_token and not body.get("force_refresh"):
+            issued = self.cached_token  # WeChat's stable token: the same until it expires
+        else:
+            issued = f"access-token-{self.token_requests}-{secrets.token_hex(4)}"
+            self.valid_tokens.add(issued)
+            self.cached_token = issued
         return web.json_response({"access_token": issued, "expires_in": 7200})
 
     async def _custom_send(self, request: web.Request) -> web.Response:

@@ -66,13 +66,19 @@ class WeChatApi:
         async with self._token_lock:
             if self._token and self._token != stale and time.monotonic() < self._expires:
                 return self._token
-            answer = await self._post("/cgi-bin/stable_token", None, {
-                "grant_type": "client_credential", "appid": self.settings.appid,
-                "secret": self.settings.appsecret, "force_refresh": False})
+            answer = await self._stable_token(force=False)
+            if stale is not None and answer["access_token"] == stale:
+                # WeChat's cache still hands out the token it refuses: ask for a new one
+                answer = await self._stable_token(force=True)
             self._token = str(answer["access_token"])
             self._expires = time.monotonic() + int(answer.get("expires_in", 7200)) \
                 - TOKEN_MARGIN_SECONDS
             return self._token
+
+    async def _stable_token(self, force: bool) -> dict[str, Any]:
+        return await self._post("/cgi-bin/stable_token", None, {
+            "grant_type": "client_credential", "appid": self.settings.appid,
+            "secret": self.settings.appsecret, "force_refresh": force})
 
     async def _post(self, path: str, token: str | None, body: dict[str, Any] | None = None,
                     form: Form | None = None, **query: str) -> dict[str, Any]:
