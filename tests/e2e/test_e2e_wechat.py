@@ -151,12 +151,16 @@ async def test_a_forged_callback_is_refused_and_files_nothing(tmp_path: Path) ->
             assert await wechat.post(APPLICANT, retried) == 200
             assert await wechat.post(APPLICANT, retried) == 200
             assert len(await wechat.quiet(1.5)) == 1
-            # what the bot cannot read is said; following the account is no message
+            # what the bot cannot read is said; a new follower is greeted, other events left
             assert await wechat.post(APPLICANT, {"MsgType": "voice", "MediaId": "v-1",
                                                  "Format": "amr"}) == 200
             [said] = await wechat.replies_until("只能处理文字和图片")
             assert said.to == APPLICANT
             assert await wechat.post(APPLICANT, {"MsgType": "event", "Event": "subscribe"}) == 200
+            [said] = await wechat.replies_until("欢迎关注CA数字证书服务中心")
+            assert "发送任意消息开始" in said.text
+            assert await wechat.post(APPLICANT, {"MsgType": "event", "Event": "VIEW",
+                                                 "EventKey": "https://example.invalid/"}) == 200
             assert await wechat.quiet(1) == []
             async with aiohttp.ClientSession() as http, http.get(
                     f"http://127.0.0.1:{wechat.bot_port}/healthz") as response:

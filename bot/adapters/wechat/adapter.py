@@ -26,7 +26,7 @@ from yarl import URL
 
 from bot.adapters.wechat.api import WeChatApi
 from bot.adapters.wechat.callback import MessageCipher, Refused, open_callback, signed
-from bot.adapters.wechat.delivery import UNSUPPORTED, deliver, send
+from bot.adapters.wechat.delivery import UNSUPPORTED, WELCOME, deliver, send
 from bot.adapters.wechat.message import Message, MessageSegment
 from bot.config import Settings
 from bot.services.messages import Account
@@ -156,13 +156,17 @@ class Adapter(BaseAdapter):
         bot, openid = self.bots.get(self.settings.wechat.appid), fields.get("FromUserName", "")
         if not isinstance(bot, Bot):  # starting or stopping: WeChat tries again shortly
             return Response(503, content="starting")
-        if not openid or not self._first_time(
-                fields.get("MsgId") or f"{openid}:{fields.get('CreateTime')}"):
+        # a message is known by its MsgId, an event by who, when and what (WeChat's advice)
+        key = fields.get("MsgId") or f"{openid}:{fields.get('CreateTime')}:{fields.get('Event')}"
+        if not openid or not self._first_time(key):
             return success()
         if (event := self._event_of(fields)) is not None:
             self._spawn(handle_event(bot, event))
         elif fields.get("MsgType") != "event":  # voice, video, location, a link
             self._spawn(send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
+        elif fields.get("Event") == "subscribe":
+            welcome = WELCOME.format(name=self.settings.centre.name)
+            self._spawn(send(self.api, Account(PLATFORM, openid), [welcome]))
         return success()
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:

@@ -16,6 +16,9 @@ from bot.services.messages import Account, Picture, Reply
 TEXT_BYTES = 2000  # WeChat cuts a 客服消息 text beyond about 2048 bytes: longer ones are split
 SUMMARY_CHARS = 20  # a template's "thing" field holds at most 20 characters
 UNSUPPORTED = "目前只能处理文字和图片消息，请发送文字，或把材料拍照后以图片发送。"
+# in developer mode WeChat's own 被关注回复 is off: the bot greets a new follower itself
+WELCOME = ("欢迎关注{name}！在这里可以办理数字证书的新办、补办、续期和 UKEY 解锁。"
+           "发送任意消息开始，发送「帮助」查看全部功能。")
 
 
 def message_of(reply: Reply) -> Message:
