@@ -100,12 +100,12 @@ class NonebotChat:
         return True
 
     async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
-        """Outside the platform's reply window: WeChat's notice template; False where the
-        platform has no such path or refuses it."""
+        """Outside a reply window: WeChat's notice template (False when none is set up or it is
+        refused). OneBot and the Console have no window: a push is a send."""
         bot = self._bot(account.platform)
         if isinstance(bot, wechat.Bot):
             return await wechat.push(bot.api, bot.settings, account, replies)
-        return False
+        return await self.send(account, replies)
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:
         bot = self._bot(group.platform)
