@@ -106,6 +106,7 @@ class Adapter(BaseAdapter):
         self.cipher = (MessageCipher.of(wechat.encoding_aes_key, wechat.appid)
                        if wechat.encoding_aes_key else None)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.latest: dict[str, asyncio.Task[None]] = {}  # each user's last message in hand
         self.seen: OrderedDict[str, None] = OrderedDict()
         if not isinstance(driver, ASGIMixin):
             raise RuntimeError("the WeChat adapter needs the bot's HTTP server (~fastapi)")
@@ -161,18 +162,37 @@ class Adapter(BaseAdapter):
         if not openid or not self._first_time(key):
             return success()
         if (event := self._event_of(fields)) is not None:
-            self._spawn(handle_event(bot, event))
+            self._in_order(openid, handle_event(bot, event))
         elif fields.get("MsgType") != "event":  # voice, video, location, a link
-            self._spawn(send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
+            self._in_order(openid, send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
         elif fields.get("Event") == "subscribe":
             welcome = WELCOME.format(name=self.settings.centre.name)
-            self._spawn(send(self.api, Account(PLATFORM, openid), [welcome]))
+            self._in_order(openid, send(self.api, Account(PLATFORM, openid), [welcome]))
         return success()
 
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.create_task(work)
+    def _in_order(self, openid: str, work: Coroutine[Any, Any, object]) -> None:
+        """Handle ``work`` in the background after the user's earlier messages: four photos
+        posted back to back are read, answered and filed in the order they were sent."""
+        previous = self.latest.get(openid)
+
+        async def after_previous() -> None:
+            try:
+                if previous is not None:
+                    await asyncio.wait([previous])
+            except asyncio.CancelledError:
+                work.close()  # the bot stops: never started, so never awaited
+                raise
+            await work
+
+        task = asyncio.create_task(after_previous())
         self.tasks.add(task)
+        self.latest[openid] = task
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda done: self._forget(openid, done))
+
+    def _forget(self, openid: str, done: asyncio.Task[None]) -> None:
+        if self.latest.get(openid) is done:
+            del self.latest[openid]
 
     def _event_of(self, fields: dict[str, str]) -> MessageEvent | None:
         """Text and images become messages; other kinds are answered or left to the caller."""
