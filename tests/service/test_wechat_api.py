@@ -120,3 +120,25 @@ async def test_a_wechat_message_reaches_the_dialogue_as_any_private_message_does
     assert (incoming.text, incoming.ref) == ("附件", "6000000000000000001")
     assert incoming.images == (ImageSource(url=url),)
     assert not incoming.local_files
+
+
+async def test_one_users_messages_are_handled_in_the_order_they_came() -> None:
+    """The callback answers at once and handles in the background: a slow first photo still
+    goes before a quick second one of the same person; another person does not wait."""
+    import asyncio
+
+    from bot.adapters.wechat.adapter import InOrder
+
+    handled: list[str] = []
+
+    async def handle(name: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        handled.append(name)
+
+    in_order = InOrder()
+    in_order.run("oA", handle("A: first photo", 0.3))
+    in_order.run("oA", handle("A: second photo", 0))
+    in_order.run("oB", handle("B: a question", 0))
+    await asyncio.gather(*in_order.tasks)
+    assert handled == ["B: a question", "A: first photo", "A: second photo"]
+    assert in_order.latest == {}

@@ -37,6 +37,43 @@ PLATFORM = "wechat"  # Account.platform of its users
 SEEN_MESSAGES = 4096  # MsgIds remembered: WeChat retries a message it had no answer to
 
 
+class InOrder:
+    """Work run in the background, one user's after the other in the order it came (four
+    photos posted back to back are read, answered and filed in that order); different users'
+    side by side."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.latest: dict[str, asyncio.Task[None]] = {}  # each user's last work in hand
+
+    def run(self, user: str, work: Coroutine[Any, Any, object]) -> None:
+        previous = self.latest.get(user)
+
+        async def after_previous() -> None:
+            try:
+                if previous is not None:
+                    await asyncio.wait([previous])
+            except asyncio.CancelledError:
+                work.close()  # stopping: never started, so never awaited
+                raise
+            await work
+
+        task = asyncio.create_task(after_previous())
+        self.tasks.add(task)
+        self.latest[user] = task
+        task.add_done_callback(lambda done: self._done(user, done))
+
+    def _done(self, user: str, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.latest.get(user) is task:
+            del self.latest[user]
+
+    async def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 def success() -> Response:
     """What WeChat waits for: the message is taken (its replies follow as 客服消息)."""
     return Response(200, content="success", headers={"Content-Type": "text/plain"})
@@ -105,8 +142,7 @@ class Adapter(BaseAdapter):
         wechat = settings.wechat
         self.cipher = (MessageCipher.of(wechat.encoding_aes_key, wechat.appid)
                        if wechat.encoding_aes_key else None)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.latest: dict[str, asyncio.Task[None]] = {}  # each user's last message in hand
+        self.in_order = InOrder()
         self.seen: OrderedDict[str, None] = OrderedDict()
         if not isinstance(driver, ASGIMixin):
             raise RuntimeError("the WeChat adapter needs the bot's HTTP server (~fastapi)")
@@ -126,9 +162,7 @@ class Adapter(BaseAdapter):
         self.bot_connect(Bot(self, self.settings.wechat.appid, self.api, self.settings))
 
     async def _shutdown(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.in_order.cancel()
         await self.api.close()
 
     @override
@@ -162,37 +196,13 @@ class Adapter(BaseAdapter):
         if not openid or not self._first_time(key):
             return success()
         if (event := self._event_of(fields)) is not None:
-            self._in_order(openid, handle_event(bot, event))
+            self.in_order.run(openid, handle_event(bot, event))
         elif fields.get("MsgType") != "event":  # voice, video, location, a link
-            self._in_order(openid, send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
+            self.in_order.run(openid, send(self.api, Account(PLATFORM, openid), [UNSUPPORTED]))
         elif fields.get("Event") == "subscribe":
             welcome = WELCOME.format(name=self.settings.centre.name)
-            self._in_order(openid, send(self.api, Account(PLATFORM, openid), [welcome]))
+            self.in_order.run(openid, send(self.api, Account(PLATFORM, openid), [welcome]))
         return success()
-
-    def _in_order(self, openid: str, work: Coroutine[Any, Any, object]) -> None:
-        """Handle ``work`` in the background after the user's earlier messages: four photos
-        posted back to back are read, answered and filed in the order they were sent."""
-        previous = self.latest.get(openid)
-
-        async def after_previous() -> None:
-            try:
-                if previous is not None:
-                    await asyncio.wait([previous])
-            except asyncio.CancelledError:
-                work.close()  # the bot stops: never started, so never awaited
-                raise
-            await work
-
-        task = asyncio.create_task(after_previous())
-        self.tasks.add(task)
-        self.latest[openid] = task
-        task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(lambda done: self._forget(openid, done))
-
-    def _forget(self, openid: str, done: asyncio.Task[None]) -> None:
-        if self.latest.get(openid) is done:
-            del self.latest[openid]
 
     def _event_of(self, fields: dict[str, str]) -> MessageEvent | None:
         """Text and images become messages; other kinds are answered or left to the caller."""
