@@ -81,6 +81,14 @@ async def test_a_whole_application_with_scans_on_wechat(tmp_path: Path) -> None:
             number = done.split("订单号：")[1].split()[0]
             assert "¥300.00" in done
             [staff] = [s for s in told if "新订单待审核" in s.text]
+            # pictures (the blank paper forms) go out uploaded as temporary media
+            assert await wechat.text(APPLICANT, "模板") == 200
+            assert await wechat.text(APPLICANT, f"查询 {number}") == 200
+            forms = await wechat.replies_until("需要打印的表格", f"订单号：{number}")
+            pictures = [s.image for s in forms if s.image is not None]
+            assert len(pictures) >= 2
+            assert all(p.startswith(b"\x89PNG") for p in pictures)
+            assert wechat.uploads == pictures
             assert staff.to == TECHNICIAN
             assert number in staff.text
         finally:
