@@ -72,6 +72,9 @@ async def test_a_whole_application_with_scans_on_wechat(tmp_path: Path) -> None:
             await say("2", "【地级市】")
             await say("山东省临沂市兰山区", "【邮寄地址】")
             await say("金雀山路 1 号", "【附件一 信息印章采集表】")
+            # the same scan checks as on any channel: a thumbnail is refused, nothing kept
+            small = await photo(sample_scan("too small", size=(300, 400)), "分辨率太低")
+            assert "300×400" in small
             for data in scans:  # four photos picked at once: WeChat posts them back to back
                 assert await wechat.image(APPLICANT, data) == 200
             await wechat.replies_until("已收到【附件四", "确认提交")
