@@ -3,6 +3,7 @@ picture uploaded first), the notice template outside the 48 hours, photos downlo
 and the access token kept, and replaced when WeChat refuses it."""
 
 import io
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,6 +83,7 @@ async def test_beyond_the_48_hours_send_says_no_and_the_template_tells_of_the_no
     assert (sent["touser"], sent["template_id"]) == (APPLICANT, "TPL-notice-1")
     assert sent["data"]["thing1"]["value"] == "您的订单 XB-261203-5ASR…"
     assert sent["data"]["thing2"]["value"] == "回复任意消息查看详情"
+    assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}", sent["data"]["time3"]["value"])
     assert platform.sent == []
 
 

@@ -84,8 +84,10 @@ async def push(api: WeChatApi, settings: Settings, account: Account,
     wechat = settings.wechat
     if not wechat.notice_template_id:
         return False
+    now = datetime.now(settings.tz)
     values = {"summary": summary(replies), "count": str(len(replies)),
-              "time": datetime.now(settings.tz).strftime("%Y-%m-%d %H:%M")}
+              # the form a template's "time" field takes: 2026年12月2日 20:18
+              "time": f"{now.year}年{now.month}月{now.day}日 {now:%H:%M}"}
     data = {key: text.format(**values) for key, text in wechat.notice_template_data.items()}
     try:
         await api.send_template(account.user_id, wechat.notice_template_id, data)
