@@ -102,6 +102,10 @@ async def test_photos_come_by_media_id_with_the_token_and_within_the_byte_cap(
             await fetcher.fetch(ImageSource(url=api.media_url("m-big")))
         with pytest.raises(FetchError, match="已过期"):
             await fetcher.fetch(ImageSource(url=api.media_url("gone-after-3-days")))
+        api.settings = api.settings.model_copy(update={"appsecret": "a-wrong-secret"})
+        platform.expire_tokens()  # and no new token is given: the applicant is told, not lost
+        with pytest.raises(FetchError, match="暂时无法下载图片"):
+            await fetcher.fetch(ImageSource(url=api.media_url("m-1")))
     finally:
         await fetcher.close()
     assert platform.pic_url_requests == 0

@@ -148,6 +148,13 @@ class WeChatApi:
     async def download(self, url: str, max_bytes: int) -> bytes:
         """The photo's bytes, by MediaId with the access token (never by the PicUrl a message
         also carries); the byte cap is kept while they stream in."""
+        try:
+            return await self._download(url, max_bytes)
+        except (ActionFailed, NetworkError) as error:  # no access token to be had
+            logger.warning(f"WeChat media download without a token: {error}")
+            raise FetchError("暂时无法下载图片，请稍后重新发送。") from None
+
+    async def _download(self, url: str, max_bytes: int) -> bytes:
         token = await self.access_token()
         for attempt in range(2):
             try:
