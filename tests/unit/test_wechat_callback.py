@@ -89,6 +89,12 @@ def test_xml_with_a_declaration_is_refused_before_parsing() -> None:
     assert refused.value.status == 400
 
 
+def test_what_a_person_types_may_look_like_a_declaration() -> None:
+    typed = MESSAGE.replace("新办证书 <确认>", "<!DOCTYPE 玩笑> <!-- 注释 -->")
+    query, body = sealed(typed)
+    assert open_callback(query, body, TOKEN, CIPHER)["Content"] == "<!DOCTYPE 玩笑> <!-- 注释 -->"
+
+
 def test_long_texts_are_cut_between_lines_within_the_byte_limit() -> None:
     text = "\n".join(f"第{n}行：【经办人身份证号】请核对" for n in range(300))
     parts = pieces(text)
