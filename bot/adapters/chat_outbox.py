@@ -93,9 +93,11 @@ class ChatOutbox:
         """Queue inside the caller's transaction, one row per message (a picture after its
         text is its own row: a retry never repeats the text); ``deliver`` after the commit."""
         repository = OutgoingChats(session)
-        for reply in replies:
+        for n, reply in enumerate(replies):
+            # a later text of the same notice (the menu after 绑定已核验) is no notice of its own
+            message = to_row(reply) | ({"follows": True} if n and isinstance(reply, str) else {})
             repository.add(OutgoingChat(platform=to.platform, recipient=to.user_id,
-                                        is_group=group, message=to_row(reply),
+                                        is_group=group, message=message,
                                         order_id=order_id, mail=mail.value))
 
     def _rules(self, platform: str) -> ChannelRules:
@@ -291,6 +293,7 @@ class ChatOutbox:
                 next_month(now) if not summary and may_push_later(accounts, self.rules)
                 else held.created_at + timedelta(days=self.settings.held_days))
             if (held.mail == NoticeMail.MAY and "text" in held.message  # not a QR code alone
+                    and not held.message.get("follows")  # mailed with the notice's first text
                     and self.mail is not None and self.mail.enabled):
                 mailed = await self._mail_held(session, held, accounts)
         if first_time:
@@ -361,7 +364,14 @@ class ChatOutbox:
 def held_digest(held: Sequence[OutgoingChat]) -> list[Reply]:
     """Held notices as one message, numbered in order (「您有 2 条新通知：……」), their pictures
     (a payment QR code) after it."""
-    texts = [str(row.message["text"]) for row in held if "text" in row.message]
+    texts: list[str] = []
+    for row in held:
+        if "text" not in row.message:
+            continue
+        if row.message.get("follows") and texts:
+            texts[-1] += "\n" + str(row.message["text"])
+        else:
+            texts.append(str(row.message["text"]))
     pictures = [from_row(row.message) for row in held if "image" in row.message]
     if not texts:
         return pictures
