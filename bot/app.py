@@ -7,6 +7,7 @@ from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
+from bot.adapters import qq_official
 from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
@@ -18,8 +19,11 @@ PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``nonebot.init``: everything comes from bot.toml."""
+    qqbot = "qqbot" in settings.bot.adapters
+    driver = "~fastapi" if settings.serves_http else "~none"
     return {
-        "driver": "~fastapi" if settings.serves_http else "~none",
+        # the QQ bot also calls the platform's API: an HTTP client driver beside the server
+        "driver": driver + "+~aiohttp" if qqbot else driver,
         "host": settings.server.host,
         "port": settings.server.port,
         "log_level": settings.bot.log_level,
@@ -30,6 +34,7 @@ def nonebot_options(settings: Settings) -> dict[str, Any]:
         "fastapi_docs_url": None,
         "fastapi_redoc_url": None,
         "fastapi_openapi_url": None,
+        **(qq_official.options(settings.qqbot) if qqbot else {}),
     }
 
 
@@ -41,6 +46,8 @@ def install(settings: Settings) -> None:
         driver.register_adapter(OneBotAdapter)
     if "console" in settings.bot.adapters:
         driver.register_adapter(ConsoleAdapter)
+    if "qqbot" in settings.bot.adapters:
+        driver.register_adapter(qq_official.WebhookAdapter)
 
     @driver.on_startup
     async def _start() -> None:
