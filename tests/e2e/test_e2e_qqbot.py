@@ -153,7 +153,8 @@ async def test_a_whole_application_with_scans_on_qq_official(
     # the five a message allows
     pictures = [s for s in qq.sent if s.openid == TECHNICIAN and s.picture is not None]
     assert {hashlib.sha256(s.picture).hexdigest() for s in pictures[-4:]} == set(by_slot.values())
-    [told] = [s for s in qq.sent if s.openid == TECHNICIAN and "新订单待审核" in s.content]
+    [told] = [s for s in qq.sent
+              if s.openid == TECHNICIAN and f"{number} 新订单待审核" in s.content]
     assert told.msg_id is None  # a notice nobody asked for: proactive
     assert qq.refused == []
     log = log_of(tmp_path)
