@@ -34,7 +34,6 @@ def nonebot_options(settings: Settings) -> dict[str, Any]:
         "fastapi_docs_url": None,
         "fastapi_redoc_url": None,
         "fastapi_openapi_url": None,
-        **(qq_official.options(settings.qqbot) if qqbot else {}),
     }
 
 
@@ -47,6 +46,7 @@ def install(settings: Settings) -> None:
     if "console" in settings.bot.adapters:
         driver.register_adapter(ConsoleAdapter)
     if "qqbot" in settings.bot.adapters:
+        qq_official.configure(driver.config, settings.qqbot)
         driver.register_adapter(qq_official.WebhookAdapter)
 
     @driver.on_startup

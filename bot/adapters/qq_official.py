@@ -20,7 +20,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,15 +43,14 @@ _VERIFY_TS = re.compile(r"[0-9]{1,20}")
 _SEQ_KEPT = 4096  # messages whose reply numbers are remembered
 
 
-def options(section: QqBotSection) -> dict[str, Any]:
-    """nonebot.init's options for the adapter: one bot, webhook mode, C2C messages."""
-    return {
-        "qq_bots": [{"id": section.app_id, "secret": section.secret, "use_websocket": False,
-                     "intent": {"c2c_group_at_messages": True}}],
-        "qq_api_base": section.api_base,
-        "qq_auth_base": section.auth_base,
-        "qq_verify_webhook": True,
-    }
+def configure(config: Any, section: QqBotSection) -> None:
+    """The adapter's settings on nonebot's ``config``: one bot, webhook mode, C2C messages.
+    Set after ``nonebot.init``, which logs the options it is given at DEBUG, secret and all."""
+    config.qq_bots = [{"id": section.app_id, "secret": section.secret, "use_websocket": False,
+                       "intent": {"c2c_group_at_messages": True}}]
+    config.qq_api_base = section.api_base
+    config.qq_auth_base = section.auth_base
+    config.qq_verify_webhook = True
 
 
 # --- webhook signatures -------------------------------------------------------------------
@@ -249,15 +248,14 @@ async def send(bot: BaseBot, account: Account, replies: Sequence[Reply], *,
                reply_to: str | None = None) -> bool:
     """``replies`` to ``account``: as replies to its message ``reply_to`` while that allows
     more (what does not fit goes as proactive messages), else all proactively."""
-    assert isinstance(bot, Bot)
-    messages = batched(replies)
+    qq = cast(Bot, bot)
     try:
-        for outgoing in messages:
+        for outgoing in batched(replies):
             if reply_to is not None and REPLY_NUMBERS.used(reply_to) < _replies_allowed():
-                await bot.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
-                                      msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
+                await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
+                                     msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
             else:
-                await bot.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
+                await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
     except (ActionFailed, NetworkError) as error:
         logger.warning(f"sending to {account} failed: {error}")
         return False

@@ -38,13 +38,15 @@ def table(tmp_path: Path, sql: str) -> list[tuple]:
 
 async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message(
         tmp_path: Path, qq: QqPlatform) -> None:
-    bot = make_qq_instance(tmp_path, qq)
+    bot = make_qq_instance(tmp_path, qq, log_level="DEBUG")
     await bot.start()
     try:
         msg_id = await qq.say(USER, "你好")
         [answer] = await qq.replies_until("【统一社会信用代码】")
         second = await qq.say(USER, fake_uscc(random.Random(1)))
         [question] = await qq.replies_until("【单位名称】")
+        forms = await qq.say(USER, "模板")
+        pages = await qq.replies_until("您有一份未完成的【绑定单位】")
     finally:
         await bot.stop()
     # the welcome and the first question: two replies of the dialogue, one message on QQ
@@ -53,7 +55,12 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
     assert (question.msg_id, question.msg_seq) == (second, 1)
     assert qq.refused == []
     assert qq.tokens_issued == 1  # one token, kept for its lifetime
+    # 模板: its text captions the first page, each page goes as the platform's rich media
+    assert [(p.msg_id, p.msg_seq) for p in pages] == [(forms, n) for n in range(1, 5)]
+    assert [p.picture[:4] for p in pages[:3]] == [b"\x89PNG"] * 3
+    assert pages[0].content.startswith("需要打印的表格共 3 份")
     assert "[ERROR]" not in log_of(tmp_path)
+    assert qq.secret not in log_of(tmp_path)  # nonebot logs its options at DEBUG
 
 
 async def test_forged_or_unsigned_events_are_refused_and_reach_no_conversation(
@@ -90,6 +97,46 @@ async def test_forged_or_unsigned_events_are_refused_and_reach_no_conversation(
     assert table(tmp_path, "SELECT count(*) FROM handlers") == [(0,)]
 
 
+def talker(qq: QqPlatform):
+    """``say(text, until, who=, attachments=)``: a user's message, and the bot's messages up
+    to one containing ``until``, as one text (a picture as [图片])."""
+
+    async def say(text: str, until: str, *, who: str = USER,
+                  attachments: list[dict] | None = None) -> str:
+        await qq.say(who, text, attachments)
+        return "\n".join(s.text() for s in await qq.replies_until(until))
+
+    return say
+
+
+async def bind_until_first_scan(say, uscc: str, id_number: str) -> None:
+    """A company's first account binds; its binding documents form waits for 附件一."""
+    await say("你好", "【统一社会信用代码】")
+    await say(uscc, "【单位名称】")
+    await say("临沂官方机器人测试有限公司", "【注册协议】")
+    await say("同意", "【申报人】")
+    await say(*PENDING_BINDING[0])
+    await say(*PENDING_BINDING[1])  # the documents form opens
+    await say("施工单位", "【经办人身份证号】")
+    await say(id_number, "【附件一")
+
+
+async def test_a_photo_on_a_private_address_is_not_fetched_unless_its_host_is_trusted(
+        tmp_path: Path, qq: QqPlatform) -> None:
+    rng = random.Random(17)
+    photo = qq.add_photo("letter", sample_scan("qq letter"))
+    bot = make_qq_instance(tmp_path, qq, trust_media=False)  # media_hosts = []
+    await bot.start()
+    try:
+        say = talker(qq)
+        await bind_until_first_scan(say, fake_uscc(rng), fake_id_number(rng))
+        refused = await say("", "图片地址不安全", attachments=[photo])
+    finally:
+        await bot.stop()
+    assert "【附件二" not in refused
+    assert qq.downloads == []  # the loopback address was refused before any connection
+
+
 async def test_a_whole_application_with_scans_on_qq_official(
         tmp_path: Path, qq: QqPlatform) -> None:
     """Bind, the binding verified by a technician on QQ official, 新办 with the four scans
@@ -102,19 +149,8 @@ async def test_a_whole_application_with_scans_on_qq_official(
     bot = make_qq_instance(tmp_path, qq, STAFF)
     await bot.start()
     try:
-        async def say(text: str, until: str, *, who: str = USER,
-                      attachments: list[dict] | None = None) -> str:
-            await qq.say(who, text, attachments)
-            return "\n".join(s.text() for s in await qq.replies_until(until))
-
-        await say("你好", "【统一社会信用代码】")
-        await say(uscc, "【单位名称】")
-        await say("临沂官方机器人测试有限公司", "【注册协议】")
-        await say("同意", "【申报人】")
-        await say(*PENDING_BINDING[0])
-        await say(*PENDING_BINDING[1])  # the documents form opens
-        await say("施工单位", "【经办人身份证号】")
-        await say(fake_id_number(rng), "【附件一")
+        say = talker(qq)
+        await bind_until_first_scan(say, uscc, fake_id_number(rng))
         await say("", "【附件二", attachments=[binding[0]])
         await say("", "确认提交", attachments=[binding[1]])
         done = await say("确认提交", "绑定申请已提交")

@@ -63,6 +63,7 @@ class QqPlatform:
     refused: list[dict[str, Any]] = field(default_factory=list)  # API calls answered with an error
     media: dict[str, bytes] = field(default_factory=dict)
     tokens_issued: int = 0
+    downloads: list[str] = field(default_factory=list)  # photos the bot fetched
     _uploads: dict[str, bytes] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _token: str = ""
@@ -74,14 +75,16 @@ class QqPlatform:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def config(self) -> str:
-        """bot.toml's [qqbot] for a bot using this stand-in (the secret goes in the env)."""
+    def config(self, trust_media: bool = True) -> str:
+        """bot.toml's [qqbot] for a bot using this stand-in (the secret goes in the env); its
+        photos are on 127.0.0.1, fetched only when ``trust_media`` lists it in media_hosts."""
+        hosts = f'"127.0.0.1:{self.port}"' if trust_media else ""
         return f"""
 [qqbot]
 app_id = "{self.app_id}"
 api_base = "{self.base}/"
 auth_base = "{self.base}/app/getAppAccessToken"
-media_hosts = ["127.0.0.1:{self.port}"]
+media_hosts = [{hosts}]
 """
 
     # --- the platform's servers ----------------------------------------------------------
@@ -164,6 +167,7 @@ media_hosts = ["127.0.0.1:{self.port}"]
 
     async def _download(self, request: web.Request) -> web.Response:
         name = request.query.get("fileid", "")
+        self.downloads.append(name)
         if name not in self.media:
             raise web.HTTPNotFound()
         return web.Response(body=self.media[name], content_type="image/jpeg")
@@ -233,6 +237,13 @@ media_hosts = ["127.0.0.1:{self.port}"]
                         return replies
                 await asyncio.sleep(0.05)
 
+    async def replies_for(self, seconds: float) -> list[Sent]:
+        """What the bot sends in the next ``seconds`` (and had sent unread)."""
+        await asyncio.sleep(seconds)
+        replies = self.sent[self._read:]
+        self._read = len(self.sent)
+        return replies
+
     async def received(self, openid: str, fragment: str, within: float = 30) -> Sent:
         """The first message the bot sent ``openid`` containing ``fragment`` (waiting for it),
         in whatever order it came among the others."""
@@ -244,17 +255,18 @@ media_hosts = ["127.0.0.1:{self.port}"]
                 await asyncio.sleep(0.05)
 
 
-def make_qq_instance(tmp_path: Path, qq: QqPlatform, extra: str = "") -> BotProcess:
+def make_qq_instance(tmp_path: Path, qq: QqPlatform, extra: str = "", *,
+                     trust_media: bool = True, log_level: str = "INFO") -> BotProcess:
     """A bot process speaking to ``qq`` only, configured by ``tmp_path/bot.toml`` (``extra``
     TOML goes first); the AppSecret comes from the environment, as the README advises."""
     port = free_port()
     qq.bot_port = port
     config = tmp_path / "bot.toml"
-    config.write_text(extra + qq.config() + f"""
+    config.write_text(extra + qq.config(trust_media) + f"""
 [bot]
 adapters = ["qqbot"]
 data_dir = "live-data"
-log_level = "INFO"
+log_level = "{log_level}"
 [server]
 port = {port}
 [fees]
