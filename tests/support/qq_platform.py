@@ -204,19 +204,22 @@ media_hosts = [{hosts}]
                 "X-Bot-Appid": self.app_id, "User-Agent": "QQBot-Callback",
                 "Content-Type": "application/json"}
 
-    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        """POST to the bot's webhook: (status, response text)."""
+    async def post(self, body: bytes, headers: dict[str, str],
+                   port: int | None = None) -> tuple[int, str]:
+        """POST to the bot's webhook (the bot on ``port``, else ``bot_port``): (status, text)."""
         assert self._http is not None
-        async with self._http.post(f"http://127.0.0.1:{self.bot_port}/qq/webhook", data=body,
-                                   headers=headers) as response:
+        url = f"http://127.0.0.1:{port or self.bot_port}/qq/webhook"
+        async with self._http.post(url, data=body, headers=headers) as response:
             return response.status, await response.text()
 
     async def say(self, openid: str, content: str = "",
-                  attachments: list[dict[str, Any]] | None = None) -> str:
-        """A user's message, signed and delivered; its msg_id."""
+                  attachments: list[dict[str, Any]] | None = None, port: int | None = None
+                  ) -> str:
+        """A user's message, signed and delivered (to the bot on ``port``: behind a load
+        balancer, any of several processes); its msg_id."""
         msg_id, payload = self.event(openid, content, attachments)
         body = json.dumps(payload, ensure_ascii=False).encode()
-        status, text = await self.post(body, self.signed(body))
+        status, text = await self.post(body, self.signed(body), port)
         assert status == 200, (status, text)
         return msg_id
 
