@@ -47,6 +47,8 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
         [question] = await qq.replies_until("【单位名称】")
         forms = await qq.say(USER, "模板")
         pages = await qq.replies_until("您有一份未完成的【绑定单位】")
+        await qq.say(TECHNICIAN, "待审核")  # not yet in [staff]: how they learn their account
+        await qq.replies_until("技术人员")
     finally:
         await bot.stop()
     # the welcome and the first question: two replies of the dialogue, one message on QQ
@@ -60,6 +62,7 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
     assert [p.picture[:4] for p in pages[:3]] == [b"\x89PNG"] * 3
     assert pages[0].content.startswith("需要打印的表格共 3 份")
     assert "[ERROR]" not in log_of(tmp_path)
+    assert f"refused: qqbot:{TECHNICIAN} is not a technician" in log_of(tmp_path)
     assert qq.secret not in log_of(tmp_path)  # nonebot logs its options at DEBUG
 
 
