@@ -17,6 +17,7 @@ What differs from OneBot, kept here so chat delivery and the plugins hook it in 
 import binascii
 import json
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,14 +220,18 @@ def message_of(outgoing: Outgoing) -> Message:
 
 
 class ReplyNumbers:
-    """The next ``msg_seq`` for each user message replied to: the platform refuses a second
-    reply with the same ``msg_id`` and ``msg_seq``, whether it is an answer in the dialogue or
-    a notice the outbox sends later. Per process (a second process numbers on its own)."""
+    """The ``msg_seq`` of each reply to a user's message: the platform refuses a second reply
+    with the same ``msg_id`` and ``msg_seq``, whether it is an answer in the dialogue or a
+    notice the outbox sends later. Counted per process; numbered from a base drawn at random
+    per process (the platform asks only that they differ), so a notice sent after a restart,
+    or by another process, does not repeat a number the answer used."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: int | None = None) -> None:
         self._used: OrderedDict[str, int] = OrderedDict()
+        self.base = secrets.randbelow(1 << 20) << 4 if base is None else base
 
     def used(self, msg_id: str) -> int:
+        """How many replies this process sent to ``msg_id``."""
         return self._used.get(msg_id, 0)
 
     def next(self, msg_id: str) -> int:
@@ -234,7 +239,7 @@ class ReplyNumbers:
         self._used[msg_id] = number
         while len(self._used) > _SEQ_KEPT:
             self._used.popitem(last=False)
-        return number
+        return self.base + number
 
 
 REPLY_NUMBERS = ReplyNumbers()

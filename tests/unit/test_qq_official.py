@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.adapters.qq_official import (
+    REPLY_NUMBERS,
     Outgoing,
+    ReplyNumbers,
     batched,
     send,
     signing_key,
@@ -113,6 +115,18 @@ async def test_replies_beyond_the_allowance_go_proactively_numbered_once() -> No
     qr = Picture(b"x", "二维码")
     assert await send(bot, account, ["通知一", qr, qr, "通知二"],  # type: ignore[arg-type]
                       reply_to=msg_id)
+    base = REPLY_NUMBERS.base
     numbered = [(c.get("msg_id"), c.get("msg_seq")) for c in bot.calls]
-    assert numbered == [(msg_id, n) for n in range(1, 6)] + [(None, None)] * 2
+    assert numbered == [(msg_id, base + n) for n in range(1, 6)] + [(None, None)] * 2
     assert bot.calls[0]["openid"] == "OPENID"
+
+
+def test_two_processes_number_their_replies_to_one_message_apart() -> None:
+    """A restarted bot, or a second process, replying to a message the first answered does not
+    repeat its msg_seq (the platform would refuse the notice)."""
+    first, second = ReplyNumbers(), ReplyNumbers()
+    assert 0 <= first.base < 1 << 24
+    if first.base == second.base:  # one chance in a million
+        second = ReplyNumbers(first.base + 16)
+    used = {first.next("m") for _ in range(5)}
+    assert used.isdisjoint({second.next("m") for _ in range(5)})
