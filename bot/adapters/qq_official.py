@@ -1,8 +1,8 @@
 """QQ's official bot platform (nonebot-adapter-qq, webhook mode): C2C private chat.
 
 What differs from OneBot, kept here so chat delivery and the plugins hook it in with a line:
-- Events arrive as HTTP POSTs to /qq/webhook signed with Ed25519 (the key seeded by the bot's
-  AppSecret over the timestamp header and the body). ``WebhookAdapter`` checks every request
+- Events arrive as HTTP POSTs to /qq/webhook, signed with Ed25519 over the timestamp header and
+  the body (a key seeded by the bot's AppSecret). ``WebhookAdapter`` checks every request
   before the adapter reads it, and answers the platform's callback-URL validation (op 13)
   only for a token shaped like the platform's: the adapter would sign any text it is sent,
   which makes it a signing oracle for forged events.
@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loguru import logger
 from nonebot.adapters import Bot as BaseBot
 from nonebot.adapters.qq import Adapter, Bot, C2CMessageCreateEvent, Message, MessageSegment
+from nonebot.adapters.qq.exception import AuditException
 from nonebot.drivers import Request, Response
-from nonebot.exception import ActionFailed, NetworkError
+from nonebot.exception import ActionFailed, ApiNotAvailable, NetworkError
 from yarl import URL
 
 from bot.config import QqBotSection
@@ -81,8 +82,8 @@ class Refusal:
 
 def webhook_refusal(secret: str, headers: dict[str, str] | Any, body: bytes) -> Refusal | None:
     """Why a webhook request may not reach the adapter; None when it may. Every event must be
-    signed; the callback validation (op 13) is answered unsigned (the platform's is, but the
-    documentation does not promise it) only for a token of its shape, and checked when signed."""
+    signed; the callback validation (op 13), which the documentation does not say is signed, is
+    answered only for a token of the platform's shape (and refused when its signature is bad)."""
     signature = headers.get("X-Signature-Ed25519") or ""
     timestamp = headers.get("X-Signature-Timestamp") or ""
     if signature and timestamp:
@@ -113,8 +114,8 @@ class WebhookAdapter(Adapter):
     its webhook bots connected at start (a push after a restart needs no incoming message)."""
 
     async def _handle_http(self, request: Request) -> Response:
-        secrets = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
-        secret = secrets.get(request.headers.get("X-Bot-Appid") or "")
+        by_app = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
+        secret = by_app.get(request.headers.get("X-Bot-Appid") or "")
         if secret is None:
             logger.warning("QQ webhook: request for an unknown AppID refused")
             return Response(403, content="unknown bot")
@@ -173,7 +174,7 @@ def batched(replies: Sequence[Reply], max_text: int = MAX_TEXT) -> list[Outgoing
     for reply in replies:
         if isinstance(reply, Picture):
             caption = f"{pending}\n\n{reply.alt}" if pending else reply.alt
-            if len(caption) > max_text:
+            if pending and len(caption) > max_text:
                 out.append(Outgoing(pending))
                 caption = reply.alt
             out.append(Outgoing(caption, reply.data))
@@ -254,16 +255,18 @@ async def send(bot: BaseBot, account: Account, replies: Sequence[Reply], *,
     """``replies`` to ``account``: as replies to its message ``reply_to`` while that allows
     more (what does not fit goes as proactive messages), else all proactively."""
     qq = cast(Bot, bot)
-    try:
-        for outgoing in batched(replies):
+    for outgoing in batched(replies):
+        try:
             if reply_to is not None and REPLY_NUMBERS.used(reply_to) < _replies_allowed():
                 await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
                                      msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
             else:
                 await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
-    except (ActionFailed, NetworkError) as error:
-        logger.warning(f"sending to {account} failed: {error}")
-        return False
+        except AuditException as held:  # the platform reviews it and sends it itself
+            logger.info(f"message to {account} held for the platform's review ({held.audit_id})")
+        except (ActionFailed, ApiNotAvailable, NetworkError) as error:
+            logger.warning(f"sending to {account} failed: {error}")
+            return False
     return True
 
 
