@@ -56,7 +56,7 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
     assert (answer.openid, answer.msg_id) == (USER, msg_id)
     assert question.msg_id == second
     assert qq.refused == []
-    assert qq.tokens_issued == 1  # one token, kept for its lifetime
+    assert qq.token_requests == 1  # one token, kept for its lifetime
     # 模板: its text captions the first page, each page goes as the platform's rich media
     assert [p.msg_id for p in pages] == [forms] * 4
     assert len({p.msg_seq for p in pages}) == 4

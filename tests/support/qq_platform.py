@@ -62,7 +62,7 @@ class QqPlatform:
     sent: list[Sent] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)  # API calls answered with an error
     media: dict[str, bytes] = field(default_factory=dict)
-    tokens_issued: int = 0
+    token_requests: int = 0  # the one token lives for the test: several processes share it
     downloads: list[str] = field(default_factory=list)  # photos the bot fetched
     _uploads: dict[str, bytes] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -113,8 +113,9 @@ media_hosts = [{hosts}]
         if body.get("appId") != self.app_id or body.get("clientSecret") != self.secret:
             return web.json_response({"code": 100016, "message": "invalid appid or secret"},
                                      status=400)
-        self.tokens_issued += 1
-        self._token = f"token-{self.tokens_issued}"
+        self.token_requests += 1
+        if not self._token:  # as the platform: the same token to every caller while it lives
+            self._token = f"token-{self.app_id}-1"
         return web.json_response({"access_token": self._token, "expires_in": "7200"})
 
     def _authorised(self, request: web.Request) -> bool:
