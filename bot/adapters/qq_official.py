@@ -29,7 +29,7 @@ from loguru import logger
 from nonebot.adapters import Bot as BaseBot
 from nonebot.adapters.qq import Adapter, Bot, C2CMessageCreateEvent, Message, MessageSegment
 from nonebot.adapters.qq.exception import AuditException
-from nonebot.drivers import Request, Response
+from nonebot.drivers import Driver, Request, Response
 from nonebot.exception import ActionFailed, ApiNotAvailable, NetworkError
 from yarl import URL
 
@@ -43,6 +43,7 @@ MAX_TEXT = 2000  # characters in one message; the platform does not publish its 
 _VERIFY_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _VERIFY_TS = re.compile(r"[0-9]{1,20}")
 _SEQ_KEPT = 4096  # messages whose reply numbers are remembered
+_EVENTS_KEPT = 4096  # webhook events remembered, so that one delivered again is handled once
 
 
 def configure(config: Any, section: QqBotSection) -> None:
@@ -109,9 +110,21 @@ def webhook_refusal(secret: str, headers: dict[str, str] | Any, body: bytes) -> 
     return None if signed else Refusal(401, "unsigned")
 
 
+def event_id(body: bytes) -> str | None:
+    """The id of a (checked) event, the same in the platform's retries of it."""
+    payload = json.loads(body)
+    return payload.get("id") if payload.get("op") == 0 else None
+
+
 class WebhookAdapter(Adapter):
-    """nonebot-adapter-qq with every webhook request checked first (``webhook_refusal``), and
-    its webhook bots connected at start (a push after a restart needs no incoming message)."""
+    """nonebot-adapter-qq with every webhook request checked first (``webhook_refusal``), an
+    event the platform delivers again (its retry when the answer came late, or a replay)
+    acknowledged without being handled twice, and its webhook bots connected at start (a push
+    after a restart needs no incoming message)."""
+
+    def __init__(self, driver: Driver, **kwargs: Any) -> None:
+        super().__init__(driver, **kwargs)
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     async def _handle_http(self, request: Request) -> Response:
         by_app = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
@@ -124,6 +137,13 @@ class WebhookAdapter(Adapter):
         if refusal := webhook_refusal(secret, request.headers, body):
             logger.warning(f"QQ webhook: request refused ({refusal.why})")
             return Response(refusal.status, content=refusal.why)
+        if (event := event_id(body)) is not None:
+            if event in self._seen:
+                logger.info(f"QQ webhook: event {event} delivered again, handled once")
+                return Response(200)
+            self._seen[event] = None
+            while len(self._seen) > _EVENTS_KEPT:
+                self._seen.popitem(last=False)
         return await super()._handle_http(request)
 
     async def startup(self) -> None:

@@ -67,6 +67,7 @@ class QqPlatform:
     _uploads: dict[str, bytes] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _token: str = ""
+    last_delivery: tuple[bytes, dict[str, str]] = (b"", {})
     _read: int = 0  # how many of ``sent`` replies_until has handed out
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -220,9 +221,16 @@ media_hosts = [{hosts}]
         balancer, any of several processes); its msg_id."""
         msg_id, payload = self.event(openid, content, attachments)
         body = json.dumps(payload, ensure_ascii=False).encode()
-        status, text = await self.post(body, self.signed(body), port)
+        self.last_delivery = (body, self.signed(body))
+        status, text = await self.post(body, self.last_delivery[1], port)
         assert status == 200, (status, text)
         return msg_id
+
+    async def deliver_again(self, port: int | None = None) -> int:
+        """The last event once more, as the platform retries one whose answer came late (the
+        same body, id and signature); the HTTP status."""
+        body, headers = self.last_delivery
+        return (await self.post(body, headers, port))[0]
 
     async def validate_callback(self, plain_token: str, event_ts: str) -> tuple[int, str]:
         """The op 13 request the platform sends when its callback URL is set."""
