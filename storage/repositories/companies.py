@@ -3,12 +3,12 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.trust import HandlerStatus
 from storage.account_memo import BindingRow
-from storage.models import Company, Handler
+from storage.models import Company, Handler, JoinedAccount
 
 
 class Companies:
@@ -46,17 +46,25 @@ class Handlers:
         self.session = session
 
     async def get(self, platform: str, user_id: str) -> Handler | None:
+        """The handler the account acts as: its own binding, or the handler it was joined to
+        (a joined account is never bound on its own too: ``bind`` ends the join)."""
+        return await self.session.scalar(
+            select(Handler).where(_acts_as(platform, user_id))
+            .order_by(case((_own(platform, user_id), 1), else_=0)).limit(1))
+
+    async def own(self, platform: str, user_id: str) -> Handler | None:
+        """The account's own binding (not one it was joined to)."""
         return await self.session.scalar(
             select(Handler).where(Handler.platform == platform, Handler.user_id == user_id))
 
     async def binding_of(self, platform: str, user_id: str) -> BindingRow | None:
-        """The account's binding, read with one Core statement (no ORM object); None when it
-        is not bound or a technician unbound it."""
+        """The account's binding (its own, or its handler's when joined), read with one Core
+        statement (no ORM object); None when it is not bound or a technician unbound it."""
         row = (await self.session.execute(
             select(Handler.id, Handler.company_id, Company.name, Handler.status)
             .join(Company, Company.id == Handler.company_id)
-            .where(Handler.platform == platform, Handler.user_id == user_id,
-                   Handler.status != HandlerStatus.REMOVED))).first()
+            .where(_acts_as(platform, user_id), Handler.status != HandlerStatus.REMOVED)
+            .limit(1))).first()
         return BindingRow(*row) if row is not None else None
 
     async def set_email(self, handler_id: int, address: str | None) -> None:
@@ -80,13 +88,33 @@ class Handlers:
 
     async def bind(self, platform: str, user_id: str, company: Company) -> Handler:
         """A new binding, pending until verified; an account a technician removed binds anew
-        (its row is reused: one row per account)."""
-        handler = await self.get(platform, user_id)
+        (its row is reused: one row per account). Binding anew ends every join: a joined
+        account leaves its handler, and the accounts joined to this one's old binding do not
+        follow it to the new one."""
+        stale = list((await self.session.scalars(select(JoinedAccount).where(
+            JoinedAccount.platform == platform, JoinedAccount.user_id == user_id))).all())
+        handler = await self.own(platform, user_id)
         if handler is None:
             handler = Handler(platform=platform, user_id=user_id, company=company)
             self.session.add(handler)
         else:
+            stale = [*stale, *(await self.session.scalars(
+                select(JoinedAccount).where(JoinedAccount.handler_id == handler.id))).all()]
             handler.company, handler.status = company, HandlerStatus.PENDING
             handler.verified_at = handler.verified_by = None
+        for row in stale:  # ORM deletes: the account memo sees which accounts they were
+            await self.session.delete(row)
         await self.session.flush()
         return handler
+
+
+def _acts_as(platform: str, user_id: str) -> ColumnElement[bool]:
+    """The handler rows an account may act as: its own, and the one it was joined to (at most
+    one of them not removed)."""
+    joined = select(JoinedAccount.handler_id).where(
+        JoinedAccount.platform == platform, JoinedAccount.user_id == user_id)
+    return or_(_own(platform, user_id), Handler.id.in_(joined))
+
+
+def _own(platform: str, user_id: str) -> ColumnElement[bool]:
+    return and_(Handler.platform == platform, Handler.user_id == user_id)
