@@ -52,6 +52,9 @@ class Handlers:
             select(Handler).where(_acts_as(platform, user_id))
             .order_by(case((_own(platform, user_id), 1), else_=0)).limit(1))
 
+    async def by_id(self, handler_id: int) -> Handler | None:
+        return await self.session.get(Handler, handler_id)
+
     async def own(self, platform: str, user_id: str) -> Handler | None:
         """The account's own binding (not one it was joined to)."""
         return await self.session.scalar(

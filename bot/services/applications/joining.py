@@ -84,7 +84,7 @@ class Joining:
                 if code is None:
                     handler = None
                 else:
-                    handler = await session.get(Handler, code.handler_id)
+                    handler = await handlers.by_id(code.handler_id)
                     assert handler is not None
                     maker = await handlers.get(*_parts(code.requested_by))  # still it?
                     if handler.status is HandlerStatus.REMOVED or (
