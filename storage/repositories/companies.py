@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.trust import HandlerStatus
@@ -46,11 +46,10 @@ class Handlers:
         self.session = session
 
     async def get(self, platform: str, user_id: str) -> Handler | None:
-        """The handler the account acts as: its own binding, or the handler it was joined to
-        (a joined account is never bound on its own too: ``bind`` ends the join)."""
+        """The handler the account acts as: the one it was joined to, else its own binding
+        (removed ones too: the caller decides what a removed binding may still do)."""
         return await self.session.scalar(
-            select(Handler).where(_acts_as(platform, user_id))
-            .order_by(case((_own(platform, user_id), 1), else_=0)).limit(1))
+            select(Handler).where(_acts_as(platform, user_id)))
 
     async def by_id(self, handler_id: int) -> Handler | None:
         return await self.session.get(Handler, handler_id)
@@ -66,8 +65,7 @@ class Handlers:
         row = (await self.session.execute(
             select(Handler.id, Handler.company_id, Company.name, Handler.status)
             .join(Company, Company.id == Handler.company_id)
-            .where(_acts_as(platform, user_id), Handler.status != HandlerStatus.REMOVED)
-            .limit(1))).first()
+            .where(_acts_as(platform, user_id), Handler.status != HandlerStatus.REMOVED))).first()
         return BindingRow(*row) if row is not None else None
 
     async def set_email(self, handler_id: int, address: str | None) -> None:
@@ -112,12 +110,10 @@ class Handlers:
 
 
 def _acts_as(platform: str, user_id: str) -> ColumnElement[bool]:
-    """The handler rows an account may act as: its own, and the one it was joined to (at most
-    one of them not removed)."""
+    """The handler row an account acts as: the one it was joined to, else its own (a join
+    exists only beside no own row or a removed one). Two scalar lookups by unique keys, then
+    the primary key: every step an index."""
     joined = select(JoinedAccount.handler_id).where(
         JoinedAccount.platform == platform, JoinedAccount.user_id == user_id)
-    return or_(_own(platform, user_id), Handler.id.in_(joined))
-
-
-def _own(platform: str, user_id: str) -> ColumnElement[bool]:
-    return and_(Handler.platform == platform, Handler.user_id == user_id)
+    own = select(Handler.id).where(Handler.platform == platform, Handler.user_id == user_id)
+    return Handler.id == func.coalesce(joined.scalar_subquery(), own.scalar_subquery())

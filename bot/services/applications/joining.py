@@ -115,9 +115,9 @@ class Joining:
                 "在这里也可以查看订单、继续办理和接收通知。"), handler
 
     def _already_bound(self, current: Handler) -> str:
-        return (f"本账号已绑定【{current.company.name}】（{current.status.label}），不能再用"
-                "渠道绑定码绑定到另一个账号：一个账号只代表一位经办人。如需改为与其他渠道的账号"
-                f"合并，请先联系技术人员「解绑」本账号（{please_contact(self.settings)}），"
+        return (f"本账号已绑定【{current.company.name}】（{current.status.label}）。渠道绑定码要在"
+                "另一个还没有绑定的账号上发送。一个账号只代表一位经办人：如需把本账号改为与其他"
+                f"渠道的账号合并，请先联系技术人员「解绑」本账号（{please_contact(self.settings)}），"
                 f"解绑后再发送「{REDEEM} 绑定码」。")
 
     async def _tell_the_others(self, session: AsyncSession, account: Account,
