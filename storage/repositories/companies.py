@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.trust import HandlerStatus
@@ -60,13 +60,27 @@ class Handlers:
             select(Handler).where(Handler.platform == platform, Handler.user_id == user_id))
 
     async def binding_of(self, platform: str, user_id: str) -> BindingRow | None:
-        """The account's binding (its own, or its handler's when joined), read with one Core
-        statement (no ORM object); None when it is not bound or a technician unbound it."""
-        row = (await self.session.execute(
-            select(Handler.id, Handler.company_id, Company.name, Handler.status)
-            .join(Company, Company.id == Handler.company_id)
-            .where(_acts_as(platform, user_id), Handler.status != HandlerStatus.REMOVED))).first()
-        return BindingRow(*row) if row is not None else None
+        """The account's binding (its own, or its handler's when joined), as Core rows (no ORM
+        object); None when it is not bound or a technician unbound it."""
+        return (await self.bindings_of([(platform, user_id)])).get((platform, user_id))
+
+    async def bindings_of(self, accounts: Sequence[tuple[str, str]]
+                          ) -> dict[tuple[str, str], BindingRow]:
+        """``binding_of`` for many accounts in two statements (their own bindings, then the
+        handlers joined ones act as, which win): those bound, by account."""
+        binding = (Handler.id, Handler.company_id, Company.name, Handler.status)
+        own = (select(Handler.platform, Handler.user_id, *binding)
+               .where(tuple_(Handler.platform, Handler.user_id).in_(accounts)))
+        joined = (select(JoinedAccount.platform, JoinedAccount.user_id, *binding)
+                  .join(Handler, Handler.id == JoinedAccount.handler_id)
+                  .where(tuple_(JoinedAccount.platform, JoinedAccount.user_id).in_(accounts)))
+        found: dict[tuple[str, str], BindingRow] = {}
+        for query in (own, joined):
+            rows = await self.session.execute(
+                query.join(Company, Company.id == Handler.company_id)
+                .where(Handler.status != HandlerStatus.REMOVED))
+            found |= {(platform, user_id): BindingRow(*rest) for platform, user_id, *rest in rows}
+        return found
 
     async def set_email(self, handler_id: int, address: str | None) -> None:
         """Where the handler's notices are mailed; ``None`` for chat only."""

@@ -1,14 +1,17 @@
-"""The group-commit writer of the chat's form states (storage/state_writer.py): many
-applicants' answers in one transaction, each caller answered only once its own state is
-committed, a lone applicant not kept waiting, one unstorable state failing alone."""
+"""The chat's batched database work: the group-commit writer of form states
+(storage/state_writer.py) — many applicants' answers in one transaction, each caller answered
+only once its own state is committed, a lone applicant not kept waiting, one unstorable state
+failing alone — and the batched reads of accounts not in the memo (storage/account_reader.py)."""
 
 import asyncio
 
 import pytest
 
+from bot.samples import fake_uscc
+from storage.account_reader import AccountReader
 from storage.db import Database
 from storage.models import utcnow
-from storage.repositories import Conversations
+from storage.repositories import Companies, Conversations, Handlers
 from storage.state_writer import StateWriter
 
 
@@ -87,3 +90,30 @@ async def test_a_caller_that_goes_away_still_has_its_state_written(db: Database)
     finally:
         await writer.close()  # waits for what was handed over
     assert await saved_states(db, range(9, 10)) == {"9": {"answer": "留下"}}
+
+
+async def test_a_crowd_of_unread_accounts_is_read_together_each_getting_its_own(
+        db: Database) -> None:
+    """After a restart 200 applicants write at once: their bindings and forms are read in a
+    few transactions, and each gets exactly its own (bound or not, with a form or not)."""
+    async with db.transaction() as session:
+        company = await Companies(session).add(fake_uscc(), "临沂批量读取有限公司", None)
+        for user in range(0, 200, 2):  # every other account bound
+            await Handlers(session).bind("qq", str(user), company)
+        for user in range(0, 200, 3):  # every third with a form
+            await Conversations(session).save("qq", str(user), {"answer": f"第{user}个"})
+    reader = AccountReader(db)
+    try:
+        rows = await asyncio.gather(*(reader.read(("qq", str(u))) for u in range(200)))
+        again = await reader.read(("qq", "3"))  # alone: read at once
+    finally:
+        await reader.close()
+    for user, row in enumerate(rows):
+        assert (row.binding is not None) == (user % 2 == 0), user
+        if row.binding is not None:
+            assert row.binding.company_name == "临沂批量读取有限公司"
+        assert (row.form.state if row.form else None) == (
+            {"answer": f"第{user}个"} if user % 3 == 0 else None), user
+    assert again.form is not None
+    assert again.form.state == {"answer": "第3个"}
+    assert reader.batches <= 20  # not one transaction each
