@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.domain.lifecycle import OrderStatus, OrderType
 from bot.domain.trust import HandlerStatus
@@ -17,10 +17,10 @@ from bot.runtime import Runtime
 from bot.samples import fake_uscc
 from bot.services.filing import file_order
 from bot.services.messages import Account, Reply
-from storage.models import JoinCode, utcnow
+from storage.models import JoinCode, OutgoingMail, utcnow
 from storage.repositories import Handlers, Orders, accounts_of
 from tests.support.applicant import bind, bind_verified, say, verify
-from tests.support.helpers import MakeRuntime, RecordingChat
+from tests.support.helpers import MakeRuntime, RecordingChat, free_port
 
 RNG = random.Random(1616)
 TECHNICIAN = Account("qq", "900001")
@@ -221,3 +221,20 @@ async def test_unbinding_a_joined_account_detaches_it_and_the_first_takes_the_pe
     await bind(runtime, FIRST, fake_uscc(RNG), "临沂新单位有限公司")
     assert await joined(runtime, FIRST) == [FIRST]
     assert await status_of(runtime, third) is None  # unbound, as any new account
+
+
+async def test_the_first_account_is_told_by_mail_too(make_runtime: MakeRuntime,
+                                                     database_url: str) -> None:
+    """Where the person set an address: a join it did not make is noticed off the chat too."""
+    runtime = await make_runtime(  # nothing listens on the mail port: the mail stays queued
+        f'[database]\nurl = "{database_url}"\n[email]\nenabled = true\nhost = "127.0.0.1"\n'
+        f'port = {free_port()}\nsecurity = "none"\nfrom_address = "ca@centre.example"\n'
+        "retry_seconds = 3600\n", RecordingChat())
+    await bind_verified(runtime, FIRST, fake_uscc(RNG), COMPANY)
+    assert "已设置通知邮箱" in await say(runtime, FIRST, "邮箱 zhang@example.test")
+    assert "绑定成功" in await say(runtime, SECOND, f"绑定 {await a_code(runtime, FIRST)}")
+    async with runtime.db.transaction() as session:
+        mails = (await session.scalars(select(OutgoingMail))).all()
+    assert [(m.to_address, m.subject) for m in mails] == [
+        ("zhang@example.test", f"【{COMPANY}】新的渠道已绑定到您的经办人身份")]
+    assert "账号 qq:160001 用您申请的渠道绑定码绑定为您本人" in mails[0].body
