@@ -104,8 +104,8 @@ class Joining:
             logger.info(f"{account} sent a wrong, used or expired join code")
             return (f"渠道绑定码不正确、已使用或已过期，本账号没有绑定。请在您已绑定的渠道（QQ/微信"
                     f"公众号等）发送「{GET_A_CODE}」获取新的绑定码（{self.minutes} 分钟内有效），"
-                    f"再在这里发送「{REDEEM} 绑定码」。第一次使用的，请回复「你好」开始绑定单位。"
-                    ), None
+                    f"再在这里发送「{REDEEM} 绑定码」。"
+                    "还没有在任何渠道绑定过单位的，请按提示绑定单位。"), None
         logger.info(f"{account} joined handler #{handler.id} ({code.requested_by}'s code)")
         await self.notifier.deliver()
         pending = ("绑定尚待核验，核验通过后所有渠道同时生效。" if handler.status is
