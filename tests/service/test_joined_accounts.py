@@ -238,3 +238,30 @@ async def test_the_first_account_is_told_by_mail_too(make_runtime: MakeRuntime,
     assert [(m.to_address, m.subject) for m in mails] == [
         ("zhang@example.test", f"【{COMPANY}】新的渠道已绑定到您的经办人身份")]
     assert "账号 qq:160001 用您申请的渠道绑定码绑定为您本人" in mails[0].body
+
+
+async def test_an_account_unbound_before_joins_and_a_joined_one_gives_codes_too(
+        runtime: Runtime, chat: RecordingChat) -> None:
+    """An account a technician unbound (its own row kept, removed) may join a person, and acts
+    as that person, not as its old binding; a code asked on a joined account joins as well."""
+    await bind_verified(runtime, FIRST, fake_uscc(RNG), COMPANY)
+    await bind_verified(runtime, SECOND, fake_uscc(RNG), "临沂旧单位有限公司")
+    await technician(runtime, f"解绑 {SECOND}")
+    assert await status_of(runtime, SECOND) is HandlerStatus.REMOVED
+
+    assert "绑定成功" in await say(runtime, SECOND, f"绑定 {await a_code(runtime, FIRST)}")
+    assert await status_of(runtime, SECOND) is HandlerStatus.VERIFIED
+    assert f"当前单位：{COMPANY}" in await say(runtime, SECOND, "帮助")
+    third = Account("qq", "160501")
+    reply = await say(runtime, third, f"绑定 {await a_code(runtime, SECOND)}")
+    assert "本账号与 qq:16**01 是同一位经办人" in reply
+    assert await joined(runtime, FIRST) == [FIRST, SECOND, third]
+    assert "账号 qq:160501 用您申请的渠道绑定码" in told(chat, FIRST)
+
+    # the person's orders are one person's: 删除我的资料 from any channel asks for them all
+    number = await an_unlock_of(runtime, FIRST)
+    async with runtime.db.transaction() as session:
+        order = await Orders(session).by_number(number)
+        assert order is not None
+        order.status = OrderStatus.COMPLETED
+    assert number in await say(runtime, third, "删除我的资料")
