@@ -265,3 +265,15 @@ async def test_an_account_unbound_before_joins_and_a_joined_one_gives_codes_too(
         assert order is not None
         order.status = OrderStatus.COMPLETED
     assert number in await say(runtime, third, "删除我的资料")
+
+
+async def test_bare_binding_word_begins_or_recalls_the_binding_questions(
+        runtime: Runtime) -> None:
+    stranger = Account("qq", "160601")
+    reply = await say(runtime, stranger, "绑定")
+    assert "欢迎使用" in reply
+    assert "【统一社会信用代码】" in reply
+    again = await say(runtime, stranger, "绑定")  # the questions are recalled, not begun again
+    assert "「绑定 绑定码」" in again
+    assert "【统一社会信用代码】" in again
+    assert "欢迎使用" not in again

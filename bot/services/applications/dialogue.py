@@ -684,10 +684,13 @@ class Dialogue:
         """「绑定 绑定码」: this account becomes the person who asked for the code (joining.py);
         bare 「绑定」 on an unbound account begins the binding questions."""
         if not asked.argument:
-            if asked.handler is None:
+            if asked.handler is not None:
+                return ["「绑定 绑定码」用于让本账号与您在其他渠道已绑定的账号成为同一位经办人；"
+                        "本账号已经绑定。要让另一个渠道的账号也能办理，请在这里发送「绑定其他渠道」。"]
+            if not await self.has_form(asked.account):
                 return await self._welcome(asked.account)
-            return ["「绑定 绑定码」用于让本账号与您在其他渠道已绑定的账号成为同一位经办人；"
-                    "本账号已经绑定。要让另一个渠道的账号也能办理，请在这里发送「绑定其他渠道」。"]
+            return ["已在其他渠道绑定过的，请发送「绑定 绑定码」（绑定码在那里发送「绑定其他渠道」"
+                    "获取）；第一次绑定单位的，请接着回答下面的问题。"]  # the form is recalled
         told, handler = await self.joining.join(asked.account, asked.argument)
         return [told, self._menu(handler)] if handler is not None else [told]
 
