@@ -111,14 +111,14 @@ class Members:
                 state += f"（{self._when(h.verified_at)} 由 {show(h.verified_by or '')} 核验）"
             if h.status is HandlerStatus.REMOVED and h.removed_at:
                 state += f"（{self._when(h.removed_at)} 由 {show(h.removed_by or '')} 解绑）"
-            paired = [f"{a.id}{'（已吊销）' if a.revoked_at else ''}"
-                      for a in agents if a.paired_by == account]
             lines.append(f"{i}. {show(account)} {state}；绑定于 {self._when(h.created_at)}；"
                          f"邮箱{'已设置' if h.email else '未设置'}；"
-                         f"绑定的密钥代理：{'、'.join(paired) or '无'}")
-            lines.extend(f"   同一人的其他渠道：{show(f'{j.platform}:{j.user_id}')}（"
-                         f"{self._when(j.joined_at)} 用 {show(j.joined_from)} 的绑定码绑定）"
-                         for j in joined if j.handler_id == h.id)
+                         f"绑定的密钥代理：{_paired(agents, account)}")
+            for j in (j for j in joined if j.handler_id == h.id):
+                other = f"{j.platform}:{j.user_id}"
+                lines.append(f"   同一人的其他渠道：{show(other)}（{self._when(j.joined_at)} 用 "
+                             f"{show(j.joined_from)} 的绑定码绑定）；"
+                             f"绑定的密钥代理：{_paired(agents, other)}")
         lines.append("解绑：「解绑 账号」" if private else
                      "群里隐去了账号中间几位；解绑请私聊发送「成员 单位」查看完整账号。")
         return "\n".join(lines)
@@ -224,3 +224,9 @@ class Members:
     def _agents(revoked: Sequence[Agent]) -> str:
         return (f"吊销了它绑定的密钥代理 {'、'.join(str(a.id) for a in revoked)}（已断开）"
                 if revoked else "它没有绑定密钥代理")
+
+
+def _paired(agents: Sequence[Agent], account: str) -> str:
+    """The agents ``account`` paired (with a code it asked for), for 成员."""
+    return "、".join(f"{a.id}{'（已吊销）' if a.revoked_at else ''}"
+                    for a in agents if a.paired_by == account) or "无"
