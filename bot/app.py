@@ -11,6 +11,7 @@ from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
+from bot.adapters import wechat
 from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
@@ -59,10 +60,14 @@ def install(settings: Settings) -> None:
         driver.register_adapter(OneBotAdapter)
     if "console" in settings.bot.adapters:
         driver.register_adapter(ConsoleAdapter)
+    media: list[wechat.WeChatApi] = []  # channels whose images the fetcher gets their way
+    if "wechat" in settings.bot.adapters:
+        media.append(wechat.WeChatApi(settings.wechat))
+        driver.register_adapter(wechat.Adapter, settings=settings, api=media[-1])
 
     @driver.on_startup
     async def _start() -> None:
-        await start_runtime(settings, NonebotChat())
+        await start_runtime(settings, NonebotChat(), media)
         # what start-up built lives as long as the process: the collector need not walk it
         # again on every full collection while applicants talk
         gc.freeze()

@@ -16,9 +16,11 @@ from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
 
+from bot.adapters import wechat
+from bot.adapters.wechat.delivery import message_of as wechat_message
 from bot.services.messages import Account, Picture, Reply
 
-PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
+PLATFORMS = {"OneBot V11": "qq", "Console": "console", wechat.NAME: "wechat"}
 
 
 def platform_of(bot: Bot) -> str:
@@ -35,7 +37,9 @@ def account_of(bot: Bot, event: Event) -> Account:
 _CONSOLE_SAFE = str.maketrans({"[": "［", "]": "］"})
 
 
-def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage:
+def to_message(bot: Bot, reply: Reply) -> str | OneBotMessage | wechat.Message:
+    if platform_of(bot) == "wechat":
+        return wechat_message(reply)
     if platform_of(bot) == "qq":
         if isinstance(reply, str):
             return reply
@@ -75,11 +79,14 @@ class NonebotChat:
                 return bot
         return None
 
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool:
+    async def send(self, account: Account, replies: Sequence[Reply], *,
+                   reply_to: str | None = None) -> bool:
         bot = self._bot(account.platform)
         if bot is None:
             logger.warning(f"no {account.platform} bot online: {account} not told")
             return False
+        if isinstance(bot, wechat.Bot):
+            return await wechat.send(bot.api, account, replies)
         try:
             for reply in replies:
                 message = to_message(bot, reply)
@@ -91,6 +98,14 @@ class NonebotChat:
             logger.warning(f"sending to {account} failed: {error}")
             return False
         return True
+
+    async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
+        """Outside a reply window: WeChat's notice template (False when none is set up or it is
+        refused). OneBot and the Console have no window: a push is a send."""
+        bot = self._bot(account.platform)
+        if isinstance(bot, wechat.Bot):
+            return await wechat.push(bot.api, bot.settings, account, replies)
+        return await self.send(account, replies)
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:
         bot = self._bot(group.platform)

@@ -31,6 +31,7 @@ class Incoming:
     text: str = ""
     images: tuple[ImageSource, ...] = ()
     local_files: bool = False  # Console: a typed file path or URL counts as an image
+    ref: str | None = None  # the platform's id of this message (QQ msg_id / WeChat MsgId)
 
 
 @dataclass(frozen=True)

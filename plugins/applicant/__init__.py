@@ -5,6 +5,7 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
+from bot.adapters import wechat
 from bot.adapters.chat_delivery import account_of
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
@@ -19,8 +20,9 @@ __plugin_meta__ = PluginMetadata(
 
 async def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private;
-    # async, since nonebot runs a plain function rule in a worker thread, a hop per message
-    return isinstance(event, OneBotPrivate | ConsoleMessage)
+    # a WeChat message is always one person's; async, since nonebot runs a plain function rule
+    # in a worker thread, a hop per message
+    return isinstance(event, OneBotPrivate | ConsoleMessage | wechat.MessageEvent)
 
 
 def incoming_of(event: Event) -> Incoming:
@@ -29,7 +31,9 @@ def incoming_of(event: Event) -> Incoming:
         ImageSource(url=segment.data.get("url") or segment.data.get("file"))
         for segment in message if segment.type == "image")
     text = "".join(str(segment) for segment in message if segment.is_text())
-    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage))
+    ref = event.msg_id if isinstance(event, wechat.MessageEvent) else None
+    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage),
+                    ref=ref)
 
 
 async def answer(bot: Bot, event: Event) -> list[Reply]:
