@@ -192,6 +192,9 @@ class DialogueSection(_Section):
     idle_minutes: float = Field(30, gt=0)
     """After this long without an answer, the next message is not taken as an answer: the form
     waits for 继续."""
+    join_code_minutes: float = Field(10, gt=0, le=60)
+    """How long a 渠道绑定码 (「绑定其他渠道」: the same person on another channel) stays valid;
+    it is used once."""
 
 
 class FormsSection(_Section):

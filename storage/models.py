@@ -116,6 +116,36 @@ class Handler(Base):
     company: Mapped[Company] = relationship(lazy="joined")
 
 
+class JoinedAccount(Base):
+    """Another chat account of a handler (one person, several channels): it acts as the handler
+    (the same company, the same standing, the same orders). Made by ``绑定 绑定码`` with a code the
+    handler asked for on an account it already had (docs/conversation.md, "One person, several
+    channels")."""
+
+    __tablename__ = "joined_accounts"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("handlers.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    joined_from: Mapped[str] = mapped_column(String(100))  # the account that asked for the code
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JoinCode(Base):
+    """A one-time code joining another account to a handler: kept hashed, short-lived, used
+    once (a conditional UPDATE claims it)."""
+
+    __tablename__ = "join_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("handlers.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(100))
+
+
 IN_REVIEW_SQL = text("status IN ('submitted', 'resubmitted')")  # literals: a partial index
 
 

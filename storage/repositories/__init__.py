@@ -2,6 +2,7 @@
 module per aggregate. Services and adapters ask these; they build no SQL of their own (a test
 checks it)."""
 
+from storage.repositories.accounts import JoinCodes, JoinedAccounts, accounts_of
 from storage.repositories.agents import Agents, PairingCodes
 from storage.repositories.certificates import Certificates, Crls
 from storage.repositories.companies import Companies, Handlers
@@ -20,6 +21,8 @@ __all__ = [
     "Conversations",
     "Crls",
     "Handlers",
+    "JoinCodes",
+    "JoinedAccounts",
     "Mailboxes",
     "Orders",
     "OutgoingChats",
@@ -27,4 +30,5 @@ __all__ = [
     "PairingCodes",
     "TokenJobs",
     "Ukeys",
+    "accounts_of",
 ]
