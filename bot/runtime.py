@@ -45,6 +45,7 @@ class Runtime:
     agents: AgentRegistry
     hub: AgentHub
     sweeper: Periodic
+    agent_jobs: Periodic  # [cluster]: started only when the database is shared
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
     paper_forms: PaperForms
@@ -59,7 +60,8 @@ class Runtime:
         restrict(settings.data_dir, 0o700)  # it holds ID numbers and ID-card scans
         if (database := sqlite_file(settings.database_url)) is not None:
             restrict_sqlite_files(database)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, shared=settings.cluster.enabled)
+        once = db.cluster.once  # a pass that must run in one process at a time
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
@@ -70,14 +72,18 @@ class Runtime:
         chat_outbox.start()
         notifier = Notifier(settings, db, chat_outbox, mail)
         inbox = UnlockInbox(settings, db, scans, notifier, mail)
-        poller = MailboxPoller(settings.mailbox, inbox)
+        poller = MailboxPoller(settings.mailbox, inbox, db.cluster)
         if settings.mailbox.enabled:
             poller.start()
         agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir), notifier)
         hub = AgentHub(settings, db, agents, notifier)
-        sweeper = Periodic("token job expiry", hub.expire_due, 30)
+        sweeper = Periodic("token job expiry", once("token job expiry", hub.expire_due), 30)
+        # [cluster]: jobs queued in another process for the agents connected to this one
+        agent_jobs = Periodic("agent jobs", hub.sync, settings.cluster.agent_poll_seconds)
         if settings.agents.enabled:
             sweeper.start()
+            if db.cluster.shared:
+                agent_jobs.start()
         certificates, pki_workers = None, []
         if settings.pki.enabled:
             office = CertificateOffice(settings, db, notifier)
@@ -86,15 +92,16 @@ class Runtime:
             hub.certificate_steps = steps  # the hub hands certificate jobs' results back
             certificates = CertificateChat(office, steps)
             pki_workers = [
-                Periodic("CRL", office.refresh_crl, 300),
-                Periodic("expiry reminders", office.send_reminders,
+                Periodic("CRL", once("CRL", office.refresh_crl), 300),
+                Periodic("expiry reminders", once("expiry reminders", office.send_reminders),
                          settings.pki.reminder_check_minutes * 60)]
             for worker in pki_workers:
                 worker.start()
         paper_forms = PaperForms(settings)
         health = Health(settings, db, chat, poller.progress, hub)
         retention = Retention(settings, db, scans, notifier)
-        purger = Periodic("retention", retention.run, settings.retention.check_hours * 3600)
+        purger = Periodic("retention", once("retention", retention.run),
+                          settings.retention.check_hours * 3600)
         if settings.retention.enabled:
             purger.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
@@ -102,7 +109,8 @@ class Runtime:
                             certificates, default_region=settings.centre.city),
                    ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates,
                               health),
-                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms,
+                   inbox, poller, agents, hub, sweeper, agent_jobs, certificates, pki_workers,
+                   paper_forms,
                    health, Metrics(health), retention, purger)
 
     async def stop(self) -> None:
@@ -110,6 +118,7 @@ class Runtime:
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()
+        await self.agent_jobs.stop()
         await self.hub.hellos.stop()
         await self.poller.stop()
         await self.mail.stop()

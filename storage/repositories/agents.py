@@ -46,6 +46,11 @@ class Agents:
     async def get(self, agent_id: int) -> Agent | None:
         return await self.session.get(Agent, agent_id)
 
+    async def revoked_among(self, agent_ids: Sequence[int]) -> Sequence[int]:
+        """Which of these agents are revoked."""
+        return (await self.session.scalars(select(Agent.id).where(
+            Agent.id.in_(agent_ids), Agent.revoked_at.is_not(None)))).all()
+
     async def by_identity(self, identity_key: str) -> Agent | None:
         return await self.session.scalar(select(Agent).where(Agent.identity_key == identity_key))
 

@@ -214,12 +214,12 @@ class CertificateOffice:
         """Sign a new CRL of every held and revoked certificate as the session sees them, and
         add it to the session (the caller holds ``_crl_lock``)."""
         await session.flush()
+        crls = Crls(session)
+        number = await crls.next_number()  # first: then every change committed elsewhere is read
         rows = await Certificates(session).in_status(ON_CRL)
         entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
                                 x509.ReasonFlags[r.revocation_reason or "unspecified"])
                    for r in rows]
-        crls = Crls(session)
-        number = await crls.last_number() + 1
         now = utcnow()
         hours = self.settings.pki.crl_hours
         crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
