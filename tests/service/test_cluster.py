@@ -1,0 +1,197 @@
+"""Two bot runtimes on one PostgreSQL ([cluster]), as two processes would be: one account's
+messages wait for each other whichever runtime took them, every outbox message and every mail
+of the mailbox is handled once, a job queued in one reaches an agent connected to the other and
+its result lands once, CRL numbers never repeat."""
+
+import asyncio
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.config import ConfigError, load_settings
+from bot.runtime import Runtime
+from bot.samples import fake_id_number, fake_uscc
+from bot.services.messages import Account, Incoming
+from storage.models import Crl, InboundMail, Order, OrderEvent, OutgoingChat, TokenJob
+from tests.support import mail_corpus as corpus
+from tests.support.agent_links import FakeLink, approved_unlock, pair_agent, paired_company
+from tests.support.applicant import DECLARANT, DECLARANT_MOBILE, say
+from tests.support.dovecot import Dovecot
+from tests.support.helpers import MakeRuntime, wait_for
+from tests.support.smtp_sink import SmtpSink
+from tests.support.unlock_mailbox import count, unlock_desk_config
+
+RNG = random.Random(1616)
+AGENTS = '[staff]\ntechnicians = ["qq:900001"]\n[agents]\nenabled = true\n'
+
+
+def cluster_config(url: str, extra: str = "") -> str:
+    """bot.toml of one of the processes: webhooks only (none here), a shared PostgreSQL."""
+    return (f'[bot]\nadapters = []\n[database]\nurl = "{url}"\n'
+            "[cluster]\nenabled = true\nagent_poll_seconds = 0.1\n" + extra)
+
+
+@pytest.fixture
+def two(make_runtime: MakeRuntime, postgres: Callable[[], str]
+        ) -> Callable[[str], "asyncio.Future[tuple[Runtime, Runtime]]"]:
+    """Start two runtimes on one new database (and one data directory) with ``extra``."""
+    url = postgres()
+
+    async def start(extra: str = '[staff]\ntechnicians = ["qq:900001"]\n'
+                    ) -> tuple[Runtime, Runtime]:
+        return (await make_runtime(cluster_config(url, extra)),
+                await make_runtime(cluster_config(url, extra)))
+
+    return start  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(("text", "complaint"), [
+    ("[cluster]\nenabled = true\n", "needs PostgreSQL"),
+    ('[database]\nurl = "postgresql+asyncpg://u@h/db"\n[cluster]\nenabled = true\n',
+     "lists console"),
+    ('[bot]\nadapters = ["onebot"]\n[database]\nurl = "postgresql+asyncpg://u@h/db"\n'
+     "[cluster]\nenabled = true\n", "lists onebot"),
+])
+def test_sqlite_onebot_and_the_console_mean_one_process(tmp_path: Path, text: str,
+                                                       complaint: str) -> None:
+    (tmp_path / "bot.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=complaint):
+        load_settings(tmp_path / "bot.toml")
+
+
+async def test_one_accounts_message_waits_for_the_other_process(two) -> None:
+    a, b = await two()
+    account = Account("qq", "4242")
+    uscc = fake_uscc(RNG)
+    assert "统一社会信用代码" in await say(a, account, "你好")
+    # the first answer is being handled in A (held mid-way) when the second reaches B
+    entered, release = asyncio.Event(), asyncio.Event()
+    handle = a.dialogue._handle
+
+    async def held(account: Account, incoming: Incoming) -> list:
+        entered.set()
+        await release.wait()
+        return await handle(account, incoming)
+
+    a.dialogue._handle = held  # type: ignore[method-assign]
+    first = asyncio.create_task(say(a, account, uscc))
+    await entered.wait()
+    second = asyncio.create_task(say(b, account, "临沂集群测试有限公司"))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # B waits for A's message, not answers from the state before it
+    release.set()
+    assert "单位名称" in await first
+    assert "注册协议" in await second  # the company name taken as the name, after the USCC
+
+
+async def test_a_binding_answered_through_both_processes_in_turn(two) -> None:
+    """Each message read where the other process left the form: nothing kept in memory."""
+    a, b = await two()
+    account = Account("qq", "4343")
+    replies = []
+    for n, text in enumerate(("你好", fake_uscc(RNG), "临沂轮流测试有限公司", "同意", DECLARANT,
+                              DECLARANT_MOBILE, "施工单位", fake_id_number(RNG))):
+        replies.append(await say((a, b)[n % 2], account, text))
+    assert ["单位名称" in replies[1], "注册协议" in replies[2], "【联系电话】" in replies[4],
+            "【用户类型】" in replies[5]] == [True] * 4
+    assert "附件" in replies[-1]  # the documents form asks for its scans: every answer taken
+
+
+async def test_the_chat_outbox_sends_each_notice_once_in_order(two) -> None:
+    a, b = await two()
+    people = [Account("qq", str(5000 + n)) for n in range(4)]
+    async with a.db.transaction() as session:
+        for n in range(10):
+            for person in people:
+                a.chat_outbox.enqueue(session, person, [f"通知 {n}"])
+    await asyncio.gather(*(box.deliver() for box in (a.chat_outbox, b.chat_outbox) * 3))
+    sent = a.chat_outbox.chat.sent + b.chat_outbox.chat.sent
+    assert len(sent) == 40
+    for person in people:
+        # whichever process sent each, one after the other in the queued order
+        assert [text for to, text in sent if to == str(person)] == [f"通知 {n}"
+                                                                    for n in range(10)]
+    async with a.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(OutgoingChat).where(
+            OutgoingChat.attempts != 1)) == 0
+
+
+async def test_the_mail_outbox_sends_each_mail_once(two, smtp: SmtpSink) -> None:
+    a, b = await two(f'[email]\nenabled = true\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                     'security = "none"\npoll_seconds = 60\n')
+    async with a.db.transaction() as session:
+        for n in range(12):
+            await a.mail.enqueue(session, f"user{n}@example.test", f"通知 {n}", "正文")
+    await asyncio.gather(a.mail.send_due(), b.mail.send_due(), a.mail.send_due(),
+                         b.mail.send_due())
+    await asyncio.sleep(0.3)
+    assert sorted(m["To"] for m in smtp.messages) == sorted(
+        f"user{n}@example.test" for n in range(12))
+
+
+async def test_one_unlock_mail_is_filed_once_with_both_polling(two, dovecot: Dovecot,
+                                                              smtp: SmtpSink) -> None:
+    a, b = await two(unlock_desk_config(dovecot, smtp))
+    uscc = fake_uscc(RNG)
+    for n in range(1, 4):
+        dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
+    for _ in range(3):
+        await asyncio.gather(a.poller.poll_once(), b.poller.poll_once())
+    assert await count(a, InboundMail) == 3
+    assert await count(a, Order) == 3
+    await wait_for(lambda: len(smtp.messages) == 3)
+    assert sorted(m["To"] for m in smtp.messages) == [f"user{n}@qq.test" for n in (1, 2, 3)]
+    assert dovecot.folder("INBOX") == ["\\Seen CadeskFiled"] * 3
+    assert dovecot.folder("待人工处理") == []
+    await asyncio.sleep(0.3)
+    assert len(smtp.messages) == 3
+
+
+async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two) -> None:
+    a, b = await two(AGENTS)
+    account, agent = await paired_company(a, "6161")
+    link = FakeLink()
+    await b.hub.connected(agent, link.send, link.close)  # the agent is B's
+    order = await approved_unlock(a, account)  # queued in A, where no agent is
+    await wait_for(lambda: len(link.sent) == 1, 5)
+    job = link.sent[0]["job"]
+    assert job["kind"] == "token_info"
+    await asyncio.sleep(0.5)
+    assert len(link.sent) == 1  # sent once, not again at every poll
+    # the same answer reaching both (the agent reconnected to A and sent its journal again)
+    answer = {"id": job["id"], "ok": True, "token": {"serial": "SN-CLUSTER-1"}}
+    await asyncio.gather(b.hub.result(agent.id, answer), a.hub.result(agent.id, answer))
+    async with a.db.transaction() as session:
+        logged = await session.scalar(select(func.count()).select_from(OrderEvent).where(
+            OrderEvent.order_id == order.id, OrderEvent.event == "token_job"))
+        jobs = (await session.scalars(select(TokenJob).where(
+            TokenJob.order_id == order.id))).all()
+    assert logged == 1
+    assert [j.status for j in jobs] == ["done"]
+
+
+async def test_two_processes_never_give_one_job_to_two_agents(two) -> None:
+    a, b = await two(AGENTS)
+    account, first = await paired_company(a, "6262")
+    second = await pair_agent(a, account)
+    on_a, on_b = FakeLink(), FakeLink()
+    await approved_unlock(a, account)
+    # both of the company's agents come online at once, each to another process
+    a.hub.online[first.id] = (first.company_id, on_a.send)
+    b.hub.online[second.id] = (second.company_id, on_b.send)
+    await asyncio.gather(a.hub.deliver(first.company_id), b.hub.deliver(second.company_id))
+    await asyncio.sleep(0.5)  # and the polls that follow
+    assert len(on_a.sent) + len(on_b.sent) == 1
+
+
+async def test_crl_numbers_never_repeat_across_processes(two) -> None:
+    a, b = await two("[agents]\nenabled = true\n[pki]\nenabled = true\n")
+    assert None not in (a.certificates, b.certificates)
+    await asyncio.gather(*(r.certificates.office.publish_crl() for r in (a, b, a, b)))
+    async with a.db.transaction() as session:
+        numbers = (await session.scalars(select(Crl.number).order_by(Crl.number))).all()
+    assert len(numbers) >= 4  # and the schedule's, at start
+    assert len(set(numbers)) == len(numbers)
