@@ -155,6 +155,7 @@ async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two) -
     account, agent = await paired_company(a, "6161")
     link = FakeLink()
     await b.hub.connected(agent, link.send, link.close)  # the agent is B's
+    await wait_for(lambda: a.hub.company_online(agent.company_id), 5)  # and A knows it
     order = await approved_unlock(a, account)  # queued in A, where no agent is
     await wait_for(lambda: len(link.sent) == 1, 5)
     job = link.sent[0]["job"]
@@ -171,6 +172,8 @@ async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two) -
             TokenJob.order_id == order.id))).all()
     assert logged == 1
     assert [j.status for j in jobs] == ["done"]
+    b.hub.disconnected(agent.id)
+    await wait_for(lambda: not a.hub.company_online(agent.company_id), 5)
 
 
 async def test_two_processes_never_give_one_job_to_two_agents(two) -> None:

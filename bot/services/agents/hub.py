@@ -87,6 +87,8 @@ class AgentHub:
         self.notifier = notifier
         self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
+        # [cluster]: whom the agents connected to any process serve, as ``sync`` last read
+        self.elsewhere: set[Route] = set()
         self.certificate_steps: JobSteps | None = None  # set by the runtime when [pki] is on
         self.hellos = HelloGuard(notifier)  # refused hellos: per-address limit, staff told
 
@@ -131,13 +133,20 @@ class AgentHub:
             await close()
 
     async def sync(self) -> None:
-        """[cluster]: what another process did for the agents connected here — a job queued
-        there goes out now, an agent revoked there loses its connection. (A job queued in this
-        process goes at once: ``deliver`` after its commit.)"""
-        if not self.online:
-            return
+        """[cluster], every ``agent_poll_seconds``: the agents connected here are marked seen,
+        and those connected to other processes learnt (``company_online``); what another
+        process did for the agents here follows — a job queued there goes out now, an agent
+        revoked there loses its connection. (A job queued in this process goes at once:
+        ``deliver`` after its commit.)"""
+        now = utcnow()
+        fresh = now - timedelta(seconds=3 * self.settings.cluster.agent_poll_seconds)
         async with self.db.transaction() as session:
-            revoked = await Agents(session).revoked_among(list(self.online))
+            agents = Agents(session)
+            revoked = await agents.revoked_among(list(self.online)) if self.online else []
+            if self.online:
+                await agents.seen(list(self.online), now)
+            self.elsewhere = {HALL if hall else company_id
+                              for hall, company_id in await agents.seen_since(fresh)}
         for agent_id in revoked:
             await self.cut_off(agent_id)
             self.disconnected(agent_id)
@@ -145,8 +154,9 @@ class AgentHub:
             await self.deliver(route, resend=False)  # what was sent is not sent again
 
     def company_online(self, route: Route) -> bool:
-        """Is an agent of this company (or, for HALL, of the service hall) connected?"""
-        return any(r == route for r, _ in self.online.values())
+        """Is an agent of this company (or, for HALL, of the service hall) connected, here or
+        ([cluster]) to another process as last learnt?"""
+        return route in self.elsewhere or any(r == route for r, _ in self.online.values())
 
     # --- jobs -------------------------------------------------------------------------------
     async def start_unlock(self, order: Order) -> bool:
