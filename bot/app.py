@@ -1,8 +1,11 @@
 """Assembling the nonebot application from settings: adapters, runtime hooks, plugins."""
 
+import sys
 from typing import Any
 
 import nonebot
+from loguru import logger
+from nonebot import log as nonebot_log
 from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
@@ -12,7 +15,7 @@ from bot.config import Settings
 from bot.log_masking import install_log_masking
 from bot.runtime import running, start_runtime, stop_runtime
 
-PLUGINS = ("plugins.review", "plugins.applicant", "plugins.agents", "plugins.pki",
+PLUGINS = ("plugins.chat", "plugins.agents", "plugins.pki",  # chat loads review and applicant
            "plugins.forms", "plugins.health")
 
 
@@ -33,8 +36,20 @@ def nonebot_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def log_at_level(level: str) -> None:
+    """nonebot's console handler, taking records from ``level`` up. nonebot adds it at level 0
+    and drops the lower records in its filter, so every debug and trace call of the framework
+    (several per message) builds a record and runs the masking patcher only to be dropped; a
+    handler at the configured level lets loguru return at once."""
+    logger.remove(nonebot_log.logger_id)
+    nonebot_log.logger_id = logger.add(sys.stdout, level=level, diagnose=False,
+                                       filter=nonebot_log.default_filter,
+                                       format=nonebot_log.default_format)
+
+
 def install(settings: Settings) -> None:
     """Register adapters, the runtime's start and stop, and the plugins (after nonebot.init)."""
+    log_at_level(settings.bot.log_level)
     install_log_masking()
     driver = nonebot.get_driver()
     if "onebot" in settings.bot.adapters:

@@ -124,6 +124,8 @@ class Runtime:
         await self.mail.stop()
         await self.chat_outbox.stop()
         await self.fetcher.close()
+        await self.dialogue.states.close()  # the answers being saved are kept
+        await self.dialogue.reads.close()
         await self.db.close()
 
 

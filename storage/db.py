@@ -1,17 +1,22 @@
 """The database: an async engine, sessions, and migrations to head at start."""
 
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from loguru import logger
 from sqlalchemy import Connection, event, literal, make_url, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 
 from storage.account_memo import AccountMemo, watch
@@ -19,6 +24,7 @@ from storage.cluster import Cluster, serialise
 from storage.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 def sqlite_url(path: Path) -> str:
@@ -85,6 +91,28 @@ def _outage(error: DBAPIError) -> bool:
     return isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
 
 
+@asynccontextmanager
+async def _outages() -> AsyncIterator[None]:
+    """A driver's error that is the database's fault, raised as ``DatabaseUnavailable``."""
+    try:
+        yield
+    except DBAPIError as error:
+        if not _outage(error):
+            raise
+        raise DatabaseUnavailable(f"{type(error.orig).__name__}: {error.orig}") from error
+
+
+async def _connect(connecting: Awaitable[T]) -> T:
+    """Connect now: a refusal here is an outage (asyncpg's own errors, e.g. a refused
+    connection, are not wrapped by SQLAlchemy)."""
+    try:
+        return await connecting
+    except DBAPIError:
+        raise
+    except Exception as error:
+        raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
+
+
 class Database:
     def __init__(self, url: str, *, shared: bool = False) -> None:
         """``shared``: other bot processes use this (PostgreSQL) database too ([cluster])."""
@@ -131,21 +159,21 @@ class Database:
 
         Raises ``DatabaseUnavailable`` when the database cannot be reached or stays locked.
         """
-        async with self._sessions() as session:
+        async with self._sessions() as session, _outages(), session.begin():
+            await _connect(session.connection())
+            yield session
+
+    @asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one transaction, as ``transaction`` but without the ORM (and
+        without the account memo's hooks: for a writer that keeps the memo itself)."""
+        async with _outages():
+            connection = await _connect(self.engine.connect())
             try:
-                async with session.begin():
-                    try:
-                        await session.connection()  # connect now: a refusal here is an outage
-                    except DBAPIError:
-                        raise
-                    except Exception as error:  # asyncpg's own (e.g. refused) are not wrapped
-                        raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
-                    yield session
-            except DBAPIError as error:
-                if not _outage(error):
-                    raise
-                raise DatabaseUnavailable(f"{type(error.orig).__name__}: {error.orig}"
-                                          ) from error
+                async with connection.begin():
+                    yield connection
+            finally:
+                await connection.close()
 
     async def ping(self) -> None:
         """``SELECT 1`` in a transaction of its own; raises ``DatabaseUnavailable`` as

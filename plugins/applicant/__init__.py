@@ -1,16 +1,15 @@
 """申请人对话: binding a company, applying for a certificate, querying orders, in private chat."""
 
-from nonebot import on_message
 from nonebot.adapters import Bot, Event
 from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters.chat_delivery import account_of, to_message
+from bot.adapters.chat_delivery import account_of
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
 from bot.services.applications.dialogue import APPLICANT_COMMANDS
-from bot.services.messages import Incoming
+from bot.services.messages import Incoming, Reply
 
 __plugin_meta__ = PluginMetadata(
     name="申请人对话",
@@ -18,8 +17,9 @@ __plugin_meta__ = PluginMetadata(
     usage="私聊发送" + "".join(f"「{c.usage}」" for c in APPLICANT_COMMANDS.visible()),
 )
 
-def is_private(event: Event) -> bool:
-    # the Console is one local person at a terminal: every channel there counts as private
+async def is_private(event: Event) -> bool:
+    # the Console is one local person at a terminal: every channel there counts as private;
+    # async, since nonebot runs a plain function rule in a worker thread, a hop per message
     return isinstance(event, OneBotPrivate | ConsoleMessage)
 
 
@@ -32,10 +32,6 @@ def incoming_of(event: Event) -> Incoming:
     return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage))
 
 
-applicant = on_message(rule=is_private, priority=50, block=True)
-
-
-@applicant.handle()
-async def _(bot: Bot, event: Event) -> None:
-    for reply in await get_runtime().dialogue.handle(account_of(bot, event), incoming_of(event)):
-        await applicant.send(to_message(bot, reply))
+async def answer(bot: Bot, event: Event) -> list[Reply]:
+    """The dialogue's replies to an applicant's private message (plugins/chat routes here)."""
+    return await get_runtime().dialogue.handle(account_of(bot, event), incoming_of(event))

@@ -1,16 +1,16 @@
 """技术人员审核台: review commands in private chat or in the staff group."""
 
-from nonebot import on_message
 from nonebot.adapters import Bot, Event
 from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import GroupMessageEvent
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters.chat_delivery import account_of, to_message
+from bot.adapters.chat_delivery import account_of
 from bot.domain.text import normalise
 from bot.runtime import get_runtime
 from bot.services.commands import FormOpen
+from bot.services.messages import Reply
 from bot.services.review.desk import TECHNICIAN_COMMANDS
 
 __plugin_meta__ = PluginMetadata(
@@ -45,12 +45,7 @@ async def is_review_command(bot: Bot, event: Event) -> bool:
             or not await runtime.dialogue.has_form(account))
 
 
-desk = on_message(rule=is_review_command, priority=10, block=True)
-
-
-@desk.handle()
-async def _(bot: Bot, event: Event) -> None:
-    replies = await get_runtime().desk.execute(
+async def answer(bot: Bot, event: Event) -> list[Reply]:
+    """The review desk's replies to a technician's command (plugins/chat routes here)."""
+    return await get_runtime().desk.execute(
         account_of(bot, event), event.get_plaintext(), private=not in_staff_group(event))
-    for reply in replies:
-        await desk.send(to_message(bot, reply))

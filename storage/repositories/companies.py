@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.trust import HandlerStatus
@@ -58,6 +58,18 @@ class Handlers:
             .where(Handler.platform == platform, Handler.user_id == user_id,
                    Handler.status != HandlerStatus.REMOVED))).first()
         return BindingRow(*row) if row is not None else None
+
+    async def bindings_of(self, accounts: Sequence[tuple[str, str]]
+                          ) -> dict[tuple[str, str], BindingRow]:
+        """``binding_of`` for many accounts in one statement: those bound, by account."""
+        rows = await self.session.execute(
+            select(Handler.platform, Handler.user_id, Handler.id, Handler.company_id,
+                   Company.name, Handler.status)
+            .join(Company, Company.id == Handler.company_id)
+            .where(tuple_(Handler.platform, Handler.user_id).in_(accounts),
+                   Handler.status != HandlerStatus.REMOVED))
+        return {(platform, user_id): BindingRow(*rest)
+                for platform, user_id, *rest in rows}
 
     async def set_email(self, handler_id: int, address: str | None) -> None:
         """Where the handler's notices are mailed; ``None`` for chat only."""

@@ -3,9 +3,9 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from storage.account_memo import ACCOUNT, WRITTEN_THROUGH, FormRow
@@ -26,6 +26,16 @@ def _upsert(dialect: str) -> Executable:
     return _upserts[dialect]
 
 
+async def save_states(connection: AsyncConnection,
+                      rows: Sequence[tuple[str, str, dict, datetime]]) -> None:
+    """``Conversations.save`` for many accounts in one statement, on a Core connection (the
+    group commit's batch, storage/state_writer.py): each row (platform, user_id, state, at)."""
+    await connection.execute(
+        _upsert(connection.dialect.name),
+        [{"platform": platform, "user_id": user_id, "state": state, "updated_at": at}
+         for platform, user_id, state, at in rows])
+
+
 class Conversations:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -40,6 +50,15 @@ class Conversations:
             select(Conversation.state, Conversation.updated_at).where(
                 Conversation.platform == platform, Conversation.user_id == user_id))).first()
         return FormRow(row.state, row.updated_at) if row is not None else None
+
+    async def forms_of(self, accounts: Sequence[tuple[str, str]]
+                       ) -> dict[tuple[str, str], FormRow]:
+        """``form_of`` for many accounts in one statement: those with a form, by account."""
+        rows = await self.session.execute(
+            select(Conversation.platform, Conversation.user_id, Conversation.state,
+                   Conversation.updated_at)
+            .where(tuple_(Conversation.platform, Conversation.user_id).in_(accounts)))
+        return {(platform, user_id): FormRow(state, at) for platform, user_id, state, at in rows}
 
     async def save(self, platform: str, user_id: str, state: dict,
                    at: datetime | None = None, *, written_through: bool = False) -> None:

@@ -22,7 +22,7 @@ def typed(text: str, n: int) -> PublicMessageEvent:
 
 
 async def test_an_application_on_the_console_with_file_paths(app: App, tmp_path: Path) -> None:
-    from plugins.applicant import applicant
+    from plugins.chat import chat
 
     scans = []
     for n in range(4):
@@ -50,7 +50,7 @@ async def test_an_application_on_the_console_with_file_paths(app: App, tmp_path:
         ("确认提交", (Says("提交成功", "订单号：XB-"),)),
     ]
     for n, (text, replies) in enumerate(script):
-        async with app.test_matcher(applicant) as ctx:
+        async with app.test_matcher(chat) as ctx:
             bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
                                  self_id=Robot("console-bot"))
             event = typed(text, n)

@@ -281,3 +281,44 @@ async def test_the_bot_killed_at_random_points_loses_no_acknowledged_answer(
         assert stored == sorted(hashlib.sha256(d).hexdigest() for d in script.scans)
         for sha in stored:
             assert (data_dir / "scans" / sha[:2] / sha).read_bytes() in script.scans
+
+
+async def test_the_bot_killed_while_a_batch_of_100_answers_is_in_flight(
+        tmp_path: Path) -> None:
+    """100 applicants answer at once (their states go to the group-commit writer together) and
+    the bot is killed as the first reply comes back: whoever got a reply finds the answer kept;
+    whoever did not finds it either kept or not taken, and can send it again."""
+    rng = random.Random(SEED + 1)
+    users = range(42001, 42101)
+    usccs = {user: fake_uscc(rng) for user in users}
+    bot = KilledBot(*make_instance(tmp_path))
+    await bot.start()
+    try:
+        for user in users:
+            await bot.ask(user, text("你好"), "【统一社会信用代码】")
+        for user in users:  # all at once: nobody waits for their reply before the next sends
+            await bot.peer.send_private(user, text(usccs[user]))
+        first = await bot.peer.replies_until("【单位名称】")
+        await bot.kill()
+        acknowledged = {int(to.removeprefix("user:"))
+                        for to, said in first if "【单位名称】" in said}
+        assert 0 < len(acknowledged) < len(users)  # killed with answers still in flight
+        await bot.start()
+        resent = 0
+        for user in users:
+            shown = await bot.ask(user, text("继续"), "")
+            if user in acknowledged or "【单位名称】" in shown:
+                assert "【单位名称】" in shown, (user, shown)
+                continue
+            assert "【统一社会信用代码】" in shown, (user, shown)  # not taken: asked again
+            assert "【单位名称】" in await bot.ask(user, text(usccs[user]), "【单位名称】")
+            resent += 1
+    finally:
+        await bot.peer.close()
+        await bot.bot.stop()
+    with sqlite3.connect(tmp_path / "live-data" / "cadesk.db") as db:
+        states = dict(db.execute("SELECT user_id, state FROM conversations").fetchall())
+    for user in users:  # each form holds its own company's code, nobody else's
+        assert usccs[user] in states[str(user)]
+        assert sum(uscc in states[str(user)] for uscc in usccs.values()) == 1
+    assert resent < len(users)

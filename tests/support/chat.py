@@ -39,7 +39,7 @@ class Applicant:
                    staff: Says | None = None) -> None:
         """Send one message and expect exactly these replies, in order (after a notice to the
         staff group, when ``staff`` is given)."""
-        from plugins.applicant import applicant
+        from plugins.chat import chat as applicant
 
         async with self.app.test_matcher(applicant) as ctx:
             bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
@@ -57,7 +57,7 @@ class Applicant:
                            staff: Says | None = None) -> None:
         """Send one message expecting, in order: private messages to ``others`` (user id,
         message), the staff group's notice, then the replies."""
-        from plugins.applicant import applicant
+        from plugins.chat import chat as applicant
 
         async with self.app.test_matcher(applicant) as ctx:
             bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),
@@ -154,7 +154,7 @@ class Technician:
                    tells: tuple[tuple[int, str | Says], ...] = ()) -> None:
         """A review command, in private or in the staff group; ``tells`` are the messages the
         applicants get (user id, message), which come before the technician's reply."""
-        from plugins.review import desk
+        from plugins.chat import chat as desk
 
         async with self.app.test_matcher(desk) as ctx:
             bot = ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter),

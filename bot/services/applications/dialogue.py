@@ -72,9 +72,11 @@ from bot.services.retention.erasure import Erasure
 from bot.services.retention.purge import Retention
 from bot.services.scan_use import unused_scans
 from storage.account_memo import AccountRows, BindingRow, FormRow
+from storage.account_reader import AccountReader
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Attachment, Handler, OrderEvent, utcnow
 from storage.repositories import Companies, Conversations, Handlers, Orders
+from storage.state_writer import StateWriter
 
 ORDER_LIST_LIMIT = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".png", ".heic", ".heif"}
@@ -121,6 +123,8 @@ class Dialogue:
         self.agents = agents
         self.hub = hub
         self.db = db
+        self.states = StateWriter(db)  # every account's form saves, committed in batches
+        self.reads = AccountReader(db)  # accounts not in the memo, read in batches
         self.scans = scans
         self.fetcher = fetcher
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
@@ -178,15 +182,14 @@ class Dialogue:
         return await self._run(command, Asked(account, _orm(handler), argument))
 
     async def _rows(self, account: Account) -> AccountRows:
-        """The account's binding and form: from the memo, else one read (then kept)."""
+        """The account's binding and form: from the memo, else read (batched with other
+        accounts read at the same time, then kept)."""
         key = (account.platform, account.user_id)
         memo = self.db.memo
         rows = memo.get(key)
         if rows is None:
             since = memo.generation
-            async with self.db.transaction() as session:
-                rows = AccountRows(await Handlers(session).binding_of(*key),
-                                   await Conversations(session).form_of(*key))
+            rows = await self.reads.read(key)
             memo.keep(key, rows, since)
         return rows
 
@@ -723,14 +726,14 @@ class Dialogue:
 
     # --- persistence of the flow ------------------------------------------------------------
     async def _save(self, account: Account, flow: FormFlow) -> None:
-        """One statement, and the memo written through: it holds what the database does (a
-        failed write makes it forget the account, so the next message reads the database)."""
+        """Through the group-commit writer (returns once durable), and the memo written
+        through: it holds what the database does (a failed write makes it forget the account,
+        so the next message reads the database)."""
         key, memo = (account.platform, account.user_id), self.db.memo
         state, at, since = flow.state.to_json(), utcnow(), memo.generation
         rows = memo.peek(key)
         try:
-            async with self.db.transaction() as session:
-                await Conversations(session).save(*key, state, at, written_through=True)
+            await self.states.save(*key, state, at)
         except BaseException:
             memo.forget([key])
             raise

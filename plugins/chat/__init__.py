@@ -1,0 +1,37 @@
+"""聊天消息: the one matcher every chat message goes through. A technician's command goes to
+the review desk (plugins/review), any other private message to the applicant's dialogue
+(plugins/applicant); a group message that is no staff command is left alone.
+
+One matcher, not one per plugin: nonebot solves each matcher's rule and handler parameters with
+anyio task groups, several per matcher and message, which cost more than the routing itself
+(docs/benchmarks.md has the profile).
+"""
+
+from nonebot import on_message, require
+from nonebot.adapters import Bot, Event
+from nonebot.plugin import PluginMetadata
+
+from bot.adapters.chat_delivery import to_message
+
+review = require("plugins.review")
+applicant = require("plugins.applicant")
+
+__plugin_meta__ = PluginMetadata(
+    name="聊天消息",
+    description="技术人员的命令交审核台，其余私聊消息交申请人对话",
+    usage=f"{applicant.__plugin_meta__.usage}\n技术人员：{review.__plugin_meta__.description}",
+)
+
+chat = on_message(priority=10, block=True)
+
+
+@chat.handle()
+async def _(bot: Bot, event: Event) -> None:
+    if await review.is_review_command(bot, event):
+        replies = await review.answer(bot, event)
+    elif await applicant.is_private(event):
+        replies = await applicant.answer(bot, event)
+    else:
+        return
+    for reply in replies:
+        await chat.send(to_message(bot, reply))
