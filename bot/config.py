@@ -3,7 +3,7 @@
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
 ``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD``,
-``CADESK_IMAP_PASSWORD`` and ``CADESK_HEALTH_TOKEN``.
+``CADESK_IMAP_PASSWORD``, ``CADESK_HEALTH_TOKEN`` and ``CADESK_QQBOT_SECRET``.
 """
 
 import ipaddress
@@ -40,9 +40,10 @@ class _Section(BaseModel):
 class BotSection(_Section):
     """``[bot]``: which chats the bot speaks in, and where it keeps its data."""
 
-    adapters: list[Literal["console", "onebot"]] = ["console"]
+    adapters: list[Literal["console", "onebot", "qqbot"]] = ["console"]
     """"console": chat in the terminal (for trying it out); "onebot": QQ through a OneBot v11
-    implementation (NapCat, Lagrange, ...) connecting to ws://HOST:PORT/onebot/v11/ws."""
+    implementation (NapCat, Lagrange, ...) connecting to ws://HOST:PORT/onebot/v11/ws;
+    "qqbot": QQ's official bot platform ([qqbot]), its events posted to /qq/webhook."""
     data_dir: Path = Path("data")
     """The database (SQLite by default) and the uploaded scans. It holds ID cards: never commit
     it."""
@@ -73,6 +74,25 @@ class OneBotSection(_Section):
     access_token: str = ""
     """Required of clients when set ("Authorization: Bearer TOKEN"); better:
     CADESK_ONEBOT_ACCESS_TOKEN."""
+
+
+class QqBotSection(_Section):
+    """``[qqbot]``: the bot registered on QQ's official bot platform (q.qq.com), used when
+    [bot] adapters lists "qqbot"; the platform posts its events to https://HOST/qq/webhook."""
+
+    app_id: str = ""
+    """The bot's AppID (开发设置)."""
+    secret: str = ""
+    """The bot's AppSecret: it signs the webhook events and fetches the API token. Better:
+    CADESK_QQBOT_SECRET."""
+    api_base: str = "https://api.bot.qq.com/"
+    """The platform's OpenAPI (messages, rich media); a test points it at a local server."""
+    auth_base: str = "https://api.bot.qq.com/app/getAppAccessToken"
+    """Where the API token is fetched with AppID and AppSecret."""
+    media_hosts: list[str] = []
+    """Hosts ("host" or "host:port") whose attachment URLs are fetched even at a private or
+    loopback address; any other attachment host must be public. QQ's own media servers are
+    public: leave it empty (a test lists its local stand-in here)."""
 
 
 class DatabaseSection(_Section):
@@ -445,6 +465,7 @@ class Settings(_Section):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
     onebot: OneBotSection = OneBotSection()
+    qqbot: QqBotSection = QqBotSection()
     database: DatabaseSection = DatabaseSection()
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
@@ -499,7 +520,7 @@ class Settings(_Section):
     def serves_http(self) -> bool:
         """Whether the bot runs its HTTP server: the OneBot reverse WebSocket, the key agents
         and the CRL need it; the Console alone does not."""
-        return "onebot" in self.bot.adapters or self.agents.enabled
+        return bool({"onebot", "qqbot"} & set(self.bot.adapters)) or self.agents.enabled
 
     @property
     def tz(self) -> ZoneInfo:
@@ -562,10 +583,12 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     settings.server.health_token = env.get("CADESK_HEALTH_TOKEN", settings.server.health_token)
     settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
     settings.mailbox.password = env.get("CADESK_IMAP_PASSWORD", settings.mailbox.password)
+    settings.qqbot.secret = env.get("CADESK_QQBOT_SECRET", settings.qqbot.secret)
     try:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:
         raise ConfigError(f"unknown time zone {settings.bot.timezone!r}") from error
+    _check_qqbot(settings)
     _check_exposure(settings)
     _check_cluster(settings)
     return settings
@@ -578,6 +601,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: whatever it resolves to may be reachable
+
+
+def _check_qqbot(settings: Settings) -> None:
+    """The webhook refuses every event it cannot check against the secret: without AppID and
+    AppSecret the QQ bot would hear nobody."""
+    if "qqbot" in settings.bot.adapters and not (settings.qqbot.app_id and settings.qqbot.secret):
+        raise ConfigError('[bot] adapters lists "qqbot": set [qqbot] app_id and the AppSecret '
+                          "(CADESK_QQBOT_SECRET, or [qqbot] secret) from q.qq.com (开发设置).")
 
 
 def _check_exposure(settings: Settings) -> None:

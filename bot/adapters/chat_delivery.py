@@ -16,9 +16,10 @@ from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
 
+from bot.adapters import qq_official
 from bot.services.messages import Account, Picture, Reply
 
-PLATFORMS = {"OneBot V11": "qq", "Console": "console"}
+PLATFORMS = {"OneBot V11": "qq", "Console": "console", qq_official.ADAPTER_NAME: "qqbot"}
 
 
 def platform_of(bot: Bot) -> str:
@@ -75,11 +76,14 @@ class NonebotChat:
                 return bot
         return None
 
-    async def send(self, account: Account, replies: Sequence[Reply]) -> bool:
+    async def send(self, account: Account, replies: Sequence[Reply], *,
+                   reply_to: str | None = None) -> bool:
         bot = self._bot(account.platform)
         if bot is None:
             logger.warning(f"no {account.platform} bot online: {account} not told")
             return False
+        if account.platform == qq_official.PLATFORM:
+            return await qq_official.send(bot, account, replies, reply_to=reply_to)
         try:
             for reply in replies:
                 message = to_message(bot, reply)
@@ -91,6 +95,13 @@ class NonebotChat:
             logger.warning(f"sending to {account} failed: {error}")
             return False
         return True
+
+    async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
+        """Outside the reply window: QQ's proactive message; elsewhere a plain send."""
+        bot = self._bot(account.platform)
+        if bot is not None and account.platform == qq_official.PLATFORM:
+            return await qq_official.push(bot, account, replies)
+        return await self.send(account, replies)
 
     async def send_group(self, group: Account, replies: Sequence[Reply]) -> bool:
         bot = self._bot(group.platform)

@@ -32,8 +32,9 @@ from storage.repositories import Crls, OutgoingChats, OutgoingMails
 DATABASE_TIMEOUT = 2.0  # seconds: a health check must answer while the database hangs
 STALE_POLLS = 3  # the mailbox is stale after this many poll intervals without progress
 OUTBOX_LATE = timedelta(minutes=15)  # an outbox whose oldest item waited longer is late
-PLATFORM_NAMES = {"onebot": "qq", "console": "console"}  # [bot] adapters → chat platforms
-PLATFORM_LABELS = {"qq": "QQ", "console": "终端"}
+# [bot] adapters → chat platforms
+PLATFORM_NAMES = {"onebot": "qq", "console": "console", "qqbot": "qqbot"}
+PLATFORM_LABELS = {"qq": "QQ", "console": "终端", "qqbot": "QQ 官方机器人"}
 
 
 class Status(StrEnum):

@@ -24,6 +24,9 @@ class ImageSource:
 
     url: str | None = None
     path: Path | None = None
+    # the platform's media host is not one the centre trusts: the URL must lead to a public
+    # address, checked as a redirect target is (bot/adapters/fetch.py)
+    public_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Incoming:
     text: str = ""
     images: tuple[ImageSource, ...] = ()
     local_files: bool = False  # Console: a typed file path or URL counts as an image
+    ref: str | None = None  # the platform's id of this message (QQ msg_id / WeChat MsgId)
 
 
 @dataclass(frozen=True)
