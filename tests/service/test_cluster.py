@@ -6,16 +6,25 @@ its result lands once, CRL numbers never repeat."""
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.config import ConfigError, load_settings
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
 from bot.services.messages import Account, Incoming
-from storage.models import Crl, InboundMail, Order, OrderEvent, OutgoingChat, TokenJob
+from storage.models import (
+    Crl,
+    InboundMail,
+    Order,
+    OrderEvent,
+    OutgoingChat,
+    TokenJob,
+    utcnow,
+)
 from tests.support import mail_corpus as corpus
 from tests.support.agent_links import FakeLink, approved_unlock, pair_agent, paired_company
 from tests.support.applicant import DECLARANT, DECLARANT_MOBILE, say
@@ -138,7 +147,10 @@ async def test_one_unlock_mail_is_filed_once_with_both_polling(two, dovecot: Dov
     uscc = fake_uscc(RNG)
     for n in range(1, 4):
         dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()))
-    for _ in range(3):
+    # one polls, the other finds it polling and skips its pass (not fetching and reading the
+    # same mails only to find them filed, nor racing it to the folder's first state row)
+    assert sorted(await asyncio.gather(a.poller.poll_once(), b.poller.poll_once())) == [0, 3]
+    for _ in range(2):
         await asyncio.gather(a.poller.poll_once(), b.poller.poll_once())
     assert await count(a, InboundMail) == 3
     assert await count(a, Order) == 3
@@ -198,3 +210,39 @@ async def test_crl_numbers_never_repeat_across_processes(two) -> None:
         numbers = (await session.scalars(select(Crl.number).order_by(Crl.number))).all()
     assert len(numbers) >= 4  # and the schedule's, at start
     assert len(set(numbers)) == len(numbers)
+
+
+async def test_a_job_expires_once_with_both_sweeping(two) -> None:
+    a, b = await two(AGENTS)
+    account, _ = await paired_company(a, "6363")
+    order = await approved_unlock(a, account)
+    async with a.db.transaction() as session:
+        await session.execute(update(TokenJob).values(expires_at=utcnow() - timedelta(minutes=1)))
+    assert sorted(await asyncio.gather(a.hub.expire_due(), b.hub.expire_due())) == [0, 1]
+    async with a.db.transaction() as session:
+        expired = await session.scalar(select(func.count()).select_from(OrderEvent).where(
+            OrderEvent.order_id == order.id, OrderEvent.event == "token_job"))
+    assert expired == 1  # one expiry on the order's log, its applicant and staff told once
+
+
+async def test_a_pass_that_runs_once_is_skipped_while_another_process_runs_it(two) -> None:
+    a, b = await two()
+    running, finish, runs = asyncio.Event(), asyncio.Event(), []
+
+    async def long_pass() -> str:
+        runs.append("a")
+        running.set()
+        await finish.wait()
+        return "done"
+
+    async def quick_pass() -> str:
+        runs.append("b")
+        return "done"
+
+    first = asyncio.create_task(a.db.cluster.once("purge", long_pass)())
+    await running.wait()
+    assert await b.db.cluster.once("purge", quick_pass)() is None  # skipped: A runs it
+    finish.set()
+    assert await first == "done"
+    assert await b.db.cluster.once("purge", quick_pass)() == "done"  # A let go
+    assert runs == ["a", "b"]
