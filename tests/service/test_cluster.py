@@ -246,3 +246,40 @@ async def test_a_pass_that_runs_once_is_skipped_while_another_process_runs_it(tw
     assert await first == "done"
     assert await b.db.cluster.once("purge", quick_pass)() == "done"  # A let go
     assert runs == ["a", "b"]
+
+
+async def test_an_accounts_lock_is_let_go_on_every_path(two) -> None:
+    a, b = await two()
+    lock = ("qq", "4444")
+
+    async def other_process_gets_it() -> None:
+        async with asyncio.timeout(3), b.db.cluster.account(*lock):
+            pass
+
+    with pytest.raises(RuntimeError):  # the handling failed
+        async with a.db.cluster.account(*lock):
+            raise RuntimeError("the handling failed")
+    await other_process_gets_it()
+
+    entered = asyncio.Event()
+
+    async def held_until_cancelled() -> None:
+        async with a.db.cluster.account(*lock):
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(held_until_cancelled())  # e.g. the bot shutting down
+    await entered.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await other_process_gets_it()
+
+    # cancelled while waiting for the other process: never left holding it once granted
+    async with b.db.cluster.account(*lock):
+        waiting = asyncio.create_task(a.db.cluster.account(*lock).__aenter__())
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    await other_process_gets_it()
+    async with asyncio.timeout(3), a.db.cluster.account(*lock):
+        pass
