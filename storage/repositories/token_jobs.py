@@ -36,18 +36,18 @@ class TokenJobs:
 
     async def due_for_agents(self, company_id: int | None, now: datetime) -> Sequence[TokenJob]:
         """The open, unexpired jobs for a company's agents, or for the service hall's when
-        ``company_id`` is None, oldest first; claimed (locked) until the transaction ends, and
-        those another process is handing out now left to it (PostgreSQL: a job is given to one
-        agent, by one process)."""
+        ``company_id`` is None, oldest first; locked until the transaction ends, after any
+        other process handing them out now (PostgreSQL: a job is given to one agent, by one
+        process, and then read as sent)."""
         whose = (TokenJob.hall.is_(True) if company_id is None
                  else (TokenJob.company_id == company_id) & TokenJob.hall.is_(False))
         return (await self.session.scalars(
             select(TokenJob).where(whose, TokenJob.status.in_(OPEN), TokenJob.expires_at > now)
-            .order_by(TokenJob.created_at).with_for_update(skip_locked=True))).all()
+            .order_by(TokenJob.created_at).with_for_update())).all()
 
     async def overdue(self, now: datetime) -> Sequence[TokenJob]:
-        """Open jobs whose time is up, claimed as ``due_for_agents`` claims (a result being
-        written now is left for the next sweep)."""
+        """Open jobs whose time is up, locked until the transaction ends; one that another
+        process is writing now (its result, another sweep) is left for the next sweep."""
         return (await self.session.scalars(select(TokenJob).where(
             TokenJob.status.in_(OPEN), TokenJob.expires_at <= now)
             .with_for_update(skip_locked=True))).all()
