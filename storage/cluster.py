@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_e
 
 from storage.errors import DatabaseUnavailable
 
-# connections kept for locks (a lock waiting for another process holds one too): one per
-# account whose message is being handled, and one per worker pass
-LOCK_POOL, LOCK_OVERFLOW = 5, 45
+# connections for locks (a lock waiting for another process holds one too): one per account
+# whose message is being handled, and one per worker pass; with the 15 of the database's own
+# pool, a process opens 35 at most (PostgreSQL allows 100 by default)
+LOCK_POOL, LOCK_OVERFLOW = 5, 15
 _LOCK = text("SELECT pg_advisory_lock(:key)")
 _TRY = text("SELECT pg_try_advisory_lock(:key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
