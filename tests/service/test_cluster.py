@@ -5,7 +5,7 @@ its result lands once, CRL numbers never repeat."""
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,9 +43,11 @@ def cluster_config(url: str, extra: str = "") -> str:
             "[cluster]\nenabled = true\nagent_poll_seconds = 0.1\n" + extra)
 
 
+StartTwo = Callable[..., Awaitable[tuple[Runtime, Runtime]]]
+
+
 @pytest.fixture
-def two(make_runtime: MakeRuntime, postgres: Callable[[], str]
-        ) -> Callable[[str], "asyncio.Future[tuple[Runtime, Runtime]]"]:
+def two(make_runtime: MakeRuntime, postgres: Callable[[], str]) -> StartTwo:
     """Start two runtimes on one new database (and one data directory) with ``extra``."""
     url = postgres()
 
@@ -54,7 +56,7 @@ def two(make_runtime: MakeRuntime, postgres: Callable[[], str]
         return (await make_runtime(cluster_config(url, extra)),
                 await make_runtime(cluster_config(url, extra)))
 
-    return start  # type: ignore[return-value]
+    return start
 
 
 @pytest.mark.parametrize(("text", "complaint"), [
@@ -71,7 +73,7 @@ def test_sqlite_onebot_and_the_console_mean_one_process(tmp_path: Path, text: st
         load_settings(tmp_path / "bot.toml")
 
 
-async def test_one_accounts_message_waits_for_the_other_process(two) -> None:
+async def test_one_accounts_message_waits_for_the_other_process(two: StartTwo) -> None:
     a, b = await two()
     account = Account("qq", "4242")
     uscc = fake_uscc(RNG)
@@ -96,7 +98,7 @@ async def test_one_accounts_message_waits_for_the_other_process(two) -> None:
     assert "注册协议" in await second  # the company name taken as the name, after the USCC
 
 
-async def test_a_binding_answered_through_both_processes_in_turn(two) -> None:
+async def test_a_binding_answered_through_both_processes_in_turn(two: StartTwo) -> None:
     """Each message read where the other process left the form: nothing kept in memory."""
     a, b = await two()
     account = Account("qq", "4343")
@@ -109,7 +111,7 @@ async def test_a_binding_answered_through_both_processes_in_turn(two) -> None:
     assert "附件" in replies[-1]  # the documents form asks for its scans: every answer taken
 
 
-async def test_the_chat_outbox_sends_each_notice_once_in_order(two) -> None:
+async def test_the_chat_outbox_sends_each_notice_once_in_order(two: StartTwo) -> None:
     a, b = await two()
     people = [Account("qq", str(5000 + n)) for n in range(4)]
     async with a.db.transaction() as session:
@@ -128,7 +130,7 @@ async def test_the_chat_outbox_sends_each_notice_once_in_order(two) -> None:
             OutgoingChat.attempts != 1)) == 0
 
 
-async def test_the_mail_outbox_sends_each_mail_once(two, smtp: SmtpSink) -> None:
+async def test_the_mail_outbox_sends_each_mail_once(two: StartTwo, smtp: SmtpSink) -> None:
     a, b = await two(f'[email]\nenabled = true\nhost = "127.0.0.1"\nport = {smtp.port}\n'
                      'security = "none"\npoll_seconds = 60\n')
     async with a.db.transaction() as session:
@@ -141,7 +143,7 @@ async def test_the_mail_outbox_sends_each_mail_once(two, smtp: SmtpSink) -> None
         f"user{n}@example.test" for n in range(12))
 
 
-async def test_one_unlock_mail_is_filed_once_with_both_polling(two, dovecot: Dovecot,
+async def test_one_unlock_mail_is_filed_once_with_both_polling(two: StartTwo, dovecot: Dovecot,
                                                               smtp: SmtpSink) -> None:
     a, b = await two(unlock_desk_config(dovecot, smtp))
     uscc = fake_uscc(RNG)
@@ -162,7 +164,7 @@ async def test_one_unlock_mail_is_filed_once_with_both_polling(two, dovecot: Dov
     assert len(smtp.messages) == 3
 
 
-async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two) -> None:
+async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two: StartTwo) -> None:
     a, b = await two(AGENTS)
     account, agent = await paired_company(a, "6161")
     link = FakeLink()
@@ -188,7 +190,7 @@ async def test_a_job_queued_in_one_process_reaches_the_agent_on_the_other(two) -
     await wait_for(lambda: not a.hub.company_online(agent.company_id), 5)
 
 
-async def test_two_processes_never_give_one_job_to_two_agents(two) -> None:
+async def test_two_processes_never_give_one_job_to_two_agents(two: StartTwo) -> None:
     a, b = await two(AGENTS)
     account, first = await paired_company(a, "6262")
     second = await pair_agent(a, account)
@@ -202,7 +204,7 @@ async def test_two_processes_never_give_one_job_to_two_agents(two) -> None:
     assert len(on_a.sent) + len(on_b.sent) == 1
 
 
-async def test_crl_numbers_never_repeat_across_processes(two) -> None:
+async def test_crl_numbers_never_repeat_across_processes(two: StartTwo) -> None:
     a, b = await two("[agents]\nenabled = true\n[pki]\nenabled = true\n")
     assert None not in (a.certificates, b.certificates)
     await asyncio.gather(*(r.certificates.office.publish_crl() for r in (a, b, a, b)))
@@ -212,7 +214,7 @@ async def test_crl_numbers_never_repeat_across_processes(two) -> None:
     assert len(set(numbers)) == len(numbers)
 
 
-async def test_a_job_expires_once_with_both_sweeping(two) -> None:
+async def test_a_job_expires_once_with_both_sweeping(two: StartTwo) -> None:
     a, b = await two(AGENTS)
     account, _ = await paired_company(a, "6363")
     order = await approved_unlock(a, account)
@@ -225,7 +227,8 @@ async def test_a_job_expires_once_with_both_sweeping(two) -> None:
     assert expired == 1  # one expiry on the order's log, its applicant and staff told once
 
 
-async def test_a_pass_that_runs_once_is_skipped_while_another_process_runs_it(two) -> None:
+async def test_a_pass_that_runs_once_is_skipped_while_another_process_runs_it(
+        two: StartTwo) -> None:
     a, b = await two()
     running, finish, runs = asyncio.Event(), asyncio.Event(), []
 
@@ -248,7 +251,7 @@ async def test_a_pass_that_runs_once_is_skipped_while_another_process_runs_it(tw
     assert runs == ["a", "b"]
 
 
-async def test_an_accounts_lock_is_let_go_on_every_path(two) -> None:
+async def test_an_accounts_lock_is_let_go_on_every_path(two: StartTwo) -> None:
     a, b = await two()
     lock = ("qq", "4444")
 
