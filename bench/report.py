@@ -145,6 +145,9 @@ def machine() -> str:
             f"load average at start {load}")
 
 
+KEPT = "<!-- kept across runs: written by people, not by python -m bench -->"
+
+
 def write_markdown(path: Path, figures: list[Figure], *, about: str, notes: dict[str, str],
                    sizes: str, seconds: float, chart: str) -> None:
     lines = [
@@ -180,7 +183,12 @@ def write_markdown(path: Path, figures: list[Figure], *, about: str, notes: dict
               ""]
     for name, text in notes.items():
         lines += [f"**{name}.** {text}", ""]
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    text = "\n".join(lines).rstrip() + "\n"
+    # what people wrote below the marker (comparisons across runs, profiles) stays
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if KEPT in old:
+        text += "\n" + old[old.index(KEPT):]
+    path.write_text(text, encoding="utf-8")
 
 
 def write_chart(path: Path, figures: list[Figure]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import insert, text
 from bench.report import Figure, Target, expect, latencies
 from bot.config import load_settings
 from bot.domain.lifecycle import OrderStatus
+from bot.domain.trust import HandlerStatus
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_mobile, fake_uscc
 from bot.services.messages import Account, Incoming
@@ -60,8 +61,10 @@ async def seed(runtime: Runtime, orders: int, rng: random.Random) -> list[int]:
     companies = [{"id": i + 1, "uscc": u, "name": f"临沂测试{i:05d}建设工程有限公司",
                   "pledge_accepted_at": datetime(2024, 1, 1, tzinfo=UTC)}
                  for i, u in enumerate(sorted(usccs))]
+    # verified by the centre: 我的订单 lists the company's orders, as the baseline's SQL does
     handlers = [{"id": c["id"], "platform": "qq", "user_id": str(500_000 + c["id"]),
-                 "company_id": c["id"]} for c in companies]
+                 "company_id": c["id"], "status": HandlerStatus.VERIFIED}
+                for c in companies]
     async with runtime.db.transaction() as session:
         await session.execute(insert(Company), companies)
         await session.execute(insert(Handler), handlers)

@@ -1,5 +1,6 @@
 """Assembling the nonebot application from settings: adapters, runtime hooks, plugins."""
 
+import gc
 import sys
 from typing import Any
 
@@ -44,7 +45,8 @@ def log_at_level(level: str) -> None:
     """nonebot's console handler, taking records from ``level`` up. nonebot adds it at level 0
     and drops the lower records in its filter, so every debug and trace call of the framework
     (several per message) builds a record and runs the masking patcher only to be dropped; a
-    handler at the configured level lets loguru return at once."""
+    handler at the configured level lets loguru return at once. Not with the Console, whose
+    backend looks nonebot's handler up by the id it had at import (and draws its own window)."""
     logger.remove(nonebot_log.logger_id)
     nonebot_log.logger_id = logger.add(sys.stdout, level=level, diagnose=False,
                                        filter=nonebot_log.default_filter,
@@ -53,7 +55,8 @@ def log_at_level(level: str) -> None:
 
 def install(settings: Settings) -> None:
     """Register adapters, the runtime's start and stop, and the plugins (after nonebot.init)."""
-    log_at_level(settings.bot.log_level)
+    if "console" not in settings.bot.adapters:
+        log_at_level(settings.bot.log_level)
     install_log_masking()
     driver = nonebot.get_driver()
     if "onebot" in settings.bot.adapters:
@@ -67,6 +70,9 @@ def install(settings: Settings) -> None:
     @driver.on_startup
     async def _start() -> None:
         await start_runtime(settings, NonebotChat())
+        # what start-up built lives as long as the process: the collector need not walk it
+        # again on every full collection while applicants talk
+        gc.freeze()
 
     @driver.on_bot_connect
     async def _connected(bot: Bot) -> None:

@@ -92,7 +92,7 @@ def _outage(error: DBAPIError) -> bool:
 
 
 @asynccontextmanager
-async def _outages() -> AsyncIterator[None]:
+async def outages() -> AsyncIterator[None]:
     """A driver's error that is the database's fault, raised as ``DatabaseUnavailable``."""
     try:
         yield
@@ -159,21 +159,17 @@ class Database:
 
         Raises ``DatabaseUnavailable`` when the database cannot be reached or stays locked.
         """
-        async with self._sessions() as session, _outages(), session.begin():
+        async with self._sessions() as session, outages(), session.begin():
             await _connect(session.connection())
             yield session
 
-    @asynccontextmanager
-    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A Core connection in one transaction, as ``transaction`` but without the ORM (and
-        without the account memo's hooks: for a writer that keeps the memo itself)."""
-        async with _outages():
-            connection = await _connect(self.engine.connect())
-            try:
-                async with connection.begin():
-                    yield connection
-            finally:
-                await connection.close()
+    async def connect(self) -> AsyncConnection:
+        """A Core connection of the caller's own, kept until it closes it (a writer that holds
+        one connection: no pool checkout, no reset on return), without the ORM and the account
+        memo's hooks; its transactions go inside ``outages()``. Raises ``DatabaseUnavailable``
+        as ``transaction`` does."""
+        async with outages():
+            return await _connect(self.engine.connect())
 
     async def ping(self) -> None:
         """``SELECT 1`` in a transaction of its own; raises ``DatabaseUnavailable`` as

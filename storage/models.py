@@ -123,6 +123,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_company_created", "company_id", "created_at"),
+        # a pending account sees only the orders it filed itself (我的订单, its binding request)
+        Index("ix_orders_handler_created", "handler_id", "created_at"),
         Index("ix_orders_status_submitted", "status", "submitted_at"),
         # 待审核: the waiting orders alone, already in queue order (measured in bench/)
         Index("ix_orders_in_review", "submitted_at", "id", postgresql_where=IN_REVIEW_SQL,

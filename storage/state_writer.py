@@ -11,8 +11,11 @@ session hooks do not see, so the caller keeps what it saved (or forgets it when 
 from datetime import datetime
 from typing import Any
 
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from storage.batching import Batcher
-from storage.db import Database
+from storage.db import Database, is_outage, outages
 from storage.repositories.conversations import save_states
 
 Row = tuple[str, str, dict[str, Any], datetime]  # platform, user_id, state, saved at
@@ -22,6 +25,7 @@ class StateWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._batcher: Batcher[Row, None] = Batcher("state writer", self._write)
+        self._connection: AsyncConnection | None = None  # its own, held between batches
 
     @property
     def batches(self) -> int:
@@ -36,8 +40,33 @@ class StateWriter:
     async def close(self) -> None:
         """Write what is waiting, then stop."""
         await self._batcher.close()
+        await self._let_go()
 
     async def _write(self, rows: list[Row]) -> list[None]:
-        async with self.db.core_transaction() as connection:
-            await save_states(connection, rows)
-        return [None] * len(rows)
+        # a held connection may have died while idle (a server restart): then the batch is
+        # tried once more on a fresh one, as the pool's pre-ping would (an upsert of the same
+        # state twice is harmless, should the break have come after the commit)
+        retry = self._connection is not None
+        while True:
+            try:
+                if self._connection is None:
+                    self._connection = await self.db.connect()
+                async with outages(), self._connection.begin():
+                    await save_states(self._connection, rows)
+                return [None] * len(rows)
+            except BaseException as error:
+                await self._let_go(broken=True)  # the next batch connects afresh
+                if not (retry and is_outage(error)):
+                    raise
+                retry = False
+
+    async def _let_go(self, broken: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if broken:  # whatever state it is in, the pool must not hand it out again
+                await connection.invalidate()
+            await connection.close()
+        except Exception as error:  # already broken: nothing more to release
+            logger.debug(f"state writer: closing its connection: {error}")

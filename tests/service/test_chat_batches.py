@@ -4,6 +4,7 @@ only once its own state is committed, a lone applicant not kept waiting, one uns
 failing alone — and the batched reads of accounts not in the memo (storage/account_reader.py)."""
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +14,7 @@ from storage.db import Database
 from storage.models import utcnow
 from storage.repositories import Companies, Conversations, Handlers
 from storage.state_writer import StateWriter
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -117,3 +119,23 @@ async def test_a_crowd_of_unread_accounts_is_read_together_each_getting_its_own(
     assert again.form is not None
     assert again.form.state == {"answer": "第3个"}
     assert reader.batches <= 20  # not one transaction each
+
+
+async def test_the_writers_connection_dying_while_idle_costs_no_answer(postgres) -> None:
+    """The writer keeps its own connection between batches. PostgreSQL restarted meanwhile
+    (every open connection reset): the next answer is still saved, on a fresh connection, and
+    nobody is told 「系统繁忙」 for it."""
+    url = postgres()
+    async with TcpProxy("127.0.0.1", urlsplit(url).port or 5432) as proxy:
+        db = Database(url.replace(f":{urlsplit(url).port}/", f":{proxy.port}/"))
+        await db.migrate()
+        writer = StateWriter(db)
+        try:
+            await writer.save("qq", "1", {"answer": "停机前"}, utcnow())
+            await proxy.cut()
+            await proxy.open()
+            await writer.save("qq", "1", {"answer": "重启后"}, utcnow())
+            assert await saved_states(db, range(1, 2)) == {"1": {"answer": "重启后"}}
+        finally:
+            await writer.close()
+            await db.close()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import Figure, Target, latencies, percentile, verdict, write_markdown
+from bench.report import KEPT, Figure, Target, latencies, percentile, verdict, write_markdown
 
 
 def test_p99_is_the_nearest_rank_and_with_few_samples_the_slowest() -> None:
@@ -60,3 +60,17 @@ def test_the_table_shows_each_target_and_names_the_ones_missed(tmp_path: Path) -
     assert "| 8.50 | 1.70 | ms | 5.00 | < 20 ms | met |" in text
     assert ("Targets met: 1 of 2; not met: chat: 1 applicant × 1,000: reply p50."
             in text)
+
+
+def test_a_new_run_keeps_what_people_wrote_below_the_marker(tmp_path: Path) -> None:
+    """The before/after comparison and the profiles in docs/benchmarks.md survive the next
+    `python -m bench`, which rewrites the figures above them."""
+    path = tmp_path / "b.md"
+    path.write_text(f"# old figures\n| 1 | 2 |\n\n{KEPT}\n## Before and after\nby hand\n",
+                    encoding="utf-8")
+    write_markdown(path, [Figure("chat", "p50", "ms", 2.5, 1.5)], about="here", notes={},
+                   sizes="small", seconds=60, chart="b.png")
+    text = path.read_text(encoding="utf-8")
+    assert "# old figures" not in text
+    assert "| chat | p50 | 2.50 | 1.50 | ms |" in text
+    assert text.endswith(f"{KEPT}\n## Before and after\nby hand\n")
