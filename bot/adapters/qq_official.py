@@ -1,8 +1,8 @@
 """QQ's official bot platform (nonebot-adapter-qq, webhook mode): C2C private chat.
 
 What differs from OneBot, kept here so chat delivery and the plugins hook it in with a line:
-- Events arrive as HTTP POSTs to /qq/webhook signed with Ed25519 (the key seeded by the bot's
-  AppSecret over the timestamp header and the body). ``WebhookAdapter`` checks every request
+- Events arrive as HTTP POSTs to /qq/webhook, signed with Ed25519 over the timestamp header and
+  the body (a key seeded by the bot's AppSecret). ``WebhookAdapter`` checks every request
   before the adapter reads it, and answers the platform's callback-URL validation (op 13)
   only for a token shaped like the platform's: the adapter would sign any text it is sent,
   which makes it a signing oracle for forged events.
@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loguru import logger
 from nonebot.adapters import Bot as BaseBot
 from nonebot.adapters.qq import Adapter, Bot, C2CMessageCreateEvent, Message, MessageSegment
-from nonebot.drivers import Request, Response
-from nonebot.exception import ActionFailed, NetworkError
+from nonebot.adapters.qq.exception import AuditException
+from nonebot.drivers import Driver, Request, Response
+from nonebot.exception import ActionFailed, ApiNotAvailable, NetworkError
 from yarl import URL
 
 from bot.config import QqBotSection
@@ -42,6 +43,7 @@ MAX_TEXT = 2000  # characters in one message; the platform does not publish its 
 _VERIFY_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _VERIFY_TS = re.compile(r"[0-9]{1,20}")
 _SEQ_KEPT = 4096  # messages whose reply numbers are remembered
+_EVENTS_KEPT = 4096  # webhook events remembered, so that one delivered again is handled once
 
 
 def configure(config: Any, section: QqBotSection) -> None:
@@ -81,8 +83,8 @@ class Refusal:
 
 def webhook_refusal(secret: str, headers: dict[str, str] | Any, body: bytes) -> Refusal | None:
     """Why a webhook request may not reach the adapter; None when it may. Every event must be
-    signed; the callback validation (op 13) is answered unsigned (the platform's is, but the
-    documentation does not promise it) only for a token of its shape, and checked when signed."""
+    signed; the callback validation (op 13), which the documentation does not say is signed, is
+    answered only for a token of the platform's shape (and refused when its signature is bad)."""
     signature = headers.get("X-Signature-Ed25519") or ""
     timestamp = headers.get("X-Signature-Timestamp") or ""
     if signature and timestamp:
@@ -108,13 +110,25 @@ def webhook_refusal(secret: str, headers: dict[str, str] | Any, body: bytes) -> 
     return None if signed else Refusal(401, "unsigned")
 
 
+def event_id(body: bytes) -> str | None:
+    """The id of a (checked) event, the same in the platform's retries of it."""
+    payload = json.loads(body)
+    return payload.get("id") if payload.get("op") == 0 else None
+
+
 class WebhookAdapter(Adapter):
-    """nonebot-adapter-qq with every webhook request checked first (``webhook_refusal``), and
-    its webhook bots connected at start (a push after a restart needs no incoming message)."""
+    """nonebot-adapter-qq with every webhook request checked first (``webhook_refusal``), an
+    event the platform delivers again (its retry when the answer came late, or a replay)
+    acknowledged without being handled twice, and its webhook bots connected at start (a push
+    after a restart needs no incoming message)."""
+
+    def __init__(self, driver: Driver, **kwargs: Any) -> None:
+        super().__init__(driver, **kwargs)
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     async def _handle_http(self, request: Request) -> Response:
-        secrets = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
-        secret = secrets.get(request.headers.get("X-Bot-Appid") or "")
+        by_app = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
+        secret = by_app.get(request.headers.get("X-Bot-Appid") or "")
         if secret is None:
             logger.warning("QQ webhook: request for an unknown AppID refused")
             return Response(403, content="unknown bot")
@@ -123,6 +137,13 @@ class WebhookAdapter(Adapter):
         if refusal := webhook_refusal(secret, request.headers, body):
             logger.warning(f"QQ webhook: request refused ({refusal.why})")
             return Response(refusal.status, content=refusal.why)
+        if (event := event_id(body)) is not None:
+            if event in self._seen:
+                logger.info(f"QQ webhook: event {event} delivered again, handled once")
+                return Response(200)
+            self._seen[event] = None
+            while len(self._seen) > _EVENTS_KEPT:
+                self._seen.popitem(last=False)
         return await super()._handle_http(request)
 
     async def startup(self) -> None:
@@ -173,7 +194,7 @@ def batched(replies: Sequence[Reply], max_text: int = MAX_TEXT) -> list[Outgoing
     for reply in replies:
         if isinstance(reply, Picture):
             caption = f"{pending}\n\n{reply.alt}" if pending else reply.alt
-            if len(caption) > max_text:
+            if pending and len(caption) > max_text:
                 out.append(Outgoing(pending))
                 caption = reply.alt
             out.append(Outgoing(caption, reply.data))
@@ -254,16 +275,18 @@ async def send(bot: BaseBot, account: Account, replies: Sequence[Reply], *,
     """``replies`` to ``account``: as replies to its message ``reply_to`` while that allows
     more (what does not fit goes as proactive messages), else all proactively."""
     qq = cast(Bot, bot)
-    try:
-        for outgoing in batched(replies):
+    for outgoing in batched(replies):
+        try:
             if reply_to is not None and REPLY_NUMBERS.used(reply_to) < _replies_allowed():
                 await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
                                      msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
             else:
                 await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
-    except (ActionFailed, NetworkError) as error:
-        logger.warning(f"sending to {account} failed: {error}")
-        return False
+        except AuditException as held:  # the platform reviews it and sends it itself
+            logger.info(f"message to {account} held for the platform's review ({held.audit_id})")
+        except (ActionFailed, ApiNotAvailable, NetworkError) as error:
+            logger.warning(f"sending to {account} failed: {error}")
+            return False
     return True
 
 

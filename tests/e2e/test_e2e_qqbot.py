@@ -45,7 +45,8 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
         [answer] = await qq.replies_until("【统一社会信用代码】")
         second = await qq.say(USER, fake_uscc(random.Random(1)))
         [question] = await qq.replies_until("【单位名称】")
-        forms = await qq.say(USER, "模板")
+        assert await qq.deliver_again() == 200  # the platform's retry: acknowledged, ...
+        forms = await qq.say(USER, "模板")  # ... and not taken as the 单位名称
         pages = await qq.replies_until("您有一份未完成的【绑定单位】")
         await qq.say(TECHNICIAN, "待审核")  # not yet in [staff]: how they learn their account
         await qq.replies_until("技术人员")
@@ -56,7 +57,7 @@ async def test_a_reply_names_the_users_message_and_the_dialogue_fits_one_message
     assert (answer.openid, answer.msg_id) == (USER, msg_id)
     assert question.msg_id == second
     assert qq.refused == []
-    assert qq.tokens_issued == 1  # one token, kept for its lifetime
+    assert qq.token_requests == 1  # one token, kept for its lifetime
     # 模板: its text captions the first page, each page goes as the platform's rich media
     assert [p.msg_id for p in pages] == [forms] * 4
     assert len({p.msg_seq for p in pages}) == 4
@@ -144,7 +145,9 @@ async def test_a_photo_on_a_private_address_is_not_fetched_unless_its_host_is_tr
 async def test_a_whole_application_with_scans_on_qq_official(
         tmp_path: Path, qq: QqPlatform) -> None:
     """Bind, the binding verified by a technician on QQ official, 新办 with the four scans
-    sent as attachments, 确认提交: the order is filed with the scans' very bytes."""
+    sent as attachments, 确认提交: the order is filed with the scans' very bytes; the
+    technician reviews it (查看, 通过) from QQ official and the payment QR code reaches the
+    applicant as a picture."""
     rng = random.Random(16)
     uscc, id_number = fake_uscc(rng), fake_id_number(rng, ends_with_x=True)
     binding = [qq.add_photo(f"binding-{n}", sample_scan(f"qq binding {n}")) for n in range(2)]
@@ -178,12 +181,15 @@ async def test_a_whole_application_with_scans_on_qq_official(
         number = done.split("订单号：")[1].split()[0]
         shown = await say(f"查看 {number}", "机构营业执照\n[图片]", who=TECHNICIAN)
         assert shown.count("[图片]") == 4
+        await say(f"通过 {number}", f"已通过订单 {number}", who=TECHNICIAN)
+        await qq.received(USER, "审核通过")  # the approval's notice, through the outbox ...
+        qr = await qq.received(USER, "支付二维码")  # ... and its QR code as rich media
     finally:
         await bot.stop()
 
     [(order_id, status, fields)] = table(
         tmp_path, f"SELECT id, status, fields FROM orders WHERE number = '{number}'")
-    assert status == "submitted"
+    assert status == "approved"
     assert id_number in fields
     by_slot = dict(table(tmp_path, f"SELECT slot, sha256 FROM attachments "
                                    f"WHERE order_id = {order_id}"))
@@ -193,6 +199,8 @@ async def test_a_whole_application_with_scans_on_qq_official(
     # the five a message allows
     pictures = [s for s in qq.sent if s.openid == TECHNICIAN and s.picture is not None]
     assert {hashlib.sha256(s.picture).hexdigest() for s in pictures[-4:]} == set(by_slot.values())
+    assert qr.picture is not None
+    assert qr.picture.startswith(b"\x89PNG")
     [told] = [s for s in qq.sent
               if s.openid == TECHNICIAN and f"{number} 新订单待审核" in s.content]
     assert told.msg_id is None  # a notice nobody asked for: proactive

@@ -62,11 +62,12 @@ class QqPlatform:
     sent: list[Sent] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)  # API calls answered with an error
     media: dict[str, bytes] = field(default_factory=dict)
-    tokens_issued: int = 0
+    token_requests: int = 0  # the one token lives for the test: several processes share it
     downloads: list[str] = field(default_factory=list)  # photos the bot fetched
     _uploads: dict[str, bytes] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _token: str = ""
+    last_delivery: tuple[bytes, dict[str, str]] = (b"", {})
     _read: int = 0  # how many of ``sent`` replies_until has handed out
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -113,8 +114,9 @@ media_hosts = [{hosts}]
         if body.get("appId") != self.app_id or body.get("clientSecret") != self.secret:
             return web.json_response({"code": 100016, "message": "invalid appid or secret"},
                                      status=400)
-        self.tokens_issued += 1
-        self._token = f"token-{self.tokens_issued}"
+        self.token_requests += 1
+        if not self._token:  # as the platform: the same token to every caller while it lives
+            self._token = f"token-{self.app_id}-1"
         return web.json_response({"access_token": self._token, "expires_in": "7200"})
 
     def _authorised(self, request: web.Request) -> bool:
@@ -219,9 +221,16 @@ media_hosts = [{hosts}]
         balancer, any of several processes); its msg_id."""
         msg_id, payload = self.event(openid, content, attachments)
         body = json.dumps(payload, ensure_ascii=False).encode()
-        status, text = await self.post(body, self.signed(body), port)
+        self.last_delivery = (body, self.signed(body))
+        status, text = await self.post(body, self.last_delivery[1], port)
         assert status == 200, (status, text)
         return msg_id
+
+    async def deliver_again(self, port: int | None = None) -> int:
+        """The last event once more, as the platform retries one whose answer came late (the
+        same body, id and signature); the HTTP status."""
+        body, headers = self.last_delivery
+        return (await self.post(body, headers, port))[0]
 
     async def validate_callback(self, plain_token: str, event_ts: str) -> tuple[int, str]:
         """The op 13 request the platform sends when its callback URL is set."""

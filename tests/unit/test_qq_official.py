@@ -130,3 +130,28 @@ def test_two_processes_number_their_replies_to_one_message_apart() -> None:
         second = ReplyNumbers(first.base + 16)
     used = {first.next("m") for _ in range(5)}
     assert used.isdisjoint({second.next("m") for _ in range(5)})
+
+
+@dataclass
+class Refusing(SentRecorder):
+    """The platform refuses the second message, or holds it for review."""
+
+    error: Exception = field(default_factory=lambda: RuntimeError())
+
+    async def send_to_c2c(self, **kwargs: Any) -> None:
+        await super().send_to_c2c(**kwargs)
+        if len(self.calls) == 2:
+            raise self.error
+
+
+async def test_a_refusal_stops_the_sending_and_a_review_hold_does_not() -> None:
+    from nonebot.adapters.qq.exception import AuditException, RateLimitException
+    from nonebot.drivers import Response
+
+    replies = [Picture(b"1", "一"), Picture(b"2", "二"), Picture(b"3", "三")]
+    refused = Refusing(error=RateLimitException(Response(429)))
+    assert not await send(refused, Account("qqbot", "O"), replies)  # type: ignore[arg-type]
+    assert len(refused.calls) == 2  # the outbox retries; nothing after the refusal went out
+    held = Refusing(error=AuditException("audit-1"))
+    assert await send(held, Account("qqbot", "O"), replies)  # type: ignore[arg-type]
+    assert len(held.calls) == 3
