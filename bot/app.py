@@ -69,7 +69,9 @@ def install(settings: Settings) -> None:
 
     @driver.on_startup
     async def _start() -> None:
-        await start_runtime(settings, NonebotChat())
+        runtime = await start_runtime(settings, NonebotChat())
+        if "qqbot" in settings.bot.adapters:  # [cluster]: its retries checked across processes
+            nonebot.get_adapter(qq_official.WebhookAdapter).shared = runtime.webhook_events
         # what start-up built lives as long as the process: the collector need not walk it
         # again on every full collection while applicants talk
         gc.freeze()

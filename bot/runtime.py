@@ -13,6 +13,7 @@ from bot.adapters.mailbox import MailboxPoller
 from bot.adapters.metrics import Metrics
 from bot.adapters.periodic import Periodic
 from bot.adapters.scan_store import ScanStore
+from bot.adapters.webhook_events import SharedEvents
 from bot.config import Settings
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry, load_bot_key
@@ -53,6 +54,9 @@ class Runtime:
     metrics: Metrics
     retention: Retention
     purger: Periodic  # [retention]: started only when enabled
+    # [cluster]: the webhook events taken by any process, and their hourly pruning
+    webhook_events: SharedEvents | None = None
+    pruner: Periodic | None = None
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
@@ -104,6 +108,12 @@ class Runtime:
                           settings.retention.check_hours * 3600)
         if settings.retention.enabled:
             purger.start()
+        webhook_events = pruner = None
+        if db.cluster.shared:
+            webhook_events = SharedEvents(db)
+            pruner = Periodic("webhook events", once("webhook events", webhook_events.prune),
+                              3600)
+            pruner.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
                             certificates, default_region=settings.centre.city),
@@ -111,9 +121,11 @@ class Runtime:
                               health),
                    inbox, poller, agents, hub, sweeper, agent_jobs, certificates, pki_workers,
                    paper_forms,
-                   health, Metrics(health), retention, purger)
+                   health, Metrics(health), retention, purger, webhook_events, pruner)
 
     async def stop(self) -> None:
+        if self.pruner is not None:
+            await self.pruner.stop()
         await self.purger.stop()
         for worker in self.pki_workers:
             await worker.stop()

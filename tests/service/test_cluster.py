@@ -23,6 +23,7 @@ from storage.models import (
     OrderEvent,
     OutgoingChat,
     TokenJob,
+    WebhookEvent,
     utcnow,
 )
 from tests.support import mail_corpus as corpus
@@ -286,3 +287,18 @@ async def test_an_accounts_lock_is_let_go_on_every_path(two: StartTwo) -> None:
     await other_process_gets_it()
     async with asyncio.timeout(3), a.db.cluster.account(*lock):
         pass
+
+
+async def test_a_webhook_event_is_taken_by_one_process(two: StartTwo) -> None:
+    a, b = await two()
+    assert a.webhook_events is not None
+    assert b.webhook_events is not None
+    taken = await asyncio.gather(a.webhook_events.first("qqbot", "C2C:1"),
+                                 b.webhook_events.first("qqbot", "C2C:1"))
+    assert sorted(taken) == [False, True]  # delivered to both at once: one handles it
+    assert await b.webhook_events.first("qqbot", "C2C:1") is False  # a retry, later
+    assert await a.webhook_events.first("qqbot", "C2C:2") is True
+    async with a.db.transaction() as session:
+        await session.execute(update(WebhookEvent).where(WebhookEvent.event_id == "C2C:1")
+                              .values(received_at=utcnow() - timedelta(days=2)))
+    assert await b.webhook_events.prune() == 1  # a day later it is forgotten
