@@ -215,6 +215,17 @@ async def test_crl_numbers_never_repeat_across_processes(two: StartTwo) -> None:
     assert len(set(numbers)) == len(numbers)
 
 
+async def test_the_crl_file_is_never_put_back_to_an_older_crl(two: StartTwo) -> None:
+    a, b = await two("[agents]\nenabled = true\n[pki]\nenabled = true\n")
+    assert None not in (a.certificates, b.certificates)
+    older = await a.certificates.office.publish_crl()
+    newer = await b.certificates.office.publish_crl()
+    # A's write of its CRL comes only now, after B signed and wrote a newer one: the file in
+    # the one data directory stays the newest
+    await a.certificates.office._write_file(older)
+    assert a.certificates.office.crl_file.read_bytes() == newer
+
+
 async def test_a_job_expires_once_with_both_sweeping(two: StartTwo) -> None:
     a, b = await two(AGENTS)
     account, _ = await paired_company(a, "6363")
