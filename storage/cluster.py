@@ -122,9 +122,16 @@ class Cluster:
 
 
 async def _release(connection: AsyncConnection, key: dict[str, int], name: str) -> None:
+    """Unlock and give the connection back; when the unlock fails, close the connection (the
+    server lets go of the lock with it) and say so, raising nothing: the work it guarded is
+    done, whatever became of the connection afterwards."""
     try:
         released = await connection.scalar(_UNLOCK, key)
-    except BaseException:
+    except Exception as error:
+        logger.warning(f"advisory lock {name!r}: unlock failed ({error}); connection closed")
+        await _discard(connection)
+        return
+    except BaseException:  # cancelled while unlocking: closed, and the cancel goes on
         await _discard(connection)
         raise
     if not released:  # it was not held after all: never hand this connection on

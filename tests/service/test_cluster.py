@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from bot.config import ConfigError, load_settings
 from bot.runtime import Runtime
@@ -104,9 +104,9 @@ async def test_a_binding_answered_through_both_processes_in_turn(two: StartTwo) 
     a, b = await two()
     account = Account("qq", "4343")
     replies = []
-    for n, text in enumerate(("你好", fake_uscc(RNG), "临沂轮流测试有限公司", "同意", DECLARANT,
+    for n, said in enumerate(("你好", fake_uscc(RNG), "临沂轮流测试有限公司", "同意", DECLARANT,
                               DECLARANT_MOBILE, "施工单位", fake_id_number(RNG))):
-        replies.append(await say((a, b)[n % 2], account, text))
+        replies.append(await say((a, b)[n % 2], account, said))
     assert ["单位名称" in replies[1], "注册协议" in replies[2], "【联系电话】" in replies[4],
             "【用户类型】" in replies[5]] == [True] * 4
     assert "附件" in replies[-1]  # the documents form asks for its scans: every answer taken
@@ -313,3 +313,18 @@ async def test_a_webhook_event_is_taken_by_one_process(two: StartTwo) -> None:
         await session.execute(update(WebhookEvent).where(WebhookEvent.event_id == "C2C:1")
                               .values(received_at=utcnow() - timedelta(days=2)))
     assert await b.webhook_events.prune() == 1  # a day later it is forgotten
+
+
+async def test_a_lock_whose_connection_broke_ends_the_work_quietly(two: StartTwo) -> None:
+    """The database dropped the lock's connection while the message was handled (a restart, an
+    administrator): the lock went with it, the handling's result stands, nothing raises."""
+    a, b = await two()
+    async with a.db.cluster.account("qq", "4545"), b.db.transaction() as session:
+        await session.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND "
+            "granted AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())"))
+    async with asyncio.timeout(3), b.db.cluster.account("qq", "4545"):
+        pass
+    async with asyncio.timeout(3), a.db.cluster.account("qq", "4545"):  # and A's pool is sound
+        pass
