@@ -11,7 +11,7 @@ from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
-from bot.adapters import qq_official
+from bot.adapters import qq_official, wechat
 from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
@@ -66,10 +66,14 @@ def install(settings: Settings) -> None:
     if "qqbot" in settings.bot.adapters:
         qq_official.configure(driver.config, settings.qqbot)
         driver.register_adapter(qq_official.WebhookAdapter)
+    media: list[wechat.WeChatApi] = []  # channels whose images the fetcher gets their way
+    if "wechat" in settings.bot.adapters:
+        media.append(wechat.WeChatApi(settings.wechat))
+        driver.register_adapter(wechat.Adapter, settings=settings, api=media[-1])
 
     @driver.on_startup
     async def _start() -> None:
-        runtime = await start_runtime(settings, NonebotChat())
+        runtime = await start_runtime(settings, NonebotChat(), media)
         if "qqbot" in settings.bot.adapters:  # [cluster]: its retries checked across processes
             nonebot.get_adapter(qq_official.WebhookAdapter).shared = runtime.webhook_events
         # what start-up built lives as long as the process: the collector need not walk it

@@ -3,9 +3,12 @@
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
 ``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD``,
-``CADESK_IMAP_PASSWORD``, ``CADESK_HEALTH_TOKEN`` and ``CADESK_QQBOT_SECRET``.
+``CADESK_IMAP_PASSWORD``, ``CADESK_HEALTH_TOKEN``, ``CADESK_QQBOT_SECRET``,
+``CADESK_WECHAT_APPSECRET``, ``CADESK_WECHAT_TOKEN`` and ``CADESK_WECHAT_ENCODING_AES_KEY``.
 """
 
+import base64
+import binascii
 import ipaddress
 import os
 import tomllib
@@ -40,10 +43,12 @@ class _Section(BaseModel):
 class BotSection(_Section):
     """``[bot]``: which chats the bot speaks in, and where it keeps its data."""
 
-    adapters: list[Literal["console", "onebot", "qqbot"]] = ["console"]
+    adapters: list[Literal["console", "onebot", "qqbot", "wechat"]] = ["console"]
     """"console": chat in the terminal (for trying it out); "onebot": QQ through a OneBot v11
     implementation (NapCat, Lagrange, ...) connecting to ws://HOST:PORT/onebot/v11/ws;
-    "qqbot": QQ's official bot platform ([qqbot]), its events posted to /qq/webhook."""
+    "qqbot": QQ's official bot platform ([qqbot]), its events posted to /qq/webhook;
+    "wechat": a WeChat official account (微信公众号, see [wechat]) calling
+    http(s)://HOST:PORT/wechat/callback."""
     data_dir: Path = Path("data")
     """The database (SQLite by default) and the uploaded scans. It holds ID cards: never commit
     it."""
@@ -56,7 +61,8 @@ class BotSection(_Section):
 
 
 class ServerSection(_Section):
-    """``[server]``: where the bot listens (OneBot reverse WebSocket, agents, CRL, health)."""
+    """``[server]``: where the bot listens (OneBot reverse WebSocket, the WeChat callback,
+    agents, CRL, health)."""
 
     host: str = "127.0.0.1"
     """The address listened on."""
@@ -93,6 +99,62 @@ class QqBotSection(_Section):
     """Hosts ("host" or "host:port") whose attachment URLs are fetched even at a private or
     loopback address; any other attachment host must be public. QQ's own media servers are
     public: leave it empty (a test lists its local stand-in here)."""
+
+
+class WeChatSection(_Section):
+    """``[wechat]``: the WeChat official account (微信公众号), when [bot] adapters lists
+    "wechat". Its 服务器配置 URL is this bot's /wechat/callback."""
+
+    appid: str = ""
+    """The account's AppID (开发者ID, wx...)."""
+    appsecret: str = ""
+    """The AppSecret (开发者密码); better: CADESK_WECHAT_APPSECRET."""
+    token: str = ""
+    """The Token of 服务器配置, which signs every callback; better: CADESK_WECHAT_TOKEN."""
+    encoding_aes_key: str = ""
+    """The EncodingAESKey (43 characters) of 安全模式: messages must then come encrypted;
+    empty: 明文模式. Better: CADESK_WECHAT_ENCODING_AES_KEY."""
+    api_base: str = "https://api.weixin.qq.com"
+    """Where the WeChat API is called (access token, 客服消息, template messages, media); the
+    one place besides the chat platforms' own image URLs that the bot fetches images from."""
+    notice_template_id: str = ""
+    """A template message (模板消息) that tells a person outside the 48 hours of 客服消息 that a
+    notice waits for them; empty: none is sent (the notice waits for their next message)."""
+    notice_template_data: dict[str, str] = {
+        "thing1": "{summary}", "thing2": "回复任意消息查看详情", "time3": "{time}"}
+    """The template's fields as its 模板详情 names them; {summary} (the notice's first line,
+    cut to 20 characters), {count} (notices waiting) and {time} are filled in."""
+
+    @field_validator("notice_template_data")
+    @classmethod
+    def _template_placeholders(cls, data: dict[str, str]) -> dict[str, str]:
+        for text in data.values():
+            named = {name for _, name, _, _ in Formatter().parse(text) if name is not None}
+            if unknown := named - {"summary", "count", "time"}:
+                raise ValueError(f"unknown placeholders {sorted(unknown)}; known: "
+                                 "['count', 'summary', 'time']")
+        return data
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, key: str) -> str:
+        if key and not _is_aes_key(key):
+            raise ValueError("an EncodingAESKey is 43 characters of base64 (32 bytes)")
+        return key
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, url: str) -> str:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("give an http(s) URL, e.g. https://api.weixin.qq.com")
+        return url.rstrip("/")
+
+
+def _is_aes_key(key: str) -> bool:
+    try:
+        return len(key) == 43 and len(base64.b64decode(key + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 class DatabaseSection(_Section):
@@ -466,6 +528,7 @@ class Settings(_Section):
     server: ServerSection = ServerSection()
     onebot: OneBotSection = OneBotSection()
     qqbot: QqBotSection = QqBotSection()
+    wechat: WeChatSection = WeChatSection()
     database: DatabaseSection = DatabaseSection()
     scans: ScansSection = ScansSection()
     dialogue: DialogueSection = DialogueSection()
@@ -519,8 +582,10 @@ class Settings(_Section):
     @property
     def serves_http(self) -> bool:
         """Whether the bot runs its HTTP server: the OneBot reverse WebSocket, the key agents
-        and the CRL need it; the Console alone does not."""
-        return bool({"onebot", "qqbot"} & set(self.bot.adapters)) or self.agents.enabled
+        and the CRL need it, and the QQ bot's webhook and the WeChat callback; the Console alone
+        does not."""
+        return (bool({"onebot", "qqbot", "wechat"} & set(self.bot.adapters))
+                or self.agents.enabled)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -584,6 +649,18 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
     settings.mailbox.password = env.get("CADESK_IMAP_PASSWORD", settings.mailbox.password)
     settings.qqbot.secret = env.get("CADESK_QQBOT_SECRET", settings.qqbot.secret)
+    wechat = settings.wechat
+    wechat.appsecret = env.get("CADESK_WECHAT_APPSECRET", wechat.appsecret)
+    wechat.token = env.get("CADESK_WECHAT_TOKEN", wechat.token)
+    wechat.encoding_aes_key = env.get("CADESK_WECHAT_ENCODING_AES_KEY", wechat.encoding_aes_key)
+    if "wechat" in settings.bot.adapters:
+        missing = [k for k in ("appid", "appsecret", "token") if not getattr(wechat, k)]
+        if missing:
+            raise ConfigError(f"[wechat] {', '.join(missing)} must be set for the \"wechat\" "
+                              "adapter (secrets: CADESK_WECHAT_APPSECRET, CADESK_WECHAT_TOKEN)")
+        if wechat.encoding_aes_key and not _is_aes_key(wechat.encoding_aes_key):
+            raise ConfigError("CADESK_WECHAT_ENCODING_AES_KEY: an EncodingAESKey is 43 "
+                              "characters of base64 (32 bytes)")
     try:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:

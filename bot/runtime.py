@@ -4,10 +4,11 @@ Started by the driver's start-up hook and stopped by its shutdown hook; plugins 
 the ``get_runtime`` dependency.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.adapters.chat_outbox import ChatOutbox
-from bot.adapters.fetch import ImageFetcher
+from bot.adapters.fetch import ChannelMedia, ImageFetcher
 from bot.adapters.mail import MailOutbox
 from bot.adapters.mailbox import MailboxPoller
 from bot.adapters.metrics import Metrics
@@ -59,7 +60,8 @@ class Runtime:
     pruner: Periodic | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, chat: ChatChannel) -> "Runtime":
+    async def start(cls, settings: Settings, chat: ChatChannel,
+                    media: Sequence[ChannelMedia] = ()) -> "Runtime":
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         restrict(settings.data_dir, 0o700)  # it holds ID numbers and ID-card scans
         if (database := sqlite_file(settings.database_url)) is not None:
@@ -69,7 +71,7 @@ class Runtime:
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
-                               settings.scans.download_timeout_seconds)
+                               settings.scans.download_timeout_seconds, channels=media)
         mail = MailOutbox(db, settings.email, scans)
         mail.start()
         chat_outbox = ChatOutbox(db, settings.chat, chat)
@@ -144,9 +146,11 @@ class Runtime:
 _current: Runtime | None = None
 
 
-async def start_runtime(settings: Settings, chat: ChatChannel) -> Runtime:
+async def start_runtime(settings: Settings, chat: ChatChannel,
+                        media: Sequence[ChannelMedia] = ()) -> Runtime:
+    """``media``: the chat channels whose images are fetched their own way (WeChat's)."""
     global _current
-    _current = await Runtime.start(settings, chat)
+    _current = await Runtime.start(settings, chat, media)
     return _current
 
 

@@ -11,14 +11,19 @@ must be http(s); a literal address must be public (``address_refusal``); a name 
 ``localhost``, and is checked again where it is resolved, on the connection that uses the
 answer (``GuardedResolver``), so a name that resolves to a public address once and to 127.0.0.1
 the next time (DNS rebinding) is refused at the connection itself.
+
+A channel with media of its own (a WeChat account's, downloaded by MediaId with its access
+token) is a ``ChannelMedia``: its URLs, and only those under its configured API base, are
+fetched its way; the rules above stay as they are for everything else.
 """
 
 import asyncio
 import ipaddress
 import re
 import socket
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -104,12 +109,42 @@ class GuardedResolver(AbstractResolver):
         await self.inner.close()
 
 
+def too_big(max_bytes: int) -> FetchError:
+    return FetchError(f"图片超过 {max_bytes // 1024 // 1024} MB，请压缩后重新发送。")
+
+
+async def read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, refused (``FetchError``) as soon as it is known to exceed ``max_bytes``."""
+    if (response.content_length or 0) > max_bytes:
+        raise too_big(max_bytes)
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK):
+        data += chunk
+        if len(data) > max_bytes:
+            raise too_big(max_bytes)
+    return bytes(data)
+
+
+class ChannelMedia(Protocol):
+    """A chat channel's own media, fetched its way (``bot/adapters/wechat/api.py``)."""
+
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` names this channel's media (under its configured API base)."""
+        ...
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        """The bytes, at most ``max_bytes``; raises ``FetchError`` saying what went wrong."""
+        ...
+
+
 class ImageFetcher:
     """The ``ImageFetching`` port over aiohttp. ``resolver`` resolves redirect targets' names
-    (the system's by default; tests give their own)."""
+    (the system's by default; tests give their own); ``channels`` fetch their own media."""
 
     def __init__(self, max_bytes: int, timeout_seconds: float,
-                 resolver: AbstractResolver | None = None) -> None:
+                 resolver: AbstractResolver | None = None,
+                 channels: Sequence[ChannelMedia] = ()) -> None:
+        self.channels = tuple(channels)
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -122,9 +157,6 @@ class ImageFetcher:
             if session is not None:
                 await session.close()
         self._session = self._guarded = None
-
-    def _too_big(self) -> FetchError:
-        return FetchError(f"图片超过 {self.max_bytes // 1024 // 1024} MB，请压缩后重新发送。")
 
     def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
         if self._session is None:
@@ -146,6 +178,13 @@ class ImageFetcher:
             return await asyncio.to_thread(self._read_file, source.path)
         if not source.url or not source.url.startswith(("http://", "https://")):
             raise FetchError("没有拿到这张图片，请重新发送。")
+        for channel in self.channels:
+            if channel.owns(source.url):
+                try:
+                    async with asyncio.timeout(self.timeout_seconds):
+                        return await channel.download(source.url, self.max_bytes)
+                except TimeoutError:
+                    raise FetchError("图片下载超时，请稍后重新发送。") from None
         first, guarded = self._sessions()
         url: Any = source.url  # the first as the platform gave it, then yarl URLs
         if source.public_only:
@@ -188,19 +227,12 @@ class ImageFetcher:
     async def _body(self, response: aiohttp.ClientResponse) -> bytes:
         if response.status != 200:
             raise FetchError(f"图片下载失败（HTTP {response.status}），请重新发送。")
-        if (response.content_length or 0) > self.max_bytes:
-            raise self._too_big()
-        data = bytearray()
-        async for chunk in response.content.iter_chunked(CHUNK):
-            data += chunk
-            if len(data) > self.max_bytes:
-                raise self._too_big()
-        return bytes(data)
+        return await read_capped(response, self.max_bytes)
 
     def _read_file(self, path: Path) -> bytes:
         try:
             if path.stat().st_size > self.max_bytes:
-                raise self._too_big()
+                raise too_big(self.max_bytes)
             return path.read_bytes()
         except OSError:
             raise FetchError(f"读不到文件 {path}，请检查路径。") from None

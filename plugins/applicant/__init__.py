@@ -5,7 +5,7 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters import qq_official
+from bot.adapters import qq_official, wechat
 from bot.adapters.chat_delivery import account_of
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
@@ -20,8 +20,10 @@ __plugin_meta__ = PluginMetadata(
 
 async def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private;
-    # async, since nonebot runs a plain function rule in a worker thread, a hop per message
-    return isinstance(event, OneBotPrivate | ConsoleMessage) or qq_official.is_private(event)
+    # a WeChat message is always one person's, as is QQ's official C2C; async, since nonebot
+    # runs a plain function rule in a worker thread, a hop per message
+    return (isinstance(event, OneBotPrivate | ConsoleMessage | wechat.MessageEvent)
+            or qq_official.is_private(event))
 
 
 def incoming_of(event: Event) -> Incoming:
@@ -32,7 +34,9 @@ def incoming_of(event: Event) -> Incoming:
         ImageSource(url=segment.data.get("url") or segment.data.get("file"))
         for segment in message if segment.type == "image")
     text = "".join(str(segment) for segment in message if segment.is_text())
-    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage))
+    ref = event.msg_id if isinstance(event, wechat.MessageEvent) else None
+    return Incoming(text=text, images=images, local_files=isinstance(event, ConsoleMessage),
+                    ref=ref)
 
 
 async def answer(bot: Bot, event: Event) -> list[Reply]:

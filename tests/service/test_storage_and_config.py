@@ -60,9 +60,30 @@ def test_secrets_from_the_environment_win(tmp_path: Path,
     assert settings.database_url == "postgresql+asyncpg://u@h/db"
 
 
+def test_the_wechat_secrets_need_not_be_in_the_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "bot.toml", '[bot]\nadapters = ["wechat"]\n'
+                 '[wechat]\nappid = "wx5f3c0e8a1b2d4c6e"\n')
+    key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    monkeypatch.setenv("CADESK_WECHAT_APPSECRET", "secret-from-env")
+    monkeypatch.setenv("CADESK_WECHAT_TOKEN", "token-from-env")
+    monkeypatch.setenv("CADESK_WECHAT_ENCODING_AES_KEY", key)
+    settings = load_settings(path)
+    wechat = settings.wechat
+    assert (wechat.appsecret, wechat.token, wechat.encoding_aes_key) == (
+        "secret-from-env", "token-from-env", key)
+    assert settings.serves_http  # WeChat calls the bot's /wechat/callback
+    monkeypatch.setenv("CADESK_WECHAT_ENCODING_AES_KEY", key[:-1])
+    with pytest.raises(ConfigError, match="43"):
+        load_settings(path)
+
+
 @pytest.mark.parametrize(("text", "complaint"), [
     ("[bot]\nadapter = ['console']\n", "adapter"),
-    ("[bot]\nadapters = ['wechat']\n", "adapters"),
+    ("[bot]\nadapters = ['telegram']\n", "adapters"),
+    ("[bot]\nadapters = ['wechat']\n", r"\[wechat\] appid, appsecret, token must be set"),
+    ("[wechat]\nencoding_aes_key = 'short'\n", "43 characters"),
+    ("[wechat]\nnotice_template_data = { thing1 = '{name}' }\n", "unknown placeholders"),
     ("[bot]\ntimezone = 'Mars/Olympus'\n", "time zone"),
     ("[bot\n", "bot.toml"),
     ("[pki]\nenabled = true\n", r"\[agents\] enabled"),
