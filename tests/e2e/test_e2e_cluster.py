@@ -25,6 +25,7 @@ from tests.support.helpers import PENDING_BINDING, wait_for
 from tests.support.onebot_peer import BotProcess
 from tests.support.qq_platform import QqPlatform, make_qq_instance
 from tests.support.smtp_sink import SmtpSink
+from tests.support.wechat_platform import APPLICANT, WeChatPlatform, make_wechat_instance
 
 USER, TECHNICIAN = "C1A57E40000000000000000000000001", "7EC40000000000000000000000000009"
 MAILS = 6
@@ -54,7 +55,14 @@ async def database(postgres: Callable[[], str]) -> AsyncIterator[Database]:
     await db.close()
 
 
-async def two_processes(tmp_path: Path, qq: QqPlatform, url: str,
+Instance = Callable[[Path, str], BotProcess]  # (its directory, TOML first) → a bot process
+
+
+def on_qq(qq: QqPlatform) -> Instance:
+    return lambda directory, extra: make_qq_instance(directory, qq, extra)
+
+
+async def two_processes(tmp_path: Path, instance: Instance, url: str,
                         extra: str = "") -> tuple[BotProcess, BotProcess]:
     """Two bot processes, each its own configuration and port, one database and one data
     directory (the scans), [cluster] on; both started."""
@@ -65,7 +73,7 @@ async def two_processes(tmp_path: Path, qq: QqPlatform, url: str,
         directory = tmp_path / name
         directory.mkdir()
         (directory / "live-data").symlink_to(shared)
-        bots.append(make_qq_instance(directory, qq, f"""
+        bots.append(instance(directory, f"""
 [database]
 url = "{url}"
 [cluster]
@@ -112,7 +120,7 @@ async def test_one_applicants_interleaved_messages_are_handled_in_order(
         ("施工单位", None, "【经办人身份证号】"), (fake_id_number(rng), None, "【附件一"),
         ("", [attached[0]], "【附件二"), ("", [attached[1]], "确认提交"),
         ("确认提交", None, "绑定申请已提交")]
-    a, b = await two_processes(tmp_path, qq, database.url)
+    a, b = await two_processes(tmp_path, on_qq(qq), database.url)
     try:
         sent = []
         for n, (text, attachments, _) in enumerate(script):
@@ -153,7 +161,7 @@ async def test_each_unlock_mail_is_filed_once_with_both_processes_polling(
     for n in range(1, MAILS + 1):  # a sender each: the per-sender reply limit stays out
         dovecot.deliver(corpus.qq_mail(uscc, n).replace(b"zhangsan@", f"user{n}@".encode()),
                         folder="Arriving")
-    a, b = await two_processes(tmp_path, qq, database.url,
+    a, b = await two_processes(tmp_path, on_qq(qq), database.url,
                                mail_settings(dovecot, smtp.port, 0.2)
                                + 'human_folder = "待人工处理"\n')
     try:
@@ -177,3 +185,25 @@ async def test_each_unlock_mail_is_filed_once_with_both_processes_polling(
     assert dovecot.folder("待人工处理") == []
     polled = [log_of(bot) for bot in (a, b)]
     assert all("[ERROR]" not in log for log in polled)
+
+
+async def test_a_wechat_message_retried_to_the_other_process_is_handled_once(
+        tmp_path: Path, database: Database) -> None:
+    """WeChat retries a message it had no answer to within 5 seconds; behind a balancer the
+    retry reaches the other process, which acknowledges it and does nothing more."""
+    async with WeChatPlatform() as wechat:
+        a, b = await two_processes(
+            tmp_path, lambda directory, extra: make_wechat_instance(directory, wechat, extra),
+            database.url)
+        try:
+            hello = {"MsgType": "text", "Content": "你好", "MsgId": "7100000000000000001"}
+            wechat.bot_port = a.port
+            assert await wechat.post(APPLICANT, hello) == 200
+            await wechat.replies_until("【统一社会信用代码】")
+            wechat.bot_port = b.port
+            assert await wechat.post(APPLICANT, hello) == 200  # the retry, to B
+            assert await wechat.quiet(1.5) == []
+            assert await wechat.text(APPLICANT, fake_uscc(random.Random(3))) == 200
+            await wechat.replies_until("【单位名称】")  # B goes on where A left the form
+        finally:
+            await stop(a, b)
