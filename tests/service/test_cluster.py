@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from bot.config import ConfigError, load_settings
+from bot.key_agent.protocol import HALL, AgentKeys
 from bot.runtime import Runtime
 from bot.samples import fake_id_number, fake_uscc
 from bot.services.messages import Account, Incoming
 from storage.models import (
+    Agent,
     Crl,
     InboundMail,
     Order,
@@ -328,3 +330,20 @@ async def test_a_lock_whose_connection_broke_ends_the_work_quietly(two: StartTwo
         pass
     async with asyncio.timeout(3), a.db.cluster.account("qq", "4545"):  # and A's pool is sound
         pass
+
+
+async def test_every_process_reports_the_halls_agent_online_wherever_it_is_connected(
+        two: StartTwo) -> None:
+    a, b = await two(AGENTS + "[pki]\nenabled = true\n")
+    [reply] = await a.desk.execute(Account("qq", "900001"), "绑定制证代理", private=True)
+    keys = AgentKeys.generate().public()
+    paired = await a.agents.pair(reply.split("--code ")[1].split()[0], keys["identity"],
+                                 keys["sealing"])
+    async with a.db.transaction() as session:
+        hall = await session.get(Agent, paired.agent_id)
+    link = FakeLink()
+    await b.hub.connected(hall, link.send, link.close)
+    await wait_for(lambda: a.hub.company_online(HALL), 5)
+    here, there = (await a.health.check()).agents, (await b.health.check()).agents
+    assert (here.online, here.hall_online) == (0, True)  # 状态 in A: none here, the hall's up
+    assert (there.online, there.hall_online) == (1, True)
