@@ -73,7 +73,12 @@ def install(settings: Settings) -> None:
 
     @driver.on_startup
     async def _start() -> None:
-        await start_runtime(settings, NonebotChat(), media)
+        runtime = await start_runtime(settings, NonebotChat(), media)
+        # [cluster]: the platforms' retries checked across processes
+        if "qqbot" in settings.bot.adapters:
+            nonebot.get_adapter(qq_official.WebhookAdapter).shared = runtime.webhook_events
+        if "wechat" in settings.bot.adapters:
+            nonebot.get_adapter(wechat.Adapter).shared = runtime.webhook_events
         # what start-up built lives as long as the process: the collector need not walk it
         # again on every full collection while applicants talk
         gc.freeze()

@@ -509,6 +509,21 @@ class RetentionSection(_Section):
                               rejected=timedelta(days=self.rejected_days))
 
 
+class ClusterSection(_Section):
+    """``[cluster]``: several bot processes on one PostgreSQL database, behind webhooks (see
+    docs/operations.md#running-several-processes)."""
+
+    enabled: bool = False
+    """Other bot processes share this database (and the data directory): one account's
+    messages are then ordered by a PostgreSQL lock, the workers (outboxes, mailbox, purge, CRL,
+    reminders, job expiry) run in one process at a time, and nothing is kept in memory between
+    messages. Needs PostgreSQL and webhook adapters only: OneBot and the Console mean one
+    process."""
+    agent_poll_seconds: float = Field(2, gt=0)
+    """How often each process looks for jobs queued elsewhere for the key agents connected to
+    it (a job queued in the process holding the agent goes at once)."""
+
+
 class Settings(_Section):
     """The whole ``bot.toml``: one section per table."""
 
@@ -537,6 +552,7 @@ class Settings(_Section):
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()
     retention: RetentionSection = RetentionSection()
+    cluster: ClusterSection = ClusterSection()
 
     @model_validator(mode="after")
     def _fee_tables(self) -> "Settings":
@@ -654,6 +670,7 @@ def _resolved(settings: Settings, base: Path) -> Settings:
         raise ConfigError(f"unknown time zone {settings.bot.timezone!r}") from error
     _check_qqbot(settings)
     _check_exposure(settings)
+    _check_cluster(settings)
     return settings
 
 
@@ -691,3 +708,27 @@ def _check_exposure(settings: Settings) -> None:
             "[agents] enabled shares the server with the OneBot endpoint, which agents' PCs "
             "can then reach: set CADESK_ONEBOT_ACCESS_TOKEN (or [onebot] access_token) and the "
             "same token in NapCat/Lagrange.")
+
+
+# adapters whose chats reach one process only: a OneBot client connects to one bot, and the
+# Console is a terminal
+SINGLE_PROCESS_ADAPTERS = ("onebot", "console")
+
+
+def _check_cluster(settings: Settings) -> None:
+    """Several processes share what PostgreSQL can lock between them, and a chat any of them can
+    answer and send to (a webhook); SQLite and OneBot/Console mean one process."""
+    if not settings.cluster.enabled:
+        return
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            "[cluster] enabled needs PostgreSQL ([database] url or CADESK_DATABASE_URL "
+            '"postgresql+asyncpg://…"): with SQLite, run one bot process and set [cluster] '
+            "enabled = false.")
+    single = [a for a in settings.bot.adapters if a in SINGLE_PROCESS_ADAPTERS]
+    if single:
+        raise ConfigError(
+            f"[cluster] enabled, but [bot] adapters lists {', '.join(single)}: a OneBot client "
+            "connects to one bot process and the Console is this terminal, so their chats "
+            "cannot be shared. Several processes serve webhook adapters only; run OneBot or "
+            "the Console in one process with [cluster] enabled = false.")

@@ -10,9 +10,10 @@ own and those joined to it, ``joined_accounts``); a join made or ended forgets i
 A read that overlapped a write is not kept (``generation``), so no entry is older than the
 last commit that touched it.
 
-Per process, per ``Database``: the bot is one process and every change to a binding (bind,
-verify, 解绑, a company renamed) goes through its own ``Database``. A second process writing to
-the same database would not be seen here; none does today.
+Per process, per ``Database``: every change to a binding (bind, verify, 解绑, a company renamed)
+made by this process goes through its own ``Database``. A second process writing to the same
+database would not be seen here, so with ``[cluster]`` on (several bot processes on one
+PostgreSQL) the memo is made with size 0 and keeps nothing: every message reads its rows.
 """
 
 import copy
@@ -91,7 +92,7 @@ class AccountMemo:
         caller that took ``generation`` as ``since`` before it began; when a write forgot
         anything in between, the account is forgotten instead (the next message reads)."""
         self._rows.pop(key, None)
-        if since == self.generation:
+        if since == self.generation and self.size > 0:  # size 0: keeps nothing ([cluster])
             if len(self._rows) >= self.size:
                 del self._rows[next(iter(self._rows))]
             self._rows[key] = rows

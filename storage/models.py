@@ -318,6 +318,17 @@ class InboundMail(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
+class WebhookEvent(Base):
+    """An event a platform posted to a webhook, by its id ([cluster]): handled by the first
+    process it reached, a retry or replay reaching another one is acknowledged and dropped.
+    Kept a day (``WEBHOOK_EVENTS_KEPT``)."""
+
+    __tablename__ = "webhook_events"
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)  # e.g. "qqbot"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Agent(Base):
     """A paired key agent: the machine beside a company's UKEY, or the service hall's agent that
     personalises blank UKEYs for every company (``hall``, no company)."""

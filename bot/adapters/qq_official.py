@@ -33,9 +33,11 @@ from nonebot.drivers import Driver, Request, Response
 from nonebot.exception import ActionFailed, ApiNotAvailable, NetworkError
 from yarl import URL
 
+from bot.adapters.webhook_events import SharedEvents
 from bot.config import QqBotSection
 from bot.services.channels import rules_of
 from bot.services.messages import Account, ImageSource, Incoming, Picture, Reply
+from storage.db import DatabaseUnavailable
 
 PLATFORM = "qqbot"
 ADAPTER_NAME = Adapter.get_name()  # "QQ"
@@ -125,6 +127,9 @@ class WebhookAdapter(Adapter):
     def __init__(self, driver: Driver, **kwargs: Any) -> None:
         super().__init__(driver, **kwargs)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        # [cluster]: the events every process took (bot/adapters/webhook_events.py), set by
+        # bot/app.py at start: a retry reaching another process than the first is dropped too
+        self.shared: SharedEvents | None = None
 
     async def _handle_http(self, request: Request) -> Response:
         by_app = {bot.id: bot.secret for bot in self.qq_config.qq_bots}
@@ -138,7 +143,12 @@ class WebhookAdapter(Adapter):
             logger.warning(f"QQ webhook: request refused ({refusal.why})")
             return Response(refusal.status, content=refusal.why)
         if (event := event_id(body)) is not None:
-            if event in self._seen:
+            try:
+                again = event in self._seen or (
+                    self.shared is not None and not await self.shared.first(PLATFORM, event))
+            except DatabaseUnavailable:  # not known whether another process took it
+                return Response(503, content="try again later")
+            if again:
                 logger.info(f"QQ webhook: event {event} delivered again, handled once")
                 return Response(200)
             self._seen[event] = None

@@ -215,8 +215,8 @@ class Health:
         mailbox = self._mailbox(now) if self.settings.mailbox.enabled else None
         agents = None
         if self.settings.agents.enabled:
-            routes = [route for route, _ in self.hub.online.values()]
-            agents = AgentsHealth(len(routes), HALL in routes)
+            # the agents connected here; the hall's anywhere ([cluster]: another process's too)
+            agents = AgentsHealth(len(self.hub.online), self.hub.company_online(HALL))
         problems = []
         if stored.seconds is None:
             problems.append("database unreachable")

@@ -13,6 +13,7 @@ from storage.repositories.outgoing_chat import OutgoingChats
 from storage.repositories.outgoing_mail import OutgoingMails
 from storage.repositories.token_jobs import TokenJobs
 from storage.repositories.ukeys import Ukeys
+from storage.repositories.webhook_events import WebhookEvents
 
 __all__ = [
     "Agents",
@@ -30,5 +31,6 @@ __all__ = [
     "PairingCodes",
     "TokenJobs",
     "Ukeys",
+    "WebhookEvents",
     "accounts_of",
 ]

@@ -34,6 +34,23 @@ class Agents:
     async def get(self, agent_id: int) -> Agent | None:
         return await self.session.get(Agent, agent_id)
 
+    async def revoked_among(self, agent_ids: Sequence[int]) -> Sequence[int]:
+        """Which of these agents are revoked."""
+        return (await self.session.scalars(select(Agent.id).where(
+            Agent.id.in_(agent_ids), Agent.revoked_at.is_not(None)))).all()
+
+    async def seen(self, agent_ids: Sequence[int], now: datetime) -> None:
+        """These agents are connected now."""
+        await self.session.execute(update(Agent).where(Agent.id.in_(agent_ids))
+                                   .values(last_seen_at=now))
+
+    async def seen_since(self, since: datetime) -> Sequence[tuple[bool, int | None]]:
+        """Whom the agents seen since then serve: (hall, company id) of each, revoked ones
+        left out."""
+        rows = await self.session.execute(select(Agent.hall, Agent.company_id).where(
+            Agent.last_seen_at >= since, Agent.revoked_at.is_(None)))
+        return [(hall, company_id) for hall, company_id in rows]
+
     async def by_identity(self, identity_key: str) -> Agent | None:
         return await self.session.scalar(select(Agent).where(Agent.identity_key == identity_key))
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.key_agent.protocol import HALL, BotKey, unb64
+from bot.pki.store import publish_once
 from bot.services.notify import CompanyNotice, Notifier, company_notice
 from bot.services.one_time_codes import (
     WRONG_TRIES,
@@ -70,12 +71,11 @@ BOT_KEY_NAME = "bot-signing-key.raw"
 def load_bot_key(data_dir: Path) -> BotKey:
     """The bot's signing key: made on first start, kept owner-readable in the data directory."""
     path = data_dir / BOT_KEY_NAME
-    if path.exists():
-        return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
-    key = BotKey.generate()
-    path.write_bytes(key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
-    path.chmod(0o600)
-    return key
+    if not path.exists():  # two processes starting at once ([cluster]): the first one's key
+        key = BotKey.generate()
+        publish_once(path, key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw,
+                                                 NoEncryption()), mode=0o600)
+    return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
 
 
 def agent_company(agent: Agent) -> str:

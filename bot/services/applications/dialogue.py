@@ -137,13 +137,15 @@ class Dialogue:
         self.joining = Joining(settings, db, notifier)
 
     async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
-        """Answer one message. Messages of one account are handled one at a time, in order."""
+        """Answer one message. Messages of one account are handled one at a time, in order:
+        in this process by its lock, across processes ([cluster]) by the database's."""
         lock = self._locks.get(account)
         if lock is None:
             lock = self._locks[account] = asyncio.Lock()
         async with lock:
             try:
-                return await self._handle(account, incoming)
+                async with self.db.cluster.account(account.platform, account.user_id):
+                    return await self._handle(account, incoming)
             except DatabaseUnavailable as error:
                 logger.warning(f"database unavailable while answering {account}: {error}")
                 return [DATABASE_BUSY]
