@@ -15,16 +15,17 @@ from pathlib import Path
 
 from loguru import logger
 
-from bench import chat, mailbox, scans, storage, unlock
+from bench import chat, cluster, mailbox, scans, storage, unlock
 from bench.report import ROOT, Figure, machine, verdict, write_chart, write_markdown
 
 BENCHMARKS = {"chat": chat.run, "mailbox": mailbox.run, "unlock": unlock.run,
-              "scans": scans.run, "storage": storage.run}
+              "scans": scans.run, "storage": storage.run, "cluster": cluster.run}
 SIZES = {False: "chat 1,000 applicants (1 × 1,000, 100 × 20, 1,000 × 10 messages); mailbox "
-                "1,000 mails; unlock 15 rounds; scans 30 rounds; storage 100,000 orders",
+                "1,000 mails; unlock 15 rounds; scans 30 rounds; storage 100,000 orders; cluster "
+                "1,000 rounds",
          True: "QUICK (harness check, not for publishing): chat 100 applicants (1 × 100, 10 × 4, "
                "100 × 3 messages); mailbox 50 mails; unlock 3 rounds; scans 5 rounds; storage "
-               "10,000 orders"}
+               "10,000 orders; cluster 100 rounds"}
 
 
 def main() -> int:

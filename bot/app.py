@@ -11,7 +11,7 @@ from nonebot.adapters import Bot
 from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
 
-from bot.adapters import wechat
+from bot.adapters import qq_official, wechat
 from bot.adapters.chat_delivery import NonebotChat, platform_of
 from bot.config import Settings
 from bot.log_masking import install_log_masking
@@ -23,8 +23,11 @@ PLUGINS = ("plugins.chat", "plugins.agents", "plugins.pki",  # chat loads review
 
 def nonebot_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``nonebot.init``: everything comes from bot.toml."""
+    qqbot = "qqbot" in settings.bot.adapters
+    driver = "~fastapi" if settings.serves_http else "~none"
     return {
-        "driver": "~fastapi" if settings.serves_http else "~none",
+        # the QQ bot also calls the platform's API: an HTTP client driver beside the server
+        "driver": driver + "+~aiohttp" if qqbot else driver,
         "host": settings.server.host,
         "port": settings.server.port,
         "log_level": settings.bot.log_level,
@@ -60,6 +63,9 @@ def install(settings: Settings) -> None:
         driver.register_adapter(OneBotAdapter)
     if "console" in settings.bot.adapters:
         driver.register_adapter(ConsoleAdapter)
+    if "qqbot" in settings.bot.adapters:
+        qq_official.configure(driver.config, settings.qqbot)
+        driver.register_adapter(qq_official.WebhookAdapter)
     media: list[wechat.WeChatApi] = []  # channels whose images the fetcher gets their way
     if "wechat" in settings.bot.adapters:
         media.append(wechat.WeChatApi(settings.wechat))
@@ -67,7 +73,12 @@ def install(settings: Settings) -> None:
 
     @driver.on_startup
     async def _start() -> None:
-        await start_runtime(settings, NonebotChat(), media)
+        runtime = await start_runtime(settings, NonebotChat(), media)
+        # [cluster]: the platforms' retries checked across processes
+        if "qqbot" in settings.bot.adapters:
+            nonebot.get_adapter(qq_official.WebhookAdapter).shared = runtime.webhook_events
+        if "wechat" in settings.bot.adapters:
+            nonebot.get_adapter(wechat.Adapter).shared = runtime.webhook_events
         # what start-up built lives as long as the process: the collector need not walk it
         # again on every full collection while applicants talk
         gc.freeze()

@@ -3,8 +3,8 @@
 Paths in the file are relative to the file's own directory, so a staging and a live instance
 each point at their own data. Secrets may come from the environment instead of the file:
 ``CADESK_ONEBOT_ACCESS_TOKEN``, ``CADESK_DATABASE_URL``, ``CADESK_SMTP_PASSWORD``,
-``CADESK_IMAP_PASSWORD``, ``CADESK_HEALTH_TOKEN``, ``CADESK_WECHAT_APPSECRET``,
-``CADESK_WECHAT_TOKEN`` and ``CADESK_WECHAT_ENCODING_AES_KEY``.
+``CADESK_IMAP_PASSWORD``, ``CADESK_HEALTH_TOKEN``, ``CADESK_QQBOT_SECRET``,
+``CADESK_WECHAT_APPSECRET``, ``CADESK_WECHAT_TOKEN`` and ``CADESK_WECHAT_ENCODING_AES_KEY``.
 """
 
 import base64
@@ -43,9 +43,10 @@ class _Section(BaseModel):
 class BotSection(_Section):
     """``[bot]``: which chats the bot speaks in, and where it keeps its data."""
 
-    adapters: list[Literal["console", "onebot", "wechat"]] = ["console"]
+    adapters: list[Literal["console", "onebot", "qqbot", "wechat"]] = ["console"]
     """"console": chat in the terminal (for trying it out); "onebot": QQ through a OneBot v11
     implementation (NapCat, Lagrange, ...) connecting to ws://HOST:PORT/onebot/v11/ws;
+    "qqbot": QQ's official bot platform ([qqbot]), its events posted to /qq/webhook;
     "wechat": a WeChat official account (微信公众号, see [wechat]) calling
     http(s)://HOST:PORT/wechat/callback."""
     data_dir: Path = Path("data")
@@ -79,6 +80,25 @@ class OneBotSection(_Section):
     access_token: str = ""
     """Required of clients when set ("Authorization: Bearer TOKEN"); better:
     CADESK_ONEBOT_ACCESS_TOKEN."""
+
+
+class QqBotSection(_Section):
+    """``[qqbot]``: the bot registered on QQ's official bot platform (q.qq.com), used when
+    [bot] adapters lists "qqbot"; the platform posts its events to https://HOST/qq/webhook."""
+
+    app_id: str = ""
+    """The bot's AppID (开发设置)."""
+    secret: str = ""
+    """The bot's AppSecret: it signs the webhook events and fetches the API token. Better:
+    CADESK_QQBOT_SECRET."""
+    api_base: str = "https://api.bot.qq.com/"
+    """The platform's OpenAPI (messages, rich media); a test points it at a local server."""
+    auth_base: str = "https://api.bot.qq.com/app/getAppAccessToken"
+    """Where the API token is fetched with AppID and AppSecret."""
+    media_hosts: list[str] = []
+    """Hosts ("host" or "host:port") whose attachment URLs are fetched even at a private or
+    loopback address; any other attachment host must be public. QQ's own media servers are
+    public: leave it empty (a test lists its local stand-in here)."""
 
 
 class WeChatSection(_Section):
@@ -172,6 +192,9 @@ class DialogueSection(_Section):
     idle_minutes: float = Field(30, gt=0)
     """After this long without an answer, the next message is not taken as an answer: the form
     waits for 继续."""
+    join_code_minutes: float = Field(10, gt=0, le=60)
+    """How long a 渠道绑定码 (「绑定其他渠道」: the same person on another channel) stays valid;
+    it is used once."""
 
 
 class FormsSection(_Section):
@@ -522,12 +545,28 @@ class RetentionSection(_Section):
                               rejected=timedelta(days=self.rejected_days))
 
 
+class ClusterSection(_Section):
+    """``[cluster]``: several bot processes on one PostgreSQL database, behind webhooks (see
+    docs/operations.md#running-several-processes)."""
+
+    enabled: bool = False
+    """Other bot processes share this database (and the data directory): one account's
+    messages are then ordered by a PostgreSQL lock, the workers (outboxes, mailbox, purge, CRL,
+    reminders, job expiry) run in one process at a time, and nothing is kept in memory between
+    messages. Needs PostgreSQL and webhook adapters only: OneBot and the Console mean one
+    process."""
+    agent_poll_seconds: float = Field(2, gt=0)
+    """How often each process looks for jobs queued elsewhere for the key agents connected to
+    it (a job queued in the process holding the agent goes at once)."""
+
+
 class Settings(_Section):
     """The whole ``bot.toml``: one section per table."""
 
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
     onebot: OneBotSection = OneBotSection()
+    qqbot: QqBotSection = QqBotSection()
     wechat: WeChatSection = WeChatSection()
     database: DatabaseSection = DatabaseSection()
     scans: ScansSection = ScansSection()
@@ -550,6 +589,7 @@ class Settings(_Section):
     agents: AgentsSection = AgentsSection()
     pki: PkiSection = PkiSection()
     retention: RetentionSection = RetentionSection()
+    cluster: ClusterSection = ClusterSection()
 
     @model_validator(mode="after")
     def _fee_tables(self) -> "Settings":
@@ -582,8 +622,10 @@ class Settings(_Section):
     @property
     def serves_http(self) -> bool:
         """Whether the bot runs its HTTP server: the OneBot reverse WebSocket, the key agents
-        and the CRL need it, and the WeChat callback; the Console alone does not."""
-        return bool({"onebot", "wechat"} & set(self.bot.adapters)) or self.agents.enabled
+        and the CRL need it, and the QQ bot's webhook and the WeChat callback; the Console alone
+        does not."""
+        return (bool({"onebot", "qqbot", "wechat"} & set(self.bot.adapters))
+                or self.agents.enabled)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -646,6 +688,7 @@ def _resolved(settings: Settings, base: Path) -> Settings:
     settings.server.health_token = env.get("CADESK_HEALTH_TOKEN", settings.server.health_token)
     settings.email.password = env.get("CADESK_SMTP_PASSWORD", settings.email.password)
     settings.mailbox.password = env.get("CADESK_IMAP_PASSWORD", settings.mailbox.password)
+    settings.qqbot.secret = env.get("CADESK_QQBOT_SECRET", settings.qqbot.secret)
     wechat = settings.wechat
     wechat.appsecret = env.get("CADESK_WECHAT_APPSECRET", wechat.appsecret)
     wechat.token = env.get("CADESK_WECHAT_TOKEN", wechat.token)
@@ -662,7 +705,9 @@ def _resolved(settings: Settings, base: Path) -> Settings:
         ZoneInfo(settings.bot.timezone)
     except (ValueError, KeyError) as error:
         raise ConfigError(f"unknown time zone {settings.bot.timezone!r}") from error
+    _check_qqbot(settings)
     _check_exposure(settings)
+    _check_cluster(settings)
     return settings
 
 
@@ -673,6 +718,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: whatever it resolves to may be reachable
+
+
+def _check_qqbot(settings: Settings) -> None:
+    """The webhook refuses every event it cannot check against the secret: without AppID and
+    AppSecret the QQ bot would hear nobody."""
+    if "qqbot" in settings.bot.adapters and not (settings.qqbot.app_id and settings.qqbot.secret):
+        raise ConfigError('[bot] adapters lists "qqbot": set [qqbot] app_id and the AppSecret '
+                          "(CADESK_QQBOT_SECRET, or [qqbot] secret) from q.qq.com (开发设置).")
 
 
 def _check_exposure(settings: Settings) -> None:
@@ -692,3 +745,27 @@ def _check_exposure(settings: Settings) -> None:
             "[agents] enabled shares the server with the OneBot endpoint, which agents' PCs "
             "can then reach: set CADESK_ONEBOT_ACCESS_TOKEN (or [onebot] access_token) and the "
             "same token in NapCat/Lagrange.")
+
+
+# adapters whose chats reach one process only: a OneBot client connects to one bot, and the
+# Console is a terminal
+SINGLE_PROCESS_ADAPTERS = ("onebot", "console")
+
+
+def _check_cluster(settings: Settings) -> None:
+    """Several processes share what PostgreSQL can lock between them, and a chat any of them can
+    answer and send to (a webhook); SQLite and OneBot/Console mean one process."""
+    if not settings.cluster.enabled:
+        return
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            "[cluster] enabled needs PostgreSQL ([database] url or CADESK_DATABASE_URL "
+            '"postgresql+asyncpg://…"): with SQLite, run one bot process and set [cluster] '
+            "enabled = false.")
+    single = [a for a in settings.bot.adapters if a in SINGLE_PROCESS_ADAPTERS]
+    if single:
+        raise ConfigError(
+            f"[cluster] enabled, but [bot] adapters lists {', '.join(single)}: a OneBot client "
+            "connects to one bot process and the Console is this terminal, so their chats "
+            "cannot be shared. Several processes serve webhook adapters only; run OneBot or "
+            "the Console in one process with [cluster] enabled = false.")

@@ -14,6 +14,7 @@ from bot.adapters.mailbox import MailboxPoller
 from bot.adapters.metrics import Metrics
 from bot.adapters.periodic import Periodic
 from bot.adapters.scan_store import ScanStore
+from bot.adapters.webhook_events import SharedEvents
 from bot.config import Settings
 from bot.services.agents.hub import AgentHub
 from bot.services.agents.registry import AgentRegistry, load_bot_key
@@ -47,6 +48,7 @@ class Runtime:
     agents: AgentRegistry
     hub: AgentHub
     sweeper: Periodic
+    agent_jobs: Periodic  # [cluster]: started only when the database is shared
     certificates: CertificateChat | None  # None: [pki] is off
     pki_workers: list[Periodic]
     paper_forms: PaperForms
@@ -54,6 +56,9 @@ class Runtime:
     metrics: Metrics
     retention: Retention
     purger: Periodic  # [retention]: started only when enabled
+    # [cluster]: the webhook events taken by any process, and their hourly pruning
+    webhook_events: SharedEvents | None = None
+    pruner: Periodic | None = None
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel,
@@ -62,7 +67,8 @@ class Runtime:
         restrict(settings.data_dir, 0o700)  # it holds ID numbers and ID-card scans
         if (database := sqlite_file(settings.database_url)) is not None:
             restrict_sqlite_files(database)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, shared=settings.cluster.enabled)
+        once = db.cluster.once  # a pass that must run in one process at a time
         await db.migrate()
         scans = ScanStore(settings.data_dir / "scans")
         fetcher = ImageFetcher(settings.scans.rules().max_bytes,
@@ -73,14 +79,18 @@ class Runtime:
         chat_outbox.start()
         notifier = Notifier(settings, db, chat_outbox, mail)
         inbox = UnlockInbox(settings, db, scans, notifier, mail)
-        poller = MailboxPoller(settings.mailbox, inbox)
+        poller = MailboxPoller(settings.mailbox, inbox, db.cluster)
         if settings.mailbox.enabled:
             poller.start()
         agents = AgentRegistry(settings, db, load_bot_key(settings.data_dir), notifier)
         hub = AgentHub(settings, db, agents, notifier)
-        sweeper = Periodic("token job expiry", hub.expire_due, 30)
+        sweeper = Periodic("token job expiry", once("token job expiry", hub.expire_due), 30)
+        # [cluster]: jobs queued in another process for the agents connected to this one
+        agent_jobs = Periodic("agent jobs", hub.sync, settings.cluster.agent_poll_seconds)
         if settings.agents.enabled:
             sweeper.start()
+            if db.cluster.shared:
+                agent_jobs.start()
         certificates, pki_workers = None, []
         if settings.pki.enabled:
             office = CertificateOffice(settings, db, notifier)
@@ -89,30 +99,41 @@ class Runtime:
             hub.certificate_steps = steps  # the hub hands certificate jobs' results back
             certificates = CertificateChat(office, steps)
             pki_workers = [
-                Periodic("CRL", office.refresh_crl, 300),
-                Periodic("expiry reminders", office.send_reminders,
+                Periodic("CRL", once("CRL", office.refresh_crl), 300),
+                Periodic("expiry reminders", once("expiry reminders", office.send_reminders),
                          settings.pki.reminder_check_minutes * 60)]
             for worker in pki_workers:
                 worker.start()
         paper_forms = PaperForms(settings)
         health = Health(settings, db, chat, poller.progress, hub)
         retention = Retention(settings, db, scans, notifier)
-        purger = Periodic("retention", retention.run, settings.retention.check_hours * 3600)
+        purger = Periodic("retention", once("retention", retention.run),
+                          settings.retention.check_hours * 3600)
         if settings.retention.enabled:
             purger.start()
+        webhook_events = pruner = None
+        if db.cluster.shared:
+            webhook_events = SharedEvents(db)
+            pruner = Periodic("webhook events", once("webhook events", webhook_events.prune),
+                              3600)
+            pruner.start()
         return cls(settings, db, scans, fetcher, mail, chat_outbox,
                    Dialogue(settings, db, scans, fetcher, notifier, agents, hub, paper_forms,
                             certificates, default_region=settings.centre.city),
                    ReviewDesk(settings, db, scans, fetcher, notifier, agents, hub, certificates,
                               health),
-                   inbox, poller, agents, hub, sweeper, certificates, pki_workers, paper_forms,
-                   health, Metrics(health), retention, purger)
+                   inbox, poller, agents, hub, sweeper, agent_jobs, certificates, pki_workers,
+                   paper_forms,
+                   health, Metrics(health), retention, purger, webhook_events, pruner)
 
     async def stop(self) -> None:
+        if self.pruner is not None:
+            await self.pruner.stop()
         await self.purger.stop()
         for worker in self.pki_workers:
             await worker.stop()
         await self.sweeper.stop()
+        await self.agent_jobs.stop()
         await self.hub.hellos.stop()
         await self.poller.stop()
         await self.mail.stop()

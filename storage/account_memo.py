@@ -5,12 +5,15 @@ The database stays the truth. An entry is loaded once (one read), then read from
 write forgets it: every write to ``handlers``, ``companies`` or ``conversations`` made through
 the ``Database`` that owns this memo is seen by its session hooks (storage/db.py) and forgets
 the accounts it touches (all of them when it cannot tell which), when it runs and again after
-its commit or rollback. A read that overlapped a write is not kept (``generation``), so no
-entry is older than the last commit that touched it.
+its commit or rollback. A handler written is forgotten with every account that acts as it (its
+own and those joined to it, ``joined_accounts``); a join made or ended forgets its account.
+A read that overlapped a write is not kept (``generation``), so no entry is older than the
+last commit that touched it.
 
-Per process, per ``Database``: the bot is one process and every change to a binding (bind,
-verify, 解绑, a company renamed) goes through its own ``Database``. A second process writing to
-the same database would not be seen here; none does today.
+Per process, per ``Database``: every change to a binding (bind, verify, 解绑, a company renamed)
+made by this process goes through its own ``Database``. A second process writing to the same
+database would not be seen here, so with ``[cluster]`` on (several bot processes on one
+PostgreSQL) the memo is made with size 0 and keeps nothing: every message reads its rows.
 """
 
 import copy
@@ -23,15 +26,17 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from bot.domain.trust import HandlerStatus
-from storage.models import Company, Conversation, Handler
+from storage.models import Company, Conversation, Handler, JoinedAccount
 
 Key = tuple[str, str]  # (platform, user_id)
+HandlerId = int  # forgets every account whose binding is this handler (a joined one too)
 EVERY_ACCOUNT = None  # what a write touched when it cannot tell which accounts
 # execution options of a statement that writes a conversation: the account it writes, and
 # whether the caller puts what it wrote in the memo itself after the commit
 ACCOUNT = "account_memo_key"
 WRITTEN_THROUGH = "account_memo_written_through"
-_TABLES = {Handler.__tablename__, Company.__tablename__, Conversation.__tablename__}
+_TABLES = {Handler.__tablename__, Company.__tablename__, Conversation.__tablename__,
+           JoinedAccount.__tablename__}
 _TOUCHED = "account_memo_touched"  # in session.info: the keys this transaction forgot
 
 
@@ -87,19 +92,28 @@ class AccountMemo:
         caller that took ``generation`` as ``since`` before it began; when a write forgot
         anything in between, the account is forgotten instead (the next message reads)."""
         self._rows.pop(key, None)
-        if since == self.generation:
+        if since == self.generation and self.size > 0:  # size 0: keeps nothing ([cluster])
             if len(self._rows) >= self.size:
                 del self._rows[next(iter(self._rows))]
             self._rows[key] = rows
 
-    def forget(self, keys: Iterable[Key | None]) -> None:
-        """Forget the accounts ``keys`` (``EVERY_ACCOUNT`` among them: every account)."""
+    def forget(self, keys: Iterable[Key | HandlerId | None]) -> None:
+        """Forget the accounts ``keys`` (``EVERY_ACCOUNT`` among them: every account; a
+        handler's id: every account bound as it)."""
         self.generation += 1
+        handlers: set[int] = set()
         for key in keys:
             if key is EVERY_ACCOUNT:
                 self._rows.clear()
                 return
-            self._rows.pop(key, None)
+            if isinstance(key, int):
+                handlers.add(key)
+            else:
+                self._rows.pop(key, None)
+        if handlers:  # rare (a binding changed): a pass over the memo costs less than an index
+            for key in [k for k, rows in self._rows.items()
+                        if rows.binding is not None and rows.binding.handler_id in handlers]:
+                del self._rows[key]
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -110,7 +124,7 @@ def watch(session_class: type[Session], memo: AccountMemo) -> None:
     touches: an ORM flush (bind, verify, 解绑, a company renamed) or a statement (an UPDATE or
     DELETE of conversations: by account when it says which, else every account)."""
 
-    def forget(session: Session, keys: set[Key | None]) -> None:
+    def forget(session: Session, keys: set[Key | HandlerId | None]) -> None:
         session.info.setdefault(_TOUCHED, set()).update(keys)
         memo.forget(keys)
 
@@ -125,12 +139,14 @@ def watch(session_class: type[Session], memo: AccountMemo) -> None:
             forget(state.session, {options.get(ACCOUNT, EVERY_ACCOUNT)})
 
     def on_flush(session: Session, _flush: UOWTransaction) -> None:
-        keys: set[Key | None] = set()
+        keys: set[Key | HandlerId | None] = set()
         for row in (*session.new, *session.dirty, *session.deleted):
             if isinstance(row, Company):
                 keys.add(EVERY_ACCOUNT)  # its name is in every binding of it
-            elif isinstance(row, Handler | Conversation):
+            elif isinstance(row, Handler | Conversation | JoinedAccount):
                 keys.add((row.platform, row.user_id))
+            if isinstance(row, Handler) and row.id is not None:
+                keys.add(row.id)  # the accounts joined to it act as it
         if keys:
             forget(session, keys)
 

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 from storage.account_memo import AccountMemo, watch
+from storage.cluster import Cluster, serialise
+from storage.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 T = TypeVar("T")
@@ -76,13 +78,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be used right now (locked by another writer, server down or
-    unreachable). The transaction was rolled back, unless the connection broke during COMMIT;
-    the next one reconnects by itself. ``str(error)`` is the driver's reason, without the SQL
-    or its parameters (they may hold personal numbers)."""
-
-
 def is_outage(error: BaseException) -> bool:
     """Whether ``error``, raised inside a transaction, is the database's fault rather than the
     statement's (for code that catches errors before ``transaction`` sees them: a savepoint)."""
@@ -119,13 +114,17 @@ async def _connect(connecting: Awaitable[T]) -> T:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, shared: bool = False) -> None:
+        """``shared``: other bot processes use this (PostgreSQL) database too ([cluster])."""
         self.url = url
         self.engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        # the chat's bindings and forms between messages; this database's writes keep it true
-        self.memo = AccountMemo()
+        # the locks the processes share; without others, granted at once
+        self.cluster = Cluster(url if shared else None)
+        # the chat's bindings and forms between messages; this database's writes keep it
+        # true. Another process's writes would not be seen: shared, it keeps nothing
+        self.memo = AccountMemo(size=0 if shared else 10_000)
         sessions = type("WatchedSession", (Session,), {})  # hooks for this database only
         watch(sessions, self.memo)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False,
@@ -140,6 +139,8 @@ class Database:
                 # foreign keys forbid; they are checked once the schema is done (SQLite ignores
                 # this pragma inside a transaction, so it goes first)
                 await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            else:  # processes starting together migrate one after the other
+                await serialise(connection, "migrations")
             try:
                 await connection.run_sync(
                     lambda sync: command.upgrade(alembic_config(sync), "head"))
@@ -177,4 +178,5 @@ class Database:
             await session.execute(select(literal(1)))
 
     async def close(self) -> None:
+        await self.cluster.close()
         await self.engine.dispose()

@@ -116,6 +116,36 @@ class Handler(Base):
     company: Mapped[Company] = relationship(lazy="joined")
 
 
+class JoinedAccount(Base):
+    """Another chat account of a handler (one person, several channels): it acts as the handler
+    (the same company, the same standing, the same orders). Made by ``绑定 绑定码`` with a code the
+    handler asked for on an account it already had (docs/conversation.md, "One person, several
+    channels")."""
+
+    __tablename__ = "joined_accounts"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("handlers.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    joined_from: Mapped[str] = mapped_column(String(100))  # the account that asked for the code
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JoinCode(Base):
+    """A one-time code joining another account to a handler: kept hashed, short-lived, used
+    once (a conditional UPDATE claims it)."""
+
+    __tablename__ = "join_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("handlers.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(100))
+
+
 IN_REVIEW_SQL = text("status IN ('submitted', 'resubmitted')")  # literals: a partial index
 
 
@@ -319,6 +349,17 @@ class InboundMail(Base):
     # what the sender wrote (unlock_mail.content_digest): the same Message-ID with other
     # content is another mail, for a person; NULL for mail handled before it was kept
     content_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebhookEvent(Base):
+    """An event a platform posted to a webhook, by its id ([cluster]): handled by the first
+    process it reached, a retry or replay reaching another one is acknowledged and dropped.
+    Kept a day (``WEBHOOK_EVENTS_KEPT``)."""
+
+    __tablename__ = "webhook_events"
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)  # e.g. "qqbot"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Agent(Base):

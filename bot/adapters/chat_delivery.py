@@ -16,11 +16,12 @@ from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
 
-from bot.adapters import wechat
+from bot.adapters import qq_official, wechat
 from bot.adapters.wechat.delivery import message_of as wechat_message
 from bot.services.messages import Account, Picture, Reply
 
-PLATFORMS = {"OneBot V11": "qq", "Console": "console", wechat.NAME: "wechat"}
+PLATFORMS = {"OneBot V11": "qq", "Console": "console", qq_official.ADAPTER_NAME: "qqbot",
+             wechat.NAME: "wechat"}
 
 
 def platform_of(bot: Bot) -> str:
@@ -87,6 +88,8 @@ class NonebotChat:
         if bot is None:
             logger.warning(f"no {account.platform} bot online: {account} not told")
             return False
+        if account.platform == qq_official.PLATFORM:
+            return await qq_official.send(bot, account, replies, reply_to=reply_to)
         if isinstance(bot, wechat.Bot):
             return await wechat.send(bot.api, account, replies)
         try:
@@ -102,9 +105,12 @@ class NonebotChat:
         return True
 
     async def push(self, account: Account, replies: Sequence[Reply]) -> bool:
-        """Outside a reply window: WeChat's notice template (False when none is set up or it is
-        refused). OneBot and the Console have no window: a push is a send."""
+        """Outside a reply window: QQ's proactive message, WeChat's notice template (False when
+        none is set up or it is refused). OneBot and the Console have no window: a push is a
+        send."""
         bot = self._bot(account.platform)
+        if bot is not None and account.platform == qq_official.PLATFORM:
+            return await qq_official.push(bot, account, replies)
         if isinstance(bot, wechat.Bot):
             return await wechat.push(bot.api, bot.settings, account, replies)
         return await self.send(account, replies)

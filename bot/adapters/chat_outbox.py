@@ -183,7 +183,8 @@ class ChatOutbox:
         were sent. Never raises: a caller has already committed its change, and the worker
         tries again."""
         try:
-            async with self._lock:
+            # and one in every process sharing the database ([cluster])
+            async with self._lock, self.db.cluster.hold("chat outbox"):
                 return await self._deliver()
         except Exception as error:
             logger.opt(exception=error).warning(f"chat outbox: delivery pass failed: {error}")

@@ -2,14 +2,15 @@
 redirects followed only to public addresses.
 
 The first URL is the chat platform's (the OneBot client hands it over; a local NapCat serves
-images from 127.0.0.1) and is fetched as given. A redirect is the image server's word, and an
-image server that was tricked or taken over could point the bot at its own machine or
-network (the OneBot endpoint, a metadata service at 169.254.169.254, a router): each redirect
-target is checked before any connection. Its scheme must be http(s); a literal address must
-be public (``address_refusal``); a name must not be ``localhost``, and is checked again where
-it is resolved, on the connection that uses the answer (``GuardedResolver``), so a name that
-resolves to a public address once and to 127.0.0.1 the next time (DNS rebinding) is refused
-at the connection itself.
+images from 127.0.0.1) and is fetched as given, unless the source says ``public_only`` (QQ's
+official attachment URLs, outside ``[qqbot] media_hosts``): then it is checked as a redirect
+is. A redirect is the image server's word, and an image server that was tricked or taken over
+could point the bot at its own machine or network (the OneBot endpoint, a metadata service at
+169.254.169.254, a router): each redirect target is checked before any connection. Its scheme
+must be http(s); a literal address must be public (``address_refusal``); a name must not be
+``localhost``, and is checked again where it is resolved, on the connection that uses the
+answer (``GuardedResolver``), so a name that resolves to a public address once and to 127.0.0.1
+the next time (DNS rebinding) is refused at the connection itself.
 
 A channel with media of its own (a WeChat account's, downloaded by MediaId with its access
 token) is a ``ChannelMedia``: its URLs, and only those under its configured API base, are
@@ -186,6 +187,11 @@ class ImageFetcher:
                     raise FetchError("图片下载超时，请稍后重新发送。") from None
         first, guarded = self._sessions()
         url: Any = source.url  # the first as the platform gave it, then yarl URLs
+        if source.public_only:
+            url = URL(source.url)
+            if why := target_refusal(url):
+                raise self._unsafe(url, why)
+            first = guarded
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 for hop in range(MAX_REDIRECTS + 1):

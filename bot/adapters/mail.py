@@ -56,7 +56,12 @@ class MailOutbox:
         await self._worker.stop()
 
     async def send_due(self) -> int:
-        """Send what is due now; returns how many were sent."""
+        """Send what is due now; returns how many were sent. One pass at a time among the
+        processes sharing the database ([cluster]): a mail is sent by one of them, once."""
+        async with self.db.cluster.hold("mail outbox"):
+            return await self._send_due()
+
+    async def _send_due(self) -> int:
         async with self.db.transaction() as session:
             due = await OutgoingMails(session).due(utcnow(), BATCH)
         sent = 0

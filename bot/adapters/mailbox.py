@@ -17,6 +17,7 @@ from bot.adapters.periodic import Periodic
 from bot.config import MailboxSection
 from bot.services.ports import MailboxProgress
 from bot.services.unlock.inbox import Filing, Read, UnlockInbox
+from storage.cluster import Cluster
 
 FILED_KEYWORD = "CadeskFiled"
 FILED_FLAGS = f"(\\Seen {FILED_KEYWORD})"
@@ -54,9 +55,11 @@ def imap_folder(name: str) -> str:
 
 
 class MailboxPoller:
-    def __init__(self, settings: MailboxSection, inbox: UnlockInbox) -> None:
+    def __init__(self, settings: MailboxSection, inbox: UnlockInbox,
+                 cluster: Cluster | None = None) -> None:
         self.settings = settings
         self.inbox = inbox
+        self.cluster = cluster or Cluster(None)  # the processes polling with this one
         self.key = f"{settings.username}@{settings.host}/{settings.folder}"
         self.progress = MailboxProgress()  # read by the health check (/healthz, 状态)
         self._worker = Periodic("unlock mailbox poll", self.poll_once, settings.poll_seconds)
@@ -68,7 +71,16 @@ class MailboxPoller:
         await self._worker.stop()
 
     async def poll_once(self) -> int:
-        """Handle every mail that came since the last poll; returns how many."""
+        """Handle every mail that came since the last poll; returns how many. Among processes
+        sharing the database ([cluster]) one polls at a time: while another does, this pass is
+        skipped (its health check shows its own progress)."""
+        async with self.cluster.hold(f"mailbox:{self.key}", wait=False) as mine:
+            if not mine:
+                self.progress.last_success_at = datetime.now(UTC)  # not stale: polled there
+                return 0
+            return await self._poll_recorded()
+
+    async def _poll_recorded(self) -> int:
         try:
             handled = await self._poll()
         except Exception as error:

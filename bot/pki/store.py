@@ -84,11 +84,12 @@ def open_directory(directory: Path, name: str) -> tuple[x509.Certificate, Signin
         os.chmod(directory, 0o700)
         if not key_path.exists():
             key = ec.generate_private_key(ec.SECP384R1())
-            _publish(key_path, _key_pem(key), mode=0o600)
+            publish_once(key_path, _key_pem(key), mode=0o600)
         if not cert_path.exists():
             # Whoever won the key race, sign for the key that is now on disk.
             key = _load_key(key_path)
-            _publish(cert_path, _self_signed(key, name).public_bytes(serialization.Encoding.PEM))
+            publish_once(cert_path,
+                         _self_signed(key, name).public_bytes(serialization.Encoding.PEM))
     return load_pair(cert_path, key_path)
 
 
@@ -186,7 +187,7 @@ def _self_signed(key: SigningKey, name: str) -> x509.Certificate:
     )
 
 
-def _publish(path: Path, content: bytes, mode: int = 0o644) -> None:
+def publish_once(path: Path, content: bytes, mode: int = 0o644) -> None:
     """Make ``path`` hold ``content`` unless it already exists; never a half-written file."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -33,8 +33,8 @@ DATABASE_TIMEOUT = 2.0  # seconds: a health check must answer while the database
 STALE_POLLS = 3  # the mailbox is stale after this many poll intervals without progress
 OUTBOX_LATE = timedelta(minutes=15)  # an outbox whose oldest item waited longer is late
 # [bot] adapters → chat platforms
-PLATFORM_NAMES = {"onebot": "qq", "console": "console", "wechat": "wechat"}
-PLATFORM_LABELS = {"qq": "QQ", "console": "终端", "wechat": "微信公众号"}
+PLATFORM_NAMES = {"onebot": "qq", "console": "console", "qqbot": "qqbot", "wechat": "wechat"}
+PLATFORM_LABELS = {"qq": "QQ", "console": "终端", "qqbot": "QQ 官方机器人", "wechat": "微信公众号"}
 
 
 class Status(StrEnum):
@@ -215,8 +215,8 @@ class Health:
         mailbox = self._mailbox(now) if self.settings.mailbox.enabled else None
         agents = None
         if self.settings.agents.enabled:
-            routes = [route for route, _ in self.hub.online.values()]
-            agents = AgentsHealth(len(routes), HALL in routes)
+            # the agents connected here; the hall's anywhere ([cluster]: another process's too)
+            agents = AgentsHealth(len(self.hub.online), self.hub.company_online(HALL))
         problems = []
         if stored.seconds is None:
             problems.append("database unreachable")

@@ -24,6 +24,9 @@ class ImageSource:
 
     url: str | None = None
     path: Path | None = None
+    # the platform's media host is not one the centre trusts: the URL must lead to a public
+    # address, checked as a redirect target is (bot/adapters/fetch.py)
+    public_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,8 @@ class CompanyNotice(StrEnum):
     AGENT_PAIRED = "agent_paired"
     HANDLER_REMOVED = "handler_removed"  # to the company's verified handlers
     YOU_ARE_REMOVED = "you_are_removed"  # to the removed account itself
+    CHANNEL_JOINED = "channel_joined"  # to a person's other accounts: one more joined them
+    CHANNEL_REMOVED = "channel_removed"  # to a person's other accounts: a technician detached one
     LOSS_FILED = "loss_filed"  # a 挂失 filed in chat
     TECHNICIAN_HOLD = "technician_hold"  # a technician's 挂失 by command
 
@@ -240,6 +242,16 @@ COMPANY_TEMPLATES: Mapping[CompanyNotice, Template] = {
         "您与【{company}】的绑定已解除",
         "技术人员已于 {at} 解除您的账号与【{company}】的绑定：您不能再代表该单位办理业务，"
         "您绑定的密钥代理（{agents} 个）已吊销，未提交的填写已清除。如有疑问请联系{centre}。"),
+    CompanyNotice.CHANNEL_JOINED: Template(
+        "【{company}】新的渠道已绑定到您的经办人身份",
+        "【渠道绑定】{at} 账号 {who} 用您申请的渠道绑定码绑定为您本人：它现在与您是同一位经办人，"
+        "可以代表【{company}】查看和办理您能办理的业务。如果不是您本人操作，请立即联系{centre}，"
+        "由技术人员解绑该账号。"),
+    CompanyNotice.CHANNEL_REMOVED: Template(
+        "【{company}】账号 {who} 已不再是您的渠道",
+        "技术人员已于 {at} 解绑账号 {who}：它不再与您是同一位经办人，不能再代表【{company}】"
+        "办理业务；它绑定的密钥代理（{agents} 个）已吊销。您的其他账号不受影响。"
+        "如有疑问请联系{centre}。"),
     CompanyNotice.LOSS_FILED: Template(
         "【{company}】的证书已挂失",
         "账号 {who} 于 {at} 为【{company}】提交了挂失（订单 {number}）：UKEY {token} 上的 "

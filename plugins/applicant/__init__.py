@@ -5,7 +5,7 @@ from nonebot.adapters.console import MessageEvent as ConsoleMessage
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters import wechat
+from bot.adapters import qq_official, wechat
 from bot.adapters.chat_delivery import account_of
 from bot.adapters.fetch import ImageSource
 from bot.runtime import get_runtime
@@ -20,12 +20,15 @@ __plugin_meta__ = PluginMetadata(
 
 async def is_private(event: Event) -> bool:
     # the Console is one local person at a terminal: every channel there counts as private;
-    # a WeChat message is always one person's; async, since nonebot runs a plain function rule
-    # in a worker thread, a hop per message
-    return isinstance(event, OneBotPrivate | ConsoleMessage | wechat.MessageEvent)
+    # a WeChat message is always one person's, as is QQ's official C2C; async, since nonebot
+    # runs a plain function rule in a worker thread, a hop per message
+    return (isinstance(event, OneBotPrivate | ConsoleMessage | wechat.MessageEvent)
+            or qq_official.is_private(event))
 
 
 def incoming_of(event: Event) -> Incoming:
+    if isinstance(event, qq_official.C2CMessageCreateEvent):
+        return qq_official.incoming(event, get_runtime().settings.qqbot.media_hosts)
     message = event.get_message()
     images = tuple(
         ImageSource(url=segment.data.get("url") or segment.data.get("file"))

@@ -11,6 +11,7 @@ from nonebot import on_message, require
 from nonebot.adapters import Bot, Event
 from nonebot.plugin import PluginMetadata
 
+from bot.adapters import qq_official
 from bot.adapters.chat_delivery import account_of, to_message
 from bot.runtime import get_runtime
 
@@ -36,6 +37,9 @@ async def _(bot: Bot, event: Event) -> None:
     elif await applicant.is_private(event):
         replies = await applicant.answer(bot, event)
     else:
+        return
+    if isinstance(event, qq_official.C2CMessageCreateEvent):
+        await qq_official.reply(bot, event, replies)  # few messages, each naming the user's
         return
     for reply in replies:
         await chat.send(to_message(bot, reply))

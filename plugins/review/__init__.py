@@ -6,7 +6,7 @@ from nonebot.adapters.onebot.v11 import GroupMessageEvent
 from nonebot.adapters.onebot.v11 import PrivateMessageEvent as OneBotPrivate
 from nonebot.plugin import PluginMetadata
 
-from bot.adapters import wechat
+from bot.adapters import qq_official, wechat
 from bot.adapters.chat_delivery import account_of
 from bot.domain.text import normalise
 from bot.runtime import get_runtime
@@ -27,8 +27,8 @@ def in_staff_group(event: Event) -> bool:
 
 
 async def is_review_command(bot: Bot, event: Event) -> bool:
-    if not isinstance(event, OneBotPrivate | ConsoleMessage | GroupMessageEvent
-                      | wechat.MessageEvent):
+    if not (isinstance(event, OneBotPrivate | ConsoleMessage | GroupMessageEvent
+                       | wechat.MessageEvent) or qq_official.is_private(event)):
         return False
     if isinstance(event, GroupMessageEvent) and not in_staff_group(event):
         return False  # other groups the bot sits in are none of its business

@@ -2,7 +2,7 @@
 module per aggregate. Services and adapters ask these; they build no SQL of their own (a test
 checks it)."""
 
-from storage.repositories.accounts import accounts_of
+from storage.repositories.accounts import JoinCodes, JoinedAccounts, accounts_of
 from storage.repositories.agents import Agents, PairingCodes
 from storage.repositories.certificates import Certificates, Crls
 from storage.repositories.chat_reach import ChatReaches
@@ -14,6 +14,7 @@ from storage.repositories.outgoing_chat import OutgoingChats
 from storage.repositories.outgoing_mail import OutgoingMails
 from storage.repositories.token_jobs import TokenJobs
 from storage.repositories.ukeys import Ukeys
+from storage.repositories.webhook_events import WebhookEvents
 
 __all__ = [
     "Agents",
@@ -23,6 +24,8 @@ __all__ = [
     "Conversations",
     "Crls",
     "Handlers",
+    "JoinCodes",
+    "JoinedAccounts",
     "Mailboxes",
     "Orders",
     "OutgoingChats",
@@ -30,5 +33,6 @@ __all__ = [
     "PairingCodes",
     "TokenJobs",
     "Ukeys",
+    "WebhookEvents",
     "accounts_of",
 ]

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Agent, PairingCode
+from storage.repositories.codes import claim
 
 
 class PairingCodes:
@@ -14,21 +15,8 @@ class PairingCodes:
         self.session = session
 
     async def claim(self, code_hash: str, now: datetime) -> PairingCode | None:
-        """The code, marked used, when it exists, is unused and has not expired; otherwise None.
-
-        One conditional UPDATE decides: of concurrent claims exactly one changes the row
-        (SQLite ignores ``FOR UPDATE``, so a read-then-write would let several through). A
-        caller that refuses after claiming rolls the claim back with its transaction."""
-        claimed = await self.session.execute(
-            update(PairingCode)
-            .where(PairingCode.code_hash == code_hash, PairingCode.used_at.is_(None),
-                   PairingCode.expires_at > now)
-            .values(used_at=now)
-            .execution_options(synchronize_session=False))
-        if claimed.rowcount != 1:
-            return None
-        return await self.session.scalar(
-            select(PairingCode).where(PairingCode.code_hash == code_hash))
+        """The code, marked used, when it is unused and unexpired (``codes.claim``)."""
+        return await claim(self.session, PairingCode, code_hash, now)
 
     async def withdraw(self, requested_by: str, now: datetime) -> None:
         """The unused codes the account asked for can no longer pair an agent."""
@@ -45,6 +33,23 @@ class Agents:
 
     async def get(self, agent_id: int) -> Agent | None:
         return await self.session.get(Agent, agent_id)
+
+    async def revoked_among(self, agent_ids: Sequence[int]) -> Sequence[int]:
+        """Which of these agents are revoked."""
+        return (await self.session.scalars(select(Agent.id).where(
+            Agent.id.in_(agent_ids), Agent.revoked_at.is_not(None)))).all()
+
+    async def seen(self, agent_ids: Sequence[int], now: datetime) -> None:
+        """These agents are connected now."""
+        await self.session.execute(update(Agent).where(Agent.id.in_(agent_ids))
+                                   .values(last_seen_at=now))
+
+    async def seen_since(self, since: datetime) -> Sequence[tuple[bool, int | None]]:
+        """Whom the agents seen since then serve: (hall, company id) of each, revoked ones
+        left out."""
+        rows = await self.session.execute(select(Agent.hall, Agent.company_id).where(
+            Agent.last_seen_at >= since, Agent.revoked_at.is_(None)))
+        return [(hall, company_id) for hall, company_id in rows]
 
     async def by_identity(self, identity_key: str) -> Agent | None:
         return await self.session.scalar(select(Agent).where(Agent.identity_key == identity_key))

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.cluster import serialise
 from storage.models import Certificate, CertificateEvent, CertificateReminder, Crl
 
 
@@ -83,6 +84,13 @@ class Crls:
     async def last_number(self) -> int:
         """The highest CRL number signed; 0 before the first."""
         return await self.session.scalar(select(func.max(Crl.number))) or 0
+
+    async def next_number(self) -> int:
+        """The number of the CRL this transaction signs. Another process's transaction signing
+        one too waits for this one to end (and then reads the number after), so the numbers
+        only grow and each CRL lists every change committed before it."""
+        await serialise(self.session, "crl numbering")
+        return await self.last_number() + 1
 
     async def newest(self) -> Crl | None:
         return await self.session.scalar(select(Crl).order_by(Crl.number.desc()).limit(1))

@@ -2,7 +2,6 @@
 the applicant told when no agent is there, expiry."""
 
 import asyncio
-import random
 from datetime import timedelta
 
 import pytest
@@ -10,62 +9,17 @@ from sqlalchemy import select, update
 
 from bot.key_agent.protocol import AgentKeys
 from bot.runtime import Runtime
-from bot.samples import fake_uscc
 from bot.services.agents.registry import AgentRefused
 from bot.services.centre import please_contact
 from bot.services.messages import Account, Incoming
 from storage.models import Agent, Certificate, Handler, Order, OutgoingMail, TokenJob, utcnow
-from tests.support.applicant import bind_verified
+from tests.support.agent_links import FakeLink, approved_unlock, paired_company
 from tests.support.helpers import MakeRuntime
-
-RNG = random.Random(77)
 
 
 @pytest.fixture
 async def runtime(make_runtime: MakeRuntime) -> Runtime:
     return await make_runtime('[staff]\ntechnicians = ["qq:900001"]\n[agents]\nenabled = true\n')
-
-
-async def paired_company(runtime: Runtime, user: str) -> tuple[Account, Agent]:
-    account = Account("qq", user)
-    await bind_verified(runtime, account, fake_uscc(RNG), f"临沂{user}号测试有限公司")
-    [reply] = await runtime.dialogue.handle(account, Incoming(text="绑定密钥代理"))
-    keys = AgentKeys.generate().public()
-    paired = await runtime.agents.pair(reply.split("--code ")[1].split()[0], keys["identity"],
-                                       keys["sealing"])
-    async with runtime.db.transaction() as session:
-        return account, await session.get(Agent, paired.agent_id)
-
-
-async def approved_unlock(runtime: Runtime, account: Account) -> Order:
-    """An approved unlock order of the account's company (made directly: the chat form has its
-    own tests)."""
-    from bot.services.filing import file_order
-    from storage.repositories import Handlers
-
-    async with runtime.db.transaction() as session:
-        handler = await Handlers(session).get(account.platform, account.user_id)
-        order = await file_order(session, runtime.settings, order_type="unlock",
-                                 values={"company_name": handler.company.name,
-                                         "uscc": handler.company.uscc},
-                                 scans={}, company_id=handler.company_id,
-                                 handler_id=handler.id, actor=str(account))
-        number = order.number
-    await runtime.desk.execute(Account("qq", "900001"), f"通过 {number}", private=True)
-    async with runtime.db.transaction() as session:
-        return await session.scalar(select(Order).where(Order.number == number))
-
-
-class FakeLink:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.closed = False
-
-    async def send(self, message: dict) -> None:
-        self.sent.append(message)
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 async def test_jobs_go_to_the_company_agent_only_and_resend_unchanged(runtime: Runtime) -> None:

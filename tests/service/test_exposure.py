@@ -50,3 +50,20 @@ def test_the_token_from_the_environment_counts(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CADESK_ONEBOT_ACCESS_TOKEN", "from-env")
     load_settings(config(tmp_path, ONEBOT + '[server]\nhost = "0.0.0.0"\n'))
+
+
+QQBOT = '[bot]\nadapters = ["qqbot"]\n[qqbot]\napp_id = "102000001"\n'
+
+
+def test_the_qq_bot_does_not_start_without_its_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the AppSecret no event could be checked: the bot says what to set, and does not
+    start with a webhook that would take any POST."""
+    monkeypatch.delenv("CADESK_QQBOT_SECRET", raising=False)
+    assert main(["--config", str(config(tmp_path, QQBOT))]) == 2
+    assert "CADESK_QQBOT_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("CADESK_QQBOT_SECRET", "from-the-environment")
+    settings = load_settings(config(tmp_path, QQBOT))
+    assert settings.qqbot.secret == "from-the-environment"
+    assert settings.serves_http  # the webhook needs the HTTP server

@@ -147,6 +147,23 @@ async def test_a_name_resolving_to_loopback_is_refused_where_it_is_resolved(
     assert target.requested == []
 
 
+async def test_an_untrusted_platforms_first_url_is_judged_as_a_redirect_is(
+        origin: Server) -> None:
+    """An official platform's attachment (``public_only``: its host not in ``[qqbot]
+    media_hosts``) gets no pass for being the platform's word: loopback, a name resolving to
+    it, are refused before anything connects."""
+    resolver = HostsFile({"media.example.test": ["127.0.0.1"]})
+    fetcher = ImageFetcher(1024 * 1024, 5, resolver)
+    try:
+        for url in (origin.url("/image"), f"http://media.example.test:{origin.port}/image"):
+            with pytest.raises(FetchError, match="图片地址不安全"):
+                await fetcher.fetch(ImageSource(url=url, public_only=True))
+    finally:
+        await fetcher.close()
+    assert resolver.asked == ["media.example.test"]
+    assert origin.requested == []
+
+
 async def test_allowed_redirects_are_followed_a_few_times_at_most(
         origin: Server, target: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """With 127.0.0.1 allowed for the test (there is no public server to use), a redirect is

@@ -24,12 +24,14 @@ from nonebot.message import handle_event
 from typing_extensions import override
 from yarl import URL
 
+from bot.adapters.webhook_events import SharedEvents
 from bot.adapters.wechat.api import WeChatApi
 from bot.adapters.wechat.callback import MessageCipher, Refused, open_callback, signed
 from bot.adapters.wechat.delivery import UNSUPPORTED, WELCOME, deliver, send
 from bot.adapters.wechat.message import Message, MessageSegment
 from bot.config import Settings
 from bot.services.messages import Account
+from storage.db import DatabaseUnavailable
 
 CALLBACK_PATH = "/wechat/callback"
 NAME = "WeChat"
@@ -144,6 +146,9 @@ class Adapter(BaseAdapter):
                        if wechat.encoding_aes_key else None)
         self.in_order = InOrder()
         self.seen: OrderedDict[str, None] = OrderedDict()
+        # [cluster]: the events every process took (bot/adapters/webhook_events.py), set by
+        # bot/app.py at start: a retry reaching another process than the first is dropped too
+        self.shared: SharedEvents | None = None
         if not isinstance(driver, ASGIMixin):
             raise RuntimeError("the WeChat adapter needs the bot's HTTP server (~fastapi)")
         self.setup_http_server(HTTPServerSetup(URL(CALLBACK_PATH), "GET", "WeChat URL check",
@@ -193,6 +198,12 @@ class Adapter(BaseAdapter):
             return Response(503, content="starting")
         # a message is known by its MsgId, an event by who, when and what (WeChat's advice)
         key = fields.get("MsgId") or f"{openid}:{fields.get('CreateTime')}:{fields.get('Event')}"
+        if self.shared is not None and openid and key not in self.seen:
+            try:
+                if not await self.shared.first(PLATFORM, key):
+                    return success()  # another process took it
+            except DatabaseUnavailable:  # not known whether another process took it
+                return Response(503, content="try again later")
         if not openid or not self._first_time(key):
             return success()
         if (event := self._event_of(fields)) is not None:

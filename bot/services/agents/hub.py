@@ -87,6 +87,8 @@ class AgentHub:
         self.notifier = notifier
         self.online: dict[int, tuple[Route, Send]] = {}  # agent id → (route, send)
         self._closers: dict[int, Close] = {}
+        # [cluster]: whom the agents connected to any process serve, as ``sync`` last read
+        self.elsewhere: set[Route] = set()
         self.certificate_steps: JobSteps | None = None  # set by the runtime when [pki] is on
         self.hellos = HelloGuard(notifier)  # refused hellos: per-address limit, staff told
 
@@ -130,9 +132,31 @@ class AgentHub:
         if close := self._closers.get(agent_id):
             await close()
 
+    async def sync(self) -> None:
+        """[cluster], every ``agent_poll_seconds``: the agents connected here are marked seen,
+        and those connected to other processes learnt (``company_online``); what another
+        process did for the agents here follows — a job queued there goes out now, an agent
+        revoked there loses its connection. (A job queued in this process goes at once:
+        ``deliver`` after its commit.)"""
+        now = utcnow()
+        fresh = now - timedelta(seconds=3 * self.settings.cluster.agent_poll_seconds)
+        async with self.db.transaction() as session:
+            agents = Agents(session)
+            revoked = await agents.revoked_among(list(self.online)) if self.online else []
+            if self.online:
+                await agents.seen(list(self.online), now)
+            self.elsewhere = {HALL if hall else company_id
+                              for hall, company_id in await agents.seen_since(fresh)}
+        for agent_id in revoked:
+            await self.cut_off(agent_id)
+            self.disconnected(agent_id)
+        for route in {route for route, _ in self.online.values()}:
+            await self.deliver(route, resend=False)  # what was sent is not sent again
+
     def company_online(self, route: Route) -> bool:
-        """Is an agent of this company (or, for HALL, of the service hall) connected?"""
-        return any(r == route for r, _ in self.online.values())
+        """Is an agent of this company (or, for HALL, of the service hall) connected, here or
+        ([cluster]) to another process as last learnt?"""
+        return route in self.elsewhere or any(r == route for r, _ in self.online.values())
 
     # --- jobs -------------------------------------------------------------------------------
     async def start_unlock(self, order: Order) -> bool:
@@ -169,16 +193,16 @@ class AgentHub:
                              hall=hall, data=data,
                              expires_at=utcnow() + timedelta(minutes=minutes)))
 
-    async def deliver(self, route: Route) -> None:
+    async def deliver(self, route: Route, *, resend: bool = True) -> None:
         """Send the open jobs of a company (or of the hall) to its agents; a job already sent
-        goes again, unchanged, to the agent it was sealed for."""
+        goes again, unchanged, to the agent it was sealed for (unless not ``resend``)."""
         outgoing: list[tuple[Send, dict[str, Any]]] = []
         company_id = None if route == HALL else int(route)
         async with self.db.transaction() as session:
             jobs = await TokenJobs(session).due_for_agents(company_id, utcnow())
             for job in jobs:
                 if job.status == "sent":
-                    if job.agent_id in self.online and job.signed:
+                    if resend and job.agent_id in self.online and job.signed:
                         outgoing.append((self.online[job.agent_id][1], job.signed))
                     continue
                 agent_id = next((a for a, (r, _) in self.online.items() if r == route), None)
@@ -218,7 +242,7 @@ class AgentHub:
         person typed the PIN late: the token did it all the same) or withdrew it."""
         async with self.db.transaction() as session:
             job_id = message.get("id") if isinstance(message, dict) else None
-            job = await TokenJobs(session).get(job_id) if isinstance(job_id, str) else None
+            job = await TokenJobs(session).locked(job_id) if isinstance(job_id, str) else None
             if job is None or job.agent_id != agent_id or job.status not in ANSWERABLE:
                 logger.warning(f"agent #{agent_id}: unexpected result for {str(job_id)[:40]}")
                 return

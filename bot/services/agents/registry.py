@@ -9,11 +9,7 @@ agents.
 """
 
 import asyncio
-import hashlib
-import secrets
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,16 +20,22 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain.order_numbers import ALPHABET
 from bot.key_agent.protocol import HALL, BotKey, unb64
+from bot.pki.store import publish_once
 from bot.services.notify import CompanyNotice, Notifier, company_notice
+from bot.services.one_time_codes import (
+    WRONG_TRIES,
+    WRONG_TRY_WINDOW,
+    WrongTries,
+    code_hash,
+    new_code,
+)
 from storage.db import Database
 from storage.models import Agent, Handler, PairingCode, utcnow
 from storage.repositories import Agents, Handlers, PairingCodes
 
-CODE_LENGTH = 8
-WRONG_CODES = 5  # wrong pairing codes allowed per address ...
-WRONG_CODE_WINDOW = 600.0  # ... within this many seconds
+WRONG_CODES = WRONG_TRIES  # wrong pairing codes allowed per address ...
+WRONG_CODE_WINDOW = WRONG_TRY_WINDOW  # ... within this many seconds
 
 
 class AgentRefused(Exception):
@@ -51,38 +53,16 @@ class Paired:
     bot_public: str
 
 
-class WrongCodes:
-    """Wrong pairing codes per remote address, in a sliding window (kept in memory: a restart
-    forgets them, which costs a guesser nothing it could not get by waiting)."""
-
-    def __init__(self, limit: int = WRONG_CODES, window: float = WRONG_CODE_WINDOW,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._tries: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, address: str) -> deque[float]:
-        tries, now = self._tries[address], self.clock()
-        while tries and tries[0] <= now - self.window:
-            tries.popleft()
-        if not tries:
-            del self._tries[address]  # no memory kept for addresses that stopped
-        return tries
+class WrongCodes(WrongTries):
+    """Wrong pairing codes per remote address."""
 
     def check(self, address: str) -> None:
         """Refuses an address that has used up its wrong tries."""
-        if len(self._recent(address)) >= self.limit:
+        if self.used_up(address):
             minutes = round(self.window / 60)
             raise AgentRefused("too_many_attempts",
                                f"本机所在网络输错绑定码的次数过多，请 {minutes} 分钟后再试；"
                                "如绑定码已过期，请在聊天中重新发送「绑定密钥代理」。")
-
-    def wrong(self, address: str) -> None:
-        self._recent(address)
-        self._tries[address].append(self.clock())
-
-
-def _hash(code: str) -> str:
-    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
 BOT_KEY_NAME = "bot-signing-key.raw"
@@ -91,12 +71,11 @@ BOT_KEY_NAME = "bot-signing-key.raw"
 def load_bot_key(data_dir: Path) -> BotKey:
     """The bot's signing key: made on first start, kept owner-readable in the data directory."""
     path = data_dir / BOT_KEY_NAME
-    if path.exists():
-        return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
-    key = BotKey.generate()
-    path.write_bytes(key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
-    path.chmod(0o600)
-    return key
+    if not path.exists():  # two processes starting at once ([cluster]): the first one's key
+        key = BotKey.generate()
+        publish_once(path, key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw,
+                                                 NoEncryption()), mode=0o600)
+    return BotKey(Ed25519PrivateKey.from_private_bytes(path.read_bytes()))
 
 
 def agent_company(agent: Agent) -> str:
@@ -122,10 +101,10 @@ class AgentRegistry:
     async def new_code(self, handler: Handler | None, requested_by: str) -> tuple[str, datetime]:
         """A code for an agent of the handler's company; without a handler (a technician's
         绑定制证代理), for the service hall's agent, which makes UKEYs for every company."""
-        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        code = new_code()
         expires = utcnow() + timedelta(minutes=self.settings.agents.pairing_code_minutes)
         async with self.db.transaction() as session:
-            session.add(PairingCode(code_hash=_hash(code),
+            session.add(PairingCode(code_hash=code_hash(code),
                                     company_id=handler.company_id if handler else None,
                                     hall=handler is None, requested_by=requested_by,
                                     expires_at=expires))
@@ -142,7 +121,7 @@ class AgentRegistry:
         except ValueError:
             raise AgentRefused("bad_keys", "公钥格式不正确") from None
         async with self.db.transaction() as session:
-            row = await PairingCodes(session).claim(_hash(code), utcnow())
+            row = await PairingCodes(session).claim(code_hash(code), utcnow())
             if row is None:
                 logger.warning("agent pairing refused: unknown, used or expired code")
                 if address is not None:

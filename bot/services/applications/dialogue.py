@@ -58,6 +58,7 @@ from bot.services.applications.commands import (
     order_argument,
     order_number_of,
 )
+from bot.services.applications.joining import Joining
 from bot.services.applications.paper_forms import PaperForms
 from bot.services.applications.remembered import remembered_answers
 from bot.services.centre import faq_answers, menu_footer, please_contact, reach, when_answered
@@ -104,8 +105,11 @@ def menu(company_name: str, certificates: bool = False, verified: bool = True,
 NO_MAIL = ("本服务暂未开通邮件通知，不需要设置邮箱：审核结果、付款、发货等所有通知都会在这里"
            "（聊天中）发给您。")
 
+# an account that joins a person bound on another channel (绑定 绑定码) is told how, up front
 WELCOME = ("您好，欢迎使用 CA 数字证书服务！首次使用需要先绑定您所在的单位（只需一次），"
-           "之后即可在这里办理证书、上传资料、查询进度。")
+           "之后即可在这里办理证书、上传资料、查询进度。"
+           "\n已在 QQ 或微信公众号等渠道绑定过的，不必再填：请在那里发送「绑定其他渠道」获取"
+           "绑定码，再在这里发送「绑定 绑定码」。")
 
 
 class Dialogue:
@@ -130,20 +134,23 @@ class Dialogue:
         self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
+        self.joining = Joining(settings, db, notifier)
 
     async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
-        """Answer one message. Messages of one account are handled one at a time, in order."""
+        """Answer one message. Messages of one account are handled one at a time, in order:
+        in this process by its lock, across processes ([cluster]) by the database's."""
         lock = self._locks.get(account)
         if lock is None:
             lock = self._locks[account] = asyncio.Lock()
         async with lock:
             try:
-                answer = await self._handle(account, incoming)
+                async with self.db.cluster.account(account.platform, account.user_id):
+                    answer = await self._handle(account, incoming)
+                    # notices no path could carry go first, where the channel's rules held them
+                    return await self.notifier.chat.with_held(account, incoming.ref, answer)
             except DatabaseUnavailable as error:
                 logger.warning(f"database unavailable while answering {account}: {error}")
                 return [DATABASE_BUSY]
-            # notices no path could carry go first, where the channel's rules held them
-            return await self.notifier.chat.with_held(account, incoming.ref, answer)
 
     async def _handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         text = normalise(incoming.text)
@@ -159,8 +166,9 @@ class Dialogue:
             rows.binding if command is None else await self._handler(account))
         if command is not None and command.form_open is FormOpen.ANSWER and (
                 handler is not None or not command.binding):
-            return [*await self._run(command, Asked(account, _orm(handler), argument)),
-                    *self._still_open(state)]
+            replies = await self._run(command, Asked(account, _orm(handler), argument))
+            # the form as the command left it (绑定 绑定码 ends an unbound account's binding form)
+            return [*replies, *self._still_open(state and await self._form_state(account))]
         # a question the centre's FAQ answers, unless a form waits for an answer
         answers = faq_answers(self.settings, text) if command is None else []
         if state is not None:
@@ -173,9 +181,7 @@ class Dialogue:
                 return [*answers, flow.reminder()]
             return await self._continue(account, flow, incoming, answers)
         if handler is None and (command is None or command.binding):
-            flow, outcome = FormFlow.start(BINDING)
-            await self._save(account, flow)
-            return [*answers, WELCOME, *outcome.replies[1:]]
+            return [*answers, *await self._welcome(account)]
         if command is None:
             assert isinstance(handler, BindingRow)
             return answers or [self._menu_of(handler.company_name, handler.verified)]
@@ -192,6 +198,16 @@ class Dialogue:
             rows = await self.reads.read(key)
             memo.keep(key, rows, since)
         return rows
+
+    async def _form_state(self, account: Account) -> FlowState | None:
+        form = (await self._rows(account)).form
+        return FlowState.from_json(form.state) if form is not None else None
+
+    async def _welcome(self, account: Account) -> list[str]:
+        """An unbound account: the binding questions begin."""
+        flow, outcome = FormFlow.start(BINDING)
+        await self._save(account, flow)
+        return [WELCOME, *outcome.replies[1:]]
 
     async def _handler(self, account: Account) -> Handler | None:
         """The account's handler as an ORM object, read now; None when not bound (a technician
@@ -664,6 +680,24 @@ class Dialogue:
                 f"{pairing_steps(self.settings, code)}\n"
                 f"绑定后，该电脑上的密钥代理即可为【{handler.company.name}】办理远程解锁和续期。"]
 
+    async def _join_code(self, asked: Asked) -> list[str]:
+        """「绑定其他渠道」: a one-time code to join another account to this person."""
+        return [await self.joining.code_for(asked.account, asked.bound)]
+
+    async def _join(self, asked: Asked) -> list[str]:
+        """「绑定 绑定码」: this account becomes the person who asked for the code (joining.py);
+        bare 「绑定」 on an unbound account begins the binding questions."""
+        if not asked.argument:
+            if asked.handler is not None:
+                return ["「绑定 绑定码」用于让本账号与您在其他渠道已绑定的账号成为同一位经办人；"
+                        "本账号已经绑定。要让另一个渠道的账号也能办理，请在这里发送「绑定其他渠道」。"]
+            if not await self.has_form(asked.account):
+                return await self._welcome(asked.account)
+            return ["已在其他渠道绑定过的，请发送「绑定 绑定码」（绑定码在那里发送「绑定其他渠道」"
+                    "获取）；第一次绑定单位的，请接着回答下面的问题。"]  # the form is recalled
+        told, handler = await self.joining.join(asked.account, asked.argument)
+        return [told, self._menu(handler)] if handler is not None else [told]
+
     async def _erase_mine(self, asked: Asked) -> list[str]:
         """「删除我的资料」: asked of the technicians (services/retention/erasure.py). An account
         a technician unbound still has the orders it filed: it may ask too."""
@@ -840,6 +874,14 @@ APPLICANT_COMMANDS = CommandTable[ApplicantHandler]([
             form_open=FormOpen.ANSWER),
     Command(("绑定密钥代理",), "绑定密钥代理", "让插着 UKEY 的电脑可以远程解锁",
             Dialogue._pairing_code, verified=True),
+    # any bound account, pending or verified: the other channel gets the same standing
+    Command(("绑定其他渠道", "关联渠道"), "绑定其他渠道",
+            "在微信公众号、QQ 等其他渠道也以本人身份办理（获取一次性绑定码）",
+            Dialogue._join_code, form_open=FormOpen.ANSWER),
+    # an unbound account (of another channel) joins the person whose code it is
+    Command(("绑定",), "绑定 绑定码", "在新渠道用绑定码绑定为同一位经办人（获取绑定码时提示）",
+            Dialogue._join, pattern=re.compile(r"绑定\s*([0-9A-Za-z]{4,16})"),
+            argument=str.upper, binding=False, menu=False, form_open=FormOpen.ANSWER),
     Command(("解锁状态",), "解锁状态 订单号", "远程解锁进行到哪一步", Dialogue._unlock_status,
             pattern=re.compile(r"解锁状态\s*(\S+)"), argument=_ORDER, menu=False),
     Command(("申请核验",), "申请核验", "提交绑定核验申请（核验后才能查看和办理本单位已有的业务）",

@@ -29,7 +29,7 @@ from bot.pki import EmbeddedCA, OrgSubject, RevokedEntry, crl_der
 from bot.pki.token_key import TokenKeyRef
 from bot.services.filing import note_order
 from bot.services.notify import Notice, Notifier
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import (
     Certificate,
     CertificateEvent,
@@ -214,12 +214,12 @@ class CertificateOffice:
         """Sign a new CRL of every held and revoked certificate as the session sees them, and
         add it to the session (the caller holds ``_crl_lock``)."""
         await session.flush()
+        crls = Crls(session)
+        number = await crls.next_number()  # first: then every change committed elsewhere is read
         rows = await Certificates(session).in_status(ON_CRL)
         entries = [RevokedEntry(int(r.serial, 16), r.status_changed_at or r.created_at,
                                 x509.ReasonFlags[r.revocation_reason or "unspecified"])
                    for r in rows]
-        crls = Crls(session)
-        number = await crls.last_number() + 1
         now = utcnow()
         hours = self.settings.pki.crl_hours
         crl = self.ca.crl(entries, number, now, now + timedelta(hours=2 * hours))
@@ -231,10 +231,18 @@ class CertificateOffice:
 
     async def _write_file(self, der: bytes) -> None:
         """After the commit: ``ca.crl`` for a web server. A failure here loses nothing: the row
-        is served at /pki/crl, and the file is written again at start and by the schedule."""
+        is served at /pki/crl, and the file is written again at start and by the schedule.
+        Processes sharing the data directory ([cluster]) write it one at a time, each the newest
+        CRL as it reads it then: none puts back an older CRL over another's newer one."""
+        cluster = self.db.cluster
         try:
-            await asyncio.to_thread(_write_atomically, self.crl_file, der)
-        except OSError as error:
+            async with cluster.hold("crl file"):
+                if cluster.shared:
+                    async with self.db.transaction() as session:
+                        newest = await Crls(session).newest()
+                    der = newest.der if newest is not None else der
+                await asyncio.to_thread(_write_atomically, self.crl_file, der)
+        except (OSError, DatabaseUnavailable) as error:
             logger.error(f"writing {self.crl_file} failed ({error}); /pki/crl serves the CRL")
 
     async def publish_crl(self) -> bytes:

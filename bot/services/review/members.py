@@ -3,6 +3,11 @@
 A removed account (``HandlerStatus.REMOVED``) counts as not bound: it acts for no company. Its
 form in progress is dropped, the agents it paired for the company are revoked (and cut off), its
 unused pairing codes withdrawn; it and the company's verified handlers are told.
+
+One person, several channels: 解绑 of the account that bound removes the person, so every account
+joined to it too (each one's form dropped, agents revoked, each told; its join codes withdrawn).
+解绑 of a joined account detaches that account alone (a channel the person did not join, or no
+longer uses): the person and its other accounts keep their binding and are told.
 """
 
 from collections.abc import Sequence
@@ -20,8 +25,16 @@ from bot.services.agents.registry import AgentRegistry
 from bot.services.messages import Account
 from bot.services.notify import CompanyNotice, Notifier, company_notice
 from storage.db import Database
-from storage.models import Agent, Company, Handler, utcnow
-from storage.repositories import Agents, Companies, Conversations, Handlers
+from storage.models import Agent, Company, Handler, JoinedAccount, utcnow
+from storage.repositories import (
+    Agents,
+    Companies,
+    Conversations,
+    Handlers,
+    JoinCodes,
+    JoinedAccounts,
+)
+from storage.repositories.accounts import handler_accounts
 
 UNBIND_USAGE = "解绑 账号（「成员 单位名称」里列出的账号，例如：解绑 qq:123456）"
 
@@ -70,7 +83,8 @@ class Members:
             company = exact[0] if exact else companies[0]
             handlers = await Handlers(session).of_company(company.id)
             agents = await Agents(session).listed(company.id)
-        return self._company(company, handlers, agents, private)
+            joined = await JoinedAccounts(session).of_handlers([h.id for h in handlers])
+        return self._company(company, handlers, agents, joined, private)
 
     async def _pending(self, session: AsyncSession) -> str:
         companies = await Companies(session).with_pending_handlers()
@@ -85,7 +99,7 @@ class Members:
         return "\n".join(lines)
 
     def _company(self, company: Company, handlers: Sequence[Handler], agents: Sequence[Agent],
-                 private: bool) -> str:
+                 joined: Sequence[JoinedAccount], private: bool) -> str:
         if not handlers:
             return f"【{company.name}】（{company.uscc}）没有绑定的账号。"
         show = (lambda account: account) if private else mask_account
@@ -97,11 +111,14 @@ class Members:
                 state += f"（{self._when(h.verified_at)} 由 {show(h.verified_by or '')} 核验）"
             if h.status is HandlerStatus.REMOVED and h.removed_at:
                 state += f"（{self._when(h.removed_at)} 由 {show(h.removed_by or '')} 解绑）"
-            paired = [f"{a.id}{'（已吊销）' if a.revoked_at else ''}"
-                      for a in agents if a.paired_by == account]
             lines.append(f"{i}. {show(account)} {state}；绑定于 {self._when(h.created_at)}；"
                          f"邮箱{'已设置' if h.email else '未设置'}；"
-                         f"绑定的密钥代理：{'、'.join(paired) or '无'}")
+                         f"绑定的密钥代理：{_paired(agents, account)}")
+            for j in (j for j in joined if j.handler_id == h.id):
+                other = f"{j.platform}:{j.user_id}"
+                lines.append(f"   同一人的其他渠道：{show(other)}（{self._when(j.joined_at)} 用 "
+                             f"{show(j.joined_from)} 的绑定码绑定）；"
+                             f"绑定的密钥代理：{_paired(agents, other)}")
         lines.append("解绑：「解绑 账号」" if private else
                      "群里隐去了账号中间几位；解绑请私聊发送「成员 单位」查看完整账号。")
         return "\n".join(lines)
@@ -116,8 +133,7 @@ class Members:
             raise ReviewRefused(f"请写上要解绑的账号。用法：{UNBIND_USAGE}")
         account = Account(platform, user_id)
         async with self.db.transaction() as session:
-            handlers = Handlers(session)
-            handler = await handlers.get(platform, user_id)
+            handler = await Handlers(session).get(platform, user_id)
             if handler is None:
                 raise ReviewRefused(f"账号 {account} 没有绑定任何单位，请核对"
                                     "（「成员 单位名称」可查看单位的账号）。")
@@ -125,26 +141,92 @@ class Members:
                 assert handler.removed_at is not None
                 raise ReviewRefused(f"账号 {account} 已于 {self._when(handler.removed_at)} "
                                     f"由 {handler.removed_by} 解绑，无需再解绑。")
-            handler.status = HandlerStatus.REMOVED
-            handler.removed_at, handler.removed_by = utcnow(), actor
-            await Conversations(session).delete(platform, user_id)
-            revoked = await self.agents.revoke_paired_by(session, str(account),
-                                                         handler.company_id, actor)
-            await session.flush()
-            company = handler.company
-            told = [h for h in await handlers.verified_of(company.id) if h.id != handler.id]
-            values = {"company": company.name, "who": str(account), "agents": str(len(revoked))}
-            to_company = company_notice(CompanyNotice.HANDLER_REMOVED, self.settings, **values)
-            to_removed = company_notice(CompanyNotice.YOU_ARE_REMOVED, self.settings, **values)
-            await self.notifier.notify_handlers(session, [handler], to_removed)
-            await self.notifier.notify_handlers(session, told, to_company)
-        logger.warning(f"{account} removed from company #{company.id} by {actor}; "
+            joined = await JoinedAccounts(session).get(platform, user_id)
+            if joined is not None and joined.handler_id == handler.id:
+                revoked, answer = await self._detach(session, actor, account, handler, joined,
+                                                     private)
+            else:
+                revoked, answer = await self._remove_person(session, actor, account, handler,
+                                                            private)
+        return await self._after(revoked, answer)
+
+    async def _remove_person(self, session: AsyncSession, actor: str, account: Account,
+                             handler: Handler, private: bool) -> tuple[list[Agent], str]:
+        """解绑 of the account that bound: the person is removed, with every channel of it (in
+        the caller's transaction: the agents revoked and the answer returned, for after it)."""
+        company = handler.company
+        handler.status = HandlerStatus.REMOVED
+        handler.removed_at, handler.removed_by = utcnow(), actor
+        # the joins stay (the person's orders are still its own, for 删除我的资料 from any of
+        # its accounts) until one of them binds anew
+        accounts = handler_accounts(handler, await JoinedAccounts(session).of_handler(handler.id))
+        await JoinCodes(session).withdraw(handler.id, utcnow())
+        revoked: list[Agent] = []
+        for each in accounts:
+            await Conversations(session).delete(each.platform, each.user_id)
+            revoked += await self.agents.revoke_paired_by(session, str(each), handler.company_id,
+                                                          actor)
+        await session.flush()
+        told = [h for h in await Handlers(session).verified_of(company.id) if h.id != handler.id]
+        values = {"company": company.name, "who": "、".join(str(a) for a in accounts),
+                  "agents": str(len(revoked))}
+        to_company = company_notice(CompanyNotice.HANDLER_REMOVED, self.settings, **values)
+        to_removed = company_notice(CompanyNotice.YOU_ARE_REMOVED, self.settings, **values)
+        for each in accounts:  # each channel loses its binding: each is told
+            await self.notifier.notify_account(session, each, to_removed.replies)
+        await self.notifier.queue_handler_mail(session, [handler], to_removed)
+        await self.notifier.notify_handlers(session, told, to_company)
+        logger.warning(f"{values['who']} removed from company #{company.id} by {actor}; "
                        f"agents revoked: {[a.id for a in revoked]}")
+        also = "、".join(self._shown(a, private) for a in accounts if a != account)
+        also = f"（连同同一人的其他渠道 {also}）" if also else ""
+        return revoked, (f"已解除账号 {self._shown(account, private)}{also}与【{company.name}】"
+                         f"的绑定，{self._agents(revoked)}；"
+                         f"已通知该账号和本单位 {len(told)} 位已核验经办人。")
+
+    async def _after(self, revoked: Sequence[Agent], answer: str) -> str:
+        """After the commit: the revoked agents cut off, the notices sent."""
         for agent in revoked:
             await self.hub.cut_off(agent.id)
         await self.notifier.deliver()
-        shown = str(account) if private else mask_account(str(account))
-        agents = (f"吊销了它绑定的密钥代理 {'、'.join(str(a.id) for a in revoked)}（已断开）"
-                  if revoked else "它没有绑定密钥代理")
-        return (f"已解除账号 {shown} 与【{company.name}】的绑定，{agents}；"
-                f"已通知该账号和本单位 {len(told)} 位已核验经办人。")
+        return answer
+
+    async def _detach(self, session: AsyncSession, actor: str, account: Account,
+                      handler: Handler, joined: JoinedAccount,
+                      private: bool) -> tuple[list[Agent], str]:
+        """解绑 of a joined account: it alone stops acting as the person (in the caller's
+        transaction: the agents revoked and the answer returned, for after the commit)."""
+        company = handler.company
+        await JoinedAccounts(session).leave([joined])
+        await Conversations(session).delete(account.platform, account.user_id)
+        revoked = await self.agents.revoke_paired_by(session, str(account), handler.company_id,
+                                                     actor)
+        values = {"company": company.name, "who": str(account), "agents": str(len(revoked))}
+        to_removed = company_notice(CompanyNotice.YOU_ARE_REMOVED, self.settings, **values)
+        to_person = company_notice(CompanyNotice.CHANNEL_REMOVED, self.settings, **values)
+        await self.notifier.notify_account(session, account, to_removed.replies)
+        others = handler_accounts(handler, await JoinedAccounts(session).of_handler(handler.id))
+        for other in others:
+            await self.notifier.notify_account(session, other, to_person.replies)
+        await self.notifier.queue_handler_mail(session, [handler], to_person)
+        logger.warning(f"{account} detached from handler #{handler.id} by {actor}; "
+                       f"agents revoked: {[a.id for a in revoked]}")
+        return revoked, (f"已解绑账号 {self._shown(account, private)}：它不再与 "
+                f"{self._shown(Account(handler.platform, handler.user_id), private)} 是同一位"
+                f"经办人，不能再代表【{company.name}】办理业务，{self._agents(revoked)}；"
+                "该经办人的其他渠道不受影响，已通知该账号和该经办人。")
+
+    @staticmethod
+    def _shown(account: Account, private: bool) -> str:
+        return str(account) if private else mask_account(str(account))
+
+    @staticmethod
+    def _agents(revoked: Sequence[Agent]) -> str:
+        return (f"吊销了它绑定的密钥代理 {'、'.join(str(a.id) for a in revoked)}（已断开）"
+                if revoked else "它没有绑定密钥代理")
+
+
+def _paired(agents: Sequence[Agent], account: str) -> str:
+    """The agents ``account`` paired (with a code it asked for), for 成员."""
+    return "、".join(f"{a.id}{'（已吊销）' if a.revoked_at else ''}"
+                    for a in agents if a.paired_by == account) or "无"

@@ -6,7 +6,7 @@ Notices queued before this revision have no path (历史: 待发送 until delive
 possibly mailed (``may``).
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0019
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0012"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
