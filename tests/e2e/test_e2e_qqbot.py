@@ -203,7 +203,9 @@ async def test_a_whole_application_with_scans_on_qq_official(
     assert qr.picture.startswith(b"\x89PNG")
     [told] = [s for s in qq.sent
               if s.openid == TECHNICIAN and f"{number} 新订单待审核" in s.content]
-    assert told.msg_id is None  # a notice nobody asked for: proactive
+    # a notice nobody asked for, inside the technician's reply window (they wrote within the
+    # hour): a reply to their last message, so none of the month's 4 proactive messages is used
+    assert told.msg_id is not None
     assert qq.refused == []
     log = log_of(tmp_path)
     assert "[ERROR]" not in log
