@@ -138,10 +138,15 @@ class ChatOutbox:
 
     async def recheck_held(self, accounts: Sequence[Account]) -> None:
         """What was held for these accounts is looked at again now: a path may have opened
-        (the accounts were joined with an always-open one)."""
-        async with self.db.transaction() as session:
-            await OutgoingChats(session).recheck_held(
-                [(a.platform, a.user_id) for a in accounts], utcnow())
+        (the accounts were joined with an always-open one). Never raises: they still come with
+        the next message."""
+        try:
+            async with self.db.transaction() as session:
+                await OutgoingChats(session).recheck_held(
+                    [(a.platform, a.user_id) for a in accounts], utcnow())
+        except Exception as error:
+            logger.warning(f"chat outbox: held notices not looked at again: {error}")
+            return
         self._worker.wake()
 
     def start(self) -> None:

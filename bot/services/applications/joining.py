@@ -107,6 +107,8 @@ class Joining:
                     f"再在这里发送「{REDEEM} 绑定码」。"
                     "还没有在任何渠道绑定过单位的，请按提示绑定单位。"), None
         logger.info(f"{account} joined handler #{handler.id} ({code.requested_by}'s code)")
+        # what waited for the person's next message may go through the channel just joined
+        await self.notifier.chat.recheck_held([Account(handler.platform, handler.user_id)])
         await self.notifier.deliver()
         pending = ("绑定尚待核验，核验通过后所有渠道同时生效。" if handler.status is
                    HandlerStatus.PENDING else "")
