@@ -4,7 +4,7 @@ join_codes: the one-time codes that join them (hashed, short-lived, used once)
 Nothing is joined before this revision: every account is its own handler, as before.
 
 Revision ID: 0014
-Revises: 0016
+Revises: 0013
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0016"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,8 +5,8 @@ and outgoing_chat.mail (whether it was, may be or must never be mailed)
 Notices queued before this revision have no path (历史: 待发送 until delivered) and count as
 possibly mailed (``may``).
 
-Revision ID: 0013
-Revises: 0019
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0019"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
