@@ -46,10 +46,10 @@ CHANNELS: tuple[ChannelRules, ...] = (
     # QQ 机器人开放平台, C2C private chat: 5 passive replies per message within 60 minutes;
     # proactive C2C messages are counted per user and month by the platform
     ChannelRules("qqbot", "QQ 官方机器人", timedelta(minutes=60), 5, 4, images=True),
-    # 微信公众号: 客服消息 within 48 hours of the user's last message; after that only a
-    # template message saying a notice waits (when the centre configured one: else the push
-    # is refused), not limited per user
-    ChannelRules("wechat", "微信公众号", timedelta(hours=48), None, None, images=True,
+    # 微信公众号: 客服消息 within 48 hours of the user's last message, at most 20 for one
+    # message of theirs (errcode 45047 beyond); after that only a template message saying a
+    # notice waits (when the centre configured one: else the push is refused), not limited
+    ChannelRules("wechat", "微信公众号", timedelta(hours=48), 20, None, images=True,
                  push_name="模板消息", push_summary=True),
 )
 
