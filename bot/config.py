@@ -530,7 +530,9 @@ class RetentionSection(_Section):
     """Days a form may lie unfinished (no answer at all) before it and its scans are dropped."""
     outbox_days: int = Field(30, ge=1)
     """Days a sent (or given-up) mail or chat notice is kept before its row, which quotes the
-    applicant's texts, is deleted; unsent ones are never deleted."""
+    applicant's texts, is deleted; unsent ones are never deleted. A QQ-official or WeChat
+    account's record (its last message's time and id, the month's pushes) goes after as many
+    days of silence, and never within 32 days."""
     rejected_days: int = Field(90, ge=1)
     """Days a rejected order may wait for its correction (修改): then it is cancelled, the
     applicant told, and its data follows scan_days and mask_days like any finished order."""

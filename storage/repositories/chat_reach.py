@@ -4,7 +4,7 @@ outbox's counts of replies and pushes."""
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
@@ -77,3 +77,12 @@ class ChatReaches:
         if reach.push_month != month:
             reach.push_month, reach.pushes_used = month, 0
         reach.pushes_used += 1
+
+    async def forget_before(self, before: datetime) -> int:
+        """Delete the records of accounts that have not written since ``before`` (an openid and
+        a message id each: nothing to keep once no window or month they count for is open)."""
+        silent = or_(ChatReach.last_message_at < before,
+                     ChatReach.last_message_at.is_(None)
+                     & (ChatReach.push_month < f"{before:%Y-%m}"))  # only pushed to
+        result = await self.session.execute(delete(ChatReach).where(silent))
+        return result.rowcount or 0

@@ -20,7 +20,7 @@ from bot.samples import fake_id_number, fake_uscc, sample_scan
 from bot.services.filing import file_order, move_order
 from bot.services.messages import Account, Reply
 from storage.models import OutgoingChat, utcnow
-from storage.repositories import Conversations, Handlers, Orders
+from storage.repositories import ChatReaches, Conversations, Handlers, Orders
 from tests.support.applicant import bind, bind_verified, say
 from tests.support.helpers import MakeRuntime, RecordingChat, wait_for
 
@@ -305,3 +305,19 @@ async def test_the_worker_purges_at_start_what_finished_long_ago(
     _, attachments, _ = await state_of(runtime, numbers[1])
     assert len(attachments) == 1
     assert on_disk(runtime, recent)
+
+
+async def test_a_channels_record_of_someone_long_silent_is_deleted(runtime: Runtime) -> None:
+    """A WeChat account's record (openid, last message id) goes after [retention] outbox_days
+    of silence, never within the month its pushes count for; a recent one stays."""
+    now = utcnow()
+    async with runtime.db.transaction() as session:
+        reaches = ChatReaches(session)
+        await reaches.message("wechat", "o-silent", now - timedelta(days=40), "m1", 1)
+        await reaches.message("wechat", "o-lately", now - timedelta(days=31), "m2", 1)
+        await reaches.message("wechat", "o-today", now, "m3", 1)
+    await runtime.retention.run(now)
+    async with runtime.db.transaction() as session:
+        kept = {r.user_id for r in await ChatReaches(session).of(
+            [("wechat", "o-silent"), ("wechat", "o-lately"), ("wechat", "o-today")])}
+    assert kept == {"o-lately", "o-today"}

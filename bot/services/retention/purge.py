@@ -18,7 +18,7 @@ A pass with nothing due only reads (so it takes no write lock). An open order is
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +33,13 @@ from bot.services.ports import ScanStorage
 from bot.services.scan_use import unused_scans
 from storage.db import Database
 from storage.models import Order, OrderEvent, utcnow
-from storage.repositories import Conversations, Orders, OutgoingChats, OutgoingMails
+from storage.repositories import (
+    ChatReaches,
+    Conversations,
+    Orders,
+    OutgoingChats,
+    OutgoingMails,
+)
 
 SYSTEM = "system"
 BATCH = 200
@@ -86,6 +92,9 @@ async def purge_order(session: AsyncSession, order: Order, actor: str, why: str,
     return hashes, numbers
 
 
+PUSH_MONTH = timedelta(days=32)  # a channel's pushes are counted by calendar month
+
+
 class Retention:
     """The purge worker's pass (``run``) and the deletion of scan files nothing names."""
 
@@ -111,6 +120,9 @@ class Retention:
                             for s in state.get("scans", {}).values()}
             done.outbox = (await OutgoingMails(session).delete_settled(cut.outbox)
                            + await OutgoingChats(session).delete_settled(cut.outbox))
+            # a channel's record of someone silent that long, kept past a month's pushes
+            done.outbox += await ChatReaches(session).forget_before(
+                min(cut.outbox, now - PUSH_MONTH))
         done.files = await self.discard_unused(done.hashes)
         if done.lapsed or done.scan_orders or done.masked_orders or done.drafts or done.outbox:
             logger.info(done.summary())
