@@ -5,28 +5,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from storage.models import ChatReach
+from storage.repositories.upserts import account_upsert
 
-_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_upserts: dict[str, Executable] = {}  # built once per dialect: a message builds no SQL
+# the month's pushes are left as they are
+_UPDATED = ("last_message_at", "last_ref", "replies_used")
 
 
 def _upsert(dialect: str) -> Executable:
-    """INSERT … ON CONFLICT (platform, user_id) DO UPDATE SET the message's columns (the
-    month's pushes are left as they are)."""
-    if dialect not in _upserts:
-        table = ChatReach.__table__
-        upsert = _UPSERTS[dialect](table)
-        _upserts[dialect] = upsert.on_conflict_do_update(
-            index_elements=[table.c.platform, table.c.user_id],
-            set_={"last_message_at": upsert.excluded.last_message_at,
-                  "last_ref": upsert.excluded.last_ref,
-                  "replies_used": upsert.excluded.replies_used})
-    return _upserts[dialect]
+    return account_upsert(ChatReach.__table__, dialect, _UPDATED)
 
 
 # platform, user_id, at, the message's id, the replies answering it

@@ -4,26 +4,18 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from storage.account_memo import ACCOUNT, WRITTEN_THROUGH, FormRow
 from storage.models import Conversation, utcnow
+from storage.repositories.upserts import account_upsert
 
-_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_upserts: dict[str, Executable] = {}  # built once per dialect: a message builds no SQL
+_UPDATED = ("state", "updated_at")
 
 
 def _upsert(dialect: str) -> Executable:
-    """INSERT … ON CONFLICT (platform, user_id) DO UPDATE SET state, updated_at."""
-    if dialect not in _upserts:
-        table = Conversation.__table__
-        upsert = _UPSERTS[dialect](table)
-        _upserts[dialect] = upsert.on_conflict_do_update(
-            index_elements=[table.c.platform, table.c.user_id],
-            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
-    return _upserts[dialect]
+    return account_upsert(Conversation.__table__, dialect, _UPDATED)
 
 
 async def save_states(connection: AsyncConnection,
