@@ -5,7 +5,7 @@ the ``get_runtime`` dependency.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.adapters.chat_outbox import ChatOutbox
 from bot.adapters.fetch import ChannelMedia, ImageFetcher
@@ -24,6 +24,7 @@ from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.jobs import CertificateJobs
 from bot.services.certificates.office import CertificateOffice
 from bot.services.channels import configured
+from bot.services.group_mentions import GroupMentions
 from bot.services.health import Health
 from bot.services.notify import Notifier
 from bot.services.ports import ChatChannel
@@ -59,6 +60,8 @@ class Runtime:
     # [cluster]: the webhook events taken by any process, and their hourly pruning
     webhook_events: SharedEvents | None = None
     pruner: Periodic | None = None
+    # what a mention of the bot in another group than the staff's is answered
+    group_mentions: GroupMentions = field(default_factory=GroupMentions)
 
     @classmethod
     async def start(cls, settings: Settings, chat: ChatChannel,

@@ -7,11 +7,14 @@ rejection, a staff notice).
 import hashlib
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nonebot
 from loguru import logger
 from nonebot.adapters import Bot, Event
+from nonebot.adapters.onebot.v11 import GroupMessageEvent
 from nonebot.adapters.onebot.v11 import Message as OneBotMessage
 from nonebot.adapters.onebot.v11 import MessageSegment as OneBotSegment
 from nonebot.exception import ActionFailed, NetworkError
@@ -31,6 +34,30 @@ def platform_of(bot: Bot) -> str:
 
 def account_of(bot: Bot, event: Event) -> Account:
     return Account(platform_of(bot), event.get_user_id())
+
+
+@dataclass(frozen=True)
+class Mention:
+    """Someone @-mentioning the bot in a group: where, who, and what they wrote."""
+
+    platform: str
+    group: str
+    user: str
+    text: str
+
+
+def mention_of(bot: Bot, event: Event, staff_group: str | None) -> Mention | None:
+    """The mention ``event`` is, in another group than the staff's; None for anything else."""
+    if isinstance(event, GroupMessageEvent) and event.is_tome():
+        group = f"qq:{event.group_id}"
+        if group == staff_group:
+            return None
+        return Mention("qq", str(event.group_id), event.get_user_id(), event.get_plaintext())
+    if qq_official.is_group_mention(event):
+        group_event = cast(qq_official.GroupAtMessageCreateEvent, event)
+        return Mention(qq_official.PLATFORM, group_event.group_openid, event.get_user_id(),
+                       event.get_plaintext())
+    return None
 
 
 # The Console (Textual) renders notifications as markup: an ASCII bracket in any text, such as a

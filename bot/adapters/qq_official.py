@@ -1,4 +1,5 @@
-"""QQ's official bot platform (nonebot-adapter-qq, webhook mode): C2C private chat.
+"""QQ's official bot platform (nonebot-adapter-qq, webhook mode): C2C private chat, and an
+answer to an @-mention in a group (bot/services/group_mentions.py).
 
 What differs from OneBot, kept here so chat delivery and the plugins hook it in with a line:
 - Events arrive as HTTP POSTs to /qq/webhook, signed with Ed25519 over the timestamp header and
@@ -27,7 +28,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loguru import logger
 from nonebot.adapters import Bot as BaseBot
-from nonebot.adapters.qq import Adapter, Bot, C2CMessageCreateEvent, Message, MessageSegment
+from nonebot.adapters.qq import (
+    Adapter,
+    Bot,
+    C2CMessageCreateEvent,
+    GroupAtMessageCreateEvent,
+    Message,
+    MessageSegment,
+)
 from nonebot.adapters.qq.exception import AuditException
 from nonebot.drivers import Driver, Request, Response
 from nonebot.exception import ActionFailed, ApiNotAvailable, NetworkError
@@ -169,6 +177,11 @@ def is_private(event: object) -> bool:
     return isinstance(event, C2CMessageCreateEvent)
 
 
+def is_group_mention(event: object) -> bool:
+    """A message in a group that @-mentions the bot (the only group messages it is sent)."""
+    return isinstance(event, GroupAtMessageCreateEvent)
+
+
 def incoming(event: C2CMessageCreateEvent, media_hosts: Sequence[str]) -> Incoming:
     """The user's text, their photos (attachments) and the message's id, for replies."""
     message = event.get_message()
@@ -308,3 +321,21 @@ async def push(bot: BaseBot, account: Account, replies: Sequence[Reply]) -> bool
 async def reply(bot: BaseBot, event: C2CMessageCreateEvent, replies: Sequence[Reply]) -> None:
     """The answer to the user's message ``event`` (a failure is logged by ``send``)."""
     await send(bot, Account(PLATFORM, event.get_user_id()), replies, reply_to=event.id)
+
+
+async def reply_group(bot: BaseBot, event: GroupAtMessageCreateEvent,
+                      replies: Sequence[str]) -> None:
+    """Texts answering a mention in a group, each a reply to it (a group message without
+    ``msg_id`` is a proactive one, which the platform allows only sparingly)."""
+    qq = cast(Bot, bot)
+    for outgoing in batched(replies):
+        if REPLY_NUMBERS.used(event.id) >= _replies_allowed():
+            return
+        try:
+            await qq.send_to_group(group_openid=event.group_openid, message=message_of(outgoing),
+                                   msg_id=event.id, msg_seq=REPLY_NUMBERS.next(event.id))
+        except AuditException as held:
+            logger.info(f"group reply held for the platform's review ({held.audit_id})")
+        except (ActionFailed, ApiNotAvailable, NetworkError) as error:
+            logger.warning(f"replying in a group failed: {error}")
+            return

@@ -67,6 +67,11 @@ def mask_personal_numbers(text: str) -> str:
     return "".join("*" if i in hidden else c for i, c in enumerate(text))
 
 
+def has_personal_numbers(text: str) -> bool:
+    """Whether free text holds an ID number or a mainland mobile number (as masked above)."""
+    return any(pattern.search(text) for pattern in (_ID_NUMBER, _MOBILE))
+
+
 def mask_account(account: str) -> str:
     """qq:123456789 → qq:12*****89: a chat account, shortened for a group."""
     platform, colon, user_id = account.rpartition(":")

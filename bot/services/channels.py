@@ -34,6 +34,8 @@ class ChannelRules:
     # a push only says that a notice waits (WeChat's template message): the notice itself
     # still waits for their next message
     push_summary: bool = False
+    # how someone who @-mentions the bot in a group starts a private chat with it there
+    private_hint: str = "私聊我"
 
     @property
     def always_open(self) -> bool:
@@ -42,10 +44,12 @@ class ChannelRules:
 
 CHANNELS: tuple[ChannelRules, ...] = (
     ChannelRules("console", "本机终端", None, None, None, images=False),
-    ChannelRules("qq", "QQ（OneBot）", None, None, None, images=True),
+    ChannelRules("qq", "QQ（OneBot）", None, None, None, images=True,
+                 private_hint="加我为 QQ 好友后私聊我"),
     # QQ 机器人开放平台, C2C private chat: 5 passive replies per message within 60 minutes;
     # proactive C2C messages are counted per user and month by the platform
-    ChannelRules("qqbot", "QQ 官方机器人", timedelta(minutes=60), 5, 4, images=True),
+    ChannelRules("qqbot", "QQ 官方机器人", timedelta(minutes=60), 5, 4, images=True,
+                 private_hint="点我的头像，选「发消息」私聊我"),
     # 微信公众号: 客服消息 within 48 hours of the user's last message, at most 20 for one
     # message of theirs (errcode 45047 beyond); after that only a template message saying a
     # notice waits (when the centre configured one: else the push is refused), not limited

@@ -1,6 +1,7 @@
 """聊天消息: the one matcher every chat message goes through. A technician's command goes to
 the review desk (plugins/review), any other private message to the applicant's dialogue
-(plugins/applicant); a group message that is no staff command is left alone.
+(plugins/applicant). Someone who @-mentions the bot in another group is shown the way to a
+private chat (bot/services/group_mentions.py); any other group message is left alone.
 
 One matcher, not one per plugin: nonebot solves each matcher's rule and handler parameters with
 anyio task groups, several per matcher and message, which cost more than the routing itself
@@ -12,7 +13,7 @@ from nonebot.adapters import Bot, Event
 from nonebot.plugin import PluginMetadata
 
 from bot.adapters import qq_official
-from bot.adapters.chat_delivery import account_of, to_message
+from bot.adapters.chat_delivery import account_of, mention_of, to_message
 from bot.runtime import get_runtime
 
 review = require("plugins.review")
@@ -37,6 +38,16 @@ async def _(bot: Bot, event: Event) -> None:
     elif await applicant.is_private(event):
         replies = await applicant.answer(bot, event)
     else:
+        runtime = get_runtime()
+        mention = mention_of(bot, event, runtime.settings.staff.group)
+        if mention is None:
+            return
+        told = runtime.group_mentions.answer(mention.platform, mention.group, mention.user,
+                                             mention.text)
+        if isinstance(event, qq_official.GroupAtMessageCreateEvent):
+            await qq_official.reply_group(bot, event, told)
+        elif told:
+            await chat.send("\n\n".join(told), at_sender=True)
         return
     if isinstance(event, qq_official.C2CMessageCreateEvent):
         await qq_official.reply(bot, event, replies)  # few messages, each naming the user's

@@ -211,3 +211,36 @@ async def test_a_whole_application_with_scans_on_qq_official(
     assert "[ERROR]" not in log
     assert id_number not in log
     assert "13812345678" not in log
+
+
+async def test_a_mention_in_a_group_is_shown_the_way_to_a_private_chat(
+        tmp_path: Path, qq: QqPlatform) -> None:
+    group, member, other = "G0C0FFEE0000000000000000000000001", "M1" + "0" * 30, "M2" + "0" * 30
+    id_number = fake_id_number(random.Random(3))
+    bot = make_qq_instance(tmp_path, qq, STAFF)
+    await bot.start()
+    try:
+        first = await qq.say_in_group(group, member, f"我要新办证书，身份证 {id_number}")
+        [told] = await qq.replies_until("私聊我")
+        await qq.say_in_group(group, member, "在吗")  # the way was just shown: quiet
+        quiet = await qq.replies_for(1.0)
+        await qq.say_in_group(group, member, "手机 13812345678")  # a number: told to recall
+        [recall] = await qq.replies_until("撤回")
+        await qq.say_in_group(group, other, "新办")
+        [other_told] = await qq.replies_until("私聊我")
+    finally:
+        await bot.stop()
+    # in the group, as a reply to the mention; the number is not repeated
+    assert (told.group, told.openid, told.msg_id) == (True, group, first)
+    assert "请尽快撤回" in told.content
+    assert "点我的头像，选「发消息」私聊我" in told.content
+    assert id_number not in told.content
+    assert quiet == []
+    assert "私聊我" not in recall.content
+    assert "13812345678" not in recall.content
+    assert "撤回" not in other_told.content
+    assert qq.refused == []
+    # nothing of theirs was kept: a group is no place for a form
+    assert table(tmp_path, "select count(*) from conversations") == [(0,)]
+    assert id_number not in log_of(tmp_path)
+    assert "[ERROR]" not in log_of(tmp_path)

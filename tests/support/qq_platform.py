@@ -1,6 +1,7 @@
 """QQ's official bot platform as the bot meets it, on 127.0.0.1: it signs C2C message events
 and POSTs them to the bot's /qq/webhook, hands out API tokens (getAppAccessToken), takes the
-OpenAPI calls the bot makes (/users/@me, /v2/users/{openid}/files and /messages), keeps what
+OpenAPI calls the bot makes (/users/@me, /v2/users/{openid}/files and /messages, and
+/v2/groups/{group_openid}/messages for answers to a mention in a group), keeps what
 the bot sent, and serves the users' photos as the platform's media server would.
 
 Written from the platform's documentation, not from the bot's code: the Ed25519 key is seeded
@@ -37,7 +38,8 @@ def platform_key(secret: str) -> Ed25519PrivateKey:
 
 @dataclass
 class Sent:
-    """A message the bot sent through /v2/users/{openid}/messages."""
+    """A message the bot sent through /v2/users/{openid}/messages (or, with ``group``,
+    /v2/groups/{openid}/messages: ``openid`` is then the group's)."""
 
     openid: str
     msg_type: int
@@ -45,6 +47,7 @@ class Sent:
     msg_id: str | None  # the user's message replied to; None: a proactive message
     msg_seq: int | None
     picture: bytes | None = None  # the uploaded image of a rich-media message
+    group: bool = False
 
     def text(self) -> str:
         return self.content + ("\n[图片]" if self.picture is not None else "")
@@ -96,6 +99,7 @@ media_hosts = [{hosts}]
         app.router.add_get("/users/@me", self._me)
         app.router.add_post("/v2/users/{openid}/files", self._files)
         app.router.add_post("/v2/users/{openid}/messages", self._messages)
+        app.router.add_post("/v2/groups/{openid}/messages", self._messages)
         app.router.add_get("/download", self._download)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -158,8 +162,11 @@ media_hosts = [{hosts}]
             picture = self._uploads[info]
         elif body.get("msg_type") != 0 or not body.get("content"):
             return self._refuse(body, "a text message without text")
+        group = request.path.startswith("/v2/groups/")
+        if group and msg_id is None:  # proactive group messages: not granted to this bot
+            return self._refuse(body, "proactive group message not allowed")
         self.sent.append(Sent(request.match_info["openid"], body["msg_type"],
-                              body.get("content") or "", msg_id, msg_seq, picture))
+                              body.get("content") or "", msg_id, msg_seq, picture, group))
         return web.json_response({"id": f"bot-msg-{next(self._ids)}",
                                   "timestamp": "2026-12-02T12:00:00+08:00"})
 
@@ -195,6 +202,29 @@ media_hosts = [{hosts}]
             data["attachments"] = attachments
         return msg_id, {"op": 0, "s": number, "t": "C2C_MESSAGE_CREATE",
                         "id": f"C2C_MESSAGE_CREATE:{number}", "d": data}
+
+    def group_event(self, group_openid: str, member_openid: str, content: str
+                    ) -> tuple[str, dict[str, Any]]:
+        """A GROUP_AT_MESSAGE_CREATE dispatch (a member @-mentioning the bot; the mention itself
+        is not in ``content``): (the message's id, the payload)."""
+        number = next(self._ids)
+        msg_id = f"ROBOT1.0_grp{number:06d}"
+        data: dict[str, Any] = {
+            "id": msg_id, "content": f" {content}", "timestamp": "2026-12-02T20:00:00+08:00",
+            "author": {"id": member_openid, "member_openid": member_openid, "bot": False,
+                       "member_role": "member"},
+            "group_id": group_openid, "group_openid": group_openid,
+            "message_scene": {"source": "default", "ext": []}, "message_type": 0}
+        return msg_id, {"op": 0, "s": number, "t": "GROUP_AT_MESSAGE_CREATE",
+                        "id": f"GROUP_AT_MESSAGE_CREATE:{number}", "d": data}
+
+    async def say_in_group(self, group_openid: str, member_openid: str, content: str) -> str:
+        """A member's mention of the bot in a group, signed and delivered; its msg_id."""
+        msg_id, payload = self.group_event(group_openid, member_openid, content)
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        status, text = await self.post(body, self.signed(body))
+        assert status == 200, (status, text)
+        return msg_id
 
     def signed(self, body: bytes, timestamp: str | None = None,
                secret: str | None = None) -> dict[str, str]:
