@@ -21,11 +21,13 @@ def _upsert(dialect: str) -> Executable:
 async def save_states(connection: AsyncConnection,
                       rows: Sequence[tuple[str, str, dict, datetime]]) -> None:
     """``Conversations.save`` for many accounts in one statement, on a Core connection (the
-    group commit's batch, storage/state_writer.py): each row (platform, user_id, state, at)."""
-    await connection.execute(
-        _upsert(connection.dialect.name),
-        [{"platform": platform, "user_id": user_id, "state": state, "updated_at": at}
-         for platform, user_id, state, at in rows])
+    group commit's batch, storage/state_writer.py): each row (platform, user_id, state, at).
+    One row is one statement execution (an autocommitting connection commits it by itself);
+    more are an executemany, which the caller wraps in a transaction."""
+    params = [{"platform": platform, "user_id": user_id, "state": state, "updated_at": at}
+              for platform, user_id, state, at in rows]
+    await connection.execute(_upsert(connection.dialect.name),
+                             params[0] if len(params) == 1 else params)
 
 
 class Conversations:

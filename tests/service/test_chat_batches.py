@@ -131,11 +131,21 @@ async def test_the_writers_connection_dying_while_idle_costs_no_answer(postgres)
         await db.migrate()
         writer = StateWriter(db)
         try:
-            await writer.save("qq", "1", {"answer": "停机前"}, utcnow())
+            crowd = range(2, 8)
+
+            async def answers(word: str) -> None:  # a lone applicant's, then a crowd's
+                await writer.save("qq", "1", {"answer": word}, utcnow())
+                await asyncio.gather(*(writer.save("qq", str(u), {"answer": word}, utcnow())
+                                       for u in crowd))
+
+            await answers("停机前")
+            batches = writer.batches
             await proxy.cut()
             await proxy.open()
-            await writer.save("qq", "1", {"answer": "重启后"}, utcnow())
-            assert await saved_states(db, range(1, 2)) == {"1": {"answer": "重启后"}}
+            await answers("重启后")
+            assert writer.batches - batches <= 3  # the crowd's answers still shared a commit
+            assert await saved_states(db, range(1, 8)) == {
+                str(u): {"answer": "重启后"} for u in range(1, 8)}
         finally:
             await writer.close()
             await db.close()
