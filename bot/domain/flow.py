@@ -8,13 +8,14 @@ suggestion such as the centre's city): each is offered with its question and tak
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from bot.domain.fees import Fees, quote
 from bot.domain.fields import Field, FieldKind, numbered
 from bot.domain.forms import FORMS, Form
+from bot.domain.json_values import copied
 from bot.domain.lifecycle import OrderType
 from bot.domain.scans import ScanInfo
 from bot.domain.text import normalise
@@ -53,7 +54,7 @@ class FlowState:
     suggested: list[str] = field(default_factory=list)  # defaults that are no earlier answer
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: copied(getattr(self, name)) for name in _STATE_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowState":
@@ -61,6 +62,9 @@ class FlowState:
         state.mode = Mode(state.mode)
         state.before_cancel = Mode(state.before_cancel)
         return state
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(FlowState))
 
 
 @dataclass

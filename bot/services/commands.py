@@ -70,6 +70,12 @@ class CommandTable(Generic[H]):
         if duplicates:
             raise ValueError(f"command words declared twice: {sorted(duplicates)}")
         self._by_word = {w: c for c in self.commands for w in c.words}
+        self._patterned = tuple(c for c in self.commands if c.pattern)
+        # ``match`` looks words up before it tries patterns: no word may be another's argument
+        taken = sorted(w for w, c in self._by_word.items()
+                       if any(o is not c and o.argument_of(w) is not None for o in self._patterned))
+        if taken:
+            raise ValueError(f"command words that another command's pattern takes: {taken}")
 
     def __iter__(self) -> Iterator[Command[H]]:
         return iter(self.commands)
@@ -85,7 +91,9 @@ class CommandTable(Generic[H]):
     def match(self, text: str) -> tuple[Command[H], str] | None:
         """The command the whole message is (a word, or a pattern), with its argument."""
         text = normalise(text)
-        for command in self.commands:
+        if (command := self._by_word.get(text)) is not None:  # most are a bare word
+            return command, ""
+        for command in self._patterned:
             if (argument := command.argument_of(text)) is not None:
                 return command, argument
         return None

@@ -97,3 +97,12 @@ def test_a_pattern_command_matches_only_an_argument_it_accepts() -> None:
         assert TECHNICIAN_COMMANDS.first_word(text) is None, text
     assert TECHNICIAN_COMMANDS.first_word("发货 XB-261125-7KQ3 顺丰 SF1") is (
         TECHNICIAN_COMMANDS["发货"])
+
+
+def test_a_word_another_commands_pattern_would_take_is_refused_at_declaration() -> None:
+    query = Command(("查询",), "查询 订单号", "查看订单", None,
+                    pattern=re.compile(r"查询\s*(\S+)"))
+    progress = Command(("查询进度",), "查询进度", "查看进度", None)
+    with pytest.raises(ValueError, match="查询进度"):
+        CommandTable([query, progress])
+    assert CommandTable([query]).match("查询 XB-1") == (query, "XB-1")
