@@ -16,7 +16,6 @@ database would not be seen here, so with ``[cluster]`` on (several bot processes
 PostgreSQL) the memo is made with size 0 and keeps nothing: every message reads its rows.
 """
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from bot.domain.json_values import copied
 from bot.domain.trust import HandlerStatus
 from storage.models import Company, Conversation, Handler, JoinedAccount
 
@@ -80,7 +80,7 @@ class AccountMemo:
         rows = self._rows.get(key)
         if rows is None or rows.form is None:
             return rows
-        return AccountRows(rows.binding, FormRow(copy.deepcopy(rows.form.state),
+        return AccountRows(rows.binding, FormRow(copied(rows.form.state),
                                                  rows.form.updated_at))
 
     def peek(self, key: Key) -> AccountRows | None:
