@@ -4,8 +4,10 @@ Used by the plugins (replies) and by the notifier (messages nobody asked for: an
 rejection, a staff notice).
 """
 
+import asyncio
 import hashlib
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,27 @@ def platform_of(bot: Bot) -> str:
 
 def account_of(bot: Bot, event: Event) -> Account:
     return Account(platform_of(bot), event.get_user_id())
+
+
+class SendOrder:
+    """Each account's replies in the order of its messages. The dialogue answers an account's
+    messages one at a time, but sends after it lets go: the first answer's second text waits for
+    the client to take the first, and meanwhile the next message's answer could go out between
+    them. Taken with no await between the answer and the lock (asyncio's lock is fair and an
+    uncontended one is taken at once), so the next message cannot take its turn first."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    def of(self, account: Account) -> asyncio.Lock:
+        lock = self._locks.get(account)
+        if lock is None:
+            lock = self._locks[account] = asyncio.Lock()
+        return lock
+
+
+SEND_ORDER = SendOrder()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from nonebot.adapters import Bot, Event
 from nonebot.plugin import PluginMetadata
 
 from bot.adapters import qq_official
-from bot.adapters.chat_delivery import account_of, mention_of, to_message
+from bot.adapters.chat_delivery import SEND_ORDER, account_of, mention_of, to_message
 from bot.runtime import get_runtime
 
 review = require("plugins.review")
@@ -49,8 +49,9 @@ async def _(bot: Bot, event: Event) -> None:
         elif told:
             await chat.send("\n\n".join(told), at_sender=True)
         return
-    if isinstance(event, qq_official.C2CMessageCreateEvent):
-        await qq_official.reply(bot, event, replies)  # few messages, each naming the user's
-        return
-    for reply in replies:
-        await chat.send(to_message(bot, reply))
+    async with SEND_ORDER.of(account_of(bot, event)):  # taken before the next message's turn
+        if isinstance(event, qq_official.C2CMessageCreateEvent):
+            await qq_official.reply(bot, event, replies)  # few messages, each naming the user's
+            return
+        for reply in replies:
+            await chat.send(to_message(bot, reply))

@@ -244,3 +244,27 @@ technicians = ["qq:{TECHNICIAN}"]
     assert "已审核通过" in decided.get_content()
     assert decided["In-Reply-To"] == "<qq-1@qq.test>"
     assert "[ERROR]" not in (tmp_path / "bot.log").read_text(errors="replace")
+
+
+async def test_replies_keep_the_order_of_the_messages_with_a_slow_client(
+        instance: tuple[BotProcess, int]) -> None:
+    """Two messages sent at once, the first answered in two messages: even when the client is
+    slow to take each send, the second message's reply never comes between them."""
+    bot, port = instance
+    await bot.start()
+    try:
+        peer = OneBotPeer(port, TOKEN)
+        await peer.connect()
+        peer.answer_after = 0.3  # NapCat busy: each send action answered late
+        await peer.send_private(USER, text("你好"))  # welcome, then the first question
+        await peer.send_private(USER, text("帮助"))  # the form's help
+        replies = await peer.replies_until("【统一社会信用代码】")
+        replies += await peer.replies_for(1.5)
+        await peer.close()
+    finally:
+        await bot.stop()
+    texts = [t for _, t in replies]
+    assert len(texts) == 3, texts
+    assert "欢迎使用" in texts[0]
+    assert texts[1].startswith("请输入【统一社会信用代码】")
+    assert "直接回复即可" in texts[2]  # the help last, as it was asked

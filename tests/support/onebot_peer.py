@@ -67,6 +67,7 @@ class OneBotPeer:
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.answer_after = 0.0  # seconds before each action is answered (a slow client)
 
     def headers(self, token: str | None) -> dict[str, str]:
         headers = {"X-Self-ID": str(SELF_ID), "X-Client-Role": "Universal"}
@@ -133,6 +134,8 @@ class OneBotPeer:
         action = json.loads(frame.data)
         if "action" not in action:
             return None
+        if self.answer_after:
+            await asyncio.sleep(self.answer_after)
         await self._ws.send_json({"status": "ok", "retcode": 0,
                                   "data": {"message_id": next(self._ids)},
                                   "echo": action.get("echo")})
