@@ -1,7 +1,16 @@
 import random
 from datetime import date
 
-from bot.domain.masking import mask_account, mask_id_number, mask_mobile, mask_personal_numbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.domain.masking import (
+    has_personal_numbers,
+    mask_account,
+    mask_id_number,
+    mask_mobile,
+    mask_personal_numbers,
+)
 from bot.domain.order_numbers import ALPHABET, new_order_number, parse_order_number
 from bot.samples import fake_id_number
 
@@ -70,3 +79,13 @@ def test_other_numbers_are_left_alone() -> None:
             "2C4F138123456789，时间 2026-12-02 16:46:41 2026年12月02日 13:45，"
             "金额 ¥1,380.00 13800.00 元，编号 1381234567890123")
     assert mask_personal_numbers(text) == text
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.sampled_from(["1", "3", "8", "0", "x", "X", " ", "-", "+86", "１", "３", "A",
+                                 "XB-", "号", "13812345678", fake_id_number(random.Random(9))]),
+                max_size=12).map("".join))
+def test_a_message_holds_personal_numbers_exactly_where_masking_would_hide_some(
+        text: str) -> None:
+    """The group's warning (「请尽快撤回」) and the logs' masking agree on what a number is."""
+    assert has_personal_numbers(text) == (mask_personal_numbers(text) != text)
