@@ -105,3 +105,40 @@ async def test_broken_wechat_messages_are_refused_and_the_next_message_is_answer
         finally:
             await bot.stop()
         assert_clean(bot.log)
+
+
+async def test_broken_qq_group_mentions_are_refused_and_the_next_one_is_answered(
+        tmp_path: Path) -> None:
+    """The group @ event (this session's) with its fields missing or of the wrong kind: no
+    5xx, no reply into a group it cannot name, and the next proper mention is answered."""
+    async with QqPlatform() as qq:
+        bot = make_qq_instance(tmp_path, qq)
+        await bot.start()
+        group, member = "G-SMALLEST-0001", "M-SMALLEST-0001"
+        try:
+            _, good = qq.group_event(group, member, "你好")
+            d = good["d"]
+            broken: list[dict] = [
+                {**good, "d": None}, {**good, "d": {"id": "g-1"}},
+                {**good, "d": {k: v for k, v in d.items() if k != "group_openid"}},
+                {**good, "d": {**d, "author": {}}},
+                {**good, "d": {**d, "author": None}},
+                {**good, "d": {**d, "content": None}},
+                {**good, "d": {**d, "content": ["列表"]}},
+                {**good, "d": {**d, "group_openid": 42}},
+                {**good, "d": {**d, "id": None}},
+            ]
+            for payload in broken:
+                body = json.dumps(payload).encode()
+                status, _ = await qq.post(body, qq.signed(body))
+                assert status < 500, payload
+            nothing = await qq.replies_for(1.0)
+            # the smallest proper mention: an @ with no text at all
+            msg_id = await qq.say_in_group(group, member, "")
+            [told] = await qq.replies_until("私聊我")
+        finally:
+            await bot.stop()
+        assert nothing == []
+        assert (told.group, told.openid, told.msg_id) == (True, group, msg_id)
+        assert qq.refused == []
+        assert_clean(bot.log)
