@@ -4,10 +4,8 @@ Used by the plugins (replies) and by the notifier (messages nobody asked for: an
 rejection, a staff notice).
 """
 
-import asyncio
 import hashlib
 import tempfile
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from nonebot.exception import ActionFailed, NetworkError
 
 from bot.adapters import qq_official, wechat
 from bot.adapters.wechat.delivery import message_of as wechat_message
+from bot.services.keyed_locks import KeyedLocks
 from bot.services.messages import Account, Picture, Reply
 
 PLATFORMS = {"OneBot V11": "qq", "Console": "console", qq_official.ADAPTER_NAME: "qqbot",
@@ -38,25 +37,12 @@ def account_of(bot: Bot, event: Event) -> Account:
     return Account(platform_of(bot), event.get_user_id())
 
 
-class SendOrder:
-    """Each account's replies in the order of its messages. The dialogue answers an account's
-    messages one at a time, but sends after it lets go: the first answer's second text waits for
-    the client to take the first, and meanwhile the next message's answer could go out between
-    them. Taken with no await between the answer and the lock (asyncio's lock is fair and an
-    uncontended one is taken at once), so the next message cannot take its turn first."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
-
-    def of(self, account: Account) -> asyncio.Lock:
-        lock = self._locks.get(account)
-        if lock is None:
-            lock = self._locks[account] = asyncio.Lock()
-        return lock
-
-
-SEND_ORDER = SendOrder()
+# Each account's replies in the order of its messages. The dialogue answers an account's messages
+# one at a time but sends after it lets go: the first answer's second text waits for the client
+# to take the first, and meanwhile the next answer could go out between them. The plugin takes
+# the account's lock with no await between the answer and it (asyncio's lock is fair and an
+# uncontended one is taken at once), so the next message cannot take its turn first.
+SEND_ORDER = KeyedLocks[Account]()
 
 
 @dataclass(frozen=True)
@@ -69,12 +55,9 @@ class Mention:
     text: str
 
 
-def mention_of(bot: Bot, event: Event, staff_group: str | None) -> Mention | None:
-    """The mention ``event`` is, in another group than the staff's; None for anything else."""
+def mention_of(bot: Bot, event: Event) -> Mention | None:
+    """The mention of the bot in a group ``event`` is; None for anything else."""
     if isinstance(event, GroupMessageEvent) and event.is_tome():
-        group = f"qq:{event.group_id}"
-        if group == staff_group:
-            return None
         return Mention("qq", str(event.group_id), event.get_user_id(), event.get_plaintext())
     if qq_official.is_group_mention(event):
         group_event = cast(qq_official.GroupAtMessageCreateEvent, event)

@@ -20,7 +20,7 @@ import json
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -299,17 +299,25 @@ async def send(bot: BaseBot, account: Account, replies: Sequence[Reply], *,
     more (what does not fit goes as proactive messages), else all proactively."""
     qq = cast(Bot, bot)
     for outgoing in batched(replies):
-        try:
-            if reply_to is not None and REPLY_NUMBERS.used(reply_to) < _replies_allowed():
-                await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
-                                     msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
-            else:
-                await qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
-        except AuditException as held:  # the platform reviews it and sends it itself
-            logger.info(f"message to {account} held for the platform's review ({held.audit_id})")
-        except (ActionFailed, ApiNotAvailable, NetworkError) as error:
-            logger.warning(f"sending to {account} failed: {error}")
+        if reply_to is not None and REPLY_NUMBERS.used(reply_to) < _replies_allowed():
+            post = qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing),
+                                  msg_id=reply_to, msg_seq=REPLY_NUMBERS.next(reply_to))
+        else:
+            post = qq.send_to_c2c(openid=account.user_id, message=message_of(outgoing))
+        if not await _posted(post, str(account)):
             return False
+    return True
+
+
+async def _posted(post: Awaitable[object], to: str) -> bool:
+    """One message to the platform; False when it failed (one held for review is sent)."""
+    try:
+        await post
+    except AuditException as held:  # the platform reviews it and sends it itself
+        logger.info(f"message to {to} held for the platform's review ({held.audit_id})")
+    except (ActionFailed, ApiNotAvailable, NetworkError) as error:
+        logger.warning(f"sending to {to} failed: {error}")
+        return False
     return True
 
 
@@ -331,11 +339,7 @@ async def reply_group(bot: BaseBot, event: GroupAtMessageCreateEvent,
     for outgoing in batched(replies):
         if REPLY_NUMBERS.used(event.id) >= _replies_allowed():
             return
-        try:
-            await qq.send_to_group(group_openid=event.group_openid, message=message_of(outgoing),
-                                   msg_id=event.id, msg_seq=REPLY_NUMBERS.next(event.id))
-        except AuditException as held:
-            logger.info(f"group reply held for the platform's review ({held.audit_id})")
-        except (ActionFailed, ApiNotAvailable, NetworkError) as error:
-            logger.warning(f"replying in a group failed: {error}")
+        post = qq.send_to_group(group_openid=event.group_openid, message=message_of(outgoing),
+                                msg_id=event.id, msg_seq=REPLY_NUMBERS.next(event.id))
+        if not await _posted(post, "a group"):
             return

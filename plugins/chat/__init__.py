@@ -38,12 +38,11 @@ async def _(bot: Bot, event: Event) -> None:
     elif await applicant.is_private(event):
         replies = await applicant.answer(bot, event)
     else:
-        runtime = get_runtime()
-        mention = mention_of(bot, event, runtime.settings.staff.group)
+        mention = None if review.in_staff_group(event) else mention_of(bot, event)
         if mention is None:
             return
-        told = runtime.group_mentions.answer(mention.platform, mention.group, mention.user,
-                                             mention.text)
+        told = get_runtime().group_mentions.answer(mention.platform, mention.group, mention.user,
+                                                   mention.text)
         if isinstance(event, qq_official.GroupAtMessageCreateEvent):
             await qq_official.reply_group(bot, event, told)
         elif told:

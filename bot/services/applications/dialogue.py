@@ -7,7 +7,6 @@ nothing) or is a command. The rules live in the domain; this module fetches, sto
 import asyncio
 import re
 import traceback
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -66,6 +65,7 @@ from bot.services.certificates.chat import CertificateChat
 from bot.services.certificates.office import CertificateRefused
 from bot.services.commands import Command, CommandTable, FormOpen
 from bot.services.filing import file_order, move_order
+from bot.services.keyed_locks import KeyedLocks
 from bot.services.messages import Account, ImageSource, Incoming, Reply
 from bot.services.notify import Notifier, staff_notice, withdrawn_notice
 from bot.services.ports import FetchError, ImageFetching, ScanStorage
@@ -131,18 +131,14 @@ class Dialogue:
         self.reads = AccountReader(db)  # accounts not in the memo, read in batches
         self.scans = scans
         self.fetcher = fetcher
-        self._locks: weakref.WeakValueDictionary[Account, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
+        self._locks = KeyedLocks[Account]()
         self.erasure = Erasure(settings, db, Retention(settings, db, scans, notifier), notifier)
         self.joining = Joining(settings, db, notifier)
 
     async def handle(self, account: Account, incoming: Incoming) -> list[Reply]:
         """Answer one message. Messages of one account are handled one at a time, in order:
         in this process by its lock, across processes ([cluster]) by the database's."""
-        lock = self._locks.get(account)
-        if lock is None:
-            lock = self._locks[account] = asyncio.Lock()
-        async with lock:
+        async with self._locks.of(account):
             try:
                 async with self.db.cluster.account(account.platform, account.user_id):
                     answer = await self._handle(account, incoming)
