@@ -9,8 +9,16 @@ import sqlite3
 from pathlib import Path
 
 from bot.samples import fake_id_number, fake_uscc, sample_scan
-from tests.support.helpers import ScanServer, free_port
-from tests.support.onebot_peer import TECHNICIAN, TOKEN, USER, BotProcess, OneBotPeer, picture
+from tests.support.helpers import ScanServer
+from tests.support.onebot_peer import (
+    TECHNICIAN,
+    TOKEN,
+    USER,
+    BotProcess,
+    OneBotPeer,
+    make_instance,
+    picture,
+)
 from tests.support.onebot_peer import text as qq_text
 from tests.support.wechat_platform import APPLICANT, WeChatPlatform
 
@@ -18,22 +26,12 @@ COMPANY = "临沂两个渠道测试有限公司"
 
 
 def two_channel_instance(tmp_path: Path, wechat: WeChatPlatform) -> BotProcess:
-    port = free_port()
-    wechat.bot_port = port
-    config = tmp_path / "bot.toml"
-    config.write_text(wechat.settings() + f"""
-[bot]
-adapters = ["onebot", "wechat"]
-data_dir = "live-data"
-log_level = "INFO"
-[server]
-port = {port}
-[onebot]
-access_token = "{TOKEN}"
+    bot, port = make_instance(tmp_path, wechat.settings() + f"""
 [staff]
 technicians = ["qq:{TECHNICIAN}"]
-""", encoding="utf-8")
-    return BotProcess(config, port)
+""", adapters=("onebot", "wechat"))
+    wechat.bot_port = port
+    return bot
 
 
 async def test_a_binding_applied_for_on_qq_is_followed_up_on_wechat(

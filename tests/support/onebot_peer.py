@@ -173,14 +173,15 @@ enabled = true
 """
 
 
-def make_instance(tmp_path: Path, extra: str = "") -> tuple[BotProcess, int]:
-    """A bot process on a free port speaking OneBot, configured by ``tmp_path/bot.toml``
-    (``extra`` TOML goes first)."""
+def make_instance(tmp_path: Path, extra: str = "", adapters: tuple[str, ...] = ("onebot",)
+                  ) -> tuple[BotProcess, int]:
+    """A bot process on a free port speaking OneBot (and the other ``adapters``), configured by
+    ``tmp_path/bot.toml`` (``extra`` TOML goes first)."""
     port = free_port()
     config = tmp_path / "bot.toml"
     config.write_text(extra + f"""
 [bot]
-adapters = ["onebot"]
+adapters = {json.dumps(list(adapters))}
 data_dir = "live-data"
 log_level = "INFO"
 [server]
